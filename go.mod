@@ -1,0 +1,20 @@
+module vmnet
+
+go 1.26.8
+
+require (
+	github.com/google/go-cmp v0.7.0
+	github.com/urfave/cli/v2 v2.27.7
+	github.com/vishvananda/netlink v1.3.1
+	github.com/vishvananda/netns v0.0.5
+	golang.org/x/sys v0.10.0
+	gopkg.in/yaml.v3 v3.0.1
+	libvirt.org/go/libvirt v1.9000.0
+	libvirt.org/go/libvirtxml v1.12008.0
+)
+
+require (
+	github.com/cpuguy83/go-md2man/v2 v2.0.7 // indirect
+	github.com/russross/blackfriday/v2 v2.1.0 // indirect
+	github.com/xrash/smetrics v0.0.0-20240521201337-686a1a2994c1 // indirect
+)
