@@ -1,0 +1,152 @@
+// Command vmnet builds a small virtual network lab on one Linux host — bridges,
+// libvirt networks, QEMU guests and containers — and proves that it works.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/urfave/cli/v2"
+
+	"vmnet/internal/bridge"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+// Exit codes: one place maps errors to them.
+const (
+	exitOK    = 0
+	exitFail  = 1
+	exitUsage = 2
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// run is main without os.Exit, so tests can drive the whole CLI.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int) {
+	defer func() {
+		// A bug must still end as one line and exit 1, not a Go stack.
+		if r := recover(); r != nil {
+			fmt.Fprintf(stderr, "vmnet: internal error: %v (run again with --verbose and report it)\n", r)
+			code = exitFail
+		}
+	}()
+	app := newApp(stdout, stderr)
+	var unknown string
+	app.CommandNotFound = func(c *cli.Context, name string) { unknown = name }
+	err := app.RunContext(ctx, interspersed(app, args))
+	if err == nil && unknown != "" {
+		err = usagef("unknown command %q", unknown)
+	}
+	if err == nil {
+		return exitOK
+	}
+	var ec cli.ExitCoder
+	if errors.As(err, &ec) {
+		// A command run by vmnet (sandbox exec) passes its own exit code through.
+		return ec.ExitCode()
+	}
+	fmt.Fprintf(stderr, "vmnet: %v\n", err)
+	var h hinted
+	if errors.As(err, &h) && h.Hint() != "" {
+		fmt.Fprintf(stderr, "hint: %s\n", h.Hint())
+	}
+	var ue usageError
+	switch {
+	case errors.As(err, &ue):
+		fmt.Fprintln(stderr, "Run 'vmnet --help' for usage.")
+		return exitUsage
+	case errors.Is(err, bridge.ErrInvalid):
+		return exitUsage // bad input, refused before anything changed
+	}
+	return exitFail
+}
+
+// usageError marks bad command-line usage (exit code 2).
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+
+func usagef(format string, a ...any) error { return usageError{fmt.Sprintf(format, a...)} }
+
+// hinted is implemented by errors that carry advice for the user.
+type hinted interface {
+	error
+	Hint() string
+}
+
+func newApp(stdout, stderr io.Writer) *cli.App {
+	app := &cli.App{
+		Name:    "vmnet",
+		Usage:   "build a virtual network lab (bridges, libvirt networks, QEMU guests, containers) and prove it works",
+		Version: version,
+		UsageText: "vmnet [--verbose] [--output table|json] COMMAND [options]\n\n" +
+			"Examples:\n" +
+			"   vmnet bridge create br0 --address 192.0.2.1/24\n" +
+			"   vmnet bridge show br0 --output json\n" +
+			"   vmnet sandbox up lab && vmnet sandbox exec lab -- vmnet bridge list",
+		Writer:               stdout,
+		ErrWriter:            stderr,
+		EnableBashCompletion: true,
+		Flags: []cli.Flag{
+			&cli.BoolFlag{Name: "verbose", Usage: "log what vmnet does (debug level) to stderr"},
+			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "table", Usage: "output format for commands that print data: table or json"},
+		},
+		Before: func(c *cli.Context) error {
+			level := slog.LevelWarn
+			if c.Bool("verbose") {
+				level = slog.LevelDebug
+			}
+			slog.SetDefault(slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})))
+			if _, err := outputFormat(c); err != nil {
+				return err
+			}
+			return nil
+		},
+		OnUsageError: func(c *cli.Context, err error, isSubcommand bool) error {
+			return usageError{err.Error()}
+		},
+		ExitErrHandler: func(c *cli.Context, err error) {}, // run maps errors to exit codes
+		Commands: []*cli.Command{
+			bridgeCommand(),
+			sandboxCommand(),
+		},
+	}
+	quietUsageErrors(app.Commands)
+	return app
+}
+
+// quietUsageErrors makes a bad flag on any command a one-line usage error
+// (exit 2) instead of a page of help.
+func quietUsageErrors(cmds []*cli.Command) {
+	for _, c := range cmds {
+		c.OnUsageError = func(c *cli.Context, err error, isSubcommand bool) error {
+			return usagef("%s: %v", commandPath(c), err)
+		}
+		quietUsageErrors(c.Subcommands)
+	}
+}
+
+// commandPath is the full command as typed, e.g. "bridge create".
+func commandPath(c *cli.Context) string {
+	var parts []string
+	for _, ctx := range c.Lineage() {
+		if ctx.Command != nil && ctx.Command.Name != "" && ctx.Command.Name != c.App.Name {
+			parts = append([]string{ctx.Command.Name}, parts...)
+		}
+	}
+	return strings.Join(parts, " ")
+}
