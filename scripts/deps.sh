@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Installs the Debian packages vmnet builds, tests and runs with. Idempotent:
+# it calls apt-get only when a package is missing.
+set -euo pipefail
+
+packages=(
+  # build: cgo against libvirt
+  gcc pkg-config libvirt-dev
+  # netlink tests and the sandbox
+  iproute2 util-linux iputils-ping
+  # the persistence backends' own tools, which check vmnet's files
+  netplan.io network-manager ifupdown bridge-utils
+  # a private libvirtd inside the sandbox, QEMU, NAT networks
+  libvirt-daemon-system libvirt-clients qemu-system-x86 qemu-utils dnsmasq-base iptables
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q '^install ok installed$' || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "deps: all ${#packages[@]} Debian packages present"
+  exit 0
+fi
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "deps: missing ${missing[*]}; run as root (sudo) to install them" >&2
+  exit 1
+fi
+
+# Installing network-manager or libvirt must not start daemons that would
+# manage this host's network: policy-rc.d (exit 101) forbids service starts.
+cleanup_policy=
+if [ ! -e /usr/sbin/policy-rc.d ]; then
+  printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
+  chmod 755 /usr/sbin/policy-rc.d
+  cleanup_policy=1
+fi
+trap '[ -n "$cleanup_policy" ] && rm -f /usr/sbin/policy-rc.d' EXIT
+
+echo "deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+echo "deps: installed ${#missing[@]} packages"

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# The whole test suite: installs what it needs, checks formatting and vet,
+# builds vmnet, then runs the unit, netns and integration tests with -race
+# and a short run of every fuzz target. As root on Debian 12: bash scripts/test.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="/usr/local/go/bin:$PATH"
+stamp() { printf '\n== %s %s\n' "$(date -u +%H:%M:%S)" "$*"; }
+
+stamp "Debian packages"
+bash scripts/deps.sh
+command -v go >/dev/null || { echo "test: Go is not installed (expected at /usr/local/go/bin/go)" >&2; exit 1; }
+
+stamp "gofmt and go vet"
+unformatted=$(gofmt -l cmd internal integration)
+if [ -n "$unformatted" ]; then
+  echo "gofmt would change:"; echo "$unformatted"; exit 1
+fi
+go vet ./...
+
+stamp "build"
+mkdir -p bin
+go build -o bin/vmnet ./cmd/vmnet
+bin/vmnet --version
+
+stamp "unit, netns and integration tests (go test -race)"
+export VMNET_INTEGRATION=1 VMNET_BIN="$PWD/bin/vmnet"
+go test -race -count=1 -timeout 20m -v ./... 2>&1 | tee /tmp/vmnet-test.$$.log | grep -vE '^=== (RUN|PAUSE|CONT|NAME)' || true
+status=${PIPESTATUS[0]}
+passed=$(grep -cE '^\s*--- PASS' /tmp/vmnet-test.$$.log || true)
+failed=$(grep -cE '^\s*--- FAIL' /tmp/vmnet-test.$$.log || true)
+skipped=$(grep -cE '^\s*--- SKIP' /tmp/vmnet-test.$$.log || true)
+rm -f /tmp/vmnet-test.$$.log
+if [ "$status" -ne 0 ]; then
+  echo "$passed passed, $failed failed, $skipped skipped"
+  exit "$status"
+fi
+
+stamp "fuzz targets (${FUZZTIME:=5s} each)"
+for pkg in $(go list ./...); do
+  for target in $(go test -list '^Fuzz' "$pkg" | grep '^Fuzz' || true); do
+    echo "fuzz $pkg $target"
+    go test -run '^$' -fuzz "^${target}\$" -fuzztime "$FUZZTIME" "$pkg" 2>&1 | tail -n 2
+  done
+done
+
+stamp "done"
+echo "$passed passed, $failed failed, $skipped skipped"
