@@ -23,12 +23,12 @@ func interspersed(app *cli.App, args []string) []string {
 	for i < len(args) {
 		a := args[i]
 		if strings.HasPrefix(a, "-") {
+			if leaf != nil {
+				break // the command's own flags (and late global ones) are sorted below
+			}
 			out = append(out, a)
 			i++
-			if leaf == nil && takesValue(app.Flags, a) && !strings.Contains(a, "=") && i < len(args) {
-				out = append(out, args[i])
-				i++
-			} else if leaf != nil && takesValue(leaf.Flags, a) && !strings.Contains(a, "=") && i < len(args) {
+			if takesValue(app.Flags, a) && !strings.Contains(a, "=") && i < len(args) {
 				out = append(out, args[i])
 				i++
 			}
@@ -45,7 +45,7 @@ func interspersed(app *cli.App, args []string) []string {
 	if leaf == nil || len(leaf.Subcommands) > 0 {
 		return append(out, args[i:]...)
 	}
-	var flags, positional []string
+	var globals, flags, positional []string
 	for ; i < len(args); i++ {
 		a := args[i]
 		if a == "--" || (leaf.Name == "exec" && len(positional) > 0) {
@@ -53,17 +53,36 @@ func interspersed(app *cli.App, args []string) []string {
 			break
 		}
 		if strings.HasPrefix(a, "-") && a != "-" {
-			flags = append(flags, a)
-			if takesValue(leaf.Flags, a) && !strings.Contains(a, "=") && i+1 < len(args) {
+			// A global flag (--output json) typed after the command goes to the front.
+			dst, set := &flags, leaf.Flags
+			if !defines(leaf.Flags, a) && defines(app.Flags, a) {
+				dst, set = &globals, app.Flags
+			}
+			*dst = append(*dst, a)
+			if takesValue(set, a) && !strings.Contains(a, "=") && i+1 < len(args) {
 				i++
-				flags = append(flags, args[i])
+				*dst = append(*dst, args[i])
 			}
 			continue
 		}
 		positional = append(positional, a)
 	}
+	out = append(append([]string{out[0]}, globals...), out[1:]...)
 	out = append(out, flags...)
 	return append(out, positional...)
+}
+
+// defines reports whether the flag token names one of flags.
+func defines(flags []cli.Flag, token string) bool {
+	name, _, _ := strings.Cut(strings.TrimLeft(token, "-"), "=")
+	for _, f := range flags {
+		for _, n := range f.Names() {
+			if n == name {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func find(cmds []*cli.Command, name string) *cli.Command {

@@ -123,6 +123,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		Commands: []*cli.Command{
 			bridgeCommand(),
 			sandboxCommand(),
+			netCommand(),
 		},
 	}
 	quietUsageErrors(app.Commands)

@@ -72,6 +72,8 @@ func TestInterspersedFlags(t *testing.T) {
 		{"vmnet sandbox exec lab -- ip -br link", "vmnet sandbox exec lab -- ip -br link"},
 		{"vmnet sandbox exec lab ip -br link", "vmnet sandbox exec lab ip -br link"},
 		{"vmnet bridge", "vmnet bridge"},
+		{"vmnet bridge show br0 --output json", "vmnet --output json bridge show br0"},
+		{"vmnet bridge list -o json --root /r", "vmnet -o json bridge list --root /r"},
 	} {
 		got := strings.Join(interspersed(app, strings.Fields(tc.in)), " ")
 		if got != tc.want {

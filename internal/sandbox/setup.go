@@ -128,6 +128,11 @@ for d in /etc/libvirt/qemu /etc/libvirt/storage /etc/libvirt/secrets /etc/libvir
 	/var/lib/libvirt /var/log/libvirt /var/cache/libvirt; do
 	fresh "$d"
 done
+
+# vmnet's own state (VM overlays, console logs, seeds) lives and dies with the
+# sandbox; the image cache (/var/cache/vmnet) stays shared so images build once.
+mkdir -p /var/lib/vmnet
+mount -t tmpfs -o nosuid,nodev,mode=0755 vmnet-sandbox /var/lib/vmnet
 `
 
 // create makes the sandbox from nothing: state directory (the ownership

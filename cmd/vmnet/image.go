@@ -1,0 +1,175 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"vmnet/internal/image"
+)
+
+func imageCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "image",
+		Usage: "build, list and remove guest images (built once from Debian packages, cached by recipe hash)",
+		Description: "Images are built from recipes inside vmnet (" + strings.Join(image.Names(), ", ") + ") and Debian's packages,\n" +
+			"and kept in " + image.DefaultCacheDir + " (or $" + image.EnvCache + "). An image is rebuilt only when its recipe\n" +
+			"or the Debian packages it resolves to change; every VM shares the same build.\n\n" +
+			"Examples:\n" +
+			"   vmnet image build tiny\n" +
+			"   vmnet --output json image list\n" +
+			"   vmnet image rm tiny",
+		Subcommands: []*cli.Command{
+			{
+				Name:      "build",
+				Usage:     "build image NAME unless the cache has it (progress on stderr)",
+				ArgsUsage: "NAME",
+				Description: "A second build of an unchanged recipe does nothing and says \"unchanged\". Progress goes to stderr:\n" +
+					"live on a terminal, timestamped lines otherwise (CI logs).",
+				Flags: []cli.Flag{
+					&cli.BoolFlag{Name: "force", Usage: "build again even when the cache has the image"},
+				},
+				Action: imageBuild,
+			},
+			{
+				Name:    "list",
+				Aliases: []string{"ls"},
+				Usage:   "list the images in the cache",
+				Action:  imageList,
+			},
+			{
+				Name:        "rm",
+				Aliases:     []string{"remove"},
+				Usage:       "remove every build of image NAME from the cache",
+				ArgsUsage:   "NAME",
+				Description: "Removing an image that is not in the cache succeeds. A build of it in progress is waited for.",
+				Action:      imageRemove,
+			},
+		},
+	}
+}
+
+// imageNameArg returns the single NAME argument, checked, or a usage error.
+func imageNameArg(c *cli.Context) (string, error) {
+	full := "image " + c.Command.Name
+	switch c.NArg() {
+	case 0:
+		return "", usagef("%s: missing NAME (for example: vmnet %s tiny)", full, full)
+	case 1:
+	default:
+		return "", usagef("%s: takes one NAME, got %d arguments: %s", full, c.NArg(), strings.Join(c.Args().Slice(), " "))
+	}
+	name := c.Args().First()
+	if err := image.ValidateName(name); err != nil {
+		return "", usagef("%s: %v", full, err)
+	}
+	return name, nil
+}
+
+func imageBuild(c *cli.Context) error {
+	name, err := imageNameArg(c)
+	if err != nil {
+		return err
+	}
+	format, err := outputFormat(c)
+	if err != nil {
+		return err
+	}
+	cache := image.Default()
+	var img image.Image
+	built := true
+	if c.Bool("force") {
+		img, err = cache.Rebuild(c.Context, name, c.App.ErrWriter)
+	} else {
+		img, built, err = cache.Ensure(c.Context, name, c.App.ErrWriter)
+	}
+	if err != nil {
+		return err
+	}
+	outcome := "built"
+	if !built {
+		outcome = "unchanged"
+	}
+	if format == "json" {
+		return writeJSON(c.App.Writer, struct {
+			Outcome string `json:"outcome"`
+			image.Image
+		}{outcome, img})
+	}
+	fmt.Fprintf(c.App.Writer, "image %s: %s (hash %s, %s, built %s)\n  kernel  %s\n  initrd  %s\n",
+		img.Name, outcome, shortHash(img.Hash), humanSize(img.Size), img.Built.Local().Format(time.DateTime), img.Kernel, img.Initrd)
+	if img.Disk != "" {
+		fmt.Fprintf(c.App.Writer, "  disk    %s\n", img.Disk)
+	}
+	return nil
+}
+
+func imageList(c *cli.Context) error {
+	if c.NArg() > 0 {
+		return usagef("image list: takes no arguments, got: %s", strings.Join(c.Args().Slice(), " "))
+	}
+	format, err := outputFormat(c)
+	if err != nil {
+		return err
+	}
+	imgs, err := image.List()
+	if err != nil {
+		return err
+	}
+	if format == "json" {
+		if imgs == nil {
+			imgs = []image.Image{}
+		}
+		return writeJSON(c.App.Writer, imgs)
+	}
+	t := newTable("NAME", "HASH", "SIZE", "BUILT", "PATH")
+	for _, img := range imgs {
+		t.row(img.Name, shortHash(img.Hash), humanSize(img.Size), img.Built.Local().Format(time.DateTime), img.Dir)
+	}
+	return t.write(c.App.Writer)
+}
+
+func imageRemove(c *cli.Context) error {
+	name, err := imageNameArg(c)
+	if err != nil {
+		return err
+	}
+	format, err := outputFormat(c)
+	if err != nil {
+		return err
+	}
+	existed, err := image.Remove(c.Context, name)
+	if err != nil {
+		return err
+	}
+	outcome := "removed"
+	if !existed {
+		outcome = "absent, nothing to do"
+	}
+	if format == "json" {
+		return writeJSON(c.App.Writer, map[string]string{"name": name, "outcome": outcome})
+	}
+	fmt.Fprintf(c.App.Writer, "image %s: %s\n", name, outcome)
+	return nil
+}
+
+// shortHash is the part of a recipe hash that names the build's directory.
+func shortHash(h string) string {
+	if len(h) > 16 {
+		return h[:16]
+	}
+	return h
+}
+
+func humanSize(n int64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	default:
+		return fmt.Sprintf("%.0f KiB", float64(n)/(1<<10))
+	}
+}

@@ -1,0 +1,580 @@
+package network
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"net/url"
+	"regexp"
+	"slices"
+	"strings"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+	"libvirt.org/go/libvirt"
+	"libvirt.org/go/libvirtxml"
+
+	"vmnet/internal/virt"
+)
+
+// Kernel is the view of the network namespace where libvirtd runs that the
+// checks need. *netlink.Handle implements it.
+type Kernel interface {
+	// RouteList equals 'ip route show [dev LINK]' (main table) for one family.
+	RouteList(link netlink.Link, family int) ([]netlink.Route, error)
+	// LinkByName equals 'ip link show NAME'.
+	LinkByName(name string) (netlink.Link, error)
+	// LinkByIndex looks a link up by its index.
+	LinkByIndex(index int) (netlink.Link, error)
+}
+
+var _ Kernel = (*netlink.Handle)(nil)
+
+// procSocket matches the URIs sandbox.URI returns, which reach a libvirtd
+// through its /proc/PID/root; that daemon's network namespace is /proc/PID/ns/net.
+var procSocket = regexp.MustCompile(`^/proc/([0-9]+)/root/`)
+
+// OpenKernel returns a netlink handle in the network namespace of the
+// libvirtd that uri reaches: the one behind a /proc/PID/root socket, else
+// the current one (vmnet runs beside libvirtd, or inside its sandbox).
+// Close it with Close.
+func OpenKernel(uri string) (*netlink.Handle, error) {
+	if u, err := url.Parse(uri); err == nil {
+		if m := procSocket.FindStringSubmatch(u.Query().Get("socket")); m != nil {
+			ns, err := netns.GetFromPath("/proc/" + m[1] + "/ns/net")
+			if err != nil {
+				return nil, fmt.Errorf("open the network namespace of libvirtd (pid %s): %w", m[1], err)
+			}
+			defer ns.Close()
+			h, err := netlink.NewHandleAt(ns)
+			if err != nil {
+				return nil, fmt.Errorf("open netlink in the network namespace of libvirtd (pid %s): %w", m[1], err)
+			}
+			return h, nil
+		}
+	}
+	h, err := netlink.NewHandle()
+	if err != nil {
+		return nil, fmt.Errorf("open netlink: %w", err)
+	}
+	return h, nil
+}
+
+// Outcome says what Ensure or Delete did.
+type Outcome string
+
+// Outcomes.
+const (
+	Created   Outcome = "created"
+	Changed   Outcome = "changed"
+	Unchanged Outcome = "unchanged"
+	Deleted   Outcome = "deleted"
+	Absent    Outcome = "absent" // Delete of a network that does not exist
+)
+
+// Result says what Ensure or Delete did to one network.
+type Result struct {
+	Name    string   `json:"name"`
+	Outcome Outcome  `json:"outcome"`
+	Changes []string `json:"changes"` // in the order made
+	Notes   []string `json:"notes"`
+}
+
+func (r *Result) did(what string) {
+	slog.Debug("network change", "network", r.Name, "change", what)
+	r.Changes = append(r.Changes, what)
+}
+
+// ForeignError is returned for a network that vmnet did not make.
+type ForeignError struct{ Name string }
+
+func (e *ForeignError) Error() string {
+	return fmt.Sprintf("libvirt network %q exists and was not made by vmnet (it has no vmnet owner metadata); vmnet will not change or delete it", e.Name)
+}
+
+// Hint tells the user how to proceed.
+func (e *ForeignError) Hint() string {
+	return "choose another name, or remove it yourself with: virsh net-destroy " + e.Name + "; virsh net-undefine " + e.Name
+}
+
+// InUseError is returned when a change would cut guests off a network.
+type InUseError struct {
+	Name        string
+	Ports       int      // guest interfaces plugged into the network
+	Differences []string // what a redefinition would change; empty for delete
+}
+
+func (e *InUseError) Error() string {
+	if len(e.Differences) == 0 {
+		return fmt.Sprintf("network %q is in use by %d guest interface(s); deleting it would cut them off", e.Name, e.Ports)
+	}
+	return fmt.Sprintf("network %q differs from the request (%s) but is in use by %d guest interface(s); changing it needs a restart that would cut them off",
+		e.Name, strings.Join(e.Differences, ", "), e.Ports)
+}
+
+// Hint tells the user how to proceed.
+func (e *InUseError) Hint() string {
+	if len(e.Differences) == 0 {
+		return "stop or remove the VMs on it first (vmnet vm down), then delete it"
+	}
+	return "stop the VMs on it first (vmnet vm down) and run the command again, or repeat it with the network's current settings"
+}
+
+// Ensure makes network s exist, persistent, autostarted and running, as
+// Build describes it. A vmnet network that differs is redefined and
+// restarted, keeping its UUID, bridge MAC and the DHCP reservations that
+// still fit; while guests are plugged in it is refused instead, naming the
+// differences. A subnet that overlaps a route in k's namespace or another
+// libvirt network is refused before anything changes.
+func Ensure(ctx context.Context, conn *libvirt.Connect, s Spec, k Kernel) (*Result, error) {
+	want, err := Build(s)
+	if err != nil {
+		return nil, err
+	}
+	s = s.withDefaults()
+	res := &Result{Name: s.Name, Changes: []string{}, Notes: []string{}}
+
+	net, cur, err := lookup(conn, s.Name)
+	if err != nil {
+		return nil, err
+	}
+	if net != nil {
+		defer net.Free()
+		if !Owned(cur) {
+			return nil, &ForeignError{Name: s.Name}
+		}
+	}
+	if err := checkHost(conn, k, s, net != nil); err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+
+	if net == nil {
+		xmlText, err := want.Marshal()
+		if err != nil {
+			return nil, fmt.Errorf("network %q: render XML: %w", s.Name, err)
+		}
+		slog.Debug("network XML", "network", s.Name, "xml", xmlText)
+		net, err = conn.NetworkDefineXML(xmlText)
+		if err != nil {
+			return nil, fmt.Errorf("define network %q: %s: %w", s.Name, virt.Message(err), err)
+		}
+		defer net.Free()
+		res.Outcome = Created
+		res.did("define network " + s.Name)
+	} else if diffs := differences(want, cur); len(diffs) > 0 {
+		if err := redefine(conn, net, want, cur, diffs, res); err != nil {
+			return res, err
+		}
+	} else if persistent, err := net.IsPersistent(); err != nil {
+		return nil, fmt.Errorf("network %q: %w", s.Name, err)
+	} else if !persistent {
+		// Started with net-create: make it survive a libvirtd restart.
+		if err := define(conn, want, cur); err != nil {
+			return res, err
+		}
+		res.did("make network " + s.Name + " persistent")
+	}
+	if err := ctx.Err(); err != nil {
+		return res, err
+	}
+
+	auto, err := net.GetAutostart()
+	if err != nil {
+		return res, fmt.Errorf("network %q: read autostart: %w", s.Name, err)
+	}
+	if !auto {
+		if err := net.SetAutostart(true); err != nil {
+			return res, fmt.Errorf("network %q: set autostart: %s: %w", s.Name, virt.Message(err), err)
+		}
+		res.did("set autostart")
+	}
+	active, err := net.IsActive()
+	if err != nil {
+		return res, fmt.Errorf("network %q: %w", s.Name, err)
+	}
+	if !active {
+		if err := net.Create(); err != nil && !virt.IsCode(err, libvirt.ERR_OPERATION_INVALID) {
+			return res, startError(s, err)
+		}
+		res.did("start network " + s.Name)
+	}
+	switch {
+	case res.Outcome == Created:
+	case len(res.Changes) == 0:
+		res.Outcome = Unchanged
+	default:
+		res.Outcome = Changed
+	}
+	return res, nil
+}
+
+// startError explains the usual reasons a network does not start.
+func startError(s Spec, err error) error {
+	msg := virt.Message(err)
+	hint := "look at libvirtd's log; 'vmnet net list' shows the network, which stays defined"
+	switch {
+	case strings.Contains(msg, "iptables") || strings.Contains(msg, "nft"):
+		hint = "NAT networks need the iptables package (apt-get install iptables)"
+	case strings.Contains(msg, "dnsmasq"):
+		hint = "networks with DHCP need dnsmasq (apt-get install dnsmasq-base)"
+	}
+	return &hintedError{err: fmt.Errorf("start network %q: %s: %w", s.Name, msg, err), hint: hint}
+}
+
+type hintedError struct {
+	err  error
+	hint string
+}
+
+func (e *hintedError) Error() string { return e.err.Error() }
+func (e *hintedError) Unwrap() error { return e.err }
+func (e *hintedError) Hint() string  { return e.hint }
+
+// lookup returns the network and its persistent (or, for a transient one,
+// live) definition; nil, nil when it does not exist.
+func lookup(conn *libvirt.Connect, name string) (*libvirt.Network, *libvirtxml.Network, error) {
+	net, err := conn.LookupNetworkByName(name)
+	if virt.IsNotFound(err) {
+		return nil, nil, nil
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("look up network %q: %w", name, err)
+	}
+	def, err := readDef(net, libvirt.NETWORK_XML_INACTIVE)
+	if err != nil {
+		net.Free()
+		return nil, nil, fmt.Errorf("network %q: %w", name, err)
+	}
+	return net, def, nil
+}
+
+func readDef(net *libvirt.Network, flags libvirt.NetworkXMLFlags) (*libvirtxml.Network, error) {
+	text, err := net.GetXMLDesc(flags)
+	if err != nil {
+		return nil, fmt.Errorf("read XML: %w", err)
+	}
+	def := &libvirtxml.Network{}
+	if err := def.Unmarshal(text); err != nil {
+		return nil, fmt.Errorf("parse XML: %w", err)
+	}
+	return def, nil
+}
+
+// define writes want as the persistent definition of cur's network, keeping
+// the UUID (libvirt refuses a redefinition without it) and the bridge MAC
+// (guests' neighbours and DHCP clients keep seeing the same gateway).
+func define(conn *libvirt.Connect, want, cur *libvirtxml.Network) error {
+	d := *want
+	d.UUID = cur.UUID
+	if modeOf(&d) != ModeBridge {
+		d.MAC = cur.MAC
+	}
+	text, err := d.Marshal()
+	if err != nil {
+		return fmt.Errorf("network %q: render XML: %w", want.Name, err)
+	}
+	slog.Debug("network XML", "network", want.Name, "xml", text)
+	n, err := conn.NetworkDefineXML(text)
+	if err != nil {
+		return fmt.Errorf("define network %q: %s: %w", want.Name, virt.Message(err), err)
+	}
+	return n.Free()
+}
+
+// redefine converges a vmnet network that differs from want: new
+// definition, then a restart, since libvirt applies most of a network's
+// definition only when it starts.
+func redefine(conn *libvirt.Connect, net *libvirt.Network, want, cur *libvirtxml.Network, diffs []string, res *Result) error {
+	ports, err := portCount(net)
+	if err != nil {
+		return err
+	}
+	if ports > 0 {
+		return &InUseError{Name: want.Name, Ports: ports, Differences: diffs}
+	}
+	d := *want
+	d.IPs = slices.Clone(want.IPs)
+	res.Notes = append(res.Notes, keepHosts(&d, cur)...)
+	if err := define(conn, &d, cur); err != nil {
+		return err
+	}
+	res.did("redefine network " + want.Name + ": " + strings.Join(diffs, ", "))
+	active, err := net.IsActive()
+	if err != nil {
+		return fmt.Errorf("network %q: %w", want.Name, err)
+	}
+	if active {
+		if err := net.Destroy(); err != nil && !virt.IsCode(err, libvirt.ERR_OPERATION_INVALID) {
+			return fmt.Errorf("stop network %q to apply its new definition: %s: %w", want.Name, virt.Message(err), err)
+		}
+		res.did("stop network " + want.Name)
+	}
+	return nil
+}
+
+// keepHosts carries cur's DHCP reservations over to d where they still fit
+// d's subnet, and says which were dropped.
+func keepHosts(d, cur *libvirtxml.Network) (notes []string) {
+	old, _, ok := ipv4(cur)
+	if !ok || old.DHCP == nil || len(old.DHCP.Hosts) == 0 {
+		return nil
+	}
+	ip, p, ok := ipv4(d)
+	if ok {
+		// Copy the element: d's IPs were cloned, but their DHCP pointer is want's.
+		dhcp := *ip.DHCP
+		dhcp.Hosts = nil
+		ip.DHCP = &dhcp
+	}
+	for _, h := range old.DHCP.Hosts {
+		a, err := netip.ParseAddr(h.IP)
+		if ok && err == nil && p.Masked().Contains(a) && a != p.Addr() {
+			ip.DHCP.Hosts = append(ip.DHCP.Hosts, h)
+			continue
+		}
+		notes = append(notes, fmt.Sprintf("dropped DHCP reservation %s → %s: not in the new subnet", h.MAC, h.IP))
+	}
+	return notes
+}
+
+// portCount is the number of guest interfaces plugged into net.
+func portCount(net *libvirt.Network) (int, error) {
+	active, err := net.IsActive()
+	if err != nil || !active {
+		return 0, err
+	}
+	ports, err := net.ListAllPorts(0)
+	if err != nil {
+		return 0, fmt.Errorf("list the ports of a network: %w", err)
+	}
+	for i := range ports {
+		ports[i].Free()
+	}
+	return len(ports), nil
+}
+
+// checkHost refuses a spec that collides with the host: a bridge-mode
+// network needs its bridge to exist; a subnet must overlap neither a route
+// nor another libvirt network; a bridge name must not be another network's.
+func checkHost(conn *libvirt.Connect, k Kernel, s Spec, exists bool) error {
+	if s.Mode == ModeBridge {
+		l, err := k.LinkByName(s.Bridge)
+		var nf netlink.LinkNotFoundError
+		if errors.As(err, &nf) {
+			return &FieldError{Field: "--bridge", Value: s.Bridge, Problem: "does not exist where libvirtd runs",
+				Fix: fmt.Sprintf("create it first, for example: vmnet bridge create %s --address 192.0.2.1/24", s.Bridge)}
+		}
+		if err != nil {
+			return fmt.Errorf("look up bridge %q: %w", s.Bridge, err)
+		}
+		if l.Type() != "bridge" {
+			return &FieldError{Field: "--bridge", Value: s.Bridge, Problem: fmt.Sprintf("is a %s link, not a bridge", l.Type()),
+				Fix: "name a Linux bridge ('vmnet bridge list' shows them)"}
+		}
+	}
+	nets, err := conn.ListAllNetworks(0)
+	if err != nil {
+		return fmt.Errorf("list libvirt networks: %w", err)
+	}
+	defer func() {
+		for i := range nets {
+			nets[i].Free()
+		}
+	}()
+	own := BridgeName(s.Name)
+	for i := range nets {
+		name, err := nets[i].GetName()
+		if err != nil || name == s.Name {
+			continue
+		}
+		def, err := readDef(&nets[i], libvirt.NETWORK_XML_INACTIVE)
+		if err != nil {
+			return fmt.Errorf("network %q: %w", name, err)
+		}
+		if s.Mode != ModeBridge && def.Bridge != nil && def.Bridge.Name == own {
+			return &FieldError{Field: "network name", Value: s.Name,
+				Problem: fmt.Sprintf("would use bridge %s, which libvirt network %q already uses", own, name),
+				Fix:     "choose another network name"}
+		}
+		if s.Mode == ModeBridge {
+			continue
+		}
+		for _, ip := range def.IPs {
+			if p, ok := ipPrefix(ip); ok && p.Masked().Overlaps(s.CIDR) {
+				return &FieldError{Field: "--cidr", Value: s.CIDR.String(),
+					Problem: fmt.Sprintf("overlaps %s of libvirt network %q", p.Masked(), name),
+					Fix:     fmt.Sprintf("pick a subnet no other network uses ('vmnet net list' shows them), or delete network %s", name)}
+			}
+		}
+	}
+	if s.Mode == ModeBridge {
+		return nil
+	}
+	return checkRoutes(k, s, exists)
+}
+
+// checkRoutes refuses a subnet that overlaps a route on another link:
+// libvirt would refuse to start the network, or traffic would leave by the
+// wrong link. The network's own bridge is skipped when the network exists,
+// so a running network does not collide with itself.
+func checkRoutes(k Kernel, s Spec, exists bool) error {
+	routes, err := k.RouteList(nil, netlink.FAMILY_V4)
+	if err != nil {
+		return fmt.Errorf("list routes: %w", err)
+	}
+	skip := -1
+	if exists {
+		if l, err := k.LinkByName(BridgeName(s.Name)); err == nil {
+			skip = l.Attrs().Index
+		}
+	}
+	for _, r := range routes {
+		if r.Dst == nil || r.LinkIndex == skip {
+			continue
+		}
+		dst, ok := netip.AddrFromSlice(r.Dst.IP)
+		if !ok {
+			continue
+		}
+		ones, _ := r.Dst.Mask.Size()
+		rp := netip.PrefixFrom(dst.Unmap(), ones)
+		if rp.Bits() == 0 || !rp.Overlaps(s.CIDR) {
+			continue // a default route overlaps everything by design
+		}
+		dev := fmt.Sprint(r.LinkIndex)
+		if l, err := k.LinkByIndex(r.LinkIndex); err == nil {
+			dev = l.Attrs().Name
+		}
+		return &FieldError{Field: "--cidr", Value: s.CIDR.String(),
+			Problem: fmt.Sprintf("overlaps route %s dev %s", rp.Masked(), dev),
+			Fix:     fmt.Sprintf("pick a subnet that no route uses (check with 'ip route'), or remove the route on %s", dev)}
+	}
+	return nil
+}
+
+// Delete stops and undefines network name if vmnet made it. Deleting a
+// network that does not exist succeeds (Outcome Absent); a network with
+// guests plugged in is refused.
+func Delete(conn *libvirt.Connect, name string) (*Result, error) {
+	if err := ValidateName(name); err != nil {
+		return nil, err
+	}
+	res := &Result{Name: name, Changes: []string{}, Notes: []string{}}
+	net, cur, err := lookup(conn, name)
+	if err != nil {
+		return nil, err
+	}
+	if net == nil {
+		res.Outcome = Absent
+		res.Notes = append(res.Notes, fmt.Sprintf("network %s does not exist", name))
+		return res, nil
+	}
+	defer net.Free()
+	if !Owned(cur) {
+		return nil, &ForeignError{Name: name}
+	}
+	ports, err := portCount(net)
+	if err != nil {
+		return nil, fmt.Errorf("network %q: %w", name, err)
+	}
+	if ports > 0 {
+		return nil, &InUseError{Name: name, Ports: ports}
+	}
+	persistent, err := net.IsPersistent()
+	if err != nil {
+		return nil, fmt.Errorf("network %q: %w", name, err)
+	}
+	active, err := net.IsActive()
+	if err != nil {
+		return nil, fmt.Errorf("network %q: %w", name, err)
+	}
+	if active {
+		// Another run may have stopped it since: "not active" is success.
+		if err := net.Destroy(); err != nil && !virt.IsCode(err, libvirt.ERR_OPERATION_INVALID) && !virt.IsNotFound(err) {
+			return res, fmt.Errorf("stop network %q: %s: %w", name, virt.Message(err), err)
+		}
+		res.did("stop network " + name)
+	}
+	if persistent {
+		if err := net.Undefine(); err != nil && !virt.IsNotFound(err) {
+			return res, fmt.Errorf("undefine network %q: %s: %w", name, virt.Message(err), err)
+		}
+		res.did("undefine network " + name)
+	}
+	res.Outcome = Deleted
+	return res, nil
+}
+
+// Info is one libvirt network as List reports it.
+type Info struct {
+	Name       string `json:"name"`
+	Owner      string `json:"owner"` // "vmnet" or "other"
+	Mode       Mode   `json:"mode"`  // nat, isolated, bridge, or libvirt's forward mode (route, open, ...)
+	Bridge     string `json:"bridge"`
+	CIDR       string `json:"cidr"`    // subnet, "" for none
+	Gateway    string `json:"gateway"` // "" for none
+	DHCPRange  string `json:"dhcpRange"`
+	Hosts      int    `json:"dhcpHosts"` // DHCP reservations
+	Active     bool   `json:"active"`
+	Autostart  bool   `json:"autostart"`
+	Persistent bool   `json:"persistent"`
+}
+
+// List returns every libvirt network, vmnet's and others', sorted by name.
+func List(conn *libvirt.Connect) ([]Info, error) {
+	nets, err := conn.ListAllNetworks(0)
+	if err != nil {
+		return nil, fmt.Errorf("list libvirt networks: %w", err)
+	}
+	defer func() {
+		for i := range nets {
+			nets[i].Free()
+		}
+	}()
+	infos := []Info{}
+	for i := range nets {
+		n := &nets[i]
+		name, err := n.GetName()
+		if err != nil {
+			if virt.IsNotFound(err) {
+				continue // undefined since the list was made
+			}
+			return nil, err
+		}
+		def, err := readDef(n, libvirt.NETWORK_XML_INACTIVE)
+		if virt.IsNotFound(err) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("network %q: %w", name, err)
+		}
+		in := Info{Name: name, Owner: "other", Mode: modeOf(def)}
+		if Owned(def) {
+			in.Owner = "vmnet"
+		}
+		if def.Bridge != nil {
+			in.Bridge = def.Bridge.Name
+		}
+		if ip, p, ok := ipv4(def); ok {
+			in.CIDR, in.Gateway = p.Masked().String(), p.Addr().String()
+			if ip.DHCP != nil {
+				if len(ip.DHCP.Ranges) > 0 {
+					in.DHCPRange = ip.DHCP.Ranges[0].Start + "-" + ip.DHCP.Ranges[0].End
+				}
+				in.Hosts = len(ip.DHCP.Hosts)
+			}
+		}
+		// Errors here mean the network vanished meanwhile; report it as stopped.
+		in.Active, _ = n.IsActive()
+		in.Autostart, _ = n.GetAutostart()
+		in.Persistent, _ = n.IsPersistent()
+		infos = append(infos, in)
+	}
+	slices.SortFunc(infos, func(a, b Info) int { return strings.Compare(a.Name, b.Name) })
+	return infos, nil
+}
