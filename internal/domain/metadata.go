@@ -1,0 +1,59 @@
+package domain
+
+import (
+	"encoding/xml"
+	"strings"
+)
+
+// Namespace is vmnet's XML namespace in a domain's <metadata>.
+const Namespace = "https://vmnet.dev/xmlns/1"
+
+// Owner is the owner attribute vmnet writes; a domain without it is not vmnet's.
+const Owner = "vmnet"
+
+// Meta is vmnet's record on a domain it made: that it is vmnet's, which
+// spec it came from, and every file vmnet made for it, so `down` can clean
+// up even after an `up` that was killed half way.
+type Meta struct {
+	XMLName xml.Name `xml:"https://vmnet.dev/xmlns/1 vm" json:"-"`
+	Owner   string   `xml:"owner,attr" json:"owner"`
+	Spec    string   `xml:"spec,attr" json:"spec"`
+	Hash    string   `xml:"hash,attr" json:"hash"`
+	Dir     string   `xml:"dir" json:"dir"`
+	Files   []File   `xml:"file" json:"files"`
+}
+
+func (m Meta) marshal() (string, error) {
+	b, err := xml.Marshal(m)
+	return string(b), err
+}
+
+// ParseMetadata finds vmnet's record in a domain's XML, or takes the
+// element alone as virDomainGetMetadata returns it (libvirt strips the
+// namespace there, having selected the element by it). ok is false when
+// there is none, or it does not say vmnet owns the domain.
+func ParseMetadata(domainXML string) (Meta, bool) {
+	dec := xml.NewDecoder(strings.NewReader(domainXML))
+	root := true
+	for {
+		tok, err := dec.Token()
+		if err != nil { // io.EOF, or XML that does not parse
+			return Meta{}, false
+		}
+		se, isStart := tok.(xml.StartElement)
+		if !isStart {
+			continue
+		}
+		ours := se.Name.Space == Namespace || root && se.Name.Space == ""
+		root = false
+		if !ours || se.Name.Local != "vm" {
+			continue
+		}
+		var m Meta
+		se.Name.Space = Namespace // so DecodeElement matches Meta's XMLName
+		if err := dec.DecodeElement(&m, &se); err != nil || m.Owner != Owner {
+			return Meta{}, false
+		}
+		return m, true
+	}
+}
