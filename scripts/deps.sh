@@ -12,6 +12,8 @@ packages=(
   netplan.io network-manager ifupdown bridge-utils
   # a private libvirtd inside the sandbox, QEMU, NAT networks
   libvirt-daemon-system libvirt-clients qemu-system-x86 qemu-utils dnsmasq-base iptables
+  # dhcp_release: vm down releases the guest's lease in libvirt's dnsmasq
+  dnsmasq-utils
   # virt-xml-validate needs xmllint
   libxml2-utils
 )

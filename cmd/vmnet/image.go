@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -72,6 +73,9 @@ func imageBuild(c *cli.Context) error {
 	name, err := imageNameArg(c)
 	if err != nil {
 		return err
+	}
+	if !slices.Contains(image.Names(), name) {
+		return usagef("image build: no recipe for image %q; this vmnet builds: %s", name, strings.Join(image.Names(), ", "))
 	}
 	format, err := outputFormat(c)
 	if err != nil {

@@ -124,6 +124,8 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			bridgeCommand(),
 			sandboxCommand(),
 			netCommand(),
+			vmCommand(),
+			imageCommand(),
 		},
 	}
 	quietUsageErrors(app.Commands)

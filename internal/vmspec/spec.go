@@ -218,6 +218,13 @@ func (s Spec) Validate() error {
 	return l.err()
 }
 
+// ValidateName checks a VM name given on the command line (vm down NAME).
+func ValidateName(name string) error {
+	var l errorList
+	validateName(&l, name)
+	return l.err()
+}
+
 // validateName: the name is the libvirt domain name, a directory name and
 // the guest's hostname, so it must be a DNS label.
 func validateName(l *errorList, name string) {

@@ -1,0 +1,368 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/urfave/cli/v2"
+	"github.com/vishvananda/netns"
+
+	"vmnet/internal/accel"
+	"vmnet/internal/bridge"
+	"vmnet/internal/domain"
+	"vmnet/internal/image"
+	"vmnet/internal/network"
+	"vmnet/internal/virt"
+	"vmnet/internal/vm"
+	"vmnet/internal/vmspec"
+	"vmnet/templates"
+)
+
+func vmCommand() *cli.Command {
+	accelFlag := &cli.StringFlag{Name: "accel", Value: "auto", Usage: "accelerator: auto (KVM only where a test guest really runs), kvm or tcg"}
+	return &cli.Command{
+		Name:  "vm",
+		Usage: "boot, list, inspect and remove QEMU guests from profiles or spec files",
+		Subcommands: []*cli.Command{
+			{
+				Name:      "up",
+				Usage:     "make a VM run and wait until it is ready",
+				ArgsUsage: "PROFILE|FILE",
+				Description: "Boots the VM a built-in profile (" + strings.Join(profileNames(), ", ") + ") or a spec file describes:\n" +
+					"ensures the networks and bridges a built-in profile needs, the guest image (built once, cached),\n" +
+					"a qcow2 overlay, DHCP reservations and the libvirt domain, then waits until the guest is ready\n" +
+					"(console line, DHCP lease or guest agent) and prints each NIC's address. A second up of a running\n" +
+					"VM changes nothing.\n\n" +
+					"Examples:\n" +
+					"   vmnet sandbox up lab && vmnet sandbox exec lab -- vmnet vm up tiny\n" +
+					"   vmnet vm up ./web.yaml --accel tcg",
+				Flags:  []cli.Flag{accelFlag},
+				Action: vmUp,
+			},
+			{
+				Name:        "down",
+				Aliases:     []string{"rm"},
+				Usage:       "stop and remove a VM with its disks, logs and DHCP reservations",
+				ArgsUsage:   "NAME",
+				Description: "Removing a VM that does not exist succeeds; down also cleans up after an up that was killed midway.",
+				Action:      vmDown,
+			},
+			{
+				Name:    "list",
+				Aliases: []string{"ls"},
+				Usage:   "list VMs with their state and every NIC's network, MAC and address",
+				Action:  vmList,
+			},
+			{
+				Name:      "xml",
+				Usage:     "print the libvirt domain XML vmnet would define (touches nothing)",
+				ArgsUsage: "PROFILE|FILE",
+				Flags:     []cli.Flag{accelFlag},
+				Action:    vmXML,
+			},
+			{
+				Name:      "console",
+				Usage:     "print the VM's serial console log",
+				ArgsUsage: "NAME",
+				Action:    vmConsole,
+			},
+			{
+				Name:      "exec",
+				Usage:     "run a command in the VM through the QEMU guest agent",
+				ArgsUsage: "NAME -- COMMAND [ARGS...]",
+				Flags:     []cli.Flag{&cli.DurationFlag{Name: "timeout", Value: time.Minute, Usage: "how long the command may run"}},
+				Action:    vmExec,
+			},
+		},
+	}
+}
+
+func profileNames() []string {
+	names := templates.ProfileNames()
+	if len(names) == 0 {
+		return []string{"tiny"}
+	}
+	return names
+}
+
+// vmEnv connects to libvirt and the namespace it runs in.
+func vmEnv(c *cli.Context, probe bool) (vm.Env, func(), error) {
+	conn, err := virt.Connect("")
+	if err != nil {
+		return vm.Env{}, nil, err
+	}
+	env := vm.Env{Conn: conn, StateDir: domain.DefaultStateDir, HostID: hostID(), Progress: progressWriter(c)}
+	closers := []func(){func() { conn.Close() }}
+	done := func() {
+		for _, f := range closers {
+			f()
+		}
+	}
+	k, err := bridge.Open(netns.None())
+	if err != nil {
+		done()
+		return env, nil, err
+	}
+	closers = append(closers, k.Close)
+	env.Bridges = k
+	routes, err := network.OpenKernel(virt.URI())
+	if err != nil {
+		done()
+		return env, nil, err
+	}
+	closers = append(closers, routes.Close)
+	env.Routes = routes
+	if probe {
+		choice, err := accel.Probe(c.Context, c.String("accel"))
+		if err != nil {
+			done()
+			return env, nil, err
+		}
+		env.Accel = choice
+	}
+	env.Image = func(ctx context.Context, spec vmspec.Spec) (domain.ImageInfo, error) {
+		return imageInfo(ctx, spec, env.Progress)
+	}
+	return env, done, nil
+}
+
+// progressWriter is stderr, so stdout stays the result (and valid JSON).
+func progressWriter(c *cli.Context) io.Writer { return c.App.ErrWriter }
+
+// imageInfo builds (when needed) the spec's image and describes it for the domain.
+func imageInfo(ctx context.Context, spec vmspec.Spec, progress io.Writer) (domain.ImageInfo, error) {
+	if vmspec.IsImagePath(spec.Image) {
+		return diskImage(spec.Image)
+	}
+	img, _, err := image.Ensure(ctx, spec.Image, progress)
+	if err != nil {
+		return domain.ImageInfo{}, err
+	}
+	return fromImage(img), nil
+}
+
+func fromImage(img image.Image) domain.ImageInfo {
+	info := domain.ImageInfo{Name: img.Name, Kernel: img.Kernel, Initrd: img.Initrd, Cmdline: img.Cmdline, Disk: img.Disk}
+	if img.Disk != "" {
+		info.DiskFormat = "qcow2"
+	}
+	if img.ReadyLine != "" {
+		info.Ready = vmspec.Ready{Console: img.ReadyLine}
+	}
+	return info
+}
+
+// diskImage describes a user's disk image given by path.
+func diskImage(path string) (domain.ImageInfo, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return domain.ImageInfo{}, err
+	}
+	if _, err := os.Stat(abs); err != nil {
+		return domain.ImageInfo{}, &bridge.FieldError{Field: "image", Value: path, Problem: "cannot be read: " + err.Error(),
+			Fix: "give the path of a qcow2 or raw disk image, or a built-in image name such as tiny"}
+	}
+	format := "qcow2"
+	if ext := filepath.Ext(abs); ext == ".raw" || ext == ".img" {
+		format = "raw"
+	}
+	return domain.ImageInfo{Name: abs, Disk: abs, DiskFormat: format}, nil
+}
+
+func loadSpec(c *cli.Context) (vmspec.Spec, error) {
+	arg, err := oneName(c)
+	if err != nil {
+		return vmspec.Spec{}, err
+	}
+	return vmspec.Load(arg)
+}
+
+func vmUp(c *cli.Context) error {
+	spec, err := loadSpec(c)
+	if err != nil {
+		return err
+	}
+	env, done, err := vmEnv(c, true)
+	if err != nil {
+		return err
+	}
+	defer done()
+	fmt.Fprintf(env.Progress, "accelerator: %s (%s)\n", env.Accel.Type, env.Accel.Reason)
+	res, err := vm.Up(c.Context, env, spec)
+	if err != nil {
+		return err
+	}
+	if f, _ := outputFormat(c); f == "json" {
+		return writeJSON(c.App.Writer, res)
+	}
+	w := c.App.Writer
+	fmt.Fprintf(w, "vm %s: %s, ready after %.1fs\n", res.Name, res.Outcome, res.Ready.Seconds())
+	for _, ch := range res.Changes {
+		fmt.Fprintf(w, "  - %s\n", ch)
+	}
+	return writeNICs(w, res.NICs)
+}
+
+func writeNICs(w io.Writer, nics []vm.NICInfo) error {
+	t := newTable("NIC", "ON", "MAC", "ADDRESS", "FROM")
+	for _, n := range nics {
+		on := "network " + n.Network
+		if n.Bridge != "" {
+			on = "bridge " + n.Bridge
+		}
+		t.row(fmt.Sprintf("eth%d", n.Index), on, n.MAC, dash(n.Address), dash(n.Source))
+	}
+	return t.write(w)
+}
+
+func vmDown(c *cli.Context) error {
+	name, err := oneName(c)
+	if err != nil {
+		return err
+	}
+	if err := vmspec.ValidateName(name); err != nil {
+		return err
+	}
+	env, done, err := vmEnv(c, false)
+	if err != nil {
+		return err
+	}
+	defer done()
+	res, err := vm.Down(c.Context, env, name)
+	if err != nil {
+		return err
+	}
+	if f, _ := outputFormat(c); f == "json" {
+		return writeJSON(c.App.Writer, res)
+	}
+	fmt.Fprintf(c.App.Writer, "vm %s: %s\n", res.Name, res.Outcome)
+	for _, ch := range res.Changes {
+		fmt.Fprintf(c.App.Writer, "  - %s\n", ch)
+	}
+	return nil
+}
+
+func vmList(c *cli.Context) error {
+	if c.NArg() > 0 {
+		return usagef("vm list takes no arguments")
+	}
+	env, done, err := vmEnv(c, false)
+	if err != nil {
+		return err
+	}
+	defer done()
+	infos, err := vm.List(env)
+	if err != nil {
+		return err
+	}
+	if f, _ := outputFormat(c); f == "json" {
+		return writeJSON(c.App.Writer, infos)
+	}
+	t := newTable("NAME", "STATE", "OWNER", "NIC", "ON", "MAC", "ADDRESS")
+	for _, in := range infos {
+		if len(in.NICs) == 0 {
+			t.row(in.Name, in.State, in.Owner, "-", "-", "-", "-")
+		}
+		for i, n := range in.NICs {
+			name, state, owner := in.Name, in.State, in.Owner
+			if i > 0 {
+				name, state, owner = "", "", ""
+			}
+			on := "network " + n.Network
+			if n.Bridge != "" {
+				on = "bridge " + n.Bridge
+			}
+			t.row(name, state, owner, fmt.Sprintf("eth%d", n.Index), on, n.MAC, dash(n.Address))
+		}
+	}
+	return t.write(c.App.Writer)
+}
+
+func vmXML(c *cli.Context) error {
+	spec, err := loadSpec(c)
+	if err != nil {
+		return err
+	}
+	choice, err := accel.Probe(c.Context, c.String("accel"))
+	if err != nil {
+		return err
+	}
+	var info domain.ImageInfo
+	if vmspec.IsImagePath(spec.Image) {
+		info, err = diskImage(spec.Image)
+	} else {
+		// Where the image is or would be: nothing is built.
+		var img image.Image
+		img, err = image.Planned(spec.Image)
+		info = fromImage(img)
+	}
+	if err != nil {
+		return err
+	}
+	plan, err := domain.NewPlan(spec, info, choice, domain.DefaultStateDir)
+	if err != nil {
+		return err
+	}
+	d, err := domain.Build(plan)
+	if err != nil {
+		return err
+	}
+	x, err := d.Marshal()
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(c.App.Writer, x)
+	return nil
+}
+
+func vmConsole(c *cli.Context) error {
+	name, err := oneName(c)
+	if err != nil {
+		return err
+	}
+	env, done, err := vmEnv(c, false)
+	if err != nil {
+		return err
+	}
+	defer done()
+	b, err := vm.Console(env, name)
+	if err != nil {
+		return err
+	}
+	_, err = c.App.Writer.Write(b)
+	return err
+}
+
+func vmExec(c *cli.Context) error {
+	args := c.Args().Slice()
+	if len(args) < 2 {
+		return usagef("vm exec: usage: vmnet vm exec NAME -- COMMAND [ARGS...]")
+	}
+	name, argv := args[0], args[1:]
+	if argv[0] == "--" {
+		argv = argv[1:]
+	}
+	if len(argv) == 0 {
+		return usagef("vm exec: missing COMMAND after --")
+	}
+	env, done, err := vmEnv(c, false)
+	if err != nil {
+		return err
+	}
+	defer done()
+	stdout, stderr, code, err := vm.Exec(c.Context, env, name, argv, c.Duration("timeout"))
+	if err != nil {
+		return err
+	}
+	c.App.Writer.Write(stdout)
+	c.App.ErrWriter.Write(stderr)
+	if code != 0 {
+		return exitStatus(code)
+	}
+	return nil
+}

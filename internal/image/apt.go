@@ -1,0 +1,356 @@
+package image
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// debPackage is one version of a Debian package as apt knows it.
+type debPackage struct {
+	Name     string
+	Version  string
+	Arch     string
+	SHA256   string // of the .deb, from the archive's Packages index
+	Size     int64  // of the .deb
+	Filename string // pool path, e.g. pool/main/b/busybox/busybox-static_1.35.0-4_amd64.deb
+	Depends  string
+}
+
+// String is NAME=VERSION, as apt-get takes it.
+func (p debPackage) String() string { return p.Name + "=" + p.Version }
+
+// debName is the file name the .deb is kept under in the cache.
+func (p debPackage) debName() string { return path.Base(p.Filename) }
+
+// source gets Debian packages. apt is the real one; tests use a fake that
+// serves synthetic packages.
+type source interface {
+	// candidate returns the version apt would install for spec (NAME or
+	// NAME=VERSION), or an error wrapping errNoCandidate.
+	candidate(ctx context.Context, spec string) (debPackage, error)
+	// refresh updates the package lists (apt-get update).
+	refresh(ctx context.Context, b *buildLog) error
+	// download fetches p's .deb into the empty directory dir and returns its path.
+	download(ctx context.Context, p debPackage, dir string, b *buildLog) (string, error)
+	// unpack extracts the files of a .deb into dir (dpkg-deb -x).
+	unpack(ctx context.Context, deb, dir string, b *buildLog) error
+}
+
+// errNoCandidate is wrapped when apt knows no installable version of a package.
+var errNoCandidate = errors.New("no installable version")
+
+// hintError is an error with advice for the user.
+type hintError struct {
+	err  error
+	hint string
+}
+
+func (e *hintError) Error() string { return e.err.Error() }
+func (e *hintError) Unwrap() error { return e.err }
+
+// Hint says what to do.
+func (e *hintError) Hint() string { return e.hint }
+
+func withHint(err error, hint string) error { return &hintError{err: err, hint: hint} }
+
+const aptToolsHint = "vmnet builds guest images from Debian packages with apt-get, apt-cache and dpkg-deb: " +
+	"run it on Debian or Ubuntu"
+
+// apt is the source that uses the host's apt-cache, apt-get and dpkg-deb.
+type apt struct {
+	// memo is a file that remembers what apt-cache said while apt's state is
+	// unchanged ("" for none). Where apt keeps no binary cache (Docker-made
+	// systems), each apt-cache run parses all package lists, about 0.5 s: a
+	// cache hit should not cost seconds.
+	memo string
+}
+
+var _ source = apt{}
+
+// aptState lists the files whose change can change apt's candidates: the
+// package lists, pinning, and what dpkg has installed (Debian's default paths).
+func aptState() []string {
+	files, _ := filepath.Glob("/var/lib/apt/lists/*")
+	more, _ := filepath.Glob("/etc/apt/preferences.d/*")
+	return append(append(files, more...), "/etc/apt/preferences", "/var/lib/dpkg/status")
+}
+
+// aptFingerprint identifies apt's state by its files' names, sizes and times.
+func aptFingerprint(files []string) string {
+	h := sha256.New()
+	for _, f := range files {
+		if fi, err := os.Stat(f); err == nil && fi.Mode().IsRegular() {
+			fmt.Fprintf(h, "%s\x00%d\x00%d\x00", f, fi.Size(), fi.ModTime().UnixNano())
+		}
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// aptMemo is the memo file's content.
+type aptMemo struct {
+	Fingerprint string                `json:"fingerprint"`
+	Candidates  map[string]debPackage `json:"candidates"`
+}
+
+func (a apt) recall(fp, spec string) (debPackage, bool) {
+	if a.memo == "" {
+		return debPackage{}, false
+	}
+	var m aptMemo
+	data, err := os.ReadFile(a.memo)
+	if err != nil || json.Unmarshal(data, &m) != nil || m.Fingerprint != fp {
+		return debPackage{}, false
+	}
+	p, ok := m.Candidates[spec]
+	return p, ok
+}
+
+// remember adds an answer to the memo; failing to is harmless.
+func (a apt) remember(fp, spec string, p debPackage) {
+	if a.memo == "" {
+		return
+	}
+	var m aptMemo
+	if data, err := os.ReadFile(a.memo); err != nil || json.Unmarshal(data, &m) != nil || m.Fingerprint != fp {
+		m = aptMemo{Fingerprint: fp}
+	}
+	if m.Candidates == nil {
+		m.Candidates = map[string]debPackage{}
+	}
+	m.Candidates[spec] = p
+	data, err := json.Marshal(m)
+	if err != nil || os.MkdirAll(filepath.Dir(a.memo), 0o755) != nil {
+		return
+	}
+	// Written whole and renamed: concurrent readers never see half a file.
+	tmp := fmt.Sprintf("%s.%d.tmp", a.memo, os.Getpid())
+	if os.WriteFile(tmp, data, 0o644) == nil {
+		os.Rename(tmp, a.memo)
+	}
+}
+
+// aptEnv gives apt's tools stable, parseable, non-interactive output.
+func aptEnv() []string {
+	return append(os.Environ(), "LC_ALL=C", "DEBIAN_FRONTEND=noninteractive")
+}
+
+func (a apt) candidate(ctx context.Context, spec string) (debPackage, error) {
+	fp := aptFingerprint(aptState())
+	if p, ok := a.recall(fp, spec); ok {
+		return p, nil
+	}
+	p, err := aptCacheShow(ctx, spec)
+	if err == nil {
+		a.remember(fp, spec, p)
+	}
+	return p, err
+}
+
+// aptCacheShow asks apt-cache for the candidate version of spec.
+func aptCacheShow(ctx context.Context, spec string) (debPackage, error) {
+	// Equals: apt-cache show --no-all-versions SPEC
+	cmd := exec.CommandContext(ctx, "apt-cache", "show", "--no-all-versions", spec)
+	cmd.Env = aptEnv()
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if errors.Is(err, exec.ErrNotFound) {
+		return debPackage{}, withHint(fmt.Errorf("resolve Debian package %s: %w", spec, err), aptToolsHint)
+	}
+	stanzas := parseStanzas(string(out))
+	if err != nil || len(stanzas) == 0 {
+		msg := lastLine(stderr.String())
+		if msg == "" && err != nil {
+			msg = err.Error()
+		}
+		return debPackage{}, fmt.Errorf("Debian package %s: %w (apt-cache: %s)", spec, errNoCandidate, msg)
+	}
+	return stanzaPackage(stanzas[0])
+}
+
+func (apt) refresh(ctx context.Context, b *buildLog) error {
+	b.step("updating apt's package lists (apt-get update)")
+	err := b.run(ctx, "", "apt-get", "-q", "update")
+	if err != nil {
+		return withHint(fmt.Errorf("apt-get update: %w", err),
+			"vmnet needs Debian's package lists to build an image: run apt-get update as root, and check that the mirror is reachable")
+	}
+	return nil
+}
+
+func (apt) download(ctx context.Context, p debPackage, dir string, b *buildLog) (string, error) {
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		// apt-get download writes the .deb into dir as it arrives: its size is the progress.
+		defer close(done)
+		t := time.NewTicker(500 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+				b.bytes(p.Name, dirSize(dir), p.Size)
+			}
+		}
+	}()
+	// Equals: cd DIR && apt-get download NAME=VERSION. As root, apt would hand
+	// the download to user _apt, who cannot write into our 0700 directory.
+	err := b.run(ctx, dir, "apt-get", "-q", "-o", "APT::Sandbox::User=root", "download", p.String())
+	close(stop)
+	<-done
+	if err != nil {
+		return "", withHint(fmt.Errorf("download %s: %w", p, err),
+			"check that Debian's mirror is reachable from here (inside a vmnet sandbox there is no network: "+
+				"build the image outside it first with: vmnet image build IMAGE)")
+	}
+	b.bytes(p.Name, p.Size, p.Size)
+	debs, _ := filepath.Glob(filepath.Join(dir, "*.deb"))
+	if len(debs) != 1 {
+		return "", fmt.Errorf("download %s: apt-get download left %d .deb files in %s, want 1", p, len(debs), dir)
+	}
+	return debs[0], nil
+}
+
+func (apt) unpack(ctx context.Context, deb, dir string, b *buildLog) error {
+	if err := b.run(ctx, "", "dpkg-deb", "-x", deb, dir); err != nil {
+		if errors.Is(err, exec.ErrNotFound) {
+			return withHint(fmt.Errorf("unpack %s: %w", filepath.Base(deb), err), aptToolsHint)
+		}
+		return fmt.Errorf("unpack %s: %w", filepath.Base(deb), err)
+	}
+	return nil
+}
+
+// parseStanzas splits apt's RFC 822-style output into one map per record.
+// Continuation lines (starting with a space) are joined to their field.
+func parseStanzas(text string) []map[string]string {
+	var out []map[string]string
+	var cur map[string]string
+	var last string
+	sc := bufio.NewScanner(strings.NewReader(text))
+	sc.Buffer(make([]byte, 0, 64*1024), 4*1024*1024)
+	for sc.Scan() {
+		line := sc.Text()
+		switch {
+		case strings.TrimSpace(line) == "":
+			cur, last = nil, ""
+		case line[0] == ' ' || line[0] == '\t':
+			if cur != nil && last != "" {
+				cur[last] += "\n" + strings.TrimSpace(line)
+			}
+		default:
+			k, v, ok := strings.Cut(line, ":")
+			if !ok {
+				continue
+			}
+			if cur == nil {
+				cur = map[string]string{}
+				out = append(out, cur)
+			}
+			last = k
+			cur[k] = strings.TrimSpace(v)
+		}
+	}
+	return out
+}
+
+// stanzaPackage reads the fields vmnet needs from one apt-cache show record.
+func stanzaPackage(s map[string]string) (debPackage, error) {
+	p := debPackage{
+		Name: s["Package"], Version: s["Version"], Arch: s["Architecture"],
+		SHA256: s["SHA256"], Filename: s["Filename"], Depends: s["Depends"],
+	}
+	size, err := strconv.ParseInt(s["Size"], 10, 64)
+	if p.Name == "" || p.Version == "" || p.Filename == "" || len(p.SHA256) != 64 || err != nil {
+		return debPackage{}, fmt.Errorf("apt-cache show %s: record without Package, Version, Filename, Size or SHA256", p.Name)
+	}
+	p.Size = size
+	return p, nil
+}
+
+// dependency is the first alternative of one entry of a Depends field.
+type dependency struct {
+	Name, Op, Version string
+}
+
+// parseDepends reads a Depends field: "a (>= 1), b | c, d:any".
+func parseDepends(s string) []dependency {
+	var out []dependency
+	for _, entry := range strings.Split(s, ",") {
+		alt, _, _ := strings.Cut(entry, "|")
+		alt = strings.TrimSpace(alt)
+		if alt == "" {
+			continue
+		}
+		var d dependency
+		name, rest, _ := strings.Cut(alt, "(")
+		d.Name, _, _ = strings.Cut(strings.TrimSpace(name), ":")
+		if c, _, ok := strings.Cut(rest, ")"); ok {
+			f := strings.Fields(c)
+			if len(f) == 2 {
+				d.Op, d.Version = f[0], f[1]
+			}
+		}
+		out = append(out, d)
+	}
+	return out
+}
+
+// kernelImageRE matches the package that holds a kernel (linux-image-6.1.0-28-amd64),
+// not a metapackage that depends on one (linux-image-amd64).
+var kernelImageRE = regexp.MustCompile(`^linux-image-[0-9]`)
+
+// resolveKernel follows a kernel metapackage to the kernel package it depends on.
+func resolveKernel(ctx context.Context, src source, spec string) (debPackage, error) {
+	p, err := src.candidate(ctx, spec)
+	if err != nil || kernelImageRE.MatchString(p.Name) {
+		return p, err
+	}
+	for _, d := range parseDepends(p.Depends) {
+		if !kernelImageRE.MatchString(d.Name) {
+			continue
+		}
+		dep := d.Name
+		if d.Op == "=" {
+			dep += "=" + d.Version
+		}
+		return src.candidate(ctx, dep)
+	}
+	return debPackage{}, fmt.Errorf("kernel package %s is not a linux-image-VERSION package and depends on none (Depends: %s)", p, p.Depends)
+}
+
+// lastLine returns the last non-empty line of s.
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return strings.TrimSpace(lines[len(lines)-1])
+}
+
+// dirSize is the total size of the regular files under dir.
+func dirSize(dir string) int64 {
+	var n int64
+	filepath.WalkDir(dir, func(_ string, d os.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() {
+			if fi, err := d.Info(); err == nil {
+				n += fi.Size()
+			}
+		}
+		return nil
+	})
+	return n
+}

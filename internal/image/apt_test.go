@@ -1,0 +1,160 @@
+package image
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// Trimmed from `apt-cache show --no-all-versions linux-image-amd64 busybox-static` on Debian 12.
+const aptShow = `Package: linux-image-amd64
+Source: linux-signed-amd64 (6.1.192+2)
+Version: 6.1.192-2
+Installed-Size: 14
+Maintainer: Debian Kernel Team <debian-kernel@lists.debian.org>
+Architecture: amd64
+Depends: linux-image-6.1.0-56-amd64 (= 6.1.192-2)
+Description: Linux for 64-bit PCs (meta-package)
+ This package depends on the latest Linux kernel and modules for use on PCs
+ with AMD64, Intel 64 or VIA Nano processors.
+Filename: pool/updates/main/l/linux-signed-amd64/linux-image-amd64_6.1.192-2_amd64.deb
+Size: 1480
+SHA256: 45457bcfc86c87585800b5656bdf2773b063a3bb95486b0e820d51e870491f8d
+
+Package: busybox-static
+Version: 1:1.35.0-4+deb12u1+b1
+Architecture: amd64
+Filename: pool/main/b/busybox/busybox-static_1.35.0-4+deb12u1+b1_amd64.deb
+Size: 928188
+SHA256: 3d3fdbe91d4660c873e14b092c213fe81c1da6362daa236eb25d0171eb108744
+`
+
+func TestParseAptShow(t *testing.T) {
+	st := parseStanzas(aptShow)
+	if len(st) != 2 {
+		t.Fatalf("%d records, want 2", len(st))
+	}
+	if !strings.HasSuffix(st[0]["Description"], "\nwith AMD64, Intel 64 or VIA Nano processors.") {
+		t.Errorf("continuation lines not joined: %q", st[0]["Description"])
+	}
+	got, err := stanzaPackage(st[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := debPackage{
+		Name: "busybox-static", Version: "1:1.35.0-4+deb12u1+b1", Arch: "amd64",
+		SHA256:   "3d3fdbe91d4660c873e14b092c213fe81c1da6362daa236eb25d0171eb108744",
+		Size:     928188,
+		Filename: "pool/main/b/busybox/busybox-static_1.35.0-4+deb12u1+b1_amd64.deb",
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("busybox-static (-want +got):\n%s", diff)
+	}
+	if got.String() != "busybox-static=1:1.35.0-4+deb12u1+b1" || got.debName() != "busybox-static_1.35.0-4+deb12u1+b1_amd64.deb" {
+		t.Errorf("String %q debName %q", got.String(), got.debName())
+	}
+	delete(st[1], "SHA256")
+	if _, err := stanzaPackage(st[1]); err == nil {
+		t.Error("a record without SHA256 was accepted")
+	}
+}
+
+func TestParseDepends(t *testing.T) {
+	tests := []struct {
+		in   string
+		want []dependency
+	}{
+		{"linux-image-6.1.0-56-amd64 (= 6.1.192-2)", []dependency{{"linux-image-6.1.0-56-amd64", "=", "6.1.192-2"}}},
+		{"kmod, linux-base (>= 4.3~), initramfs-tools (>= 0.120+deb8u2) | linux-initramfs-tool",
+			[]dependency{{"kmod", "", ""}, {"linux-base", ">=", "4.3~"}, {"initramfs-tools", ">=", "0.120+deb8u2"}}},
+		{"python3:any, libc6 (>= 2.34)", []dependency{{"python3", "", ""}, {"libc6", ">=", "2.34"}}},
+		{"", nil},
+	}
+	for _, tt := range tests {
+		if got := parseDepends(tt.in); !cmp.Equal(got, tt.want) {
+			t.Errorf("parseDepends(%q) = %v, want %v", tt.in, got, tt.want)
+		}
+	}
+}
+
+func TestResolveKernel(t *testing.T) {
+	src := newFakeSource()
+	src.add("linux-image-cloud-amd64", "6.1.999-1", "linux-image-6.1.0-99-cloud-amd64 (= 6.1.999-1)", nil)
+	src.add("linux-image-6.1.0-99-cloud-amd64", "6.1.999-1", "kmod", nil)
+	src.add("linux-headers-amd64", "6.1.999-1", "linux-headers-6.1.0-99-amd64", nil)
+	tests := []struct {
+		spec, want, err string
+	}{
+		{"linux-image-amd64", "linux-image-" + fakeKver + "=6.1.999-1", ""},
+		{"linux-image-cloud-amd64", "linux-image-6.1.0-99-cloud-amd64=6.1.999-1", ""},
+		{"linux-image-" + fakeKver, "linux-image-" + fakeKver + "=6.1.999-1", ""},
+		{"linux-headers-amd64", "", "depends on none"},
+		{"linux-image-nope", "", "no installable version"},
+	}
+	for _, tt := range tests {
+		p, err := resolveKernel(context.Background(), src, tt.spec)
+		switch {
+		case tt.err != "" && (err == nil || !strings.Contains(err.Error(), tt.err)):
+			t.Errorf("resolveKernel(%s) = %v, %v; want error %q", tt.spec, p, err, tt.err)
+		case tt.err == "" && (err != nil || p.String() != tt.want):
+			t.Errorf("resolveKernel(%s) = %v, %v; want %s", tt.spec, p, err, tt.want)
+		}
+	}
+	if _, err := resolveKernel(context.Background(), src, "linux-image-nope"); !errors.Is(err, errNoCandidate) {
+		t.Errorf("unknown package: %v does not wrap errNoCandidate", err)
+	}
+}
+
+// The real apt on this host: only checks that a package it certainly has
+// parses, and that an unknown one is errNoCandidate.
+func TestAptCandidate(t *testing.T) {
+	if _, err := (apt{}).candidate(context.Background(), "dpkg"); err != nil {
+		if errors.Is(err, errNoCandidate) {
+			t.Skipf("apt's package lists are empty here (%v)", err)
+		}
+		var h interface{ Hint() string }
+		if errors.As(err, &h) {
+			t.Skipf("no apt here: %v", err)
+		}
+		t.Fatal(err)
+	}
+	_, err := (apt{}).candidate(context.Background(), "vmnet-no-such-package")
+	if !errors.Is(err, errNoCandidate) {
+		t.Errorf("unknown package: %v", err)
+	}
+}
+
+func TestAptMemo(t *testing.T) {
+	dir := t.TempDir()
+	state := []string{filepath.Join(dir, "Packages"), filepath.Join(dir, "status")}
+	os.WriteFile(state[0], []byte("Package: a\n"), 0o644)
+	os.WriteFile(state[1], []byte(""), 0o644)
+	fp := aptFingerprint(state)
+	a := apt{memo: filepath.Join(dir, "cache", aptMemoFile)}
+	if _, ok := a.recall(fp, "busybox-static"); ok {
+		t.Fatal("recalled from an empty memo")
+	}
+	p := debPackage{Name: "busybox-static", Version: "1:1.35.0-4", SHA256: strings.Repeat("a", 64)}
+	a.remember(fp, "busybox-static", p)
+	a.remember(fp, "linux-image-amd64", debPackage{Name: "linux-image-amd64"})
+	if got, ok := a.recall(fp, "busybox-static"); !ok || got != p {
+		t.Errorf("recall = %+v, %v", got, ok)
+	}
+	// apt-get update rewrites the lists: the memo no longer counts.
+	os.WriteFile(state[0], []byte("Package: a\nVersion: 2\n"), 0o644)
+	fp2 := aptFingerprint(state)
+	if fp2 == fp {
+		t.Fatal("the fingerprint did not change with the package lists")
+	}
+	if _, ok := a.recall(fp2, "busybox-static"); ok {
+		t.Error("recalled an answer from before the lists changed")
+	}
+	if _, ok := (apt{}).recall(fp, "busybox-static"); ok {
+		t.Error("apt without a memo file recalled something")
+	}
+}

@@ -1,0 +1,119 @@
+package image
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"path"
+	"sort"
+)
+
+// File type bits of a cpio mode, as in stat(2).
+const (
+	modeDir  = 0o040000
+	modeReg  = 0o100000
+	modeLink = 0o120000
+	modeChr  = 0o020000
+)
+
+// cpioEntry is one file of an initramfs.
+type cpioEntry struct {
+	mode      uint32 // type bits | permissions
+	data      []byte // file contents, or a symlink's target
+	rdevMajor uint32
+	rdevMinor uint32
+}
+
+// initramfs collects files and writes them as the cpio archive ("newc"
+// format) the kernel unpacks into its root file system. The output depends
+// only on the entries: names sorted, owner root, times zero, inodes counted.
+type initramfs struct {
+	entries map[string]cpioEntry
+}
+
+func newInitramfs() *initramfs { return &initramfs{entries: map[string]cpioEntry{}} }
+
+// add records an entry and makes its parent directories (0755) if needed.
+func (f *initramfs) add(name string, e cpioEntry) error {
+	if !validDst(name) {
+		return fmt.Errorf("initramfs: %q is not a clean relative path", name)
+	}
+	if old, ok := f.entries[name]; ok && !(old.mode&modeDir != 0 && e.mode&modeDir != 0) {
+		return fmt.Errorf("initramfs: %s is added twice", name)
+	}
+	for dir := path.Dir(name); dir != "."; dir = path.Dir(dir) {
+		old, ok := f.entries[dir]
+		if ok && old.mode&0o170000 != modeDir {
+			return fmt.Errorf("initramfs: %s needs directory %s, which is a file", name, dir)
+		}
+		if !ok {
+			f.entries[dir] = cpioEntry{mode: modeDir | 0o755}
+		}
+	}
+	f.entries[name] = e
+	return nil
+}
+
+func (f *initramfs) dir(name string, perm uint32) error {
+	return f.add(name, cpioEntry{mode: modeDir | perm&0o7777})
+}
+
+func (f *initramfs) file(name string, perm uint32, data []byte) error {
+	return f.add(name, cpioEntry{mode: modeReg | perm&0o7777, data: data})
+}
+
+func (f *initramfs) symlink(name, target string) error {
+	return f.add(name, cpioEntry{mode: modeLink | 0o777, data: []byte(target)})
+}
+
+func (f *initramfs) charDev(name string, perm, major, minor uint32) error {
+	return f.add(name, cpioEntry{mode: modeChr | perm&0o7777, rdevMajor: major, rdevMinor: minor})
+}
+
+// write writes the archive, parents before children, ending with the trailer.
+func (f *initramfs) write(w io.Writer) error {
+	names := make([]string, 0, len(f.entries))
+	for n := range f.entries {
+		names = append(names, n)
+	}
+	// A parent is a prefix of its children, so it sorts first.
+	sort.Strings(names)
+	bw := bufio.NewWriter(w)
+	for i, n := range names {
+		e := f.entries[n]
+		nlink := uint32(1)
+		if e.mode&0o170000 == modeDir {
+			nlink = 2
+		}
+		if err := writeCpioRecord(bw, uint32(i+1), n, e, nlink); err != nil {
+			return err
+		}
+	}
+	if err := writeCpioRecord(bw, 0, "TRAILER!!!", cpioEntry{}, 1); err != nil {
+		return err
+	}
+	return bw.Flush()
+}
+
+func writeCpioRecord(w *bufio.Writer, ino uint32, name string, e cpioEntry, nlink uint32) error {
+	// newc: magic, then 13 eight-digit hex fields: ino mode uid gid nlink mtime
+	// filesize devmajor devminor rdevmajor rdevminor namesize check.
+	_, err := fmt.Fprintf(w, "070701%08x%08x%08x%08x%08x%08x%08x%08x%08x%08x%08x%08x%08x",
+		ino, e.mode, 0, 0, nlink, 0, len(e.data), 0, 0, e.rdevMajor, e.rdevMinor, len(name)+1, 0)
+	if err != nil {
+		return err
+	}
+	w.WriteString(name)
+	w.WriteByte(0)
+	pad(w, 110+len(name)+1)
+	w.Write(e.data)
+	pad(w, len(e.data))
+	return nil
+}
+
+// pad writes zeros up to the next multiple of four.
+func pad(w *bufio.Writer, n int) {
+	for ; n%4 != 0; n++ {
+		w.WriteByte(0)
+	}
+}

@@ -1,0 +1,351 @@
+package image
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"crypto/sha256"
+	"debug/elf"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"testing/fstest"
+	"time"
+
+	"vmnet/images"
+)
+
+// fakeModule returns a minimal ELF relocatable object with a .modinfo
+// section, which is all readModinfo looks at.
+func fakeModule(name string, deps ...string) []byte {
+	modinfo := "license=GPL\x00depends=" + strings.Join(deps, ",") + "\x00name=" + name + "\x00vermagic=6.1.0\x00"
+	shstrtab := "\x00.modinfo\x00.shstrtab\x00"
+	const ehsize, shentsize = 64, 64
+	infoOff := uint64(ehsize)
+	strOff := infoOff + uint64(len(modinfo))
+	shOff := (strOff + uint64(len(shstrtab)) + 7) &^ 7
+	var b bytes.Buffer
+	binary.Write(&b, binary.LittleEndian, elf.Header64{
+		Ident:     [elf.EI_NIDENT]byte{0x7f, 'E', 'L', 'F', byte(elf.ELFCLASS64), byte(elf.ELFDATA2LSB), byte(elf.EV_CURRENT)},
+		Type:      uint16(elf.ET_REL),
+		Machine:   uint16(elf.EM_X86_64),
+		Version:   uint32(elf.EV_CURRENT),
+		Shoff:     shOff,
+		Ehsize:    ehsize,
+		Shentsize: shentsize,
+		Shnum:     3,
+		Shstrndx:  2,
+	})
+	b.WriteString(modinfo)
+	b.WriteString(shstrtab)
+	for uint64(b.Len()) < shOff {
+		b.WriteByte(0)
+	}
+	for _, s := range []elf.Section64{
+		{},
+		{Name: 1, Type: uint32(elf.SHT_PROGBITS), Off: infoOff, Size: uint64(len(modinfo)), Addralign: 1},
+		{Name: 10, Type: uint32(elf.SHT_STRTAB), Off: strOff, Size: uint64(len(shstrtab)), Addralign: 1},
+	} {
+		binary.Write(&b, binary.LittleEndian, s)
+	}
+	return b.Bytes()
+}
+
+const fakeKver = "6.1.0-99-amd64"
+
+// fakeKernelTree is an unpacked kernel package with the modules the tiny
+// recipe needs, their real dependencies, some unrelated ones and a built-in.
+func fakeKernelTree() map[string][]byte {
+	mods := map[string][]string{
+		"drivers/virtio/virtio_ring.ko":                      nil,
+		"drivers/virtio/virtio.ko":                           {"virtio_ring"},
+		"drivers/virtio/virtio_pci_modern_dev.ko":            nil,
+		"drivers/virtio/virtio_pci_legacy_dev.ko":            nil,
+		"drivers/virtio/virtio_pci.ko":                       {"virtio_pci_modern_dev", "virtio_ring", "virtio", "virtio_pci_legacy_dev"},
+		"net/core/failover.ko":                               nil,
+		"drivers/net/net_failover.ko":                        {"failover"},
+		"drivers/net/virtio_net.ko":                          {"net_failover", "virtio", "virtio_ring"},
+		"drivers/block/virtio_blk.ko":                        {"virtio", "virtio_ring"},
+		"drivers/char/virtio_console.ko":                     {"virtio", "virtio_ring"},
+		"drivers/char/hw_random/virtio-rng.ko":               {"virtio", "virtio_ring"},
+		"net/vmw_vsock/vsock.ko":                             nil,
+		"net/vmw_vsock/vmw_vsock_virtio_transport_common.ko": {"vsock"},
+		"net/vmw_vsock/vmw_vsock_virtio_transport.ko":        {"virtio", "vmw_vsock_virtio_transport_common", "virtio_ring", "vsock"},
+		"drivers/net/e1000/e1000.ko":                         nil,
+		"fs/fuse/virtiofs.ko":                                {"fuse", "virtio", "virtio_ring"},
+	}
+	tree := map[string][]byte{
+		"boot/vmlinuz-" + fakeKver:                     []byte("fake bzImage\n"),
+		"boot/config-" + fakeKver:                      []byte("CONFIG_PACKET=y\n"),
+		"lib/modules/" + fakeKver + "/modules.builtin": []byte("kernel/fs/fuse/fuse.ko\nkernel/drivers/char/hw_random/rng-core.ko\n"),
+	}
+	for p, deps := range mods {
+		name := strings.TrimSuffix(filepath.Base(p), ".ko")
+		tree["lib/modules/"+fakeKver+"/kernel/"+p] = fakeModule(modName(name), deps...)
+	}
+	return tree
+}
+
+// fakePackage is a package the fake source serves.
+type fakePackage struct {
+	pkg  debPackage
+	deb  []byte            // the .deb's bytes (arbitrary; only their sha256 matters)
+	tree map[string][]byte // what unpacking it gives
+}
+
+// fakeSource serves synthetic packages and counts what it is asked to do.
+type fakeSource struct {
+	mu          sync.Mutex
+	pkgs        map[string]fakePackage // by NAME and by NAME=VERSION; NAME is the candidate
+	downloads   int
+	unpacks     int
+	refreshes   int
+	unpackErr   error
+	unpackDelay time.Duration
+	onRefresh   func(*fakeSource) // what apt-get update changes
+}
+
+var _ source = (*fakeSource)(nil)
+
+func newFakeSource() *fakeSource {
+	s := &fakeSource{pkgs: map[string]fakePackage{}}
+	s.add("linux-image-amd64", "6.1.999-1", "linux-image-"+fakeKver+" (= 6.1.999-1)", nil)
+	s.add("linux-image-"+fakeKver, "6.1.999-1", "kmod, linux-base (>= 4.3~), initramfs-tools (>= 0.120+deb8u2) | linux-initramfs-tool", fakeKernelTree())
+	s.add("busybox-static", "1:1.35.0-4", "", map[string][]byte{
+		"bin/busybox":                            []byte("#!fake busybox\n"),
+		"usr/share/doc/busybox-static/copyright": []byte("GPL\n"),
+	})
+	return s
+}
+
+// add makes version the candidate of name.
+func (s *fakeSource) add(name, version, depends string, tree map[string][]byte) {
+	deb := []byte("fake deb " + name + " " + version)
+	sum := sha256.Sum256(deb)
+	p := debPackage{
+		Name: name, Version: version, Arch: "amd64", SHA256: hex.EncodeToString(sum[:]), Size: int64(len(deb)),
+		Filename: fmt.Sprintf("pool/main/x/%s/%s_%s_amd64.deb", name, name, strings.ReplaceAll(version, ":", "%3a")),
+		Depends:  depends,
+	}
+	fp := fakePackage{pkg: p, deb: deb, tree: tree}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.pkgs[name] = fp
+	s.pkgs[name+"="+version] = fp
+}
+
+func (s *fakeSource) candidate(_ context.Context, spec string) (debPackage, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	fp, ok := s.pkgs[spec]
+	if !ok {
+		return debPackage{}, fmt.Errorf("Debian package %s: %w", spec, errNoCandidate)
+	}
+	return fp.pkg, nil
+}
+
+func (s *fakeSource) refresh(_ context.Context, b *buildLog) error {
+	s.mu.Lock()
+	s.refreshes++
+	f := s.onRefresh
+	s.mu.Unlock()
+	if f != nil {
+		f(s)
+	}
+	return nil
+}
+
+func (s *fakeSource) byDeb(deb string) (fakePackage, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, fp := range s.pkgs {
+		if fp.pkg.debName() == filepath.Base(deb) {
+			return fp, true
+		}
+	}
+	return fakePackage{}, false
+}
+
+func (s *fakeSource) download(_ context.Context, p debPackage, dir string, b *buildLog) (string, error) {
+	s.mu.Lock()
+	s.downloads++
+	fp, ok := s.pkgs[p.String()]
+	s.mu.Unlock()
+	if !ok {
+		return "", fmt.Errorf("download %s: 404 Not Found", p)
+	}
+	b.bytes(p.Name, p.Size, p.Size)
+	file := filepath.Join(dir, p.debName())
+	return file, os.WriteFile(file, fp.deb, 0o644)
+}
+
+func (s *fakeSource) unpack(ctx context.Context, deb, dir string, b *buildLog) error {
+	s.mu.Lock()
+	s.unpacks++
+	err, delay := s.unpackErr, s.unpackDelay
+	s.mu.Unlock()
+	fmt.Fprintf(b.log, "fake dpkg-deb -x %s %s\n", deb, dir)
+	if delay > 0 {
+		time.Sleep(delay)
+	}
+	if err != nil {
+		fmt.Fprintf(b.log, "dpkg-deb: error: %v\n", err)
+		return err
+	}
+	fp, ok := s.byDeb(deb)
+	if !ok {
+		return fmt.Errorf("unpack %s: unknown .deb", deb)
+	}
+	for p, data := range fp.tree {
+		file := filepath.Join(dir, p)
+		if err := os.MkdirAll(filepath.Dir(file), 0o755); err != nil {
+			return err
+		}
+		if err := os.WriteFile(file, data, 0o755); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *fakeSource) counts() (downloads, unpacks, refreshes int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.downloads, s.unpacks, s.refreshes
+}
+
+// recipesCopy copies the embedded recipes into a map a test may change.
+func recipesCopy(t *testing.T) fstest.MapFS {
+	t.Helper()
+	m := fstest.MapFS{}
+	err := fs.WalkDir(images.FS, ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		data, err := fs.ReadFile(images.FS, p)
+		m[p] = &fstest.MapFile{Data: data, Mode: 0o644}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// fakeClock ticks a second each time it is read.
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func newFakeClock() *fakeClock {
+	return &fakeClock{t: time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)}
+}
+
+func (c *fakeClock) now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(time.Second)
+	return c.t
+}
+
+func newTestCache(t *testing.T, fsys fs.FS, src source) *Cache {
+	t.Helper()
+	return &Cache{Dir: t.TempDir(), recipes: fsys, src: src, now: newFakeClock().now}
+}
+
+// cpioFile is one entry read back from an initramfs.
+type cpioFile struct {
+	Name  string
+	Mode  uint32
+	Data  []byte
+	Major uint32 // of a device node
+	Minor uint32
+}
+
+// readInitramfs reads a gzipped newc cpio archive, checking its framing.
+func readInitramfs(t *testing.T, file string) []cpioFile {
+	t.Helper()
+	f, err := os.Open(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	zr, err := gzip.NewReader(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := io.ReadAll(zr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	files, err := parseCpio(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return files
+}
+
+func parseCpio(data []byte) ([]cpioFile, error) {
+	var out []cpioFile
+	off := 0
+	align := func(n int) int { return (n + 3) &^ 3 }
+	for {
+		if off+110 > len(data) {
+			return nil, errors.New("cpio: truncated header")
+		}
+		h := data[off : off+110]
+		if string(h[:6]) != "070701" {
+			return nil, fmt.Errorf("cpio: bad magic %q at %d", h[:6], off)
+		}
+		field := func(i int) uint32 {
+			v, _ := strconv.ParseUint(string(h[6+8*i:14+8*i]), 16, 32)
+			return uint32(v)
+		}
+		mode, size, namesize := field(1), int(field(6)), int(field(11))
+		nameEnd := off + 110 + namesize
+		if nameEnd > len(data) || data[nameEnd-1] != 0 {
+			return nil, errors.New("cpio: bad name")
+		}
+		name := string(data[off+110 : nameEnd-1])
+		dataOff := align(nameEnd)
+		if dataOff+size > len(data) {
+			return nil, errors.New("cpio: truncated data")
+		}
+		if name == "TRAILER!!!" {
+			return out, nil
+		}
+		out = append(out, cpioFile{Name: name, Mode: mode, Data: data[dataOff : dataOff+size], Major: field(9), Minor: field(10)})
+		off = align(dataOff + size)
+	}
+}
+
+// listing renders an initramfs like ls -l, without sizes (an edit of a
+// recipe file is not a change of layout), for golden files.
+func listing(files []cpioFile) string {
+	sort.Slice(files, func(i, j int) bool { return files[i].Name < files[j].Name })
+	var b strings.Builder
+	for _, f := range files {
+		switch f.Mode & 0o170000 {
+		case modeDir:
+			fmt.Fprintf(&b, "d %04o %s/\n", f.Mode&0o7777, f.Name)
+		case modeLink:
+			fmt.Fprintf(&b, "l %04o %s -> %s\n", f.Mode&0o7777, f.Name, f.Data)
+		case modeChr:
+			fmt.Fprintf(&b, "c %04o %s %d,%d\n", f.Mode&0o7777, f.Name, f.Major, f.Minor)
+		default:
+			fmt.Fprintf(&b, "f %04o %s\n", f.Mode&0o7777, f.Name)
+		}
+	}
+	return b.String()
+}

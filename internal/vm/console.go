@@ -1,0 +1,120 @@
+package vm
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"libvirt.org/go/libvirt"
+
+	"vmnet/internal/virt"
+)
+
+// consoleExec runs argv through a shell on the guest's serial console, for
+// images without a guest agent (tiny has a root shell on ttyS0). The command
+// is framed by random markers so its output and exit status can be told
+// apart from the echo of what was typed and from kernel messages.
+func consoleExec(ctx context.Context, conn *libvirt.Connect, dom *libvirt.Domain, argv []string, timeout time.Duration) ([]byte, int, error) {
+	stream, err := conn.NewStream(0)
+	if err != nil {
+		return nil, 0, fmt.Errorf("open a console stream: %s", virt.Message(err))
+	}
+	defer stream.Free()
+	if err := dom.OpenConsole("", stream, libvirt.DOMAIN_CONSOLE_FORCE); err != nil {
+		return nil, 0, fmt.Errorf("open the serial console: %s", virt.Message(err))
+	}
+
+	b := make([]byte, 6)
+	rand.Read(b)
+	tag := hex.EncodeToString(b)
+	quoted := make([]string, len(argv))
+	for i, a := range argv {
+		quoted[i] = shellQuote(a)
+	}
+	// The markers are built by the shell (printf joins two halves), so the
+	// typed line, echoed back by the tty, never matches them.
+	line := fmt.Sprintf("printf '\\n%%s%%s\\n' VMNET-BEGIN- %s; %s; printf '\\n%%s%%s-%%d\\n' VMNET-END- %s $?\n",
+		tag, strings.Join(quoted, " "), tag)
+	// A fresh line first, in case something is half typed at the prompt.
+	if _, err := stream.Send([]byte("\x15\n" + line)); err != nil {
+		return nil, 0, fmt.Errorf("write to the serial console: %s", virt.Message(err))
+	}
+	begin := "VMNET-BEGIN-" + tag
+	end := regexp.MustCompile(`VMNET-END-` + tag + `-(\d+)`)
+
+	type chunk struct {
+		b   []byte
+		err error
+	}
+	chunks := make(chan chunk, 16)
+	stop := make(chan struct{})
+	readerDone := make(chan struct{})
+	go func() {
+		defer close(readerDone)
+		for {
+			buf := make([]byte, 4096)
+			n, err := stream.Recv(buf)
+			select {
+			case chunks <- chunk{buf[:n], err}:
+			case <-stop:
+				return
+			}
+			if err != nil || n == 0 {
+				return
+			}
+		}
+	}()
+	// Abort makes the reader's Recv return; the stream is freed only after
+	// the reader is gone (libvirt warns about use after free otherwise).
+	defer func() {
+		close(stop)
+		stream.Abort()
+		<-readerDone
+	}()
+	deadline := time.After(timeout)
+	var all []byte
+	for {
+		select {
+		case c := <-chunks:
+			if c.err != nil {
+				return nil, 0, fmt.Errorf("read the serial console: %s", virt.Message(c.err))
+			}
+			all = append(all, c.b...)
+			text := strings.ReplaceAll(string(all), "\r", "")
+			i := strings.Index(text, "\n"+begin+"\n")
+			if i < 0 {
+				continue
+			}
+			body := text[i+len(begin)+2:]
+			m := end.FindStringSubmatchIndex(body)
+			if m == nil {
+				continue
+			}
+			code, _ := strconv.Atoi(body[m[2]:m[3]])
+			// The END marker starts on a fresh line: drop the newline printf added.
+			out := strings.TrimSuffix(body[:m[0]], "\n")
+			if out != "" && !strings.HasSuffix(out, "\n") {
+				out += "\n"
+			}
+			return bytes.TrimLeft([]byte(out), "\n"), code, nil
+		case <-deadline:
+			return nil, 0, fmt.Errorf("%s did not finish on the serial console within %s", argv[0], timeout)
+		case <-ctx.Done():
+			return nil, 0, ctx.Err()
+		}
+	}
+}
+
+// shellQuote quotes s for a POSIX shell.
+func shellQuote(s string) string {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./=:,@%+") == "" {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}

@@ -1,0 +1,125 @@
+package vm
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"libvirt.org/go/libvirt"
+
+	"vmnet/internal/virt"
+)
+
+// Info is one VM as list shows it.
+type Info struct {
+	Name  string    `json:"name"`
+	State string    `json:"state"` // running, shut off, ...
+	Owner string    `json:"owner"` // vmnet or other
+	NICs  []NICInfo `json:"nics"`
+}
+
+var stateNames = map[libvirt.DomainState]string{
+	libvirt.DOMAIN_NOSTATE: "no state", libvirt.DOMAIN_RUNNING: "running", libvirt.DOMAIN_BLOCKED: "blocked",
+	libvirt.DOMAIN_PAUSED: "paused", libvirt.DOMAIN_SHUTDOWN: "shutting down", libvirt.DOMAIN_SHUTOFF: "shut off",
+	libvirt.DOMAIN_CRASHED: "crashed", libvirt.DOMAIN_PMSUSPENDED: "suspended",
+}
+
+// List returns every domain with its state and, for vmnet's, every NIC's
+// network, MAC and address.
+func List(e Env) ([]Info, error) {
+	doms, err := e.Conn.ListAllDomains(0)
+	if err != nil {
+		return nil, fmt.Errorf("list domains: %s", virt.Message(err))
+	}
+	out := []Info{}
+	for _, d := range doms {
+		in, err := describe(e, &d)
+		d.Free()
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, in)
+	}
+	slices.SortFunc(out, func(a, b Info) int { return strings.Compare(a.Name, b.Name) })
+	return out, nil
+}
+
+func describe(e Env, d *libvirt.Domain) (Info, error) {
+	name, err := d.GetName()
+	if err != nil {
+		return Info{}, err
+	}
+	in := Info{Name: name, Owner: "other", NICs: []NICInfo{}}
+	if st, _, err := d.GetState(); err == nil {
+		in.State = stateNames[st]
+	}
+	meta, owned, err := metadata(d)
+	if err != nil {
+		return in, err
+	}
+	if owned {
+		in.Owner = "vmnet"
+		if nics, err := nicInfo(e.Conn, meta.Dir); err == nil && nics != nil {
+			in.NICs = nics
+		}
+	}
+	return in, nil
+}
+
+// lookupOwned finds a domain vmnet made.
+func lookupOwned(e Env, name string) (*libvirt.Domain, string, error) {
+	dom, err := e.Conn.LookupDomainByName(name)
+	if virt.IsNotFound(err) {
+		return nil, "", &hintError{err: fmt.Errorf("VM %q does not exist", name), hint: "'vmnet vm list' shows the VMs; 'vmnet vm up " + name + "' makes it"}
+	}
+	if err != nil {
+		return nil, "", fmt.Errorf("look up domain %q: %s", name, virt.Message(err))
+	}
+	meta, owned, err := metadata(dom)
+	if err != nil || !owned {
+		dom.Free()
+		if err == nil {
+			err = &ForeignError{Name: name}
+		}
+		return nil, "", err
+	}
+	return dom, meta.Dir, nil
+}
+
+// Console returns the guest's serial console log so far.
+func Console(e Env, name string) ([]byte, error) {
+	dom, dir, err := lookupOwned(e, name)
+	if err != nil {
+		return nil, err
+	}
+	dom.Free()
+	b, err := os.ReadFile(filepath.Join(dir, "console.log"))
+	if err != nil {
+		return nil, fmt.Errorf("read the console of %q: %w", name, err)
+	}
+	return b, nil
+}
+
+// Exec runs argv in the guest through the QEMU guest agent, or through the
+// shell on the serial console when the guest has no agent.
+func Exec(ctx context.Context, e Env, name string, argv []string, timeout time.Duration) (stdout, stderr []byte, code int, err error) {
+	dom, _, err := lookupOwned(e, name)
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	defer dom.Free()
+	if active, _ := dom.IsActive(); !active {
+		return nil, nil, 0, &hintError{err: fmt.Errorf("VM %q is not running", name), hint: "start it with 'vmnet vm up " + name + "'"}
+	}
+	if _, err := dom.QemuAgentCommand(`{"execute":"guest-ping"}`, libvirt.DOMAIN_QEMU_AGENT_COMMAND_MIN, 0); err == nil {
+		return agentExec(ctx, dom, argv, timeout)
+	}
+	// No agent (tiny has none): a shell on the serial console does the job;
+	// its stderr comes mixed into stdout.
+	out, code, err := consoleExec(ctx, e.Conn, dom, argv, timeout)
+	return out, nil, code, err
+}

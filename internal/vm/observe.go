@@ -1,0 +1,313 @@
+package vm
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"os"
+	"os/exec"
+	"strings"
+	"time"
+
+	"libvirt.org/go/libvirt"
+	"libvirt.org/go/libvirtxml"
+
+	"vmnet/internal/domain"
+	"vmnet/internal/network"
+	"vmnet/internal/virt"
+)
+
+// metadata reads vmnet's ownership record from a defined domain.
+func metadata(dom *libvirt.Domain) (domain.Meta, bool, error) {
+	x, err := dom.GetXMLDesc(libvirt.DOMAIN_XML_INACTIVE)
+	if err != nil {
+		return domain.Meta{}, false, fmt.Errorf("read domain XML: %s", virt.Message(err))
+	}
+	m, ok := domain.ParseMetadata(x)
+	return m, ok, nil
+}
+
+// macsIn lists the NIC MACs of a domain's XML.
+func macsIn(x string) []string {
+	var d libvirtxml.Domain
+	if d.Unmarshal(x) != nil || d.Devices == nil {
+		return nil
+	}
+	var out []string
+	for _, i := range d.Devices.Interfaces {
+		if i.MAC != nil {
+			out = append(out, strings.ToLower(i.MAC.Address))
+		}
+	}
+	return out
+}
+
+// networkInfo finds a libvirt network's subnet and bridge.
+func networkInfo(conn *libvirt.Connect, name string) (network.Info, error) {
+	infos, err := network.List(conn)
+	if err != nil {
+		return network.Info{}, err
+	}
+	for _, in := range infos {
+		if in.Name == name {
+			return in, nil
+		}
+	}
+	return network.Info{}, &network.NotFoundError{Name: name}
+}
+
+func networkCIDR(conn *libvirt.Connect, name string) (netip.Prefix, error) {
+	in, err := networkInfo(conn, name)
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	p, err := netip.ParsePrefix(in.CIDR)
+	if err != nil {
+		return netip.Prefix{}, fmt.Errorf("network %q has no IPv4 subnet to reserve an address in", name)
+	}
+	return p, nil
+}
+
+// removeLease releases a guest's lease in the network's dnsmasq, as if the
+// guest had sent DHCPRELEASE (dhcp_release from dnsmasq-utils), so a removed
+// VM leaves no lease behind. Best effort: a lease also expires by itself.
+func removeLease(conn *libvirt.Connect, net, mac string) {
+	leases, err := network.Leases(conn, net)
+	if err != nil {
+		return
+	}
+	ip, ok := leases[strings.ToLower(mac)]
+	if !ok {
+		return
+	}
+	in, err := networkInfo(conn, net)
+	if err != nil || in.Bridge == "" {
+		return
+	}
+	tool, err := exec.LookPath("dhcp_release")
+	if err != nil {
+		return
+	}
+	// dnsmasq matches the lease by MAC and client id; libvirt's guests send 01:MAC.
+	exec.Command(tool, in.Bridge, ip.String(), mac, "01:"+mac).Run()
+	// dnsmasq updates libvirt's lease list through its helper script: wait for it briefly.
+	for i := 0; i < 20; i++ {
+		if l, err := network.Leases(conn, net); err != nil || l[strings.ToLower(mac)] != ip {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// nicInfo describes a VM's NICs from its record and the networks' leases.
+func nicInfo(conn *libvirt.Connect, dir string) ([]NICInfo, error) {
+	rec, ok, err := readRecord(dir)
+	if err != nil || !ok {
+		return nil, err
+	}
+	return nicsOf(conn, rec), nil
+}
+
+func nicsOf(conn *libvirt.Connect, rec record) []NICInfo {
+	leases := map[string]map[string]netip.Addr{}
+	var out []NICInfo
+	for i, n := range rec.NICs {
+		info := NICInfo{Index: i, Network: n.Network, Bridge: n.Bridge, MAC: n.MAC}
+		switch {
+		case n.Static.IsValid():
+			info.Address, info.Source = n.Static.Addr().String(), "static"
+		case n.Network != "":
+			if _, seen := leases[n.Network]; !seen {
+				leases[n.Network], _ = network.Leases(conn, n.Network)
+			}
+			if a, ok := leases[n.Network][strings.ToLower(n.MAC)]; ok {
+				info.Address, info.Source = a.String(), "lease"
+			} else if n.Reserved.IsValid() {
+				info.Address, info.Source = n.Reserved.String(), "reservation"
+			}
+		}
+		out = append(out, info)
+	}
+	return out
+}
+
+// ReadyError says the guest did not become ready, what vmnet waited for,
+// and what the guest last printed.
+type ReadyError struct {
+	Name    string
+	WaitFor string
+	Reason  string // "timed out after 2m0s", "the guest stopped"
+	Tail    string // last lines of the serial console
+}
+
+func (e *ReadyError) Error() string {
+	tail := e.Tail
+	if tail == "" {
+		tail = "(the console is empty)"
+	}
+	return fmt.Sprintf("VM %q was not ready: waited for %s, %s; last console lines:\n%s", e.Name, e.WaitFor, e.Reason, tail)
+}
+
+// Hint tells the user where to look.
+func (e *ReadyError) Hint() string {
+	return fmt.Sprintf("see the whole console with 'vmnet vm console %s'; raise 'timeout' in the spec if the guest is only slow", e.Name)
+}
+
+// waitReady waits until the guest shows the readiness the plan asks for.
+func waitReady(ctx context.Context, e Env, dom *libvirt.Domain, plan domain.Plan) error {
+	what := readyText(plan)
+	e.say("waiting for %s (at most %s)", what, plan.Timeout)
+	ctx, cancel := context.WithTimeout(ctx, plan.Timeout)
+	defer cancel()
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	fail := func(reason string) error {
+		return &ReadyError{Name: plan.Name, WaitFor: what, Reason: reason, Tail: consoleTail(plan.ConsoleLog, 15)}
+	}
+	for {
+		ok, err := isReady(e.Conn, dom, plan)
+		if err != nil {
+			return err
+		}
+		if ok {
+			return nil
+		}
+		if active, err := dom.IsActive(); err == nil && !active {
+			return fail("the guest stopped")
+		}
+		select {
+		case <-ctx.Done():
+			if ctx.Err() == context.DeadlineExceeded {
+				return fail(fmt.Sprintf("timed out after %s", plan.Timeout))
+			}
+			return fail("interrupted")
+		case <-tick.C:
+		}
+	}
+}
+
+func readyText(plan domain.Plan) string {
+	switch {
+	case plan.Ready.Console != "":
+		return fmt.Sprintf("a console line starting %q", plan.Ready.Console)
+	case plan.Ready.Lease:
+		return "a DHCP lease for every network NIC"
+	default:
+		return "the QEMU guest agent"
+	}
+}
+
+func isReady(conn *libvirt.Connect, dom *libvirt.Domain, plan domain.Plan) (bool, error) {
+	switch {
+	case plan.Ready.Console != "":
+		return consoleHas(plan.ConsoleLog, plan.Ready.Console), nil
+	case plan.Ready.Lease:
+		for _, n := range plan.NICs {
+			if n.Network == "" || n.Address.IsValid() {
+				continue
+			}
+			leases, err := network.Leases(conn, n.Network)
+			if err != nil {
+				return false, err
+			}
+			if _, ok := leases[strings.ToLower(n.MAC.String())]; !ok {
+				return false, nil
+			}
+		}
+		return true, nil
+	default:
+		_, err := dom.QemuAgentCommand(`{"execute":"guest-ping"}`, libvirt.DOMAIN_QEMU_AGENT_COMMAND_MIN, 0)
+		return err == nil, nil
+	}
+}
+
+// consoleHas reports whether a line of the console log starts with marker.
+func consoleHas(path, marker string) bool {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return false
+	}
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		if strings.HasPrefix(strings.TrimLeft(sc.Text(), "\r"), marker) {
+			return true
+		}
+	}
+	return false
+}
+
+// consoleTail returns the last n lines of the console log.
+func consoleTail(path string, n int) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return ""
+	}
+	lines := strings.Split(strings.TrimRight(strings.ReplaceAll(string(b), "\r", ""), "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	for i, l := range lines {
+		lines[i] = "  | " + l
+	}
+	return strings.Join(lines, "\n")
+}
+
+// agentExec runs argv in the guest through the QEMU guest agent and returns
+// its output and exit code.
+func agentExec(ctx context.Context, dom *libvirt.Domain, argv []string, timeout time.Duration) (stdout, stderr []byte, code int, err error) {
+	req, _ := json.Marshal(map[string]any{
+		"execute":   "guest-exec",
+		"arguments": map[string]any{"path": argv[0], "arg": argv[1:], "capture-output": true},
+	})
+	out, err := dom.QemuAgentCommand(string(req), libvirt.DOMAIN_QEMU_AGENT_COMMAND_DEFAULT, 0)
+	if err != nil {
+		return nil, nil, 0, &hintError{err: fmt.Errorf("guest agent: %s", virt.Message(err)),
+			hint: "the guest needs a running qemu-guest-agent (the tiny image has none; use 'vmnet vm console')"}
+	}
+	var started struct {
+		Return struct {
+			PID int `json:"pid"`
+		} `json:"return"`
+	}
+	if err := json.Unmarshal([]byte(out), &started); err != nil {
+		return nil, nil, 0, fmt.Errorf("guest agent: unexpected answer %q", out)
+	}
+	deadline := time.Now().Add(timeout)
+	for {
+		st, err := dom.QemuAgentCommand(fmt.Sprintf(`{"execute":"guest-exec-status","arguments":{"pid":%d}}`, started.Return.PID),
+			libvirt.DOMAIN_QEMU_AGENT_COMMAND_DEFAULT, 0)
+		if err != nil {
+			return nil, nil, 0, fmt.Errorf("guest agent: %s", virt.Message(err))
+		}
+		var status struct {
+			Return struct {
+				Exited   bool   `json:"exited"`
+				ExitCode int    `json:"exitcode"`
+				Signal   int    `json:"signal"`
+				OutData  []byte `json:"out-data"`
+				ErrData  []byte `json:"err-data"`
+			} `json:"return"`
+		}
+		if err := json.Unmarshal([]byte(st), &status); err != nil {
+			return nil, nil, 0, fmt.Errorf("guest agent: unexpected answer %q", st)
+		}
+		if r := status.Return; r.Exited {
+			if r.Signal != 0 {
+				return r.OutData, r.ErrData, 128 + r.Signal, nil
+			}
+			return r.OutData, r.ErrData, r.ExitCode, nil
+		}
+		if time.Now().After(deadline) {
+			return nil, nil, 0, fmt.Errorf("%s did not finish in the guest within %s", argv[0], timeout)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, nil, 0, ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}

@@ -1,0 +1,471 @@
+// Package vm runs vmnet's guests over libvirt: up (ensure what the spec
+// requires, image, overlay, DHCP reservations, domain; wait until the guest is
+// ready), down (remove all of it, found by ownership records, also after an up
+// that was killed midway), list, console and exec. Deciding names, MACs and
+// XML is the pure domain package's job; this package does the side effects.
+package vm
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"libvirt.org/go/libvirt"
+
+	"vmnet/internal/accel"
+	"vmnet/internal/bridge"
+	"vmnet/internal/domain"
+	"vmnet/internal/network"
+	"vmnet/internal/virt"
+	"vmnet/internal/vmspec"
+)
+
+// Env is what the lifecycle works with.
+type Env struct {
+	Conn     *libvirt.Connect
+	StateDir string // domain.DefaultStateDir unless a test says otherwise
+	// Image returns the image for a spec, building it when needed.
+	Image func(ctx context.Context, spec vmspec.Spec) (domain.ImageInfo, error)
+	// Accel is the accelerator choice (accel.Probe).
+	Accel accel.Choice
+	// Bridges and Routes reach the namespace libvirtd runs in, to ensure the
+	// bridges a profile requires and to check network subnets.
+	Bridges bridge.Kernel
+	Routes  network.Kernel
+	HostID  string
+	// Progress gets one line per step, for people and CI logs.
+	Progress io.Writer
+}
+
+func (e Env) say(format string, a ...any) {
+	if e.Progress != nil {
+		fmt.Fprintf(e.Progress, format+"\n", a...)
+	}
+}
+
+// NICInfo is one NIC of a running or planned VM.
+type NICInfo struct {
+	Index   int    `json:"index"`
+	Network string `json:"network,omitempty"`
+	Bridge  string `json:"bridge,omitempty"`
+	MAC     string `json:"mac"`
+	Address string `json:"address,omitempty"` // without prefix
+	Source  string `json:"source,omitempty"`  // static, reservation, lease
+}
+
+// UpResult says what Up did.
+type UpResult struct {
+	Name    string        `json:"name"`
+	Outcome string        `json:"outcome"` // created, started, unchanged
+	Accel   accel.Choice  `json:"accel"`
+	Changes []string      `json:"changes"`
+	NICs    []NICInfo     `json:"nics"`
+	Ready   time.Duration `json:"readySeconds"` // from start to ready
+}
+
+// Up makes the VM described by spec run and waits until it is ready. A
+// second Up of a running VM with the same spec changes nothing.
+func Up(ctx context.Context, e Env, spec vmspec.Spec) (*UpResult, error) {
+	res := &UpResult{Name: spec.Name, Accel: e.Accel}
+	if err := ensureRequired(ctx, e, spec, res); err != nil {
+		return res, err
+	}
+	img, err := e.Image(ctx, spec)
+	if err != nil {
+		return res, err
+	}
+	plan, err := domain.NewPlan(spec, img, e.Accel, e.StateDir)
+	if err != nil {
+		return res, err
+	}
+	if err := checkMACs(e.Conn, plan); err != nil {
+		return res, err
+	}
+
+	dom, err := e.Conn.LookupDomainByName(plan.Name)
+	switch {
+	case virt.IsNotFound(err):
+		dom = nil
+	case err != nil:
+		return res, fmt.Errorf("look up domain %q: %w", plan.Name, err)
+	}
+	if dom != nil {
+		defer dom.Free()
+		meta, owned, err := metadata(dom)
+		if err != nil {
+			return res, err
+		}
+		if !owned {
+			return res, &ForeignError{Name: plan.Name}
+		}
+		if meta.Hash != plan.SpecHash {
+			return res, &hintError{
+				err:  fmt.Errorf("VM %q exists with a different spec", plan.Name),
+				hint: fmt.Sprintf("run 'vmnet vm down %s' first, then 'vmnet vm up' again", plan.Name),
+			}
+		}
+		active, err := dom.IsActive()
+		if err != nil {
+			return res, fmt.Errorf("read state of %q: %w", plan.Name, err)
+		}
+		if active {
+			// Running: make sure it got ready (an earlier up may have been
+			// killed while waiting), and say nothing changed.
+			res.Outcome = "unchanged"
+			start := time.Now()
+			if err := waitReady(ctx, e, dom, plan); err != nil {
+				return res, err
+			}
+			res.Ready = time.Since(start)
+			res.NICs, err = nicInfo(e.Conn, plan.Dir)
+			return res, err
+		}
+	}
+
+	rec, err := prepare(e, plan, res)
+	if err != nil {
+		return res, err
+	}
+	if dom == nil {
+		dom, err = define(e.Conn, plan)
+		if err != nil {
+			return res, err
+		}
+		defer dom.Free()
+		res.Changes = append(res.Changes, "define domain "+plan.Name)
+		res.Outcome = "created"
+	} else {
+		res.Outcome = "started"
+	}
+	e.say("start %s under %s (%s)", plan.Name, e.Accel.Type, e.Accel.Reason)
+	start := time.Now()
+	if err := dom.Create(); err != nil {
+		return res, fmt.Errorf("start %q: %s", plan.Name, virt.Message(err))
+	}
+	res.Changes = append(res.Changes, "start "+plan.Name)
+	if err := waitReady(ctx, e, dom, plan); err != nil {
+		return res, err
+	}
+	res.Ready = time.Since(start)
+	res.NICs = nicsOf(e.Conn, rec)
+	return res, nil
+}
+
+// ensureRequired makes the networks and bridges a profile needs when they
+// are missing, and uses them as they are when they exist.
+func ensureRequired(ctx context.Context, e Env, spec vmspec.Spec, res *UpResult) error {
+	for _, b := range spec.Requires.Bridges {
+		if _, err := e.Bridges.LinkByName(b.Name); err == nil {
+			continue
+		}
+		r, err := bridge.Ensure(ctx, e.Bridges, bridge.Spec{Name: b.Name, Addresses: []netip.Prefix{b.Address}}, bridge.Options{HostID: e.HostID})
+		if err != nil {
+			return fmt.Errorf("bridge %s that %s needs: %w", b.Name, spec.Name, err)
+		}
+		if !r.Unchanged() {
+			res.Changes = append(res.Changes, fmt.Sprintf("create bridge %s (%s)", b.Name, b.Address))
+			e.say("created bridge %s with %s", b.Name, b.Address)
+		}
+	}
+	for _, n := range spec.Requires.Networks {
+		if net, err := e.Conn.LookupNetworkByName(n.Name); err == nil {
+			active, _ := net.IsActive()
+			net.Free()
+			if active {
+				continue
+			}
+		}
+		mode := network.Mode(n.Mode)
+		if mode == "" {
+			mode = network.Mode(vmspec.ModeNAT)
+		}
+		r, err := network.Ensure(ctx, e.Conn, network.Spec{Name: n.Name, Mode: mode, CIDR: n.CIDR}, e.Routes)
+		if err != nil {
+			return fmt.Errorf("network %s that %s needs: %w", n.Name, spec.Name, err)
+		}
+		if r.Outcome != network.Unchanged {
+			res.Changes = append(res.Changes, fmt.Sprintf("create %s network %s (%s)", mode, n.Name, n.CIDR))
+			e.say("created %s network %s on %s", mode, n.Name, n.CIDR)
+		}
+	}
+	return nil
+}
+
+// checkMACs refuses NIC MACs that another domain already uses.
+func checkMACs(conn *libvirt.Connect, plan domain.Plan) error {
+	doms, err := conn.ListAllDomains(0)
+	if err != nil {
+		return fmt.Errorf("list domains: %w", err)
+	}
+	existing := map[string]string{}
+	for _, d := range doms {
+		name, _ := d.GetName()
+		if name != plan.Name {
+			if x, err := d.GetXMLDesc(0); err == nil {
+				for _, mac := range macsIn(x) {
+					existing[mac] = name
+				}
+			}
+		}
+		d.Free()
+	}
+	return domain.CheckMACs(plan, existing)
+}
+
+// prepare makes the VM's directory, record, disks and DHCP reservations.
+// The record comes first so that down finds everything after a crash.
+func prepare(e Env, plan domain.Plan, res *UpResult) (record, error) {
+	rec := record{Owner: domain.Owner, Name: plan.Name, Hash: plan.SpecHash}
+	for _, f := range plan.Files() {
+		rec.Files = append(rec.Files, f.Path)
+	}
+	for _, n := range plan.NICs {
+		rec.NICs = append(rec.NICs, nicRecord{Network: n.Network, Bridge: n.Bridge, MAC: n.MAC.String(), Static: n.Address})
+	}
+	if old, ok, err := readRecord(plan.Dir); err != nil {
+		return rec, err
+	} else if ok {
+		// Keep the reservations an earlier run made: addresses stay stable.
+		for i := range rec.NICs {
+			for _, o := range old.NICs {
+				if o.MAC == rec.NICs[i].MAC && o.Network == rec.NICs[i].Network {
+					rec.NICs[i].Reserved = o.Reserved
+				}
+			}
+		}
+	}
+	if err := os.MkdirAll(plan.Dir, 0o755); err != nil {
+		return rec, fmt.Errorf("make %s: %w", plan.Dir, err)
+	}
+	if err := writeRecord(plan.Dir, rec); err != nil {
+		return rec, err
+	}
+	if o := plan.Overlay; o != nil {
+		if _, err := os.Stat(o.Path); errors.Is(err, os.ErrNotExist) {
+			if err := qemuImg("create", "-q", "-f", "qcow2", "-F", o.BackingFormat, "-b", o.Backing, o.Path); err != nil {
+				return rec, err
+			}
+			res.Changes = append(res.Changes, "create overlay "+o.Path)
+		}
+	}
+	for _, d := range plan.DataDisks {
+		if _, err := os.Stat(d.Path); errors.Is(err, os.ErrNotExist) {
+			if err := qemuImg("create", "-q", "-f", "qcow2", d.Path, fmt.Sprint(int64(d.Size))); err != nil {
+				return rec, err
+			}
+			res.Changes = append(res.Changes, "create disk "+d.Path)
+		}
+	}
+	for i := range rec.NICs {
+		n := &rec.NICs[i]
+		if n.Network == "" || n.Static.IsValid() {
+			continue
+		}
+		ip, err := reserve(e.Conn, plan.Name, n)
+		if err != nil {
+			return rec, err
+		}
+		if n.Reserved != ip {
+			n.Reserved = ip
+			res.Changes = append(res.Changes, fmt.Sprintf("reserve %s for %s on %s", ip, n.MAC, n.Network))
+		}
+		// Saved after each reservation: a crash right after still finds it.
+		if err := writeRecord(plan.Dir, rec); err != nil {
+			return rec, err
+		}
+	}
+	return rec, nil
+}
+
+// reserve gives a network NIC a predictable address: a DHCP reservation in
+// the lower half of the subnet (outside vmnet's default DHCP pool), derived
+// from the MAC, moving on when another host holds it.
+func reserve(conn *libvirt.Connect, vmName string, n *nicRecord) (netip.Addr, error) {
+	hosts, err := network.Hosts(conn, n.Network)
+	if err != nil {
+		return netip.Addr{}, err
+	}
+	taken := map[netip.Addr]bool{}
+	for _, h := range hosts {
+		if strings.EqualFold(h.MAC, n.MAC) {
+			return h.IP, nil // already reserved (an earlier, interrupted run)
+		}
+		taken[h.IP] = true
+	}
+	cidr, err := networkCIDR(conn, n.Network)
+	if err != nil {
+		return netip.Addr{}, err
+	}
+	half := 1 << (cidr.Addr().BitLen() - cidr.Bits() - 1)
+	first, span := 10, half-10 // .2-.9 stay free for hand-made static hosts
+	if span < 1 {
+		first, span = 2, max(half-2, 1)
+	}
+	sum := sha256.Sum256([]byte(n.MAC))
+	start := int(binary.BigEndian.Uint32(sum[:4]) % uint32(span))
+	for i := 0; i < span; i++ {
+		ip, err := network.HostAddress(cidr, first+(start+i)%span)
+		if err != nil {
+			return netip.Addr{}, err
+		}
+		if taken[ip] {
+			continue
+		}
+		if _, err := network.AddHost(conn, n.Network, n.MAC, ip, vmName); err != nil {
+			return netip.Addr{}, err
+		}
+		return ip, nil
+	}
+	return netip.Addr{}, fmt.Errorf("network %q has no free address for a reservation", n.Network)
+}
+
+// define turns the plan into XML and defines it.
+func define(conn *libvirt.Connect, plan domain.Plan) (*libvirt.Domain, error) {
+	d, err := domain.Build(plan)
+	if err != nil {
+		return nil, err
+	}
+	x, err := d.Marshal()
+	if err != nil {
+		return nil, fmt.Errorf("marshal domain %q: %w", plan.Name, err)
+	}
+	dom, err := conn.DomainDefineXMLFlags(x, libvirt.DOMAIN_DEFINE_VALIDATE)
+	if err != nil {
+		return nil, fmt.Errorf("define domain %q: %s", plan.Name, virt.Message(err))
+	}
+	return dom, nil
+}
+
+func qemuImg(args ...string) error {
+	out, err := exec.Command("qemu-img", args...).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("qemu-img %s: %v: %s", strings.Join(args, " "), err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
+// DownResult says what Down removed.
+type DownResult struct {
+	Name    string   `json:"name"`
+	Outcome string   `json:"outcome"` // removed, absent
+	Changes []string `json:"changes"`
+}
+
+// Down removes the VM and everything vmnet made for it: the domain, its
+// disks, seed and logs, and its DHCP reservations. It succeeds when the VM
+// is already gone, and cleans up after an up that was killed midway.
+func Down(ctx context.Context, e Env, name string) (*DownResult, error) {
+	res := &DownResult{Name: name, Outcome: "absent"}
+	if err := vmspec.ValidateName(name); err != nil {
+		return res, err
+	}
+	dir := filepath.Join(e.StateDir, "vms", name)
+	files := []string{}
+	dom, err := e.Conn.LookupDomainByName(name)
+	switch {
+	case virt.IsNotFound(err):
+	case err != nil:
+		return res, fmt.Errorf("look up domain %q: %w", name, err)
+	default:
+		defer dom.Free()
+		meta, owned, err := metadata(dom)
+		if err != nil {
+			return res, err
+		}
+		if !owned {
+			return res, &ForeignError{Name: name}
+		}
+		if meta.Dir != "" {
+			dir = meta.Dir
+		}
+		for _, f := range meta.Files {
+			files = append(files, f.Path)
+		}
+		if active, _ := dom.IsActive(); active {
+			if err := dom.Destroy(); err != nil && !virt.IsCode(err, libvirt.ERR_OPERATION_INVALID) {
+				return res, fmt.Errorf("stop %q: %s", name, virt.Message(err))
+			}
+			res.Changes = append(res.Changes, "stop "+name)
+		}
+		flags := libvirt.DOMAIN_UNDEFINE_MANAGED_SAVE | libvirt.DOMAIN_UNDEFINE_SNAPSHOTS_METADATA | libvirt.DOMAIN_UNDEFINE_NVRAM
+		if err := dom.UndefineFlags(flags); err != nil && !virt.IsNotFound(err) {
+			return res, fmt.Errorf("undefine %q: %s", name, virt.Message(err))
+		}
+		res.Changes = append(res.Changes, "undefine "+name)
+		res.Outcome = "removed"
+	}
+
+	rec, ok, err := readRecord(dir)
+	if err != nil {
+		return res, err
+	}
+	if ok {
+		for _, n := range rec.NICs {
+			if n.Network == "" || !n.Reserved.IsValid() {
+				continue
+			}
+			changed, err := network.RemoveHost(e.Conn, n.Network, n.MAC)
+			if err != nil {
+				return res, fmt.Errorf("remove the DHCP reservation of %s on %s: %w", n.MAC, n.Network, err)
+			}
+			if changed {
+				res.Changes = append(res.Changes, fmt.Sprintf("remove reservation %s on %s", n.Reserved, n.Network))
+			}
+			removeLease(e.Conn, n.Network, n.MAC)
+		}
+		files = append(files, rec.Files...)
+	}
+	for _, f := range files {
+		// Only files inside the VM's own directory: metadata is data, not a licence.
+		if filepath.Dir(f) != dir {
+			continue
+		}
+		if err := os.Remove(f); err == nil {
+			res.Changes = append(res.Changes, "remove "+f)
+		} else if !errors.Is(err, os.ErrNotExist) {
+			return res, fmt.Errorf("remove %s: %w", f, err)
+		}
+	}
+	if ok {
+		os.Remove(recordPath(dir) + ".tmp")
+		if err := os.Remove(recordPath(dir)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return res, err
+		}
+		if err := os.Remove(dir); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return res, fmt.Errorf("remove %s: %w (it holds files vmnet did not make)", dir, err)
+		}
+		res.Changes = append(res.Changes, "remove "+dir)
+		res.Outcome = "removed"
+	}
+	return res, nil
+}
+
+// ForeignError is a domain vmnet did not make.
+type ForeignError struct{ Name string }
+
+func (e *ForeignError) Error() string {
+	return fmt.Sprintf("domain %q exists but was not made by vmnet; vmnet does not change or remove it", e.Name)
+}
+
+// Hint tells the user how to proceed.
+func (e *ForeignError) Hint() string {
+	return "choose another VM name, or manage that domain with virsh"
+}
+
+type hintError struct {
+	err  error
+	hint string
+}
+
+func (e *hintError) Error() string { return e.err.Error() }
+func (e *hintError) Unwrap() error { return e.err }
+func (e *hintError) Hint() string  { return e.hint }
