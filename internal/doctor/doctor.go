@@ -117,7 +117,7 @@ func checkKVM(ctx context.Context, h Host) Finding {
 	}
 	usable, reason := h.KVM(ctx)
 	if !usable {
-		f.Status, f.Detail = Warn, reason+": guests run under TCG"
+		f.Status, f.Detail = Warn, reason
 		f.Fix = "check the CPU flags (vmx/svm in /proc/cpuinfo) and nested virtualisation on the VM host; vmnet uses TCG meanwhile"
 		return f
 	}
