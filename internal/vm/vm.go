@@ -146,7 +146,7 @@ func Up(ctx context.Context, e Env, spec vmspec.Spec) (*UpResult, error) {
 	} else {
 		res.Outcome = "started"
 	}
-	e.say("start %s under %s (%s)", plan.Name, e.Accel.Type, e.Accel.Reason)
+	e.say("start %s (%s)", plan.Name, e.Accel.Type)
 	start := time.Now()
 	if err := dom.Create(); err != nil {
 		return res, fmt.Errorf("start %q: %s", plan.Name, virt.Message(err))
@@ -277,6 +277,7 @@ func prepare(e Env, plan domain.Plan, res *UpResult) (record, error) {
 		if n.Reserved != ip {
 			n.Reserved = ip
 			res.Changes = append(res.Changes, fmt.Sprintf("reserve %s for %s on %s", ip, n.MAC, n.Network))
+			e.say("reserved %s on %s for NIC %s", ip, n.Network, n.MAC)
 		}
 		// Saved after each reservation: a crash right after still finds it.
 		if err := writeRecord(plan.Dir, rec); err != nil {
@@ -445,6 +446,8 @@ func Down(ctx context.Context, e Env, name string) (*DownResult, error) {
 		}
 		res.Changes = append(res.Changes, "remove "+dir)
 		res.Outcome = "removed"
+		os.Remove(filepath.Dir(dir)) // STATEDIR/vms, when this was the last VM
+		os.Remove(e.StateDir)
 	}
 	return res, nil
 }
