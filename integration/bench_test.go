@@ -1,0 +1,177 @@
+package integration
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// BenchmarkTinyBoot measures, for the tiny guest, the seconds from the start
+// of `vmnet vm up tiny` to the first ping answer from its bridged address,
+// and the same for the same guest (kernel, initramfs, command line, two
+// virtio NICs, accelerator) started by a bare qemu-system-x86_64 command,
+// both in one sandbox in one run, and reports their ratio. Run it with
+//
+//	VMNET_INTEGRATION=1 go test ./integration -run '^$' -bench TinyBoot -benchtime 3x
+func BenchmarkTinyBoot(b *testing.B) {
+	bin := vmnetBinB(b)
+	if out, err := exec.Command(bin, "image", "build", "tiny").CombinedOutput(); err != nil {
+		b.Fatalf("image build: %v\n%s", err, out)
+	}
+	img := tinyPaths(b, bin)
+	s := "bench-" + strconv.Itoa(os.Getpid()%100000)
+	if out, err := exec.Command(bin, "sandbox", "up", s).CombinedOutput(); err != nil {
+		b.Fatalf("sandbox up: %v\n%s", err, out)
+	}
+	defer exec.Command(bin, "sandbox", "down", s).Run()
+	in := func(argv ...string) (string, error) {
+		out, err := exec.Command(bin, append([]string{"sandbox", "exec", s, "--"}, argv...)...).CombinedOutput()
+		return string(out), err
+	}
+	for _, args := range [][]string{
+		{bin, "bridge", "create", "br0", "--address", "192.0.2.1/24"},
+		{bin, "net", "create", "nat0", "--mode", "nat", "--cidr", "198.51.100.0/24"},
+	} {
+		if out, err := in(args...); err != nil {
+			b.Fatalf("%v: %v\n%s", args, err, out)
+		}
+	}
+
+	var vmnetTotal, qemuTotal time.Duration
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		// vmnet: from the command's start to the first answer.
+		start := time.Now()
+		up := exec.Command(bin, "sandbox", "exec", s, "--", bin, "-o", "json", "vm", "up", "tiny")
+		var upOut strings.Builder
+		up.Stdout = &upOut
+		if err := up.Start(); err != nil {
+			b.Fatal(err)
+		}
+		d, err := firstPing(in, "192.0.2.10", start, 120*time.Second)
+		if err != nil {
+			b.Fatalf("vmnet: %v", err)
+		}
+		if err := up.Wait(); err != nil {
+			b.Fatalf("vm up: %v", err)
+		}
+		vmnetTotal += d
+		var res struct {
+			Accel struct{ Type string } `json:"accel"`
+		}
+		json.Unmarshal([]byte(upOut.String()), &res)
+		if out, err := in(bin, "vm", "down", "tiny"); err != nil {
+			b.Fatalf("vm down: %v\n%s", err, out)
+		}
+
+		// Bare QEMU: the same guest on two taps, one on each bridge.
+		d, err = bareQEMU(b, in, img, res.Accel.Type)
+		if err != nil {
+			b.Fatalf("bare qemu: %v", err)
+		}
+		qemuTotal += d
+	}
+	b.StopTimer()
+	v, q := vmnetTotal.Seconds()/float64(b.N), qemuTotal.Seconds()/float64(b.N)
+	b.ReportMetric(v, "vmnet-s/boot")
+	b.ReportMetric(q, "qemu-s/boot")
+	b.ReportMetric(v/q, "ratio")
+	fmt.Printf("tiny guest, start to first ping (mean of %d): vmnet vm up %.2fs, bare qemu %.2fs, ratio %.2f (goal: at most 1.15)\n", b.N, v, q, v/q)
+}
+
+// firstPing pings addr in the sandbox until it answers, and returns the
+// time since start.
+func firstPing(in func(...string) (string, error), addr string, start time.Time, limit time.Duration) (time.Duration, error) {
+	for time.Since(start) < limit {
+		if _, err := in("ping", "-c", "1", "-W", "1", addr); err == nil {
+			return time.Since(start), nil
+		}
+	}
+	return 0, fmt.Errorf("%s did not answer within %s", addr, limit)
+}
+
+type tinyImg struct{ Kernel, Initrd, Cmdline string }
+
+func tinyPaths(b *testing.B, bin string) tinyImg {
+	out, err := exec.Command(bin, "-o", "json", "image", "list").Output()
+	if err != nil {
+		b.Fatalf("image list: %v", err)
+	}
+	var imgs []struct {
+		Name, Kernel, Initrd, Cmdline string
+	}
+	if err := json.Unmarshal(out, &imgs); err != nil {
+		b.Fatalf("image list JSON: %v\n%s", err, out)
+	}
+	for _, i := range imgs {
+		if i.Name == "tiny" {
+			return tinyImg{i.Kernel, i.Initrd, i.Cmdline}
+		}
+	}
+	b.Fatal("no tiny image")
+	return tinyImg{}
+}
+
+// bareQEMU boots the tiny guest with qemu-system-x86_64 alone, on taps made
+// by hand in the sandbox, and returns the time to the first ping answer.
+func bareQEMU(b *testing.B, in func(...string) (string, error), img tinyImg, accelType string) (time.Duration, error) {
+	accelArgs := "-accel tcg -cpu max"
+	if accelType == "kvm" {
+		accelArgs = "-accel kvm -cpu host"
+	}
+	dir := b.TempDir()
+	pidfile := filepath.Join(dir, "qemu.pid")
+	setup := `set -e
+for t in bq0 bq1; do ip tuntap add dev $t mode tap; done
+ip link set bq0 master vmnet-nat0 up
+ip link set bq1 master br0 up`
+	if out, err := in("sh", "-c", setup); err != nil {
+		return 0, fmt.Errorf("taps: %v\n%s", err, out)
+	}
+	defer in("sh", "-c", "ip link del bq0; ip link del bq1")
+	cmdline := img.Cmdline + " vmnet.hostname=tiny vmnet.ip.1=192.0.2.10/24"
+	start := time.Now()
+	out, err := in("sh", "-c", fmt.Sprintf(`exec qemu-system-x86_64 %s -m 256 -smp 1 -nodefaults -no-user-config -display none `+
+		`-serial file:%s/console.log -daemonize -pidfile %s -kernel %s -initrd %s -append '%s' `+
+		`-netdev tap,id=n0,ifname=bq0,script=no,downscript=no -device virtio-net-pci,netdev=n0,mac=52:54:00:00:be:00 `+
+		`-netdev tap,id=n1,ifname=bq1,script=no,downscript=no -device virtio-net-pci,netdev=n1,mac=52:54:00:00:be:01`,
+		accelArgs, dir, pidfile, img.Kernel, img.Initrd, cmdline))
+	if err != nil {
+		return 0, fmt.Errorf("start: %v\n%s", err, out)
+	}
+	pidText, err := os.ReadFile(pidfile)
+	if err != nil {
+		return 0, err
+	}
+	pid, _ := strconv.Atoi(strings.TrimSpace(string(pidText)))
+	defer func() {
+		syscall.Kill(pid, syscall.SIGTERM)
+		for i := 0; i < 50 && syscall.Kill(pid, 0) == nil; i++ {
+			time.Sleep(100 * time.Millisecond)
+		}
+	}()
+	return firstPing(in, "192.0.2.10", start, 120*time.Second)
+}
+
+// vmnetBinB is vmnetBin for benchmarks.
+func vmnetBinB(b *testing.B) string {
+	if os.Getenv("VMNET_INTEGRATION") != "1" || os.Geteuid() != 0 {
+		b.Skip("set VMNET_INTEGRATION=1 and run as root")
+	}
+	if p := os.Getenv("VMNET_BIN"); p != "" {
+		return p
+	}
+	dir := b.TempDir()
+	p := filepath.Join(dir, "vmnet")
+	if out, err := exec.Command("go", "build", "-o", p, "../cmd/vmnet").CombinedOutput(); err != nil {
+		b.Fatalf("build: %v\n%s", err, out)
+	}
+	return p
+}
