@@ -1,6 +1,5 @@
 // Package templates holds the files vmnet ships inside its binary: the
-// built-in VM profiles (profiles/*.yaml) and, later, the templates that
-// provisioning renders.
+// built-in VM profiles (profiles/*.yaml) and the capstone lab's guest files.
 package templates
 
 import (
@@ -14,6 +13,13 @@ import (
 
 //go:embed profiles/*.yaml
 var profiles embed.FS
+
+// Capstone holds the capstone lab's files: capstone/guest/ is the tree the
+// capstone image copies into the guest's root, and what cloud-init writes
+// into a stock cloud image instead.
+//
+//go:embed all:capstone
+var Capstone embed.FS
 
 // ErrNoProfile is matched (errors.Is) when a built-in profile does not exist.
 var ErrNoProfile = errors.New("no such built-in profile")
