@@ -4,8 +4,9 @@
 # As root on Debian 12: bash scripts/lab.sh
 #
 # What runs today (the capstone lab grows here issue by issue): a persistent
-# bridge br0 made with netlink, checked by ping, its reboot config rendered for
-# every backend and accepted by that backend's own tool, then a clean teardown.
+# bridge br0 made with netlink, its reboot config rendered for every backend
+# and accepted by that backend's own tool, a NAT network, the tiny guest on
+# both, pinged both ways, then a teardown that leaves nothing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="/usr/local/go/bin:$PATH"
@@ -25,6 +26,9 @@ cleanup() {
   rm -rf "$preview"
 }
 trap cleanup EXIT
+
+say "guest image tiny (Debian kernel + busybox, built once, cached; here, outside the sandbox: it has no way out)"
+"$vmnet" image build tiny
 
 say "sandbox $lab"
 "$vmnet" sandbox up "$lab"
@@ -49,4 +53,16 @@ cat "$preview"/networkd/etc/systemd/network/10-vmnet-br0.netdev
 for backend in networkd netplan networkmanager ifupdown; do
   in_lab "$vmnet" bridge delete br0 --root "$preview/$backend" >/dev/null
 done
+say "NAT network nat0 and the tiny guest on nat0 and br0"
+in_lab "$vmnet" net create nat0 --mode nat --cidr 198.51.100.0/24
+in_lab "$vmnet" vm up tiny
+in_lab "$vmnet" vm list
+nat_ip=$(in_lab "$vmnet" -o json vm list | sed -n 's/.*"address": "\(198\.51\.100\.[0-9]*\)".*/\1/p' | head -1)
+say "host -> VM and VM -> host, on both networks"
+in_lab ping -c 1 -W 3 "$nat_ip"
+in_lab ping -c 1 -W 3 192.0.2.10
+in_lab "$vmnet" vm exec tiny -- ping -c 1 -W 3 198.51.100.1
+in_lab "$vmnet" vm exec tiny -- ping -c 1 -W 3 192.0.2.1
+in_lab "$vmnet" vm down tiny
+in_lab "$vmnet" net delete nat0
 say "lab ok"

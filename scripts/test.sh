@@ -36,6 +36,9 @@ if [ "$status" -ne 0 ]; then
   exit "$status"
 fi
 
+stamp "benchmark: tiny guest, vmnet vm up vs bare QEMU (printed, never asserted)"
+go test -count=1 -run '^$' -bench TinyBoot -benchtime 1x ./integration | grep -E 'tiny guest|Benchmark|^ok'
+
 stamp "fuzz targets (${FUZZTIME:=5s} each)"
 for pkg in $(go list ./...); do
   for target in $(go test -list '^Fuzz' "$pkg" | grep '^Fuzz' || true); do
