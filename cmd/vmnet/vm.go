@@ -205,6 +205,13 @@ func vmUp(c *cli.Context) error {
 	for _, ch := range res.Changes {
 		fmt.Fprintf(w, "  - %s\n", ch)
 	}
+	if len(res.Phases) > 0 {
+		var parts []string
+		for _, p := range res.Phases {
+			parts = append(parts, fmt.Sprintf("%s %.1fs", p.Name, p.Seconds))
+		}
+		fmt.Fprintf(w, "phases: %s\n", strings.Join(parts, ", "))
+	}
 	return writeNICs(w, res.NICs)
 }
 

@@ -56,6 +56,7 @@ type ImageInfo struct {
 	Disk       string       // absolute path of the base disk for the VM's overlay; "" for none
 	DiskFormat string       // "qcow2" or "raw"
 	Ready      vmspec.Ready // how the image signals it is up, when the spec does not say
+	CloudInit  bool         // a stock cloud image: give it a NoCloud seed (seed.iso)
 }
 
 // Plan is every decision about one VM, made before anything is created.
@@ -167,7 +168,9 @@ func NewPlan(spec vmspec.Spec, img ImageInfo, choice accel.Choice, stateDir stri
 			Path: path.Join(dir, fmt.Sprintf(dataDiskFormat, i+1)), Size: d.Size, Target: "vd" + string(rune('a'+next+i)),
 		})
 	}
-	if len(spec.Provision.Files) > 0 || len(spec.Provision.Commands) > 0 {
+	if img.CloudInit {
+		// A stock cloud image configures itself from a NoCloud seed; vmnet's
+		// own images are provisioned through the guest agent instead.
 		p.Seed = path.Join(dir, SeedFile)
 	}
 	for i, n := range spec.NICs {

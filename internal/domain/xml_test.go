@@ -41,6 +41,7 @@ var diskImage = ImageInfo{
 	Disk:       "/var/cache/vmnet/images/debian/rootfs.qcow2",
 	DiskFormat: "qcow2",
 	Ready:      vmspec.Ready{Agent: true},
+	CloudInit:  true, // configured by a NoCloud seed, so the plan has one
 }
 
 func loadTiny(t *testing.T) vmspec.Spec {
@@ -86,6 +87,7 @@ type goldenCase struct {
 func goldenCases() []goldenCase {
 	boot := diskImage
 	boot.Name, boot.Kernel, boot.Initrd, boot.Cmdline = "/srv/images/appliance.qcow2", "", "", ""
+	boot.CloudInit = false // an appliance that needs no seed
 	boot.Disk = "/srv/images/appliance.qcow2"
 	return []goldenCase{
 		{"tiny-tcg", loadTiny, tinyImage, tcg},

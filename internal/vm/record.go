@@ -24,6 +24,9 @@ type record struct {
 	Hash  string      `json:"hash"` // the spec's hash
 	NICs  []nicRecord `json:"nics"`
 	Files []string    `json:"files"`
+	// Provisioned is the spec hash the guest was provisioned for; "" until
+	// provisioning finished, so an up killed during it provisions again.
+	Provisioned string `json:"provisioned,omitempty"`
 }
 
 // nicRecord is one NIC as planned, with the address vmnet gave it.

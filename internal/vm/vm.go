@@ -70,6 +70,21 @@ type UpResult struct {
 	Changes []string      `json:"changes"`
 	NICs    []NICInfo     `json:"nics"`
 	Ready   time.Duration `json:"readySeconds"` // from start to ready
+	Phases  []Phase       `json:"phases"`       // where the time went
+}
+
+// Phase is one timed step of Up.
+type Phase struct {
+	Name    string  `json:"name"`
+	Seconds float64 `json:"seconds"`
+}
+
+// timed runs fn as a phase of res.
+func (r *UpResult) timed(name string, fn func() error) error {
+	start := time.Now()
+	err := fn()
+	r.Phases = append(r.Phases, Phase{Name: name, Seconds: time.Since(start).Seconds()})
+	return err
 }
 
 // Up makes the VM described by spec run and waits until it is ready. A
@@ -79,8 +94,8 @@ func Up(ctx context.Context, e Env, spec vmspec.Spec) (*UpResult, error) {
 	if err := ensureRequired(ctx, e, spec, res); err != nil {
 		return res, err
 	}
-	img, err := e.Image(ctx, spec)
-	if err != nil {
+	var img domain.ImageInfo
+	if err := res.timed("image", func() (err error) { img, err = e.Image(ctx, spec); return err }); err != nil {
 		return res, err
 	}
 	plan, err := domain.NewPlan(spec, img, e.Accel, e.StateDir)
@@ -118,46 +133,90 @@ func Up(ctx context.Context, e Env, spec vmspec.Spec) (*UpResult, error) {
 			return res, fmt.Errorf("read state of %q: %w", plan.Name, err)
 		}
 		if active {
-			// Running: make sure it got ready (an earlier up may have been
-			// killed while waiting), and say nothing changed.
+			// Running: make sure it got ready and provisioned (an earlier up
+			// may have been killed on the way), else say nothing changed.
 			res.Outcome = "unchanged"
 			start := time.Now()
 			if err := waitReady(ctx, e, dom, plan); err != nil {
 				return res, err
 			}
 			res.Ready = time.Since(start)
+			if err := finishProvisioning(ctx, e, dom, plan, spec, res); err != nil {
+				return res, err
+			}
+			if len(res.Changes) > 0 {
+				res.Outcome = "provisioned"
+			}
 			res.NICs, err = nicInfo(e.Conn, plan.Dir)
 			return res, err
 		}
 	}
 
-	rec, err := prepare(e, plan, res)
+	var rec record
+	err = res.timed("define", func() error {
+		if rec, err = prepare(e, plan, res); err != nil {
+			return err
+		}
+		if dom == nil {
+			if dom, err = define(e.Conn, plan); err != nil {
+				return err
+			}
+			res.Changes = append(res.Changes, "define domain "+plan.Name)
+			res.Outcome = "created"
+		} else {
+			res.Outcome = "started"
+		}
+		return nil
+	})
 	if err != nil {
 		return res, err
 	}
-	if dom == nil {
-		dom, err = define(e.Conn, plan)
-		if err != nil {
-			return res, err
-		}
-		defer dom.Free()
-		res.Changes = append(res.Changes, "define domain "+plan.Name)
-		res.Outcome = "created"
-	} else {
-		res.Outcome = "started"
-	}
+	defer dom.Free()
 	e.say("start %s (%s)", plan.Name, e.Accel.Type)
 	start := time.Now()
-	if err := dom.Create(); err != nil {
-		return res, fmt.Errorf("start %q: %s", plan.Name, virt.Message(err))
-	}
-	res.Changes = append(res.Changes, "start "+plan.Name)
-	if err := waitReady(ctx, e, dom, plan); err != nil {
+	err = res.timed("boot to "+readyName(plan), func() error {
+		if err := dom.Create(); err != nil {
+			return fmt.Errorf("start %q: %s", plan.Name, virt.Message(err))
+		}
+		res.Changes = append(res.Changes, "start "+plan.Name)
+		return waitReady(ctx, e, dom, plan)
+	})
+	if err != nil {
 		return res, err
 	}
 	res.Ready = time.Since(start)
+	if err := finishProvisioning(ctx, e, dom, plan, spec, res); err != nil {
+		return res, err
+	}
 	res.NICs = nicsOf(e.Conn, rec)
 	return res, nil
+}
+
+func readyName(plan domain.Plan) string {
+	switch {
+	case plan.Ready.Console != "":
+		return "console line"
+	case plan.Ready.Lease:
+		return "lease"
+	}
+	return "agent"
+}
+
+// finishProvisioning provisions the guest through its agent unless the
+// record says it was done (a seed-configured cloud image provisions itself).
+func finishProvisioning(ctx context.Context, e Env, dom *libvirt.Domain, plan domain.Plan, spec vmspec.Spec, res *UpResult) error {
+	if plan.Seed != "" || (len(spec.Provision.Files) == 0 && len(spec.Provision.Commands) == 0) {
+		return nil
+	}
+	rec, ok, err := readRecord(plan.Dir)
+	if err != nil || !ok || rec.Provisioned == plan.SpecHash {
+		return err
+	}
+	if err := provision(ctx, e, dom, plan.Dir, spec, res); err != nil {
+		return err
+	}
+	rec.Provisioned = plan.SpecHash
+	return writeRecord(plan.Dir, rec)
 }
 
 // ensureRequired makes the networks and bridges a profile needs when they
@@ -437,6 +496,13 @@ func Down(ctx context.Context, e Env, name string) (*DownResult, error) {
 		}
 	}
 	if ok {
+		// The generated secrets die with the VM (its directory is vmnet's: it has the record).
+		if _, err := os.Stat(filepath.Join(dir, "secrets")); err == nil {
+			if err := os.RemoveAll(filepath.Join(dir, "secrets")); err != nil {
+				return res, err
+			}
+			res.Changes = append(res.Changes, "remove the VM's secrets")
+		}
 		os.Remove(recordPath(dir) + ".tmp")
 		if err := os.Remove(recordPath(dir)); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return res, err

@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/netip"
 	"path"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -64,10 +65,14 @@ type Provision struct {
 
 // File is one file to write into the guest.
 type File struct {
-	Path    string   `yaml:"path" json:"path"`                 // absolute path in the guest
-	Content string   `yaml:"content" json:"content,omitempty"` // the file's text
-	Source  string   `yaml:"source" json:"source,omitempty"`   // or a host file to copy (relative to the spec file)
-	Mode    FileMode `yaml:"mode" json:"mode,omitempty"`       // default 0644
+	Path    string `yaml:"path" json:"path"`                 // absolute path in the guest
+	Content string `yaml:"content" json:"content,omitempty"` // the file's text
+	Source  string `yaml:"source" json:"source,omitempty"`   // or a host file to copy (relative to the spec file)
+	// Secret names a random password vmnet generates for this VM (kept on the
+	// host, mode 0600, in the VM's state directory) and writes as the content.
+	// It goes through the guest agent only: never into a seed, a log or the XML.
+	Secret string   `yaml:"secret" json:"secret,omitempty"`
+	Mode   FileMode `yaml:"mode" json:"mode,omitempty"` // default 0644
 }
 
 // Requires lists what the VM's NICs attach to, for vmnet to make when it is
@@ -430,6 +435,9 @@ func (s Spec) validateReady(l *errorList) {
 	}
 }
 
+// secretName is what a provisioned secret may be called (it is a file name on the host).
+var secretName = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,39}$`)
+
 func validateProvision(l *errorList, p Provision) {
 	seen := map[string]int{}
 	for i, f := range p.Files {
@@ -448,6 +456,10 @@ func validateProvision(l *errorList, p Provision) {
 		switch {
 		case f.Content != "" && f.Source != "":
 			l.add(field("source"), f.Source, "is set together with content", "give either content (inline text) or source (a host file)")
+		case f.Secret != "" && (f.Content != "" || f.Source != ""):
+			l.add(field("secret"), f.Secret, "is set together with content or source", "a secret file's content is the generated secret: leave out content and source")
+		case f.Secret != "" && !secretName.MatchString(f.Secret):
+			l.add(field("secret"), f.Secret, "is not a secret name", "use 1 to 40 lowercase letters, digits and '-', for example db-password")
 		case f.Source != "" && !path.IsAbs(f.Source):
 			l.add(field("source"), f.Source, "is a relative path", "write it relative to the spec file, or as an absolute path")
 		}

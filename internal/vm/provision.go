@@ -1,0 +1,173 @@
+package vm
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"libvirt.org/go/libvirt"
+
+	"vmnet/internal/virt"
+	"vmnet/internal/vmspec"
+)
+
+// commandTimeout bounds one provisioning command (a container stack under
+// TCG takes a while to come up).
+const commandTimeout = 10 * time.Minute
+
+// secretPath is where the host keeps a VM's generated secret.
+func secretPath(dir, name string) string { return filepath.Join(dir, "secrets", name) }
+
+// secret returns the VM's secret name, generating it on first use. It is
+// random per VM (so per lab), and lives on the host only in a 0700
+// directory as a 0600 file.
+func secret(dir, name string) ([]byte, error) {
+	p := secretPath(dir, name)
+	if b, err := os.ReadFile(p); err == nil {
+		return b, nil
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
+	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+		return nil, err
+	}
+	if err := os.Chmod(filepath.Dir(p), 0o700); err != nil {
+		return nil, err
+	}
+	raw := make([]byte, 24)
+	if _, err := rand.Read(raw); err != nil {
+		return nil, err
+	}
+	// URL-safe base64: no quotes, spaces or shell metacharacters to trip over.
+	s := []byte(base64.RawURLEncoding.EncodeToString(raw))
+	tmp := p + ".tmp"
+	if err := os.WriteFile(tmp, s, 0o600); err != nil {
+		return nil, err
+	}
+	return s, os.Rename(tmp, p)
+}
+
+// provision writes the spec's files into the guest and runs its commands,
+// through the guest agent. Secrets never appear in an error or a log line.
+func provision(ctx context.Context, e Env, dom *libvirt.Domain, dir string, spec vmspec.Spec, res *UpResult) error {
+	p := spec.Provision
+	for _, f := range p.Files {
+		var content []byte
+		var err error
+		switch {
+		case f.Secret != "":
+			content, err = secret(dir, f.Secret)
+		case f.Source != "":
+			content, err = os.ReadFile(f.Source)
+		default:
+			content = []byte(f.Content)
+		}
+		if err != nil {
+			return fmt.Errorf("provision %s: %w", f.Path, err)
+		}
+		mode := os.FileMode(f.Mode)
+		if mode == 0 {
+			mode = 0o644
+		}
+		if err := writeGuestFile(ctx, dom, f.Path, content, mode); err != nil {
+			return fmt.Errorf("provision %s: %w", f.Path, err)
+		}
+		what := "write " + f.Path
+		if f.Secret != "" {
+			what += " (secret " + f.Secret + ")"
+		}
+		res.Changes = append(res.Changes, what)
+	}
+	for _, c := range p.Commands {
+		e.say("run in the guest: %s", c)
+		start := time.Now()
+		stdout, stderr, code, err := agentExec(ctx, dom, []string{"/bin/sh", "-c", c}, commandTimeout)
+		res.Phases = append(res.Phases, Phase{Name: "provision: " + c, Seconds: time.Since(start).Seconds()})
+		if err != nil {
+			return fmt.Errorf("provision: %s: %w", c, err)
+		}
+		if code != 0 {
+			return &hintError{
+				err:  fmt.Errorf("provision: %q exited %d in the guest:\n%s", c, code, tail(string(stdout)+string(stderr), 20)),
+				hint: fmt.Sprintf("look inside with 'vmnet vm exec %s -- journalctl -b --no-pager -n 100'", spec.Name),
+			}
+		}
+		res.Changes = append(res.Changes, "run "+c)
+	}
+	return nil
+}
+
+// writeGuestFile puts content at p in the guest with mode: written to a
+// temporary file in the same directory, given its mode, then renamed, so the
+// file never exists with other permissions or half written.
+func writeGuestFile(ctx context.Context, dom *libvirt.Domain, p string, content []byte, mode os.FileMode) error {
+	dir := path.Dir(p)
+	tmp := path.Join(dir, ".vmnet-"+path.Base(p)+".tmp")
+	if err := guestRun(ctx, dom, "mkdir", "-p", dir); err != nil {
+		return err
+	}
+	// Created empty with the final mode before any byte goes in.
+	if err := guestRun(ctx, dom, "install", "-m", fmt.Sprintf("%o", mode.Perm()), "/dev/null", tmp); err != nil {
+		return err
+	}
+	open, _ := json.Marshal(map[string]any{"execute": "guest-file-open", "arguments": map[string]any{"path": tmp, "mode": "w"}})
+	out, err := dom.QemuAgentCommand(string(open), libvirt.DOMAIN_QEMU_AGENT_COMMAND_DEFAULT, 0)
+	if err != nil {
+		return fmt.Errorf("guest agent: open %s: %s", tmp, virt.Message(err))
+	}
+	var h struct {
+		Return int `json:"return"`
+	}
+	if err := json.Unmarshal([]byte(out), &h); err != nil {
+		return fmt.Errorf("guest agent: unexpected answer %q", out)
+	}
+	closeFile := func() {
+		dom.QemuAgentCommand(fmt.Sprintf(`{"execute":"guest-file-close","arguments":{"handle":%d}}`, h.Return), libvirt.DOMAIN_QEMU_AGENT_COMMAND_DEFAULT, 0)
+	}
+	const chunk = 48 << 10 // the agent's messages are limited; 48 KiB of data per write
+	for off := 0; off < len(content) || off == 0; off += chunk {
+		end := min(off+chunk, len(content))
+		w, _ := json.Marshal(map[string]any{"execute": "guest-file-write", "arguments": map[string]any{
+			"handle": h.Return, "buf-b64": base64.StdEncoding.EncodeToString(content[off:end])}})
+		if _, err := dom.QemuAgentCommand(string(w), libvirt.DOMAIN_QEMU_AGENT_COMMAND_DEFAULT, 0); err != nil {
+			closeFile()
+			return fmt.Errorf("guest agent: write %s: %s", tmp, virt.Message(err))
+		}
+		if end == len(content) {
+			break
+		}
+	}
+	closeFile()
+	return guestRun(ctx, dom, "mv", "-f", tmp, p)
+}
+
+// guestRun runs a short command in the guest and fails on a non-zero exit.
+func guestRun(ctx context.Context, dom *libvirt.Domain, argv ...string) error {
+	stdout, stderr, code, err := agentExec(ctx, dom, argv, time.Minute)
+	if err != nil {
+		return err
+	}
+	if code != 0 {
+		return fmt.Errorf("%s exited %d in the guest: %s", strings.Join(argv, " "), code, strings.TrimSpace(string(stdout)+string(stderr)))
+	}
+	return nil
+}
+
+func tail(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	for i := range lines {
+		lines[i] = "  | " + lines[i]
+	}
+	return strings.Join(lines, "\n")
+}
