@@ -348,7 +348,48 @@ func Down(ctx context.Context, name string) error {
 	if err := teardown(ctx, l); err != nil {
 		return fmt.Errorf("remove sandbox %q: %w", name, err)
 	}
+	removeStateMountpoint()
 	return nil
+}
+
+// vmStateDir is the mount point of each sandbox's private VM state; the
+// marker says a sandbox created it on the host, so the last Down removes it
+// and the host is left as it was.
+const (
+	vmStateDir       = "/var/lib/vmnet"
+	vmStateDirMarker = StateDir + "/.created-var-lib-vmnet"
+)
+
+// makeStateMountpoint creates /var/lib/vmnet when it is missing and remembers that.
+func makeStateMountpoint() error {
+	if _, err := os.Stat(vmStateDir); !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	if err := os.Mkdir(vmStateDir, 0o755); err != nil {
+		return fmt.Errorf("sandbox: %w", err)
+	}
+	return os.WriteFile(vmStateDirMarker, nil, 0o600)
+}
+
+// removeStateMountpoint removes /var/lib/vmnet when a sandbox made it and no
+// sandbox is left (in another mount namespace it is still a mount point, and
+// removing it there would detach that sandbox's state). Best effort.
+func removeStateMountpoint() {
+	if _, err := os.Stat(vmStateDirMarker); err != nil {
+		return
+	}
+	entries, err := os.ReadDir(StateDir)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		if e.IsDir() {
+			return // another sandbox
+		}
+	}
+	if err := os.Remove(vmStateDir); err == nil || errors.Is(err, os.ErrNotExist) {
+		os.Remove(vmStateDirMarker)
+	}
 }
 
 // Exists reports whether sandbox name exists, whole or half-made.

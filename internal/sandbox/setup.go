@@ -131,7 +131,6 @@ done
 
 # vmnet's own state (VM overlays, console logs, seeds) lives and dies with the
 # sandbox; the image cache (/var/cache/vmnet) stays shared so images build once.
-mkdir -p /var/lib/vmnet
 mount -t tmpfs -o nosuid,nodev,mode=0755 vmnet-sandbox /var/lib/vmnet
 `
 
@@ -145,6 +144,9 @@ func create(ctx context.Context, tl tools, l layout, st *state) error {
 	}
 	if err := os.MkdirAll(StateDir, 0o755); err != nil {
 		return fmt.Errorf("sandbox: %w", err)
+	}
+	if err := makeStateMountpoint(); err != nil {
+		return err
 	}
 	if err := os.Mkdir(l.dir, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
 		return fmt.Errorf("sandbox: %w", err)
