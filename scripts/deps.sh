@@ -16,6 +16,11 @@ packages=(
   dnsmasq-utils
   # virt-xml-validate needs xmllint
   libxml2-utils
+  # guest images: Debian root file systems and ext4 images without loop mounts
+  mmdebstrap e2fsprogs
+  # the capstone app's real parts, tested on the host in a throwaway netns,
+  # its firewall (nft -c) and its cloud-init seed (schema check, ISO read-back)
+  postgresql-15 nginx-light python3-flask python3-psycopg2 nftables cloud-init genisoimage
 )
 
 missing=()

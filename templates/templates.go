@@ -18,7 +18,7 @@ var profiles embed.FS
 // capstone image copies into the guest's root, and what cloud-init writes
 // into a stock cloud image instead.
 //
-//go:embed all:capstone
+//go:embed all:capstone/guest capstone/cloud-init capstone/container-packages.txt capstone/enable.txt
 var Capstone embed.FS
 
 // ErrNoProfile is matched (errors.Is) when a built-in profile does not exist.

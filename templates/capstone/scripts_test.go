@@ -1,0 +1,269 @@
+package capstone
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// podman runs only in the guest, so vmnet-app-wait and vmnet-app-health
+// meet a stand-in here: podman, systemctl and curl scripts that answer from
+// a state directory what the real ones report (podman inspect's fields,
+// healthcheck run's exit code, systemctl is-active) and log what they were
+// asked to do. The scripts under test are the real ones.
+const fakePodman = `#!/bin/sh
+# podman inspect --format FORMAT NAME | podman healthcheck run NAME
+echo "podman $*" >>"$FAKE/calls"
+case $1 in
+inspect)
+	f=$3 name=$4
+	[ -f "$FAKE/$name" ] || { echo "Error: no such object: \"$name\"" >&2; exit 125; }
+	. "$FAKE/$name"
+	printf '%s\n' "$f" | sed -e "s/{{.Id}}/$id/g" -e "s/{{.State.Running}}/$running/g" \
+		-e "s/{{.State.Health.Status}}/$health/g" -e "s/{{.State.Health.FailingStreak}}/$streak/g"
+	;;
+healthcheck)
+	. "$FAKE/$3"
+	[ "$check" = 0 ] && exit 0
+	echo unhealthy
+	exit 1
+	;;
+*) echo "fake podman: $1 is not faked" >&2; exit 125 ;;
+esac
+`
+
+const fakeSystemctl = `#!/bin/sh
+echo "systemctl $*" >>"$FAKE/calls"
+quiet= args=
+for a; do
+	case $a in
+	-q | --quiet) quiet=1 ;;
+	*) args="$args $a" ;;
+	esac
+done
+# shellcheck disable=SC2086
+set -- $args
+case $1 in
+is-active)
+	state=$(cat "$FAKE/unit-$2" 2>/dev/null || echo inactive)
+	[ -n "$quiet" ] || echo "$state"
+	[ "$state" = active ]
+	;;
+restart) exit 0 ;;
+*) echo "fake systemctl: $1 is not faked" >&2; exit 1 ;;
+esac
+`
+
+const fakeCurl = `#!/bin/sh
+cat "$FAKE/curl-body"
+exit "$(cat "$FAKE/curl-rc")"
+`
+
+// fakeGuest is the state directory and the PATH with the stand-ins first.
+type fakeGuest struct {
+	t          *testing.T
+	dir, bin   string
+	secret     string
+	rootfs     string
+	containers map[string]string
+}
+
+func newFakeGuest(t *testing.T) *fakeGuest {
+	dir := t.TempDir()
+	g := &fakeGuest{t: t, dir: filepath.Join(dir, "state"), bin: filepath.Join(dir, "bin"),
+		secret: filepath.Join(dir, "db-password"), rootfs: filepath.Join(dir, "app-rootfs")}
+	for _, d := range []string{g.dir, g.bin, g.rootfs} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for name, body := range map[string]string{"podman": fakePodman, "systemctl": fakeSystemctl, "curl": fakeCurl} {
+		if err := os.WriteFile(filepath.Join(g.bin, name), []byte(body), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(g.secret, []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	g.curl(0, `{"db":{"now":"2026-11-26T05:00:00+00:00","version":"PostgreSQL 15.18 (Debian 15.18-0+deb12u1) on x86_64-pc-linux-gnu","visits":7},"host":"0a1b2c3d4e5f","service":"api"}`)
+	return g
+}
+
+func (g *fakeGuest) write(name, content string) {
+	g.t.Helper()
+	if err := os.WriteFile(filepath.Join(g.dir, name), []byte(content), 0o644); err != nil {
+		g.t.Fatal(err)
+	}
+}
+
+// container sets what podman reports for name and systemd for its unit.
+func (g *fakeGuest) container(name, id, running, health string, check int, unit string) {
+	g.write(name, "id="+id+" running="+running+" health="+health+" streak=3 check="+string(rune('0'+check))+"\n")
+	g.write("unit-vmnet-app-"+name+".service", unit+"\n")
+}
+
+func (g *fakeGuest) curl(rc int, body string) {
+	g.write("curl-rc", string(rune('0'+rc)))
+	g.write("curl-body", body)
+}
+
+func (g *fakeGuest) calls() string {
+	b, _ := os.ReadFile(filepath.Join(g.dir, "calls"))
+	return string(b)
+}
+
+// run runs a script from sbin/ with the stand-ins; stdout, stderr, exit code.
+func (g *fakeGuest) run(script string, args ...string) (string, string, int) {
+	g.t.Helper()
+	cmd := exec.Command("sh", append([]string{filepath.Join(sbinDir, script)}, args...)...)
+	cmd.Env = []string{"PATH=" + g.bin + ":/usr/bin:/bin", "FAKE=" + g.dir,
+		"VMNET_SECRET_FILE=" + g.secret, "VMNET_APP_ROOTFS=" + g.rootfs}
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	code := 0
+	var exit *exec.ExitError
+	if errors.As(err, &exit) {
+		code = exit.ExitCode()
+	} else if err != nil {
+		g.t.Fatal(err)
+	}
+	return stdout.String(), stderr.String(), code
+}
+
+func TestWaitScript(t *testing.T) {
+	healthy := func(g *fakeGuest) {
+		g.container("db", "1111111111111111", "true", "healthy", 0, "active")
+		g.container("api", "2222222222222222", "true", "healthy", 0, "active")
+		g.container("proxy", "3333333333333333", "true", "healthy", 0, "active")
+	}
+	cases := []struct {
+		name    string
+		args    []string
+		setup   func(*fakeGuest)
+		code    int
+		stdout  string
+		stderr  string // a part of it
+		maxTime time.Duration
+	}{
+		{name: "ready", args: []string{"30"}, setup: healthy, code: 0,
+			stdout: "db: running, healthy (container 111111111111)\n" +
+				"api: running, healthy (container 222222222222)\n" +
+				"proxy: running, healthy (container 333333333333); GET http://127.0.0.1:8080/ answered from PostgreSQL 15.18, visits 7\n"},
+		{name: "no argument", code: 2, stderr: "usage: vmnet-app-wait SECONDS"},
+		{name: "not a number", args: []string{"3s"}, code: 2, stderr: "usage"},
+		{name: "no secret", args: []string{"30"}, setup: func(g *fakeGuest) { healthy(g); _ = os.Remove(g.secret) },
+			code: 1, stderr: "db-password is missing: write the lab's database password there first"},
+		{name: "no rootfs", args: []string{"1"}, setup: func(g *fakeGuest) { healthy(g); _ = os.Remove(g.rootfs) },
+			code: 1, stderr: "timed out after 1s: the container rootfs"},
+		{name: "no db container", args: []string{"1"}, setup: func(g *fakeGuest) {
+			healthy(g)
+			_ = os.Remove(filepath.Join(g.dir, "db"))
+			g.write("unit-vmnet-app-db.service", "activating\n")
+		}, code: 1, stderr: "timed out after 1s: db: no container yet (unit vmnet-app-db.service is activating; see journalctl -u vmnet-app-db.service)"},
+		{name: "api unhealthy", args: []string{"2"}, setup: func(g *fakeGuest) {
+			healthy(g)
+			g.container("api", "2222222222222222", "true", "unhealthy", 1, "active")
+		}, code: 1, stdout: "db: running, healthy (container 111111111111)\n",
+			stderr: "timed out after 2s: api: running, health check fails (unhealthy; unit vmnet-app-api.service is active"},
+		{name: "proxy exited", args: []string{"1"}, setup: func(g *fakeGuest) {
+			healthy(g)
+			g.container("proxy", "3333333333333333", "false", "unhealthy", 1, "failed")
+		}, code: 1, stderr: "proxy: container is not running (unit vmnet-app-proxy.service is failed"},
+		{name: "not the api's JSON", args: []string{"1"}, setup: func(g *fakeGuest) {
+			healthy(g)
+			g.curl(0, "<html>welcome to nginx</html>")
+		}, code: 1, stderr: "proxy: GET http://127.0.0.1:8080/ answered, but not with the api's JSON from PostgreSQL 15: <html>"},
+		{name: "proxy refuses", args: []string{"1"}, setup: func(g *fakeGuest) {
+			healthy(g)
+			g.curl(7, "curl: (7) Failed to connect to 127.0.0.1 port 8080")
+		}, code: 1, stderr: "proxy: GET http://127.0.0.1:8080/ failed: curl: (7)"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			g := newFakeGuest(t)
+			if c.setup != nil {
+				c.setup(g)
+			}
+			start := time.Now()
+			stdout, stderr, code := g.run("vmnet-app-wait", c.args...)
+			if code != c.code || (c.stdout != "" || code == 0) && stdout != c.stdout || !strings.Contains(stderr, c.stderr) {
+				t.Errorf("exit %d, stdout:\n%s\nstderr:\n%s\nwant exit %d, stdout:\n%s\nstderr containing %q", code, stdout, stderr, c.code, c.stdout, c.stderr)
+			}
+			if code == 1 && strings.Count(stderr, "\n") != 1 {
+				t.Errorf("the reason is not one line:\n%s", stderr)
+			}
+			if d := time.Since(start); d > 15*time.Second {
+				t.Errorf("took %s", d)
+			}
+		})
+	}
+}
+
+func TestHealthScript(t *testing.T) {
+	cases := []struct {
+		name     string
+		setup    func(*fakeGuest)
+		restarts []string // units restarted, in order
+		checks   []string // containers the script checked itself
+		stdout   string   // a part of it
+	}{
+		{name: "all healthy", setup: func(g *fakeGuest) {}},
+		{name: "api unhealthy", setup: func(g *fakeGuest) {
+			g.container("api", "2222", "true", "unhealthy", 1, "active")
+		}, restarts: []string{"vmnet-app-api.service"}, stdout: "api is unhealthy (3 failed checks in a row): restarting vmnet-app-api.service"},
+		{name: "db first", setup: func(g *fakeGuest) {
+			g.container("db", "1111", "true", "unhealthy", 1, "active")
+			g.container("api", "2222", "true", "unhealthy", 1, "active")
+		}, restarts: []string{"vmnet-app-db.service"}, stdout: "api is unhealthy too; waiting for db to come back first"},
+		{name: "unit not active", setup: func(g *fakeGuest) {
+			g.container("proxy", "3333", "true", "unhealthy", 1, "activating")
+		}},
+		{name: "container not running", setup: func(g *fakeGuest) {
+			g.container("proxy", "3333", "false", "unhealthy", 1, "active")
+		}},
+		{name: "still starting", setup: func(g *fakeGuest) {
+			g.container("db", "1111", "true", "starting", 1, "active")
+		}},
+		{name: "no podman timer", setup: func(g *fakeGuest) {
+			for _, n := range []string{"db", "api", "proxy"} {
+				_ = os.Remove(filepath.Join(g.dir, "unit-"+map[string]string{"db": "1111", "api": "2222", "proxy": "3333"}[n]+".timer"))
+			}
+		}, checks: []string{"db", "api", "proxy"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			g := newFakeGuest(t)
+			for name, id := range map[string]string{"db": "1111", "api": "2222", "proxy": "3333"} {
+				g.container(name, id, "true", "healthy", 0, "active")
+				g.write("unit-"+id+".timer", "active\n") // podman's transient health-check timer
+			}
+			c.setup(g)
+			stdout, stderr, code := g.run("vmnet-app-health")
+			if code != 0 {
+				t.Fatalf("exit %d: %s", code, stderr)
+			}
+			var restarts, checks []string
+			for _, line := range strings.Split(g.calls(), "\n") {
+				if u, ok := strings.CutPrefix(line, "systemctl restart --no-block "); ok {
+					restarts = append(restarts, u)
+				}
+				if n, ok := strings.CutPrefix(line, "podman healthcheck run "); ok {
+					checks = append(checks, n)
+				}
+			}
+			if strings.Join(restarts, ",") != strings.Join(c.restarts, ",") || strings.Join(checks, ",") != strings.Join(c.checks, ",") {
+				t.Errorf("restarted %q, checked %q; want %q, %q", restarts, checks, c.restarts, c.checks)
+			}
+			if !strings.Contains(stdout, c.stdout) {
+				t.Errorf("stdout %q lacks %q", stdout, c.stdout)
+			}
+		})
+	}
+}
