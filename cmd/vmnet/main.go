@@ -126,6 +126,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			netCommand(),
 			vmCommand(),
 			imageCommand(),
+			checkCommand(),
 			doctorCommand(),
 		},
 	}

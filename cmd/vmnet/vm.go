@@ -14,9 +14,11 @@ import (
 
 	"vmnet/internal/accel"
 	"vmnet/internal/bridge"
+	"vmnet/internal/check"
 	"vmnet/internal/domain"
 	"vmnet/internal/image"
 	"vmnet/internal/network"
+	"vmnet/internal/report"
 	"vmnet/internal/virt"
 	"vmnet/internal/vm"
 	"vmnet/internal/vmspec"
@@ -41,7 +43,10 @@ func vmCommand() *cli.Command {
 					"Examples:\n" +
 					"   vmnet sandbox up lab && vmnet sandbox exec lab -- vmnet vm up tiny\n" +
 					"   vmnet vm up ./web.yaml --accel tcg",
-				Flags:  []cli.Flag{accelFlag},
+				Flags: []cli.Flag{accelFlag,
+					&cli.BoolFlag{Name: "no-check", Usage: "skip the connectivity checks that end a successful up"},
+					&cli.StringFlag{Name: "junit", Usage: "also write the checks as JUnit XML to `FILE`"},
+				},
 				Action: vmUp,
 			},
 			{
@@ -151,7 +156,10 @@ func fromImage(img image.Image) domain.ImageInfo {
 	if img.Disk != "" {
 		info.DiskFormat = "qcow2"
 	}
-	if img.ReadyLine != "" {
+	switch {
+	case img.ReadyAgent:
+		info.Ready = vmspec.Ready{Agent: true}
+	case img.ReadyLine != "":
 		info.Ready = vmspec.Ready{Console: img.ReadyLine}
 	}
 	return info
@@ -197,8 +205,37 @@ func vmUp(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	// up ends with the checks: a lab is up when it is proved to work.
+	var rep *check.Report
+	if !c.Bool("no-check") {
+		start := time.Now()
+		fmt.Fprintf(env.Progress, "checking %s\n", res.Name)
+		if rep, err = check.VM(c.Context, env, res.Name, check.MatrixAuto, check.Options{}); err != nil {
+			return err
+		}
+		res.Phases = append(res.Phases, vm.Phase{Name: "checks", Seconds: time.Since(start).Seconds()})
+	}
 	if f, _ := outputFormat(c); f == "json" {
-		return writeJSON(c.App.Writer, res)
+		out := struct {
+			*vm.UpResult
+			Check *report.JSONReport `json:"check,omitempty"`
+		}{UpResult: res}
+		if rep != nil {
+			j := report.ToJSON(rep)
+			out.Check = &j
+		}
+		if err := writeJSON(c.App.Writer, out); err != nil {
+			return err
+		}
+		if path := c.String("junit"); path != "" && rep != nil {
+			if err := writeJUnit(path, rep); err != nil {
+				return err
+			}
+		}
+		if rep != nil {
+			return rep.Err()
+		}
+		return nil
 	}
 	w := c.App.Writer
 	fmt.Fprintf(w, "vm %s: %s, ready after %.1fs\n", res.Name, res.Outcome, res.Ready.Seconds())
@@ -212,7 +249,14 @@ func vmUp(c *cli.Context) error {
 		}
 		fmt.Fprintf(w, "phases: %s\n", strings.Join(parts, ", "))
 	}
-	return writeNICs(w, res.NICs)
+	if err := writeNICs(w, res.NICs); err != nil {
+		return err
+	}
+	if rep == nil {
+		return nil
+	}
+	fmt.Fprintln(w)
+	return checkOutput(c, rep, "table")
 }
 
 func writeNICs(w io.Writer, nics []vm.NICInfo) error {

@@ -1,0 +1,256 @@
+// Package check proves that a lab works: a matrix of ping, TCP, HTTP and DNS
+// checks between the host, a VM and the VM's containers, positive (this path
+// works) and negative (this port is closed). Checks run concurrently, each
+// with a timeout; a failed check is then diagnosed with cheap probes (link
+// state over netlink on the host, `ip`, `nft` and `podman` in the guest) that
+// name the hop that failed and its most likely cause, from a fixed list.
+//
+// The matrix is planned by pure functions (BasicMatrix, CapstoneMatrix) from
+// a Target, a description of the VM that Describe reads from libvirt and the
+// kernel; the side effects sit behind two small interfaces, Host and Guest.
+package check
+
+import (
+	"fmt"
+	"net/netip"
+	"time"
+)
+
+// Method is how a check reaches its target.
+type Method string
+
+// The methods.
+const (
+	MethodPing Method = "ping" // ICMP echo
+	MethodTCP  Method = "tcp"  // a TCP connect
+	MethodHTTP Method = "http" // an HTTP GET
+	MethodDNS  Method = "dns"  // a name lookup (getent hosts)
+)
+
+// Want is the outcome a check expects.
+type Want string
+
+// The expectations.
+const (
+	WantReply    Want = "reply"    // the ping is answered
+	WantClosed   Want = "closed"   // the TCP connect is refused or unanswered
+	WantAPI      Want = "api"      // HTTP 200 with the API's JSON, db.version from PostgreSQL
+	WantResolves Want = "resolves" // the name resolves (to the expected address, when known)
+)
+
+// PlaceKind says where a check runs.
+type PlaceKind string
+
+// The places.
+const (
+	OnHost      PlaceKind = "host"      // the namespace vmnet runs in
+	OnVM        PlaceKind = "vm"        // the guest, through vm.Exec
+	OnContainer PlaceKind = "container" // a container in the guest (podman exec)
+)
+
+// Place is where a check runs from.
+type Place struct {
+	Kind      PlaceKind
+	Container string // for OnContainer
+}
+
+// Check is one entry of the matrix: what is tried, from where, to where, and
+// what is expected.
+type Check struct {
+	ID      string // stable across runs: method:source->target[:port]
+	Source  string // host, capstone, capstone/api
+	Target  string // capstone:eth1, host:br0, capstone/db
+	Address string // what is reached: an address, ADDR:PORT, a URL or a name
+	Method  Method
+	Expect  string // for people: reply, closed, 200 + JSON with db.version ~ PostgreSQL
+
+	From Place
+	Want Want
+	To   netip.Addr // ping, tcp and http: the address reached
+	Port uint16     // tcp and http
+	Path string     // http: the URL path
+	Name string     // dns: the name looked up
+	// NIC is the index (in Target.NICs) of the VM NIC the path crosses, or
+	// -1; diagnosis walks that NIC's hops.
+	NIC int
+	// Container is the container the check reaches or asks about, for
+	// diagnosis ("" for none).
+	Container string
+	// Unknown, when set, says why the plan has no address for the target:
+	// the check fails at once with this as its actual result.
+	Unknown string
+	// Requires lists checks that must pass for this one to mean anything: a
+	// port that looks closed proves nothing when the VM does not answer at all.
+	Requires []string
+}
+
+// Cause is the most likely reason a check failed. The set is fixed, so that
+// programs reading the JSON or JUnit output can match on it.
+type Cause string
+
+// The causes a failed check can report.
+const (
+	// CauseBridgeDown: the host bridge the NIC hangs off is missing or
+	// administratively down.
+	CauseBridgeDown Cause = "bridge down"
+	// CauseTapNotAttached: the VM's tap device is missing or not a port of
+	// the bridge it belongs to.
+	CauseTapNotAttached Cause = "tap not attached"
+	// CauseTapDown: the tap is in the right bridge but administratively down.
+	CauseTapDown Cause = "tap down"
+	// CauseHostAddressMissing: the host bridge lacks the host's address in
+	// the VM's subnet.
+	CauseHostAddressMissing Cause = "host address missing"
+	// CauseGuestNICDown: the guest NIC is missing, down, without carrier or
+	// without its expected address.
+	CauseGuestNICDown Cause = "guest NIC down"
+	// CauseFirewallDrop: the guest's nftables ruleset drops the traffic
+	// (a drop policy without a matching accept, or a drop rule).
+	CauseFirewallDrop Cause = "firewall drop"
+	// CausePortOpen: a port that must be closed accepted a connection.
+	CausePortOpen Cause = "port open"
+	// CauseContainerNotRunning: a container on the path is missing or not running.
+	CauseContainerNotRunning Cause = "container not running"
+	// CauseDNS: a name on app-net does not resolve (or resolves wrongly)
+	// while the container it names runs: aardvark-dns.
+	CauseDNS Cause = "DNS (aardvark-dns)"
+	// CauseNotListening: the path works but nothing accepts the connection.
+	CauseNotListening Cause = "service not listening"
+	// CauseServiceError: the service answered, but wrongly (HTTP 5xx, a
+	// body without the database's answer).
+	CauseServiceError Cause = "service error"
+	// CauseGuestUnreachable: vmnet could not run the check's command in the
+	// guest (guest agent or serial console not answering).
+	CauseGuestUnreachable Cause = "guest unreachable"
+	// CauseInconclusive: a negative check cannot be trusted because a check
+	// it requires failed.
+	CauseInconclusive Cause = "inconclusive"
+	// CauseUnknown: the probes found nothing wrong; the evidence lists what
+	// they ruled out.
+	CauseUnknown Cause = "unknown"
+)
+
+// Causes lists every cause, for documentation and tests.
+var Causes = []Cause{
+	CauseBridgeDown, CauseTapNotAttached, CauseTapDown, CauseHostAddressMissing, CauseGuestNICDown,
+	CauseFirewallDrop, CausePortOpen, CauseContainerNotRunning, CauseDNS, CauseNotListening,
+	CauseServiceError, CauseGuestUnreachable, CauseInconclusive, CauseUnknown,
+}
+
+// Result is a check after it ran.
+type Result struct {
+	Check
+	Pass     bool
+	Actual   string
+	Duration time.Duration
+	// Hop, Cause and Evidence are set for failed checks only.
+	Hop      string
+	Cause    Cause
+	Evidence []string
+
+	obs observation // what the check saw, for diagnosis
+}
+
+// Report is one run of a matrix against a VM.
+type Report struct {
+	VM       string
+	Matrix   string
+	Started  time.Time
+	Duration time.Duration
+	Results  []Result
+}
+
+// Failed counts the failed checks.
+func (r *Report) Failed() int {
+	n := 0
+	for _, res := range r.Results {
+		if !res.Pass {
+			n++
+		}
+	}
+	return n
+}
+
+// Err is nil when every check passed, and a *FailedError otherwise.
+func (r *Report) Err() error {
+	if n := r.Failed(); n > 0 {
+		return &FailedError{VM: r.VM, Failed: n, Total: len(r.Results)}
+	}
+	return nil
+}
+
+// FailedError says that some checks failed; the report has the details.
+type FailedError struct {
+	VM            string
+	Failed, Total int
+}
+
+func (e *FailedError) Error() string {
+	return fmt.Sprintf("%d of %d checks failed", e.Failed, e.Total)
+}
+
+// Hint points at the details.
+func (e *FailedError) Hint() string {
+	return fmt.Sprintf("each failed check names its hop and cause above; 'vmnet vm console %s' shows the guest's console", e.VM)
+}
+
+// Target describes the VM under test: what the plan needs to know about it
+// and what diagnosis compares the live state with.
+type Target struct {
+	Name string
+	Spec string // the spec name from vmnet's domain metadata
+	NICs []NIC
+	// Agent is true when the QEMU guest agent answers; without it guest
+	// commands go over the serial console, one at a time.
+	Agent bool
+	// Containers are the app's containers, for matrices that have an app
+	// (filled by Discover).
+	Containers []Container
+}
+
+// NIC is one VM NIC with both of its ends.
+type NIC struct {
+	Index   int
+	Guest   string     // the guest's name for it: eth0, eth1 (net.ifnames=0)
+	Address netip.Addr // the VM's address; invalid when unknown
+	Prefix  int        // its prefix length, 0 when unknown
+	Source  string     // static, reservation, lease
+	Network string     // the libvirt network, or "" for a NIC on a plain bridge
+	Bridge  string     // the host bridge the tap must be a port of
+	Tap     string     // the host side of the NIC (from the live domain XML)
+	MAC     string
+	Host    netip.Addr // the host's address on that link: the network's gateway or the bridge's address
+	// HostPrefix is the host address's prefix, when known.
+	HostPrefix int
+}
+
+// HostLabel names the host end of the NIC in check labels: host:br0, host:nat0.
+func (n NIC) HostLabel() string {
+	if n.Network != "" {
+		return "host:" + n.Network
+	}
+	return "host:" + n.Bridge
+}
+
+// Container is one container of the app as podman reports it.
+type Container struct {
+	Name    string
+	State   string     // running, exited, created, ... or "missing"
+	Health  string     // healthy, unhealthy, starting, or ""
+	IP      netip.Addr // on app-net; invalid when it has none
+	Gateway netip.Addr // app-net's gateway: the VM's own address on app-net
+	Error   string     // why the state is unknown, when it is
+}
+
+// Running reports whether podman says the container runs.
+func (c Container) Running() bool { return c.State == "running" }
+
+// observation is what a check saw, kept for diagnosis.
+type observation struct {
+	err            error // the executor failed (not the same as a failed check)
+	execErr        bool  // err came from running a command in the guest
+	code           int   // exit code of a guest command
+	stdout, stderr string
+	status         int    // HTTP status
+	body           string // HTTP body (first KiB)
+}

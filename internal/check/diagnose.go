@@ -1,0 +1,492 @@
+package check
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"strings"
+)
+
+// diagnoser names the hop and the likely cause of failed checks. Its probes
+// are cheap (netlink on the host, a few guest commands) and each runs at
+// most once per run, however many checks fail for the same reason.
+type diagnoser struct {
+	host  Host
+	guest Guest
+	t     Target
+	opt   Options
+	byID  map[string]*Result
+
+	hostLinks map[string]hostLinkProbe
+	glinks    *guestLinksProbe
+	rules     *rulesProbe
+	aardvark  *string
+}
+
+type hostLinkProbe struct {
+	link Link
+	err  error
+}
+
+type guestLinksProbe struct {
+	links []GuestLink
+	err   error
+}
+
+type rulesProbe struct {
+	rs      Ruleset
+	missing string // why there is no ruleset to read ("" when there is one)
+}
+
+func newDiagnoser(host Host, guest Guest, t Target, results []Result, opt Options) *diagnoser {
+	d := &diagnoser{host: host, guest: guest, t: t, opt: opt, byID: map[string]*Result{}, hostLinks: map[string]hostLinkProbe{}}
+	for i := range results {
+		d.byID[results[i].ID] = &results[i]
+	}
+	return d
+}
+
+// finding is the outcome of a diagnosis step: found is false when the step
+// ruled its hop out (its evidence says so).
+type finding struct {
+	hop      string
+	cause    Cause
+	evidence []string
+	found    bool
+}
+
+func (f *finding) add(format string, a ...any) {
+	f.evidence = append(f.evidence, fmt.Sprintf(format, a...))
+}
+
+func (f *finding) blame(hop string, cause Cause, format string, a ...any) {
+	f.hop, f.cause, f.found = hop, cause, true
+	f.add(format, a...)
+}
+
+func (d *diagnoser) diagnose(ctx context.Context, r *Result) {
+	f := &finding{}
+	d.find(ctx, r, f)
+	if !f.found {
+		f.hop, f.cause = r.Source+" → "+r.Target, CauseUnknown
+		if len(f.evidence) == 0 {
+			f.add("the probes found nothing wrong on the way")
+		}
+	}
+	r.Hop, r.Cause, r.Evidence = f.hop, f.cause, dedupe(f.evidence)
+}
+
+// dedupe drops repeated evidence lines (two probes may say the same thing).
+func dedupe(lines []string) []string {
+	seen := map[string]bool{}
+	out := lines[:0]
+	for _, l := range lines {
+		if !seen[l] {
+			seen[l] = true
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+func (d *diagnoser) find(ctx context.Context, r *Result, f *finding) {
+	c := r.Check
+	if r.obs.execErr {
+		via := "serial console"
+		if d.t.Agent {
+			via = "guest agent"
+		}
+		f.blame(fmt.Sprintf("host → %s (%s)", d.t.Name, via), CauseGuestUnreachable, "%s", firstLine(r.obs.err.Error()))
+		return
+	}
+	if c.From.Kind == OnContainer && r.obs.code >= 125 {
+		msg := firstLine(r.obs.stderr + r.obs.stdout)
+		f.add("podman exec in %s failed: %s", c.From.Container, msg)
+		d.container(c.From.Container, f)
+		// podman's own words when the container went away after it was asked
+		// about; anything else (no podman at all, exit 127) is not this cause.
+		if !f.found && r.obs.code == 125 && (strings.Contains(msg, "state improper") || strings.Contains(msg, "no such container") || strings.Contains(msg, "no container with")) {
+			f.hop, f.cause, f.found = inside(d.t, c.From.Container), CauseContainerNotRunning, true
+		}
+		return
+	}
+	var nic *NIC
+	if c.NIC >= 0 && c.NIC < len(d.t.NICs) {
+		nic = &d.t.NICs[c.NIC]
+	}
+	switch {
+	case c.Method == MethodTCP && c.Want == WantClosed && r.obs.err == nil && c.Unknown == "":
+		d.portOpen(ctx, c, f)
+	case c.Method == MethodDNS:
+		d.dns(ctx, r, f)
+	case c.Method == MethodHTTP:
+		d.http(ctx, r, nic, f)
+	case c.From.Kind == OnVM && c.Container != "":
+		// VM → container on app-net.
+		if d.container(c.Container, f); f.found {
+			return
+		}
+		d.appBridge(ctx, c.Container, f)
+	case c.From.Kind == OnContainer && nic == nil:
+		// Container → the VM's own address on app-net.
+		if d.appBridge(ctx, c.From.Container, f); f.found || c.Unknown != "" {
+			return
+		}
+		d.firewall(ctx, "input", "ICMP echo", matchEcho, f)
+	case nic != nil:
+		// Host ↔ VM on one NIC, or container → host through it.
+		if d.path(ctx, *nic, c, f); f.found || c.Unknown != "" {
+			break
+		}
+		what, match := "ICMP echo", matchEcho
+		if c.Method == MethodTCP {
+			what, match = fmt.Sprintf("tcp port %d", c.Port), matchPort(c.Port)
+		}
+		switch c.From.Kind {
+		case OnHost:
+			d.firewall(ctx, "input", what, match, f)
+		case OnVM:
+			d.firewall(ctx, "output", what, match, f)
+		case OnContainer:
+			d.firewall(ctx, "forward", what, func(r string) bool { return match(r) || matchFromContainers(r) }, f)
+		}
+	}
+	if !f.found && c.Unknown != "" && len(f.evidence) == 0 {
+		f.add("%s", c.Unknown)
+	}
+}
+
+// path walks the hops between the host and guest NIC n, host side first,
+// and blames the first broken one.
+func (d *diagnoser) path(ctx context.Context, n NIC, c Check, f *finding) {
+	if n.Bridge == "" {
+		f.add("libvirt names no host bridge for %s", n.Guest)
+	} else {
+		br, err := d.hostLink(n.Bridge)
+		switch {
+		case err != nil:
+			f.add("could not read %s on the host: %v", n.Bridge, err)
+		case !br.Exists:
+			f.blame("host:"+n.Bridge, CauseBridgeDown, "%s does not exist on the host", n.Bridge)
+			return
+		case !br.Up:
+			f.blame("host:"+n.Bridge, CauseBridgeDown, "%s is administratively down (ip link set %s up)", n.Bridge, n.Bridge)
+			return
+		default:
+			f.add("%s is administratively up (operational state %s)", n.Bridge, br.OperState)
+		}
+		if n.Tap == "" {
+			f.add("libvirt names no tap device for %s", n.Guest)
+		} else if tap, err := d.hostLink(n.Tap); err != nil {
+			f.add("could not read %s on the host: %v", n.Tap, err)
+		} else {
+			switch {
+			case !tap.Exists:
+				f.blame("tap "+n.Tap, CauseTapNotAttached, "%s (the host side of %s:%s) does not exist", n.Tap, d.t.Name, n.Guest)
+				return
+			case tap.Master == "":
+				f.blame("tap "+n.Tap, CauseTapNotAttached, "%s is not a port of any bridge; it belongs in %s (ip link set %s master %s)", n.Tap, n.Bridge, n.Tap, n.Bridge)
+				return
+			case tap.Master != n.Bridge:
+				f.blame("tap "+n.Tap, CauseTapNotAttached, "%s is a port of %s, not of %s", n.Tap, tap.Master, n.Bridge)
+				return
+			case !tap.Up:
+				f.blame("tap "+n.Tap, CauseTapDown, "%s is a port of %s but administratively down (ip link set %s up)", n.Tap, n.Bridge, n.Tap)
+				return
+			default:
+				f.add("%s is a port of %s and up", n.Tap, n.Bridge)
+			}
+		}
+		// The host's own address matters when the host is an end of the path.
+		if c.From.Kind == OnHost || c.Target == n.HostLabel() {
+			if br, err := d.hostLink(n.Bridge); err == nil {
+				switch {
+				case !n.Host.IsValid():
+					f.blame("host:"+n.Bridge, CauseHostAddressMissing, "%s has no IPv4 address on the host", n.Bridge)
+					return
+				case !hasAddr(br.Addrs, n.Host):
+					f.blame("host:"+n.Bridge, CauseHostAddressMissing, "%s does not have %s (it has %s)", n.Bridge, n.Host, prefixes(br.Addrs))
+					return
+				default:
+					f.add("%s has %s", n.Bridge, n.Host)
+				}
+			}
+		}
+	}
+	links, err := d.guestLinks(ctx)
+	if err != nil {
+		f.add("could not read the guest's NICs: %v", err)
+		return
+	}
+	hop := d.t.Name + ":" + n.Guest
+	var gl *GuestLink
+	for i := range links {
+		if links[i].Name == n.Guest {
+			gl = &links[i]
+		}
+	}
+	switch {
+	case gl == nil:
+		f.blame(hop, CauseGuestNICDown, "the guest has no %s (it has %s)", n.Guest, linkNames(links))
+	case !gl.LinkUp:
+		f.blame(hop, CauseGuestNICDown, "%s is administratively down in the guest", n.Guest)
+	case !gl.Carrier:
+		f.blame(hop, CauseGuestNICDown, "%s has no carrier in the guest (NO-CARRIER: is the link set down on the host side?)", n.Guest)
+	case n.Address.IsValid() && !hasAddr(gl.Addrs, n.Address):
+		f.blame(hop, CauseGuestNICDown, "%s does not have %s in the guest (it has %s)", n.Guest, n.Address, prefixes(gl.Addrs))
+	case !n.Address.IsValid() && len(gl.Addrs) == 0:
+		f.blame(hop, CauseGuestNICDown, "%s has no IPv4 address in the guest", n.Guest)
+	default:
+		f.add("%s is up in the guest with %s", n.Guest, prefixes(gl.Addrs))
+	}
+}
+
+// firewall blames the guest's nftables ruleset when it drops what at hook.
+func (d *diagnoser) firewall(ctx context.Context, hook, what string, match func(string) bool, f *finding) {
+	p := d.ruleset(ctx)
+	if p.missing != "" {
+		f.add("%s", p.missing)
+		return
+	}
+	drops, ev := p.rs.Verdict(hook, match)
+	if drops {
+		f.blame(fmt.Sprintf("%s firewall (%s)", d.t.Name, hook), CauseFirewallDrop, "%s: %s", what, strings.Join(ev, "; "))
+		return
+	}
+	if len(ev) == 0 {
+		f.add("no %s chain of the guest's ruleset drops %s", hook, what)
+		return
+	}
+	for _, e := range ev {
+		f.add("%s", e)
+	}
+}
+
+func (d *diagnoser) portOpen(ctx context.Context, c Check, f *finding) {
+	f.blame(fmt.Sprintf("%s firewall (input)", d.t.Name), CausePortOpen, "the host connected to %s, which must be closed", netip.AddrPortFrom(c.To, c.Port))
+	p := d.ruleset(ctx)
+	switch {
+	case p.missing != "":
+		f.add("%s", p.missing)
+	default:
+		if drops, _ := p.rs.Verdict("input", matchPort(c.Port)); !drops {
+			f.add("no input chain drops tcp port %d; a published port (podman -p) is DNATed and goes through forward", c.Port)
+		}
+		if drops, _ := p.rs.Verdict("forward", matchPort(c.Port)); !drops {
+			f.add("no forward chain drops tcp port %d", c.Port)
+		}
+	}
+}
+
+func (d *diagnoser) dns(ctx context.Context, r *Result, f *finding) {
+	c := r.Check
+	if d.container(c.Container, f); f.found {
+		f.add("aardvark-dns answers only for running containers")
+		return
+	}
+	f.blame(d.t.Name+" "+AppNetwork+" DNS (aardvark-dns)", CauseDNS, "getent hosts %s in %s: %s (exit %d)", c.Name, c.From.Container, r.Actual, r.obs.code)
+	if d.aardvark == nil {
+		s := "could not ask the guest whether aardvark-dns runs"
+		if out, err := d.guest.Exec(ctx, []string{"pidof", "aardvark-dns"}, d.opt.ExecTimeout); err == nil {
+			switch out.Code {
+			case 0:
+				s = "aardvark-dns runs in the guest (pid " + strings.TrimSpace(out.Stdout) + ")"
+			case 1:
+				s = "aardvark-dns is not running in the guest"
+			}
+		}
+		d.aardvark = &s
+	}
+	f.add("%s", *d.aardvark)
+}
+
+func (d *diagnoser) http(ctx context.Context, r *Result, nic *NIC, f *finding) {
+	c := r.Check
+	o := r.obs
+	switch {
+	case c.Unknown != "":
+		if nic != nil {
+			d.path(ctx, *nic, c, f)
+		}
+	case o.err != nil:
+		if nic != nil {
+			if d.path(ctx, *nic, c, f); f.found {
+				return
+			}
+		}
+		if d.container(AppProxy, f); f.found {
+			return
+		}
+		switch {
+		case errors.Is(o.err, ErrRefused):
+			f.blame(fmt.Sprintf("%s:%d", d.t.Name, c.Port), CauseNotListening,
+				"the guest refused port %d: nothing publishes it (the proxy's -p %d:%d)", c.Port, c.Port, ProxyPort)
+		default:
+			if d.firewall(ctx, "input", fmt.Sprintf("tcp port %d", c.Port), matchPort(c.Port), f); f.found {
+				return
+			}
+			d.firewall(ctx, "forward", fmt.Sprintf("tcp port %d", ProxyPort), matchPort(ProxyPort), f)
+		}
+	case o.status == 502 || o.status == 504:
+		// nginx could not reach its upstream.
+		hop := inside(d.t, AppProxy) + " → " + inside(d.t, AppAPI)
+		f.add("the proxy answered %d: %s", o.status, snippet(o.body, 100))
+		if d.container(AppAPI, f); f.found {
+			f.hop = hop
+			return
+		}
+		f.blame(hop, CauseServiceError, "api runs, but the proxy cannot reach it on %s:%d", AppAPI, APIPort)
+	case o.status >= 500:
+		// The API answered with an error: usually its database.
+		hop := inside(d.t, AppAPI) + " → " + inside(d.t, AppDB)
+		f.add("the API answered %d: %s", o.status, snippet(o.body, 160))
+		if d.container(AppDB, f); f.found {
+			f.hop = hop
+			return
+		}
+		f.blame(hop, CauseServiceError, "db runs; the API's error text above says why the query failed")
+	default:
+		f.blame(inside(d.t, AppAPI), CauseServiceError, "HTTP %d, body: %s", o.status, snippet(o.body, 160))
+	}
+}
+
+// container blames a container that does not run, and otherwise adds its
+// state as evidence.
+func (d *diagnoser) container(name string, f *finding) {
+	c, ok := d.containerInfo(name)
+	hop := inside(d.t, name)
+	switch {
+	case !ok:
+		f.add("podman was not asked about %s", name)
+	case c.State == "unknown":
+		f.add("podman's state of %s is unknown: %s", name, c.Error)
+	case c.State == "missing":
+		f.blame(hop, CauseContainerNotRunning, "podman: container %s does not exist", name)
+	case !c.Running():
+		f.blame(hop, CauseContainerNotRunning, "podman: container %s is %s", name, c.State)
+	default:
+		s := "podman: " + name + " is running"
+		if c.Health != "" {
+			s += " (" + c.Health + ")"
+		}
+		if c.IP.IsValid() {
+			s += ", " + c.IP.String() + " on " + AppNetwork
+		}
+		f.add("%s", s)
+	}
+}
+
+func (d *diagnoser) containerInfo(name string) (Container, bool) {
+	for _, c := range d.t.Containers {
+		if c.Name == name {
+			return c, true
+		}
+	}
+	return Container{}, false
+}
+
+// appBridge checks the guest's bridge for app-net (the link that holds the
+// gateway address the container sees).
+func (d *diagnoser) appBridge(ctx context.Context, container string, f *finding) {
+	c, _ := d.containerInfo(container)
+	gw := gatewayOf(d.t.Containers, c)
+	if !gw.IsValid() {
+		f.add("podman reports no %s gateway", AppNetwork)
+		return
+	}
+	links, err := d.guestLinks(ctx)
+	if err != nil {
+		f.add("could not read the guest's links: %v", err)
+		return
+	}
+	for _, l := range links {
+		if !hasAddr(l.Addrs, gw) {
+			continue
+		}
+		hop := d.t.Name + ":" + l.Name
+		if !l.LinkUp {
+			f.blame(hop, CauseBridgeDown, "%s (%s's bridge, %s) is administratively down in the guest", l.Name, AppNetwork, gw)
+			return
+		}
+		f.add("%s (%s's bridge) is up with %s", l.Name, AppNetwork, gw)
+		return
+	}
+	f.blame(d.t.Name+" "+AppNetwork, CauseBridgeDown, "no guest link holds %s, %s's gateway", gw, AppNetwork)
+}
+
+func (d *diagnoser) hostLink(name string) (Link, error) {
+	if p, ok := d.hostLinks[name]; ok {
+		return p.link, p.err
+	}
+	l, err := d.host.Link(name)
+	d.hostLinks[name] = hostLinkProbe{l, err}
+	return l, err
+}
+
+func (d *diagnoser) guestLinks(ctx context.Context) ([]GuestLink, error) {
+	if d.glinks == nil {
+		p := &guestLinksProbe{}
+		out, err := d.guest.Exec(ctx, []string{"sh", "-c", guestLinksScript}, d.opt.ExecTimeout)
+		switch {
+		case err != nil:
+			p.err = err
+		case out.Code != 0:
+			p.err = fmt.Errorf("ip exit %d: %s", out.Code, firstLine(out.Stderr+out.Stdout))
+		default:
+			p.links, p.err = ParseGuestLinks(out.Stdout)
+		}
+		d.glinks = p
+	}
+	return d.glinks.links, d.glinks.err
+}
+
+func (d *diagnoser) ruleset(ctx context.Context) *rulesProbe {
+	if d.rules == nil {
+		p := &rulesProbe{}
+		out, err := d.guest.Exec(ctx, []string{"nft", "list", "ruleset"}, d.opt.ExecTimeout)
+		switch {
+		case err != nil:
+			p.missing = "could not read the guest's nftables ruleset: " + firstLine(err.Error())
+		case out.Code == 127:
+			p.missing = "the guest has no nft command, so no nftables firewall"
+		case out.Code != 0:
+			p.missing = fmt.Sprintf("nft list ruleset exit %d: %s", out.Code, firstLine(out.Stderr+out.Stdout))
+		default:
+			p.rs = ParseRuleset(out.Stdout)
+			if len(p.rs.Chains) == 0 {
+				p.missing = "the guest's nftables ruleset is empty"
+			}
+		}
+		d.rules = p
+	}
+	return d.rules
+}
+
+func hasAddr(ps []netip.Prefix, a netip.Addr) bool {
+	for _, p := range ps {
+		if p.Addr() == a {
+			return true
+		}
+	}
+	return false
+}
+
+func prefixes(ps []netip.Prefix) string {
+	if len(ps) == 0 {
+		return "no IPv4 address"
+	}
+	s := make([]string, len(ps))
+	for i, p := range ps {
+		s[i] = p.String()
+	}
+	return strings.Join(s, ", ")
+}
+
+func linkNames(ls []GuestLink) string {
+	s := make([]string, len(ls))
+	for i, l := range ls {
+		s[i] = l.Name
+	}
+	return strings.Join(s, ", ")
+}

@@ -1,0 +1,452 @@
+package check
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/netip"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+	"unicode"
+)
+
+// Host is the namespace vmnet runs in, as checks and diagnosis use it.
+// KernelHost is the real one.
+type Host interface {
+	// Ping sends ICMP echo requests until one is answered (nil), or returns
+	// ErrNoAnswer after timeout.
+	Ping(ctx context.Context, to netip.Addr, timeout time.Duration) error
+	// Dial opens and closes a TCP connection: nil when it connected,
+	// ErrRefused on a reset, ErrNoAnswer when nothing came back in time.
+	Dial(ctx context.Context, to netip.AddrPort, timeout time.Duration) error
+	// Get does an HTTP GET and returns the status and the start of the body;
+	// connection failures are ErrRefused or ErrNoAnswer like Dial's.
+	Get(ctx context.Context, url string, timeout time.Duration) (status int, body []byte, err error)
+	// Link reads a network interface's state; a missing one is not an
+	// error (Exists is false).
+	Link(name string) (Link, error)
+}
+
+// Link is a host network interface as diagnosis sees it.
+type Link struct {
+	Name      string
+	Exists    bool
+	Up        bool   // administratively up (IFF_UP)
+	OperState string // up, down, lower-layer-down, unknown, ...
+	Master    string // the bridge it is a port of, or ""
+	Addrs     []netip.Prefix
+}
+
+// Guest runs commands in the VM. VMGuest is the real one (vm.Exec).
+type Guest interface {
+	// Exec runs argv and returns its output and exit code; err means the
+	// command could not be run or did not finish in time.
+	Exec(ctx context.Context, argv []string, timeout time.Duration) (Output, error)
+}
+
+// Output is what a guest command printed and how it exited.
+type Output struct {
+	Stdout, Stderr string
+	Code           int
+}
+
+// Errors the Host executor returns, matched with errors.Is.
+var (
+	ErrNoAnswer = errors.New("no answer")
+	ErrRefused  = errors.New("connection refused")
+)
+
+// Options tune a run. The zero value is fine.
+type Options struct {
+	// Parallel is how many guest commands run at once (default 4; always 1
+	// without a guest agent, the serial console being a single line).
+	Parallel int
+	// PingTimeout bounds one ping (default 3s from the host; guests use
+	// `ping -c 1 -W 2`).
+	PingTimeout time.Duration
+	// ConnectTimeout bounds a TCP connect (default 2s): a port that must be
+	// closed and drops silently costs this long.
+	ConnectTimeout time.Duration
+	// HTTPTimeout bounds an HTTP GET (default 10s: the first request wakes
+	// nginx, Flask and PostgreSQL under TCG).
+	HTTPTimeout time.Duration
+	// ExecTimeout bounds one guest command (default 30s; a podman exec
+	// under TCG takes a second or two).
+	ExecTimeout time.Duration
+}
+
+func (o Options) withDefaults(t Target) Options {
+	if o.Parallel <= 0 {
+		o.Parallel = 4
+	}
+	if !t.Agent {
+		o.Parallel = 1
+	}
+	if o.PingTimeout <= 0 {
+		o.PingTimeout = 3 * time.Second
+	}
+	if o.ConnectTimeout <= 0 {
+		o.ConnectTimeout = 2 * time.Second
+	}
+	if o.HTTPTimeout <= 0 {
+		o.HTTPTimeout = 10 * time.Second
+	}
+	if o.ExecTimeout <= 0 {
+		o.ExecTimeout = 30 * time.Second
+	}
+	return o
+}
+
+// hostParallel bounds host-side checks: they only wait on the network.
+const hostParallel = 16
+
+// Run runs checks against t: host-side checks all at once, guest-side ones
+// (VM and containers) at most opt.Parallel at a time, then diagnoses every
+// failure. Results come in the order of checks.
+func Run(ctx context.Context, host Host, guest Guest, t Target, checks []Check, opt Options) []Result {
+	opt = opt.withDefaults(t)
+	guest = latch(guest)
+	r := &runner{host: host, guest: guest, t: t, opt: opt}
+	results := make([]Result, len(checks))
+	hostSem := make(chan struct{}, hostParallel)
+	guestSem := make(chan struct{}, opt.Parallel)
+	var wg sync.WaitGroup
+	for i, c := range checks {
+		sem := guestSem
+		if c.From.Kind == OnHost {
+			sem = hostSem
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			select {
+			case sem <- struct{}{}:
+			case <-ctx.Done():
+				results[i] = Result{Check: c, Actual: "interrupted"}
+				return
+			}
+			defer func() { <-sem }()
+			results[i] = r.run(ctx, c)
+		}()
+	}
+	wg.Wait()
+	d := newDiagnoser(host, guest, t, results, opt)
+	for i := range results {
+		if !results[i].Pass {
+			d.diagnose(ctx, &results[i])
+		}
+	}
+	requireOthers(results)
+	return results
+}
+
+// latchGuest stops asking a guest that failed to run a command: when the
+// agent or the console does not answer, every further command would fail
+// the same way, each after its own timeout.
+type latchGuest struct {
+	g   Guest
+	mu  sync.Mutex
+	err error
+}
+
+func latch(g Guest) Guest {
+	if _, ok := g.(*latchGuest); ok {
+		return g
+	}
+	return &latchGuest{g: g}
+}
+
+func (l *latchGuest) Exec(ctx context.Context, argv []string, timeout time.Duration) (Output, error) {
+	l.mu.Lock()
+	err := l.err
+	l.mu.Unlock()
+	if err != nil {
+		return Output{}, fmt.Errorf("not tried, an earlier command failed: %w", err)
+	}
+	out, err := l.g.Exec(ctx, argv, timeout)
+	if err != nil && ctx.Err() == nil {
+		l.mu.Lock()
+		if l.err == nil {
+			l.err = err
+		}
+		l.mu.Unlock()
+	}
+	return out, err
+}
+
+// requireOthers fails a passing check whose prerequisite failed: "closed"
+// means nothing when the VM itself did not answer.
+func requireOthers(results []Result) {
+	byID := map[string]*Result{}
+	for i := range results {
+		byID[results[i].ID] = &results[i]
+	}
+	for i := range results {
+		r := &results[i]
+		for _, id := range r.Requires {
+			if p, ok := byID[id]; ok && !p.Pass && r.Pass {
+				r.Pass = false
+				r.Actual += " (proves nothing: " + id + " failed)"
+				r.Cause, r.Hop = CauseInconclusive, p.Hop
+				r.Evidence = []string{fmt.Sprintf("%s must pass first: %s (%s)", id, p.Actual, p.Cause)}
+			}
+		}
+	}
+}
+
+type runner struct {
+	host  Host
+	guest Guest
+	t     Target
+	opt   Options
+}
+
+func (r *runner) run(ctx context.Context, c Check) (res Result) {
+	res.Check = c
+	start := time.Now()
+	defer func() { res.Duration = time.Since(start) }()
+	if c.Unknown != "" {
+		res.Actual = c.Unknown
+		return res
+	}
+	switch c.Method {
+	case MethodPing:
+		r.ping(ctx, &res)
+	case MethodTCP:
+		r.tcp(ctx, &res)
+	case MethodHTTP:
+		r.http(ctx, &res)
+	case MethodDNS:
+		r.dns(ctx, &res)
+	default:
+		res.Actual = fmt.Sprintf("unknown method %q", c.Method)
+	}
+	return res
+}
+
+// exec runs argv in the guest, or in a container with podman exec.
+func (r *runner) exec(ctx context.Context, from Place, argv []string, res *Result) bool {
+	if from.Kind == OnContainer {
+		argv = append([]string{"podman", "exec", from.Container}, argv...)
+	}
+	out, err := r.guest.Exec(ctx, argv, r.opt.ExecTimeout)
+	res.obs.stdout, res.obs.stderr, res.obs.code = out.Stdout, out.Stderr, out.Code
+	if err != nil {
+		res.obs.err, res.obs.execErr = err, true
+		res.Actual = "could not run " + argv[0] + " in the guest: " + firstLine(err.Error())
+		return false
+	}
+	return true
+}
+
+func (r *runner) ping(ctx context.Context, res *Result) {
+	c := res.Check
+	if c.From.Kind == OnHost {
+		err := r.host.Ping(ctx, c.To, r.opt.PingTimeout)
+		res.obs.err = err
+		switch {
+		case err == nil:
+			res.Pass, res.Actual = true, "reply"
+		case errors.Is(err, ErrNoAnswer):
+			res.Actual = fmt.Sprintf("no reply within %s", r.opt.PingTimeout)
+		default:
+			res.Actual = firstLine(err.Error())
+		}
+		return
+	}
+	argv := []string{"ping", "-c", "1", "-W", "2"}
+	if c.From.Kind == OnVM && c.NIC >= 0 && c.NIC < len(r.t.NICs) {
+		// Out of that NIC only: the host owns the addresses of every
+		// network, and a reply over another NIC proves nothing about this one.
+		argv = append(argv, "-I", r.t.NICs[c.NIC].Guest)
+	}
+	if !r.exec(ctx, c.From, append(argv, c.To.String()), res) {
+		return
+	}
+	switch o := res.obs; {
+	case o.code == 0:
+		res.Pass, res.Actual = true, "reply"
+	case c.From.Kind == OnContainer && o.code >= 125:
+		res.Actual = fmt.Sprintf("podman exec failed (exit %d): %s", o.code, firstLine(o.stderr+o.stdout))
+	default:
+		if msg := pingError(o.stderr + "\n" + o.stdout); msg != "" {
+			res.Actual = "ping: " + msg
+		} else {
+			res.Actual = "no reply within 2s"
+		}
+	}
+}
+
+// pingError finds ping's complaint in its output (both streams come mixed
+// over the serial console): the line that is not the banner or statistics.
+func pingError(out string) string {
+	for _, line := range strings.Split(out, "\n") {
+		l := strings.TrimSpace(line)
+		switch {
+		case l == "", strings.HasPrefix(l, "PING "), strings.HasPrefix(l, "---"),
+			strings.Contains(l, "packets transmitted"), strings.HasPrefix(l, "round-trip"), strings.HasPrefix(l, "rtt "):
+			continue
+		}
+		return snippet(strings.TrimPrefix(l, "ping: "), 100)
+	}
+	return ""
+}
+
+func (r *runner) tcp(ctx context.Context, res *Result) {
+	c := res.Check
+	err := r.host.Dial(ctx, netip.AddrPortFrom(c.To, c.Port), r.opt.ConnectTimeout)
+	res.obs.err = err
+	switch {
+	case err == nil:
+		res.Actual = "open"
+	case errors.Is(err, ErrRefused):
+		res.Actual = "closed (refused)"
+	case errors.Is(err, ErrNoAnswer):
+		res.Actual = fmt.Sprintf("closed (no answer within %s)", r.opt.ConnectTimeout)
+	default:
+		res.Actual = firstLine(err.Error())
+	}
+	switch c.Want {
+	case WantClosed:
+		res.Pass = err != nil && (errors.Is(err, ErrRefused) || errors.Is(err, ErrNoAnswer))
+	default:
+		res.Pass = err == nil
+	}
+}
+
+func (r *runner) http(ctx context.Context, res *Result) {
+	c := res.Check
+	status, body, err := r.host.Get(ctx, c.Address, r.opt.HTTPTimeout)
+	res.obs.err, res.obs.status, res.obs.body = err, status, string(body)
+	switch {
+	case errors.Is(err, ErrRefused):
+		res.Actual = "connection refused"
+		return
+	case errors.Is(err, ErrNoAnswer):
+		res.Actual = fmt.Sprintf("no answer within %s", r.opt.HTTPTimeout)
+		return
+	case err != nil:
+		res.Actual = firstLine(err.Error())
+		return
+	}
+	res.Pass, res.Actual = judgeAPI(status, body)
+}
+
+// apiAnswer is the part of the API's GET / answer the check looks at.
+type apiAnswer struct {
+	Service string `json:"service"`
+	DB      *struct {
+		Version string          `json:"version"`
+		Visits  json.RawMessage `json:"visits"`
+	} `json:"db"`
+}
+
+// judgeAPI decides whether an HTTP answer is the API's JSON with the
+// database's answer in it.
+func judgeAPI(status int, body []byte) (bool, string) {
+	if status != 200 {
+		return false, fmt.Sprintf("HTTP %d: %s", status, snippet(string(body), 80))
+	}
+	var a apiAnswer
+	if err := json.Unmarshal(body, &a); err != nil {
+		return false, "200 but not JSON: " + snippet(string(body), 60)
+	}
+	if a.DB == nil || a.DB.Version == "" {
+		return false, "200 but no db.version in the JSON: " + snippet(string(body), 60)
+	}
+	if !strings.HasPrefix(a.DB.Version, "PostgreSQL") {
+		return false, "200 but db.version is " + strconv.Quote(snippet(a.DB.Version, 40))
+	}
+	actual := "200, " + versionWords(a.DB.Version)
+	if len(a.DB.Visits) > 0 {
+		actual += ", visits " + string(a.DB.Visits)
+	}
+	return true, actual
+}
+
+// versionWords keeps "PostgreSQL 15.x" of SELECT version()'s long answer.
+func versionWords(v string) string {
+	f := strings.Fields(v)
+	if len(f) > 2 {
+		f = f[:2]
+	}
+	return strings.TrimSuffix(strings.Join(f, " "), ",")
+}
+
+func (r *runner) dns(ctx context.Context, res *Result) {
+	c := res.Check
+	if !r.exec(ctx, c.From, []string{"getent", "hosts", c.Name}, res) {
+		return
+	}
+	o := res.obs
+	switch {
+	case o.code >= 125:
+		res.Actual = fmt.Sprintf("podman exec failed (exit %d): %s", o.code, firstLine(o.stderr+o.stdout))
+		return
+	case o.code == 2:
+		res.Actual = "not found"
+		return
+	case o.code != 0:
+		res.Actual = fmt.Sprintf("getent exit %d: %s", o.code, firstLine(o.stderr+o.stdout))
+		return
+	}
+	got := resolved(o.stdout)
+	switch {
+	case !got.IsValid():
+		res.Actual = "no address in: " + firstLine(o.stdout)
+	case c.To.IsValid() && got != c.To:
+		res.Actual = fmt.Sprintf("resolves to %s, but podman gives %s %s", got, c.Name, c.To)
+	default:
+		res.Pass, res.Actual = true, "resolves to "+got.String()
+	}
+}
+
+// resolved is the first IPv4 address getent hosts printed (or the first
+// address when there is none).
+func resolved(out string) netip.Addr {
+	var first netip.Addr
+	for _, line := range strings.Split(out, "\n") {
+		f := strings.Fields(line)
+		if len(f) == 0 {
+			continue
+		}
+		a, err := netip.ParseAddr(f[0])
+		if err != nil {
+			continue
+		}
+		if a.Is4() {
+			return a
+		}
+		if !first.IsValid() {
+			first = a
+		}
+	}
+	return first
+}
+
+func firstLine(s string) string {
+	s = strings.TrimSpace(s)
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		s = s[:i]
+	}
+	return snippet(strings.TrimSpace(s), 120)
+}
+
+// snippet shortens s to at most n runes on one line, without control
+// characters (a serial console's escape sequences would reach the terminal).
+func snippet(s string, n int) string {
+	s = strings.Map(func(r rune) rune {
+		if unicode.IsSpace(r) || unicode.IsPrint(r) {
+			return r
+		}
+		return -1
+	}, s)
+	s = strings.Join(strings.Fields(s), " ")
+	if r := []rune(s); len(r) > n {
+		return string(r[:n-1]) + "…"
+	}
+	return s
+}

@@ -1,0 +1,261 @@
+// Package report renders check results three ways: an aligned table for
+// people (a failed check is followed by its hop, cause and evidence), JSON
+// with stable field names for programs, and JUnit XML for CI systems
+// (GitHub, GitLab and Jenkins read the testsuites/testsuite/testcase shape).
+package report
+
+import (
+	"encoding/json"
+	"encoding/xml"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"vmnet/internal/check"
+)
+
+// Title names a run the way the command was typed: "vmnet check capstone".
+func Title(r *check.Report) string { return "vmnet check " + r.VM }
+
+// Summary is the last line of the table: "all 4 checks passed in 1.2s" or
+// "3 of 21 checks failed in 4.2s".
+func Summary(r *check.Report) string {
+	d := seconds(r.Duration)
+	if n := r.Failed(); n > 0 {
+		return fmt.Sprintf("%d of %d checks failed in %ss", n, len(r.Results), d)
+	}
+	return fmt.Sprintf("all %d checks passed in %ss", len(r.Results), d)
+}
+
+// Table writes one line per check (status, source → target, address,
+// method, expected, actual, milliseconds); each failure is followed by its
+// hop, cause and evidence, indented.
+func Table(w io.Writer, r *check.Report) error {
+	header := []string{"STATUS", "SOURCE → TARGET", "ADDRESS", "METHOD", "EXPECT", "ACTUAL", "MS"}
+	rows := [][]string{header}
+	for _, res := range r.Results {
+		rows = append(rows, []string{
+			status(res.Pass), res.Source + " → " + res.Target, res.Address, string(res.Method),
+			res.Expect, res.Actual, fmt.Sprint(res.Duration.Milliseconds()),
+		})
+	}
+	width := make([]int, len(header))
+	for _, row := range rows {
+		for i, cell := range row {
+			width[i] = max(width[i], utf8.RuneCountInString(cell))
+		}
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s (%s matrix)\n", Title(r), r.Matrix)
+	for i, row := range rows {
+		for j, cell := range row {
+			pad := width[j] - utf8.RuneCountInString(cell)
+			switch {
+			case j == len(row)-1: // milliseconds, right-aligned, last
+				b.WriteString(strings.Repeat(" ", pad) + cell)
+			default:
+				b.WriteString(cell + strings.Repeat(" ", pad+2))
+			}
+		}
+		b.WriteString("\n")
+		if i == 0 || r.Results[i-1].Pass {
+			continue
+		}
+		res := r.Results[i-1]
+		fmt.Fprintf(&b, "      hop: %s   cause: %s\n", res.Hop, res.Cause)
+		for _, e := range res.Evidence {
+			fmt.Fprintf(&b, "        - %s\n", e)
+		}
+	}
+	b.WriteString(Summary(r) + "\n")
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+func status(pass bool) string {
+	if pass {
+		return "ok"
+	}
+	return "FAIL"
+}
+
+// JSONReport is the JSON form of a run. Its field names are stable: programs
+// may rely on them.
+type JSONReport struct {
+	VM         string       `json:"vm"`
+	Matrix     string       `json:"matrix"`
+	Started    time.Time    `json:"started"`
+	DurationMS int64        `json:"durationMs"`
+	OK         bool         `json:"ok"`
+	Total      int          `json:"total"`
+	Passed     int          `json:"passed"`
+	Failed     int          `json:"failed"`
+	Checks     []JSONResult `json:"checks"`
+}
+
+// JSONResult is one check in JSON. Hop, cause and evidence are empty for a
+// check that passed.
+type JSONResult struct {
+	ID         string   `json:"id"`
+	Source     string   `json:"source"`
+	Target     string   `json:"target"`
+	Address    string   `json:"address"`
+	Method     string   `json:"method"`
+	Expect     string   `json:"expect"`
+	Pass       bool     `json:"pass"`
+	Actual     string   `json:"actual"`
+	DurationMS int64    `json:"durationMs"`
+	Hop        string   `json:"hop"`
+	Cause      string   `json:"cause"`
+	Evidence   []string `json:"evidence"`
+}
+
+// ToJSON converts a run to its JSON form.
+func ToJSON(r *check.Report) JSONReport {
+	out := JSONReport{
+		VM: r.VM, Matrix: r.Matrix, Started: r.Started.UTC(), DurationMS: r.Duration.Milliseconds(),
+		Total: len(r.Results), Failed: r.Failed(), Checks: []JSONResult{},
+	}
+	out.Passed, out.OK = out.Total-out.Failed, out.Failed == 0
+	for _, res := range r.Results {
+		ev := res.Evidence
+		if ev == nil {
+			ev = []string{}
+		}
+		out.Checks = append(out.Checks, JSONResult{
+			ID: res.ID, Source: res.Source, Target: res.Target, Address: res.Address, Method: string(res.Method),
+			Expect: res.Expect, Pass: res.Pass, Actual: res.Actual, DurationMS: res.Duration.Milliseconds(),
+			Hop: res.Hop, Cause: string(res.Cause), Evidence: ev,
+		})
+	}
+	return out
+}
+
+// JSON writes the run as indented JSON.
+func JSON(w io.Writer, r *check.Report) error {
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false) // IDs have "->" in them
+	enc.SetIndent("", "  ")
+	return enc.Encode(ToJSON(r))
+}
+
+// JUnit XML, in the shape CI systems read: <testsuites> holding one
+// <testsuite>, one <testcase> per check with name, classname and time in
+// seconds, and a <failure message type> for each failed one.
+type (
+	junitSuites struct {
+		XMLName  xml.Name     `xml:"testsuites"`
+		Name     string       `xml:"name,attr"`
+		Tests    int          `xml:"tests,attr"`
+		Failures int          `xml:"failures,attr"`
+		Errors   int          `xml:"errors,attr"`
+		Time     string       `xml:"time,attr"`
+		Suites   []junitSuite `xml:"testsuite"`
+	}
+	junitSuite struct {
+		Name       string          `xml:"name,attr"`
+		Tests      int             `xml:"tests,attr"`
+		Failures   int             `xml:"failures,attr"`
+		Errors     int             `xml:"errors,attr"`
+		Skipped    int             `xml:"skipped,attr"`
+		Time       string          `xml:"time,attr"`
+		Timestamp  string          `xml:"timestamp,attr"`
+		Properties []junitProperty `xml:"properties>property"`
+		Cases      []junitCase     `xml:"testcase"`
+	}
+	junitProperty struct {
+		Name  string `xml:"name,attr"`
+		Value string `xml:"value,attr"`
+	}
+	junitCase struct {
+		Name      string        `xml:"name,attr"`
+		Classname string        `xml:"classname,attr"`
+		Time      string        `xml:"time,attr"`
+		Failure   *junitFailure `xml:"failure,omitempty"`
+		SystemOut *junitText    `xml:"system-out,omitempty"`
+	}
+	junitFailure struct {
+		Message string `xml:"message,attr"`
+		Type    string `xml:"type,attr"`
+		Text    string `xml:",cdata"`
+	}
+	// junitText is CDATA, so the lines stay lines for people reading the file.
+	junitText struct {
+		Text string `xml:",cdata"`
+	}
+)
+
+// JUnit writes the run as JUnit XML. The test case name is the check's
+// stable ID and the class name is source→target, so CI history lines up
+// from run to run even when a DHCP address changes; addresses, expected and
+// actual results are in the body.
+func JUnit(w io.Writer, r *check.Report) error {
+	suite := junitSuite{
+		Name: Title(r), Tests: len(r.Results), Failures: r.Failed(), Time: seconds(r.Duration),
+		Timestamp:  r.Started.UTC().Format("2006-01-02T15:04:05"),
+		Properties: []junitProperty{{"vm", r.VM}, {"matrix", r.Matrix}},
+	}
+	for _, res := range r.Results {
+		c := junitCase{
+			Name: res.ID, Classname: res.Source + "→" + res.Target, Time: seconds(res.Duration),
+			SystemOut: &junitText{fmt.Sprintf("%s %s → %s (%s): expect %s, got %s\n", res.Method, res.Source, res.Target, res.Address, res.Expect, res.Actual)},
+		}
+		if !res.Pass {
+			var b strings.Builder
+			fmt.Fprintf(&b, "address: %s\nexpect: %s\nactual: %s\nhop: %s\ncause: %s\n", res.Address, res.Expect, res.Actual, res.Hop, res.Cause)
+			if len(res.Evidence) > 0 {
+				b.WriteString("evidence:\n")
+				for _, e := range res.Evidence {
+					fmt.Fprintf(&b, "  - %s\n", e)
+				}
+			}
+			c.Failure = &junitFailure{
+				Message: fmt.Sprintf("%s: expected %s, got %s (hop %s)", res.Cause, res.Expect, res.Actual, res.Hop),
+				Type:    string(res.Cause),
+				Text:    b.String(),
+			}
+		}
+		suite.Cases = append(suite.Cases, c)
+	}
+	for i := range suite.Cases {
+		c := &suite.Cases[i]
+		c.Name, c.Classname = xmlSafe(c.Name), xmlSafe(c.Classname)
+		c.SystemOut.Text = xmlSafe(c.SystemOut.Text)
+		if c.Failure != nil {
+			c.Failure.Message, c.Failure.Type, c.Failure.Text = xmlSafe(c.Failure.Message), xmlSafe(c.Failure.Type), xmlSafe(c.Failure.Text)
+		}
+	}
+	doc := junitSuites{Name: suite.Name, Tests: suite.Tests, Failures: suite.Failures, Time: suite.Time, Suites: []junitSuite{suite}}
+	b, err := xml.MarshalIndent(doc, "", "  ")
+	if err != nil {
+		return fmt.Errorf("render JUnit XML: %w", err)
+	}
+	if _, err := io.WriteString(w, xml.Header); err != nil {
+		return err
+	}
+	if _, err := w.Write(append(b, '\n')); err != nil {
+		return err
+	}
+	return nil
+}
+
+// xmlSafe replaces what XML 1.0 cannot carry, even in CDATA (NUL, escape
+// sequences and other control characters from a serial console), with U+FFFD.
+func xmlSafe(s string) string {
+	return strings.Map(func(r rune) rune {
+		switch {
+		case r == '\t' || r == '\n' || r == '\r',
+			r >= 0x20 && r <= 0xD7FF, r >= 0xE000 && r <= 0xFFFD, r >= 0x10000 && r <= 0x10FFFF:
+			return r
+		}
+		return '\uFFFD'
+	}, s)
+}
+
+// seconds renders a duration as seconds with millisecond precision, as
+// JUnit's time attributes want.
+func seconds(d time.Duration) string {
+	return fmt.Sprintf("%.3f", d.Seconds())
+}

@@ -1,0 +1,268 @@
+package report
+
+import (
+	"bytes"
+	"encoding/json"
+	"encoding/xml"
+	"flag"
+	"os"
+	"path/filepath"
+	"reflect"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+	"unicode/utf8"
+
+	"vmnet/internal/check"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files under testdata/golden")
+
+// sample is a capstone run with a broken tap on br0 and a stopped db, as
+// the check engine reports them.
+func sample() *check.Report {
+	ms := func(n int) time.Duration { return time.Duration(n) * time.Millisecond }
+	res := func(id, src, dst, addr string, m check.Method, expect string, pass bool, actual string, d time.Duration) check.Result {
+		return check.Result{Check: check.Check{ID: id, Source: src, Target: dst, Address: addr, Method: m, Expect: expect}, Pass: pass, Actual: actual, Duration: d}
+	}
+	fail := func(r check.Result, hop string, cause check.Cause, ev ...string) check.Result {
+		r.Hop, r.Cause, r.Evidence = hop, cause, ev
+		return r
+	}
+	return &check.Report{
+		VM: "capstone", Matrix: "capstone",
+		Started:  time.Date(2026, 11, 26, 5, 0, 0, 0, time.UTC),
+		Duration: ms(4213),
+		Results: []check.Result{
+			res("ping:host->capstone:eth0", "host", "capstone:eth0", "198.51.100.23", check.MethodPing, "reply", true, "reply", ms(2)),
+			fail(res("ping:host->capstone:eth1", "host", "capstone:eth1", "192.0.2.10", check.MethodPing, "reply", false, "no reply within 3s", ms(3001)),
+				"tap vnet1", check.CauseTapNotAttached,
+				"br0 is administratively up (operational state down)",
+				"vnet1 is not a port of any bridge; it belongs in br0 (ip link set vnet1 master br0)"),
+			fail(res("ping:capstone->db", "capstone", "capstone/db", "-", check.MethodPing, "reply", false, "container db is exited (code 137)", 0),
+				"capstone/db", check.CauseContainerNotRunning, "podman: container db is exited (code 137)"),
+			res("dns:proxy->api", "capstone/proxy", "capstone/api", "api", check.MethodDNS, "resolves to 10.89.0.3", true, "resolves to 10.89.0.3", ms(1240)),
+			fail(res("http:host->capstone:eth0:8080", "host", "capstone:eth0", "http://198.51.100.23:8080/", check.MethodHTTP,
+				"200 + JSON with db.version ~ PostgreSQL", false, `HTTP 500: {"error": "connection to server at \"db\" failed & <refused>"}`, ms(87)),
+				"capstone/api → capstone/db", check.CauseContainerNotRunning,
+				`the API answered 500: {"error": "connection to server at \"db\" failed & <refused>"}`,
+				"podman: container db is exited (code 137)"),
+			res("tcp:host->capstone:eth0:5432", "host", "capstone:eth0", "198.51.100.23:5432", check.MethodTCP, "closed", true, "closed (no answer within 2s)", ms(2002)),
+		},
+	}
+}
+
+func passing() *check.Report {
+	r := sample()
+	r.VM, r.Matrix = "tiny", "basic"
+	r.Results = []check.Result{r.Results[0], r.Results[3]}
+	return r
+}
+
+func golden(t *testing.T, name string, got []byte) {
+	t.Helper()
+	path := filepath.Join("testdata", "golden", name)
+	if *update {
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test -update to write it)", err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("%s differs from the golden file (go test -update rewrites it):\n--- got\n%s\n--- want\n%s", name, got, want)
+	}
+}
+
+func TestGolden(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		report *check.Report
+		render func(*bytes.Buffer, *check.Report) error
+	}{
+		{"table.txt", sample(), func(b *bytes.Buffer, r *check.Report) error { return Table(b, r) }},
+		{"table-pass.txt", passing(), func(b *bytes.Buffer, r *check.Report) error { return Table(b, r) }},
+		{"report.json", sample(), func(b *bytes.Buffer, r *check.Report) error { return JSON(b, r) }},
+		{"junit.xml", sample(), func(b *bytes.Buffer, r *check.Report) error { return JUnit(b, r) }},
+		{"junit-pass.xml", passing(), func(b *bytes.Buffer, r *check.Report) error { return JUnit(b, r) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var b bytes.Buffer
+			if err := tc.render(&b, tc.report); err != nil {
+				t.Fatal(err)
+			}
+			golden(t, tc.name, b.Bytes())
+		})
+	}
+}
+
+func TestTableSummary(t *testing.T) {
+	var b bytes.Buffer
+	if err := Table(&b, sample()); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(b.String()), "\n")
+	if last := lines[len(lines)-1]; last != "3 of 6 checks failed in 4.213s" {
+		t.Errorf("last line %q", last)
+	}
+	// Check rows line up: the ACTUAL column starts at the same place in each.
+	col := utf8.RuneCountInString(lines[1][:strings.Index(lines[1], "ACTUAL")])
+	for _, l := range lines[2:] {
+		if strings.HasPrefix(l, "ok ") || strings.HasPrefix(l, "FAIL ") {
+			if r := []rune(l); len(r) < col || r[col-1] != ' ' || r[col] == ' ' {
+				t.Errorf("row not aligned at column %d: %q", col, l)
+			}
+		}
+	}
+}
+
+// The JSON field names are a contract with programs: this list changes
+// only on purpose.
+func TestJSONFields(t *testing.T) {
+	var b bytes.Buffer
+	if err := JSON(&b, sample()); err != nil {
+		t.Fatal(err)
+	}
+	var doc map[string]any
+	if err := json.Unmarshal(b.Bytes(), &doc); err != nil {
+		t.Fatal(err)
+	}
+	keys := func(m map[string]any) []string {
+		var k []string
+		for key := range m {
+			k = append(k, key)
+		}
+		sort.Strings(k)
+		return k
+	}
+	if got, want := keys(doc), []string{"checks", "durationMs", "failed", "matrix", "ok", "passed", "started", "total", "vm"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("report keys %q, want %q", got, want)
+	}
+	first := doc["checks"].([]any)[0].(map[string]any)
+	if got, want := keys(first), []string{"actual", "address", "cause", "durationMs", "evidence", "expect", "hop", "id", "method", "pass", "source", "target"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("check keys %q, want %q", got, want)
+	}
+	if doc["ok"] != false || doc["failed"] != 3.0 || doc["passed"] != 3.0 {
+		t.Errorf("counts: ok %v failed %v passed %v", doc["ok"], doc["failed"], doc["passed"])
+	}
+}
+
+// junitDoc is the JUnit shape the CI systems read (GitHub test reporters,
+// GitLab's junit report, Jenkins' junit step): parsed back, independently
+// of the writer's own types.
+type junitDoc struct {
+	XMLName  xml.Name `xml:"testsuites"`
+	Name     string   `xml:"name,attr"`
+	Tests    string   `xml:"tests,attr"`
+	Failures string   `xml:"failures,attr"`
+	Time     string   `xml:"time,attr"`
+	Suites   []struct {
+		Name      string `xml:"name,attr"`
+		Tests     string `xml:"tests,attr"`
+		Failures  string `xml:"failures,attr"`
+		Errors    string `xml:"errors,attr"`
+		Time      string `xml:"time,attr"`
+		Timestamp string `xml:"timestamp,attr"`
+		Cases     []struct {
+			Name      string `xml:"name,attr"`
+			Classname string `xml:"classname,attr"`
+			Time      string `xml:"time,attr"`
+			Failure   *struct {
+				Message string `xml:"message,attr"`
+				Type    string `xml:"type,attr"`
+				Text    string `xml:",chardata"`
+			} `xml:"failure"`
+			SystemOut string `xml:"system-out"`
+		} `xml:"testcase"`
+	} `xml:"testsuite"`
+}
+
+func TestJUnitShape(t *testing.T) {
+	r := sample()
+	var b bytes.Buffer
+	if err := JUnit(&b, r); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(b.String(), `<?xml version="1.0" encoding="UTF-8"?>`) {
+		t.Error("no XML declaration")
+	}
+	var doc junitDoc
+	if err := xml.Unmarshal(b.Bytes(), &doc); err != nil {
+		t.Fatalf("the JUnit XML does not parse: %v", err)
+	}
+	if doc.Name != "vmnet check capstone" || doc.Tests != "6" || doc.Failures != "3" || len(doc.Suites) != 1 {
+		t.Fatalf("testsuites = %+v", doc)
+	}
+	s := doc.Suites[0]
+	if s.Name != "vmnet check capstone" || s.Tests != "6" || s.Failures != "3" || s.Errors != "0" || s.Timestamp != "2026-11-26T05:00:00" {
+		t.Errorf("testsuite attributes: %+v", s)
+	}
+	if len(s.Cases) != 6 {
+		t.Fatalf("%d test cases, want 6", len(s.Cases))
+	}
+	failures := 0
+	for i, c := range s.Cases {
+		res := r.Results[i]
+		if c.Name != res.ID || c.Classname != res.Source+"→"+res.Target {
+			t.Errorf("case %d: name %q classname %q", i, c.Name, c.Classname)
+		}
+		if sec, err := strconv.ParseFloat(c.Time, 64); err != nil || sec != res.Duration.Seconds() {
+			t.Errorf("case %d: time %q, want %v", i, c.Time, res.Duration.Seconds())
+		}
+		if !strings.Contains(c.SystemOut, res.Actual) {
+			t.Errorf("case %d: system-out %q lacks the actual result", i, c.SystemOut)
+		}
+		if (c.Failure != nil) == res.Pass {
+			t.Errorf("case %d: failure %v for pass %v", i, c.Failure, res.Pass)
+			continue
+		}
+		if c.Failure == nil {
+			continue
+		}
+		failures++
+		if c.Failure.Type != string(res.Cause) || !strings.Contains(c.Failure.Message, res.Hop) {
+			t.Errorf("case %d: failure type %q message %q", i, c.Failure.Type, c.Failure.Message)
+		}
+		for _, want := range append([]string{"actual: " + res.Actual, "cause: " + string(res.Cause)}, res.Evidence...) {
+			if !strings.Contains(c.Failure.Text, want) {
+				t.Errorf("case %d: failure text lacks %q:\n%s", i, want, c.Failure.Text)
+			}
+		}
+	}
+	if strconv.Itoa(failures) != s.Failures {
+		t.Errorf("failures attribute %s, %d failure elements", s.Failures, failures)
+	}
+}
+
+func TestSummary(t *testing.T) {
+	if got := Summary(passing()); got != "all 2 checks passed in 4.213s" {
+		t.Errorf("Summary = %q", got)
+	}
+}
+
+// Guest output can contain anything, "]]>" and control characters included:
+// the XML must still parse and keep the text.
+func TestJUnitHostileText(t *testing.T) {
+	r := sample()
+	r.Results[1].Evidence = append(r.Results[1].Evidence, "nft said ]]> and <b>&amp;</b>")
+	r.Results[1].Actual = "ping: ]]> \x1b[0m\x00"
+	var b bytes.Buffer
+	if err := JUnit(&b, r); err != nil {
+		t.Fatal(err)
+	}
+	var doc junitDoc
+	if err := xml.Unmarshal(b.Bytes(), &doc); err != nil {
+		t.Fatalf("does not parse: %v\n%s", err, b.String())
+	}
+	f := doc.Suites[0].Cases[1].Failure
+	if f == nil || !strings.Contains(f.Text, "nft said ]]> and <b>&amp;</b>") || !strings.Contains(f.Message, "ping: ]]>") {
+		t.Errorf("failure lost text: %+v", f)
+	}
+}
