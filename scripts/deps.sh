@@ -7,7 +7,7 @@ packages=(
   # build: cgo against libvirt
   gcc pkg-config libvirt-dev
   # netlink tests and the sandbox
-  iproute2 util-linux iputils-ping
+  iproute2 util-linux iputils-ping curl
   # the persistence backends' own tools, which check vmnet's files
   netplan.io network-manager ifupdown bridge-utils
   # a private libvirtd inside the sandbox, QEMU, NAT networks

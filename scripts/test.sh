@@ -25,6 +25,9 @@ bin/vmnet --version
 
 stamp "unit, netns and integration tests (go test -race)"
 export VMNET_INTEGRATION=1 VMNET_BIN="$PWD/bin/vmnet"
+# The image package's own capstone test and the lab test share the real
+# cache: one build (cold on a fresh machine, and timed), not two.
+export VMNET_TEST_CACHE=/var/cache/vmnet/images
 go test -race -count=1 -timeout 20m -v ./... 2>&1 | tee /tmp/vmnet-test.$$.log | grep -vE '^=== (RUN|PAUSE|CONT|NAME)' || true
 status=${PIPESTATUS[0]}
 passed=$(grep -cE '^\s*--- PASS' /tmp/vmnet-test.$$.log || true)

@@ -42,6 +42,9 @@ type source interface {
 	// candidate returns the version apt would install for spec (NAME or
 	// NAME=VERSION), or an error wrapping errNoCandidate.
 	candidate(ctx context.Context, spec string) (debPackage, error)
+	// candidates is candidate for many specs at once, in their order: one
+	// apt-cache run costs about as much as one package.
+	candidates(ctx context.Context, specs []string) ([]debPackage, error)
 	// refresh updates the package lists (apt-get update).
 	refresh(ctx context.Context, b *buildLog) error
 	// download fetches p's .deb into the empty directory dir and returns its path.
@@ -160,26 +163,84 @@ func (a apt) candidate(ctx context.Context, spec string) (debPackage, error) {
 	return p, err
 }
 
+func (a apt) candidates(ctx context.Context, specs []string) ([]debPackage, error) {
+	fp := aptFingerprint(aptState())
+	out := make([]debPackage, len(specs))
+	var ask []string
+	for i, spec := range specs {
+		p, ok := a.recall(fp, spec)
+		if !ok {
+			ask = append(ask, spec)
+			continue
+		}
+		out[i] = p
+	}
+	if len(ask) == 0 {
+		return out, nil
+	}
+	got, err := aptCacheShowAll(ctx, ask)
+	if err != nil {
+		return nil, err
+	}
+	for i, spec := range specs {
+		if p, ok := got[spec]; ok {
+			out[i] = p
+			a.remember(fp, spec, p)
+		}
+	}
+	return out, nil
+}
+
 // aptCacheShow asks apt-cache for the candidate version of spec.
 func aptCacheShow(ctx context.Context, spec string) (debPackage, error) {
-	// Equals: apt-cache show --no-all-versions SPEC
-	cmd := exec.CommandContext(ctx, "apt-cache", "show", "--no-all-versions", spec)
+	got, err := aptCacheShowAll(ctx, []string{spec})
+	if err != nil {
+		return debPackage{}, err
+	}
+	return got[spec], nil
+}
+
+// aptCacheShowAll asks apt-cache for the candidate versions of specs (NAME
+// or NAME=VERSION) in one run; the error wraps errNoCandidate and names the
+// first spec apt knows no version of.
+func aptCacheShowAll(ctx context.Context, specs []string) (map[string]debPackage, error) {
+	// Equals: apt-cache show --no-all-versions SPEC...
+	cmd := exec.CommandContext(ctx, "apt-cache", append([]string{"show", "--no-all-versions"}, specs...)...)
 	cmd.Env = aptEnv()
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
 	if errors.Is(err, exec.ErrNotFound) {
-		return debPackage{}, withHint(fmt.Errorf("resolve Debian package %s: %w", spec, err), aptToolsHint)
+		return nil, withHint(fmt.Errorf("resolve Debian package %s: %w", strings.Join(specs, " "), err), aptToolsHint)
 	}
-	stanzas := parseStanzas(string(out))
-	if err != nil || len(stanzas) == 0 {
-		msg := lastLine(stderr.String())
-		if msg == "" && err != nil {
-			msg = err.Error()
+	// A record per spec, in their order; NAME=VERSION is found by both.
+	byName := map[string]debPackage{}
+	for _, s := range parseStanzas(string(out)) {
+		p, err := stanzaPackage(s)
+		if err != nil {
+			return nil, err
 		}
-		return debPackage{}, fmt.Errorf("Debian package %s: %w (apt-cache: %s)", spec, errNoCandidate, msg)
+		if _, dup := byName[p.Name]; !dup {
+			byName[p.Name] = p
+		}
+		byName[p.String()] = p
 	}
-	return stanzaPackage(stanzas[0])
+	got := map[string]debPackage{}
+	for _, spec := range specs {
+		p, ok := byName[spec]
+		if !ok {
+			msg := lastLine(stderr.String())
+			if msg == "" && err != nil {
+				msg = err.Error()
+			}
+			if msg == "" {
+				msg = "no such package in the lists"
+			}
+			return nil, fmt.Errorf("Debian package %s: %w (apt-cache: %s)", spec, errNoCandidate, msg)
+		}
+		got[spec] = p
+	}
+	return got, nil
 }
 
 func (apt) refresh(ctx context.Context, b *buildLog) error {

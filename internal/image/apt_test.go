@@ -158,3 +158,36 @@ func TestAptMemo(t *testing.T) {
 		t.Error("apt without a memo file recalled something")
 	}
 }
+
+// The real apt: many packages in one run, in the order asked, the memo
+// answering the second time; one unknown package fails the lot with its name.
+func TestAptCandidates(t *testing.T) {
+	a := apt{memo: filepath.Join(t.TempDir(), aptMemoFile)}
+	specs := []string{"dpkg", "apt", "dpkg"}
+	got, err := a.candidates(context.Background(), specs)
+	if err != nil {
+		if errors.Is(err, errNoCandidate) {
+			t.Skipf("apt's package lists are empty here (%v)", err)
+		}
+		var h interface{ Hint() string }
+		if errors.As(err, &h) {
+			t.Skipf("no apt here: %v", err)
+		}
+		t.Fatal(err)
+	}
+	if len(got) != 3 || got[0].Name != "dpkg" || got[1].Name != "apt" || got[2] != got[0] {
+		t.Fatalf("candidates = %+v", got)
+	}
+	again, err := a.candidates(context.Background(), specs)
+	if err != nil || !cmp.Equal(again, got) {
+		t.Errorf("from the memo: %+v, %v", again, err)
+	}
+	pinned, err := a.candidates(context.Background(), []string{got[0].String()})
+	if err != nil || pinned[0] != got[0] {
+		t.Errorf("NAME=VERSION: %+v, %v", pinned, err)
+	}
+	_, err = a.candidates(context.Background(), []string{"apt", "vmnet-no-such-package"})
+	if !errors.Is(err, errNoCandidate) || !strings.Contains(err.Error(), "vmnet-no-such-package") {
+		t.Errorf("unknown package: %v", err)
+	}
+}

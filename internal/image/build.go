@@ -80,7 +80,12 @@ func (c *Cache) build(ctx context.Context, r *recipe, pkgs []debPackage, hash st
 	start := c.now()
 	b.step("building (recipe hash %s) from %s", hash[:16], pkgList(pkgs))
 
-	m, err := c.buildInitramfs(ctx, r, pkgs, hash, tmp, b)
+	var m manifest
+	if r.Kind == kindRootfs {
+		m, err = c.buildRootfs(ctx, r, pkgs, hash, tmp, b)
+	} else {
+		m, err = c.buildInitramfs(ctx, r, pkgs, hash, tmp, b)
+	}
 	if err == nil {
 		m.Built = c.now()
 		m.BuildSeconds = m.Built.Sub(start).Seconds()
@@ -255,7 +260,7 @@ func (c *Cache) buildInitramfs(ctx context.Context, r *recipe, pkgs []debPackage
 	return manifest{
 		Format: manifestFormat, Name: r.Name, Hash: hash,
 		Kernel: kernelFile, Initrd: initrdFile,
-		Cmdline: r.Cmdline, ReadyLine: r.Ready,
+		Cmdline: r.Cmdline, ReadyLine: r.readyLine(),
 		Packages: pkgStrings(pkgs), Debs: debs, Modules: moduleNames(order), Files: files,
 	}, nil
 }

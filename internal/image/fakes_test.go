@@ -154,6 +154,18 @@ func (s *fakeSource) candidate(_ context.Context, spec string) (debPackage, erro
 	return fp.pkg, nil
 }
 
+func (s *fakeSource) candidates(ctx context.Context, specs []string) ([]debPackage, error) {
+	var out []debPackage
+	for _, spec := range specs {
+		p, err := s.candidate(ctx, spec)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
 func (s *fakeSource) refresh(_ context.Context, b *buildLog) error {
 	s.mu.Lock()
 	s.refreshes++

@@ -11,16 +11,36 @@
 // Resolving reads apt's lists only (no network); when they know no version of
 // a package, or a download fails, vmnet runs apt-get update once and retries.
 //
+// Recipes come in two kinds. An initramfs recipe (tiny) takes single files
+// out of the .debs it names and packs them into a cpio initramfs. A rootfs
+// recipe (capstone) installs a whole Debian system with mmdebstrap, puts it
+// on an ext4 disk (mkfs.ext4 -d: no loop mount, no partition table; the guest
+// boots with root=/dev/vda) converted to a qcow2 base, and boots it directly
+// with the system's own /boot/vmlinuz-* and /boot/initrd.img-*. Its recipe
+// may name a tree of vmnet/templates whose guest/ is copied into the root,
+// whose enable.txt lists units to enable, and whose container-packages.txt
+// is installed by a second mmdebstrap, run at the same time as the first,
+// into the app rootfs inside the disk (capstone's /var/lib/vmnet/app-rootfs).
+// For a rootfs recipe the hash covers the recipe directory, the whole
+// templates tree and the candidate versions of the top-level packages (the
+// kernel, include:, container-packages.txt) in the host's apt lists, not
+// every dependency: a security update of a library alone does not rebuild
+// the image until one of those changes (vmnet image build --force does). The
+// build warns when the mirror installed another version than the lists name.
+// A rootfs image is ready when its QEMU guest agent answers (Image.ReadyAgent).
+//
 // Cache layout (DefaultDir, or $VMNET_CACHE):
 //
 //	NAME/HASH16/            one finished build, HASH16 = first 16 hex digits of the hash:
 //	    manifest.json       written last: a directory without it is not a build
-//	    vmlinuz initrd.img  the artefacts (a disk image too, for images that have one)
+//	    vmlinuz initrd.img  the artefacts (and disk.qcow2 for a rootfs image)
 //	    build.log           what the build did, every command's output included
 //	NAME/.build-*           a build in progress (one left by a killed build is removed by the next)
 //	NAME/failed-build.log   the log of the last failed build; its tail is shown on failure
 //	.debs/                  the .deb files builds were made from, kept for rebuilds,
 //	                        pruned to those a build in the cache still names
+//	.apt-archives/NAME/     a rootfs image's .debs as mmdebstrap fetched them (system/, app/),
+//	                        hard-linked in and out of each build, pruned to the last one's
 //	.locks/NAME.lock        flock: one build or removal of NAME at a time, across processes
 //	.apt-candidates.json    apt-cache's answers, valid while apt's lists, pinning and dpkg status are unchanged
 //
@@ -28,9 +48,13 @@
 // by renaming the directory to NAME/HASH16; the builds of NAME it replaces are
 // then removed.
 //
-// # The tiny guest's kernel command line
+// # The guests' kernel command line
 //
-// Image.Cmdline holds the base (console=ttyS0 quiet); append GuestArgs:
+// Image.Cmdline holds the base (tiny: console=ttyS0 quiet; capstone:
+// root=/dev/vda rw console=ttyS0 net.ifnames=0 quiet); append GuestArgs. Both
+// guests take vmnet.hostname and vmnet.ip.N; capstone's vmnet-net.service
+// turns them into systemd-networkd files in /run before networkd starts, and
+// every NIC without vmnet.ip.N uses DHCP. The rest of this section is tiny's:
 //
 //	vmnet.hostname=NAME                        the guest's hostname (default tiny)
 //	vmnet.ip.N=ADDR/PREFIX[,gw=GW][,dns=DNS]   static IPv4 address of ethN (N counts NICs in PCI
@@ -60,6 +84,7 @@ import (
 	"time"
 
 	"vmnet/images"
+	"vmnet/templates"
 )
 
 // EnvCache names the environment variable that overrides DefaultDir.
@@ -76,17 +101,23 @@ const aptMemoFile = ".apt-candidates.json"
 
 // Image is a finished build in the cache.
 type Image struct {
-	Name      string    `json:"name"`
-	Hash      string    `json:"hash"` // the recipe hash, 64 hex digits
-	Dir       string    `json:"dir"`  // the build's directory
-	Kernel    string    `json:"kernel"`
-	Initrd    string    `json:"initrd"`
-	Disk      string    `json:"disk,omitempty"` // a base disk image for overlays; "" for tiny
-	Cmdline   string    `json:"cmdline"`        // base kernel command line; append GuestArgs
-	ReadyLine string    `json:"ready_line"`     // the guest prints a line starting with this when it is up
-	Built     time.Time `json:"built"`
-	Size      int64     `json:"size"`     // bytes in Dir
-	Packages  []string  `json:"packages"` // Debian packages it was built from, NAME=VERSION
+	Name      string `json:"name"`
+	Hash      string `json:"hash"` // the recipe hash, 64 hex digits
+	Dir       string `json:"dir"`  // the build's directory
+	Kernel    string `json:"kernel"`
+	Initrd    string `json:"initrd"`
+	Disk      string `json:"disk,omitempty"` // a base disk image for overlays; "" for tiny
+	Cmdline   string `json:"cmdline"`        // base kernel command line; append GuestArgs
+	ReadyLine string `json:"ready_line"`     // the guest prints a line starting with this when it is up ("" for none)
+	// ReadyAgent says the guest is up when its QEMU guest agent answers
+	// guest-ping (channel org.qemu.guest_agent.0); ReadyLine is "" then.
+	ReadyAgent bool      `json:"ready_agent,omitempty"`
+	Built      time.Time `json:"built"`
+	Size       int64     `json:"size"`     // bytes in Dir
+	Packages   []string  `json:"packages"` // Debian packages it was built from, NAME=VERSION
+	// AppPackages are the packages of the container rootfs inside the disk
+	// (capstone's /var/lib/vmnet/app-rootfs), NAME=VERSION.
+	AppPackages []string `json:"app_packages,omitempty"`
 }
 
 // Cache is a directory of built images.
@@ -94,15 +125,27 @@ type Cache struct {
 	// Dir is the cache's root directory.
 	Dir string
 
-	recipes fs.FS
-	src     source
+	recipes fs.FS       // one directory per recipe (vmnet/images)
+	tmpl    fs.FS       // the trees recipes name in templates: (vmnet/templates)
+	src     source      // resolves and fetches Debian packages
+	tools   rootfsTools // installs kind rootfs images
 	now     func() time.Time
 }
 
-// New returns the cache in dir, building from the embedded recipes with the
-// host's apt.
+// New returns the cache in dir, building from the embedded recipes and
+// templates with the host's apt and mmdebstrap.
 func New(dir string) *Cache {
-	return &Cache{Dir: dir, recipes: images.FS, src: apt{memo: filepath.Join(dir, aptMemoFile)}, now: time.Now}
+	return &Cache{Dir: dir, recipes: images.FS, tmpl: templates.Capstone,
+		src: apt{memo: filepath.Join(dir, aptMemoFile)}, tools: hostTools{}, now: time.Now}
+}
+
+// recipe reads and checks the recipe of image name with its templates.
+func (c *Cache) recipe(name string) (*recipe, error) {
+	r, err := loadRecipe(c.recipes, name)
+	if err != nil {
+		return nil, err
+	}
+	return r, r.loadTemplates(c.tmpl)
 }
 
 // DefaultDir is $VMNET_CACHE if set, else DefaultCacheDir.
@@ -160,7 +203,7 @@ func (c *Cache) Rebuild(ctx context.Context, name string, progress io.Writer) (I
 // the paths it will have (Built zero, Size 0). It reads apt's package lists
 // and never updates them.
 func (c *Cache) Planned(ctx context.Context, name string) (Image, error) {
-	r, err := loadRecipe(c.recipes, name)
+	r, err := c.recipe(name)
 	if err != nil {
 		return Image{}, err
 	}
@@ -175,15 +218,19 @@ func (c *Cache) Planned(ctx context.Context, name string) (Image, error) {
 		return img, nil
 	}
 	dir := c.buildDir(name, hash)
-	return Image{
+	img := Image{
 		Name: name, Hash: hash, Dir: dir,
 		Kernel: filepath.Join(dir, kernelFile), Initrd: filepath.Join(dir, initrdFile),
-		Cmdline: r.Cmdline, ReadyLine: r.Ready, Packages: pkgStrings(pkgs),
-	}, nil
+		Cmdline: r.Cmdline, ReadyLine: r.readyLine(), ReadyAgent: r.agentReady(), Packages: pkgStrings(pkgs),
+	}
+	if r.Kind == kindRootfs {
+		img.Disk = filepath.Join(dir, diskFile)
+	}
+	return img, nil
 }
 
 func (c *Cache) ensure(ctx context.Context, name string, w io.Writer, force bool) (Image, bool, error) {
-	r, err := loadRecipe(c.recipes, name)
+	r, err := c.recipe(name)
 	if err != nil {
 		return Image{}, false, err
 	}
@@ -246,19 +293,31 @@ func (c *Cache) resolve(ctx context.Context, r *recipe, b *buildLog) ([]debPacka
 	return pkgs, hash, err
 }
 
+// resolveOnce returns the candidates of the recipe's packages, the kernel
+// first (then, for kind rootfs, the system's and the app rootfs's top-level
+// packages in their lists' order), and the recipe hash over them.
 func (c *Cache) resolveOnce(ctx context.Context, r *recipe) ([]debPackage, string, error) {
 	k, err := resolveKernel(ctx, c.src, r.Kernel)
 	if err != nil {
 		return nil, "", err
 	}
-	pkgs := []debPackage{k}
+	var specs []string
 	for _, rp := range r.Packages {
-		p, err := c.src.candidate(ctx, rp.Name)
+		specs = append(specs, rp.Name)
+	}
+	specs = append(specs, r.Include...)
+	if r.AppRootfs != "" {
+		app, err := r.appPackages()
 		if err != nil {
 			return nil, "", err
 		}
-		pkgs = append(pkgs, p)
+		specs = append(specs, app...)
 	}
+	more, err := c.src.candidates(ctx, specs)
+	if err != nil {
+		return nil, "", err
+	}
+	pkgs := append([]debPackage{k}, more...)
 	return pkgs, recipeHash(r, pkgs), nil
 }
 
@@ -333,6 +392,10 @@ func (c *Cache) Remove(ctx context.Context, name string) (existed bool, err erro
 	_, err = os.Lstat(dir)
 	existed = err == nil
 	if err := os.RemoveAll(dir); err != nil {
+		return existed, fmt.Errorf("remove image %q: %w", name, err)
+	}
+	// The .deb files kept to make its next build faster.
+	if err := os.RemoveAll(filepath.Join(c.Dir, aptArchivesDir, name)); err != nil {
 		return existed, fmt.Errorf("remove image %q: %w", name, err)
 	}
 	return existed, c.pruneDebs(ctx)

@@ -28,12 +28,16 @@ type manifest struct {
 	Disk         string           `json:"disk,omitempty"`
 	Cmdline      string           `json:"cmdline"`
 	ReadyLine    string           `json:"ready_line"`
+	ReadyAgent   bool             `json:"ready_agent,omitempty"`
 	Built        time.Time        `json:"built"`
 	BuildSeconds float64          `json:"build_seconds"`
 	Packages     []string         `json:"packages"` // NAME=VERSION, the kernel first
 	Debs         []string         `json:"debs"`     // the .deb files in the cache it was made from
 	Modules      []string         `json:"modules"`  // in load order
 	Files        map[string]int64 `json:"files"`    // every artefact and its size
+
+	AppPackages  []string           `json:"app_packages,omitempty"`  // the app rootfs's packages, NAME=VERSION
+	PhaseSeconds map[string]float64 `json:"phase_seconds,omitempty"` // how long each part of the build took
 }
 
 // errInvalidBuild is wrapped when a build directory is not a complete build of what was asked.
@@ -119,8 +123,8 @@ func (m manifest) image(dir string) Image {
 	img := Image{
 		Name: m.Name, Hash: m.Hash, Dir: dir,
 		Kernel: filepath.Join(dir, m.Kernel), Initrd: filepath.Join(dir, m.Initrd),
-		Cmdline: m.Cmdline, ReadyLine: m.ReadyLine, Built: m.Built,
-		Packages: m.Packages, Size: dirSize(dir),
+		Cmdline: m.Cmdline, ReadyLine: m.ReadyLine, ReadyAgent: m.ReadyAgent, Built: m.Built,
+		Packages: m.Packages, AppPackages: m.AppPackages, Size: dirSize(dir),
 	}
 	if m.Disk != "" {
 		img.Disk = filepath.Join(dir, m.Disk)

@@ -118,17 +118,29 @@ func mib(n int64) string {
 // buildLog records one build: steps go to the person watching (progress) and
 // to build.log; the output of every command run goes to build.log only.
 type buildLog struct {
-	p   *progress
-	log io.Writer
-	now func() time.Time
+	p     *progress
+	log   io.Writer
+	now   func() time.Time
+	label string // "system: " in a part of the build that runs beside others
+}
+
+// part returns the log of a part of the build that runs at the same time as
+// others: its steps are shown as "LABEL: ..." and its log lines are prefixed
+// with "[LABEL] ", each written whole, so parallel parts stay readable.
+func (b *buildLog) part(label string) *buildLog {
+	return &buildLog{p: b.p, log: &lineWriter{prefix: "[" + label + "] ", w: b.log}, now: b.now, label: b.label + label + ": "}
 }
 
 // step shows and logs a step of the build.
 func (b *buildLog) step(format string, a ...any) {
-	msg := fmt.Sprintf(format, a...)
+	msg := b.label + fmt.Sprintf(format, a...)
 	b.p.line(msg)
 	fmt.Fprintf(b.log, "%s %s\n", b.now().UTC().Format(timeLayout), msg)
 }
+
+// show shows a line to the person watching without logging it (the log has
+// it already, as a command's output).
+func (b *buildLog) show(msg string) { b.p.line(b.label + msg) }
 
 // bytes shows a byte count (not logged: the log gets the step lines).
 func (b *buildLog) bytes(label string, done, total int64) { b.p.bytes(label, done, total) }
@@ -136,6 +148,12 @@ func (b *buildLog) bytes(label string, done, total int64) { b.p.bytes(label, don
 // run runs a command with its output in the log. Its error names the command
 // and carries the last line the command printed, which is usually the reason.
 func (b *buildLog) run(ctx context.Context, dir, name string, args ...string) error {
+	return b.runWatch(ctx, dir, nil, name, args...)
+}
+
+// runWatch is run that also hands each line the command prints to watch
+// (nil: none).
+func (b *buildLog) runWatch(ctx context.Context, dir string, watch func(line string), name string, args ...string) error {
 	fmt.Fprintf(b.log, "%s $ %s %s\n", b.now().UTC().Format(timeLayout), name, strings.Join(args, " "))
 	cmd := exec.CommandContext(ctx, name, args...)
 	cmd.Dir = dir
@@ -144,9 +162,21 @@ func (b *buildLog) run(ctx context.Context, dir, name string, args ...string) er
 	// writing into a build directory the next build removes.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	var tail tailBuffer
-	out := io.MultiWriter(b.log, &tail)
+	writers := []io.Writer{b.log, &tail}
+	var lines *lineWriter
+	if watch != nil {
+		lines = &lineWriter{fn: watch}
+		writers = append(writers, lines)
+	}
+	out := io.MultiWriter(writers...)
 	cmd.Stdout, cmd.Stderr = out, out
 	err := cmd.Run()
+	if lw, ok := b.log.(*lineWriter); ok {
+		lw.flush()
+	}
+	if lines != nil {
+		lines.flush()
+	}
 	if err == nil {
 		return nil
 	}
@@ -157,6 +187,82 @@ func (b *buildLog) run(ctx context.Context, dir, name string, args ...string) er
 		return fmt.Errorf("%s: %w: %s", name, err, last)
 	}
 	return fmt.Errorf("%s: %w", name, err)
+}
+
+// output runs a command and returns what it printed on stdout, which is not
+// logged (it may be long); its stderr goes to the log.
+func (b *buildLog) output(ctx context.Context, name string, args ...string) (string, error) {
+	fmt.Fprintf(b.log, "%s $ %s %s\n", b.now().UTC().Format(timeLayout), name, strings.Join(args, " "))
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Env = aptEnv()
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	var stdout bytes.Buffer
+	var tail tailBuffer
+	cmd.Stdout, cmd.Stderr = &stdout, io.MultiWriter(b.log, &tail)
+	err := cmd.Run()
+	if lw, ok := b.log.(*lineWriter); ok {
+		lw.flush()
+	}
+	if err == nil {
+		return stdout.String(), nil
+	}
+	if errors.Is(err, exec.ErrNotFound) || ctx.Err() != nil {
+		return "", fmt.Errorf("%s: %w", name, errors.Join(err, ctx.Err()))
+	}
+	last := lastLine(tail.String())
+	if last == "" {
+		last = lastLine(stdout.String())
+	}
+	if last != "" {
+		return stdout.String(), fmt.Errorf("%s: %w: %s", name, err, last)
+	}
+	return stdout.String(), fmt.Errorf("%s: %w", name, err)
+}
+
+// lineWriter cuts what is written to it into lines: each whole line goes to
+// w with prefix in one Write (so lines of commands that run at once do not
+// mix), or to fn without its newline.
+type lineWriter struct {
+	mu     sync.Mutex
+	prefix string
+	w      io.Writer
+	fn     func(string)
+	buf    []byte
+}
+
+func (l *lineWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.buf = append(l.buf, p...)
+	for {
+		i := bytes.IndexByte(l.buf, '\n')
+		if i < 0 {
+			break
+		}
+		l.emit(l.buf[:i])
+		l.buf = l.buf[i+1:]
+	}
+	return len(p), nil
+}
+
+// flush writes a last line that has no newline.
+func (l *lineWriter) flush() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.buf) > 0 {
+		l.emit(l.buf)
+		l.buf = nil
+	}
+}
+
+func (l *lineWriter) emit(line []byte) {
+	if l.fn != nil {
+		l.fn(strings.TrimRight(string(line), "\r"))
+		return
+	}
+	out := make([]byte, 0, len(l.prefix)+len(line)+1)
+	out = append(append(append(out, l.prefix...), line...), '\n')
+	l.w.Write(out)
 }
 
 // tailBuffer keeps the last 4 KiB written to it.

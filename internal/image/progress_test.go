@@ -6,6 +6,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -107,4 +108,66 @@ func TestBuildLogRun(t *testing.T) {
 	if err := b.run(context.Background(), "", "vmnet-no-such-command"); err == nil {
 		t.Error("a missing command ran")
 	}
+}
+
+// Parts of a build that run at once write whole lines, each with its label,
+// and their steps are shown with it; a command's stdout from output is
+// returned, not logged.
+func TestBuildLogParts(t *testing.T) {
+	var shown bytes.Buffer
+	log := &lockedBuffer{}
+	b := &buildLog{p: newProgress(&shown, "x", newFakeClock().now), log: log, now: newFakeClock().now}
+	var wg sync.WaitGroup
+	for _, label := range []string{"system", "app"} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			pb := b.part(label)
+			var seen []string
+			err := pb.runWatch(context.Background(), "", func(l string) { seen = append(seen, l) },
+				"sh", "-c", "for i in 1 2 3 4 5 6 7 8 9; do printf 'line %s-' $i; printf '%s\\n' "+label+"; done; printf tail")
+			if err != nil || len(seen) != 10 || seen[9] != "tail" {
+				t.Errorf("%s: %v, watched %q", label, err, seen)
+			}
+			pb.step("done")
+		}()
+	}
+	wg.Wait()
+	for _, l := range strings.Split(strings.TrimSpace(log.String()), "\n") {
+		sys, app := strings.HasPrefix(l, "[system] "), strings.HasPrefix(l, "[app] ")
+		if !sys && !app {
+			t.Errorf("log line without its part: %q", l)
+		}
+		if strings.HasPrefix(l, "[system] line") && !strings.HasSuffix(l, "-system") || strings.HasPrefix(l, "[app] line") && !strings.HasSuffix(l, "-app") {
+			t.Errorf("mixed line: %q", l)
+		}
+	}
+	if !strings.Contains(shown.String(), "image x: system: done") || !strings.Contains(shown.String(), "image x: app: done") {
+		t.Errorf("shown:\n%s", shown.String())
+	}
+	out, err := b.output(context.Background(), "sh", "-c", "echo out; echo err >&2")
+	if err != nil || out != "out\n" || strings.Contains(log.String(), "out\n") || !strings.Contains(log.String(), "err\n") {
+		t.Errorf("output = %q, %v; log:\n%s", out, err, log.String())
+	}
+	if _, err := b.output(context.Background(), "sh", "-c", "echo why >&2; exit 3"); err == nil || !strings.Contains(err.Error(), "why") {
+		t.Errorf("failed output: %v", err)
+	}
+}
+
+// lockedBuffer is a bytes.Buffer safe for concurrent writers.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }

@@ -13,6 +13,8 @@ import (
 	"strings"
 
 	"gopkg.in/yaml.v3"
+
+	"vmnet/internal/vmspec"
 )
 
 // builderVersion is part of every recipe hash. Bump it when the way a recipe
@@ -23,10 +25,25 @@ const builderVersion = 1
 // recipeFile is the name of the file that describes an image in its recipe directory.
 const recipeFile = "recipe.yaml"
 
+// The kinds of recipe.
+const (
+	// kindInitramfs is a kernel and an initramfs made from files of Debian
+	// packages, without a disk (tiny). The default.
+	kindInitramfs = "initramfs"
+	// kindRootfs is a Debian system installed by mmdebstrap on an ext4 disk,
+	// booted with its own kernel and initrd (capstone).
+	kindRootfs = "rootfs"
+)
+
+// readyAgent is the recipe's ready value for a guest that is up when the
+// QEMU guest agent answers; any other value is a console line.
+const readyAgent = "agent"
+
 // recipe is one image's recipe: recipe.yaml plus every file in its directory.
 type recipe struct {
 	Name        string            `yaml:"-"`
 	Description string            `yaml:"description"`
+	Kind        string            `yaml:"kind"`
 	Kernel      string            `yaml:"kernel"`
 	Modules     []string          `yaml:"modules"`
 	Packages    []recipePackage   `yaml:"packages"`
@@ -35,9 +52,45 @@ type recipe struct {
 	Cmdline     string            `yaml:"cmdline"`
 	Ready       string            `yaml:"ready"`
 
+	// Only for kind rootfs.
+	Suite        string      `yaml:"suite"`         // Debian suite for mmdebstrap, e.g. bookworm
+	Mirrors      []string    `yaml:"mirrors"`       // sources.list lines
+	Include      []string    `yaml:"include"`       // the system's packages, besides Kernel
+	ExcludePaths []string    `yaml:"exclude_paths"` // dpkg path-exclude globs, in both root file systems
+	KeepPaths    []string    `yaml:"keep_paths"`    // dpkg path-include globs: exceptions to ExcludePaths
+	Templates    string      `yaml:"templates"`     // a tree in vmnet/templates: guest/, enable.txt, container-packages.txt
+	AppRootfs    string      `yaml:"app_rootfs"`    // where the container rootfs goes in the guest
+	Dirs         []recipeDir `yaml:"dirs"`
+	Enable       []string    `yaml:"enable"`  // systemd units to enable, besides the templates' enable.txt
+	Disable      []string    `yaml:"disable"` // systemd units to disable (the packages enabled them)
+	DiskHeadroom string      `yaml:"disk_headroom"`
+
 	// files is every file of the recipe directory by its path inside it; the
 	// hash covers all of them, recipe.yaml included.
 	files map[string][]byte
+	// tmpl is every file of the templates tree by its path inside it (kind
+	// rootfs with templates); the hash covers them too.
+	tmpl map[string][]byte
+	// headroom is DiskHeadroom in bytes.
+	headroom int64
+}
+
+// recipeDir is a directory made in the image with a given mode.
+type recipeDir struct {
+	Path string `yaml:"path"`
+	Mode string `yaml:"mode"`
+	mode fs.FileMode
+}
+
+// agentReady reports whether the image is ready when its guest agent answers.
+func (r *recipe) agentReady() bool { return r.Ready == readyAgent }
+
+// readyLine is the console line the image is ready at ("" for the agent).
+func (r *recipe) readyLine() string {
+	if r.agentReady() {
+		return ""
+	}
+	return r.Ready
 }
 
 // recipePackage is a Debian package and the files taken from it.
@@ -148,11 +201,17 @@ func loadRecipe(fsys fs.FS, name string) (*recipe, error) {
 
 func (r *recipe) validate() error {
 	bad := func(field, problem string) error { return &RecipeError{Image: r.Name, Field: field, Problem: problem} }
+	if r.Kind == "" {
+		r.Kind = kindInitramfs
+	}
+	if r.Kind != kindInitramfs && r.Kind != kindRootfs {
+		return bad("kind", fmt.Sprintf("%q is not a kind of image; use %s (the default) or %s", r.Kind, kindInitramfs, kindRootfs))
+	}
 	if r.Kernel == "" {
 		return bad("kernel", "is empty; name a Debian kernel package such as linux-image-amd64")
 	}
 	if r.Ready == "" {
-		return bad("ready", "is empty; name the line the guest prints when it is up, such as VMNET-READY")
+		return bad("ready", "is empty; name the line the guest prints when it is up, such as VMNET-READY, or agent")
 	}
 	if !strings.Contains(r.Cmdline, "console=") {
 		return bad("cmdline", "has no console=; the ready line is read from the serial console (console=ttyS0)")
@@ -192,11 +251,11 @@ func (r *recipe) validate() error {
 		if err := claim(field+".dst", f.Dst); err != nil {
 			return err
 		}
-		m, err := strconv.ParseUint(f.Mode, 8, 32)
-		if err != nil || m > 0o7777 {
-			return bad(field+".mode", fmt.Sprintf("%q is not an octal file mode such as \"0755\"", f.Mode))
+		m, err := parseMode(f.Mode)
+		if err != nil {
+			return bad(field+".mode", err.Error())
 		}
-		f.mode = fs.FileMode(m)
+		f.mode = m
 	}
 	for dst, target := range r.Symlinks {
 		if err := claim("symlinks", dst); err != nil {
@@ -206,7 +265,107 @@ func (r *recipe) validate() error {
 			return bad("symlinks", fmt.Sprintf("%q points nowhere", dst))
 		}
 	}
+	if r.Kind == kindRootfs {
+		return r.validateRootfs(bad, claim)
+	}
+	if r.agentReady() {
+		return bad("ready", "agent needs kind rootfs: an initramfs image has no guest agent; name a console line")
+	}
+	for field, set := range map[string]bool{
+		"suite": r.Suite != "", "mirrors": len(r.Mirrors) > 0, "include": len(r.Include) > 0,
+		"exclude_paths": len(r.ExcludePaths) > 0, "keep_paths": len(r.KeepPaths) > 0, "templates": r.Templates != "",
+		"app_rootfs": r.AppRootfs != "", "dirs": len(r.Dirs) > 0, "enable": len(r.Enable) > 0, "disable": len(r.Disable) > 0, "disk_headroom": r.DiskHeadroom != "",
+	} {
+		if set {
+			return bad(field, "is only for kind rootfs; an initramfs image takes files from packages (packages[].files)")
+		}
+	}
 	return nil
+}
+
+// debNameRE matches a Debian package name (Debian Policy 5.6.1).
+var debNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9+.-]+$`)
+
+// unitRE matches a systemd unit name that systemctl enable takes.
+var unitRE = regexp.MustCompile(`^[A-Za-z0-9:_.\\@-]+\.(service|socket|target|timer|path|mount|automount|swap)$`)
+
+// validateRootfs checks the fields of a kind rootfs recipe.
+func (r *recipe) validateRootfs(bad func(field, problem string) error, claim func(field, dst string) error) error {
+	if len(r.Packages) > 0 {
+		return bad("packages", "is only for kind initramfs; list a rootfs image's packages under include")
+	}
+	if len(r.Modules) > 0 {
+		return bad("modules", "is only for kind initramfs; initramfs-tools picks a rootfs image's initrd modules")
+	}
+	if r.Suite == "" || strings.ContainsAny(r.Suite, " /") {
+		return bad("suite", fmt.Sprintf("%q is not a Debian suite; name one such as bookworm", r.Suite))
+	}
+	if len(r.Mirrors) == 0 {
+		return bad("mirrors", "is empty; give sources.list lines such as \"deb http://deb.debian.org/debian bookworm main\"")
+	}
+	for i, m := range r.Mirrors {
+		if f := strings.Fields(m); len(f) < 4 || f[0] != "deb" || !strings.Contains(f[1], "://") {
+			return bad(fmt.Sprintf("mirrors[%d]", i), fmt.Sprintf("%q is not a sources.list line \"deb URI SUITE COMPONENT...\"", m))
+		}
+	}
+	if len(r.Include) == 0 {
+		return bad("include", "is empty; list the system's Debian packages (systemd, ...)")
+	}
+	for i, p := range r.Include {
+		if !debNameRE.MatchString(p) {
+			return bad(fmt.Sprintf("include[%d]", i), fmt.Sprintf("%q is not a Debian package name", p))
+		}
+	}
+	for i, p := range append(append([]string(nil), r.ExcludePaths...), r.KeepPaths...) {
+		if !strings.HasPrefix(p, "/") || strings.ContainsAny(p, " \n") {
+			return bad(fmt.Sprintf("exclude_paths/keep_paths[%d]", i), fmt.Sprintf("%q is not an absolute dpkg path glob", p))
+		}
+	}
+	if r.Templates != "" && (!fs.ValidPath(r.Templates) || r.Templates == ".") {
+		return bad("templates", fmt.Sprintf("%q is not a directory name in vmnet/templates", r.Templates))
+	}
+	if r.AppRootfs != "" {
+		if r.Templates == "" {
+			return bad("app_rootfs", "needs templates: its package list is the templates' "+containerPackagesFile)
+		}
+		if err := claim("app_rootfs", r.AppRootfs); err != nil {
+			return err
+		}
+	}
+	for i := range r.Dirs {
+		d := &r.Dirs[i]
+		field := fmt.Sprintf("dirs[%d]", i)
+		if err := claim(field+".path", d.Path); err != nil {
+			return err
+		}
+		m, err := parseMode(d.Mode)
+		if err != nil {
+			return bad(field+".mode", err.Error())
+		}
+		d.mode = m
+	}
+	for field, units := range map[string][]string{"enable": r.Enable, "disable": r.Disable} {
+		for i, u := range units {
+			if !unitRE.MatchString(u) {
+				return bad(fmt.Sprintf("%s[%d]", field, i), fmt.Sprintf("%q is not a systemd unit name such as vmnet-net.service", u))
+			}
+		}
+	}
+	size, err := vmspec.ParseSize(r.DiskHeadroom)
+	if err != nil || size == 0 {
+		return bad("disk_headroom", fmt.Sprintf("%q is not a size such as 1536MiB (the disk's free space beyond its content)", r.DiskHeadroom))
+	}
+	r.headroom = int64(size)
+	return nil
+}
+
+// parseMode reads an octal file mode such as "0755".
+func parseMode(s string) (fs.FileMode, error) {
+	m, err := strconv.ParseUint(s, 8, 32)
+	if err != nil || m > 0o7777 {
+		return 0, fmt.Errorf("%q is not an octal file mode such as \"0755\"", s)
+	}
+	return fs.FileMode(m), nil
 }
 
 // validDst reports whether p is a clean, relative path that stays inside the image.
@@ -215,9 +374,10 @@ func validDst(p string) bool {
 }
 
 // recipeHash is the identity of a build: sha256 over the builder version, the
-// image name, every file of the recipe directory (path, length, bytes) and
-// every resolved Debian package (name, version, architecture and the .deb's
-// sha256 from the archive). Any change to any of them gives another hash.
+// image name, every file of the recipe directory (path, length, bytes), every
+// file of its templates tree, and every resolved Debian package (name,
+// version, architecture and the .deb's sha256 from the archive). Any change
+// to any of them gives another hash.
 func recipeHash(r *recipe, pkgs []debPackage) string {
 	h := sha256.New()
 	fmt.Fprintf(h, "vmnet-image\x00%d\x00%s\x00", builderVersion, r.Name)
@@ -229,6 +389,16 @@ func recipeHash(r *recipe, pkgs []debPackage) string {
 	for _, n := range names {
 		fmt.Fprintf(h, "file\x00%s\x00%d\x00", n, len(r.files[n]))
 		h.Write(r.files[n])
+	}
+	// The templates tree (kind rootfs); an image without one hashes as before.
+	tnames := make([]string, 0, len(r.tmpl))
+	for n := range r.tmpl {
+		tnames = append(tnames, n)
+	}
+	sort.Strings(tnames)
+	for _, n := range tnames {
+		fmt.Fprintf(h, "template\x00%s\x00%d\x00", n, len(r.tmpl[n]))
+		h.Write(r.tmpl[n])
 	}
 	sorted := append([]debPackage(nil), pkgs...)
 	sort.Slice(sorted, func(i, j int) bool { return sorted[i].Name < sorted[j].Name })

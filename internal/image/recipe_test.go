@@ -6,16 +6,20 @@ import (
 	"testing"
 	"testing/fstest"
 
+	"github.com/google/go-cmp/cmp"
+
 	"vmnet/images"
 )
 
+// Every embedded recipe loads with the embedded templates, as vmnet will.
 func TestEmbeddedRecipesLoad(t *testing.T) {
 	names, err := recipeNames(images.FS)
-	if err != nil || len(names) == 0 || names[0] != "tiny" {
+	if err != nil || !cmp.Equal(names, []string{"capstone", "tiny"}) {
 		t.Fatalf("recipeNames = %v, %v", names, err)
 	}
+	c := New(t.TempDir())
 	for _, n := range names {
-		if _, err := loadRecipe(images.FS, n); err != nil {
+		if _, err := c.recipe(n); err != nil {
 			t.Errorf("recipe %s: %v", n, err)
 		}
 	}
@@ -63,6 +67,10 @@ func TestRecipeHash(t *testing.T) {
 			r.files["udhcpc.script"] = []byte("!/bin/sh\n")
 			return p
 		}, false},
+		{"templates file added", func(r *recipe, p []debPackage) []debPackage {
+			r.tmpl = map[string][]byte{"enable.txt": nil}
+			return p
+		}, false},
 		{"new kernel version", func(r *recipe, p []debPackage) []debPackage { p[0].Version = "6.1.193-1"; return p }, false},
 		{"new kernel abi", func(r *recipe, p []debPackage) []debPackage { p[0].Name = "linux-image-6.1.0-57-amd64"; return p }, false},
 		{"rebuilt .deb", func(r *recipe, p []debPackage) []debPackage { p[1].SHA256 = strings.Repeat("c", 64); return p }, false},
@@ -98,6 +106,25 @@ func TestRecipeErrors(t *testing.T) {
 		{"twice", good + "symlinks:\n  init: busybox\n", "symlinks"},
 		{"module path", good + "modules: [drivers/net/virtio_net.ko]\n", "modules[0]"},
 		{"package without name", good + "packages:\n  - files: [bin/busybox]\n", "packages[0].name"},
+		{"unknown kind", good + "kind: iso\n", "kind"},
+		{"agent without a guest agent", "kernel: k\ncmdline: console=ttyS0\nready: agent\n", "ready"},
+		{"rootfs field in an initramfs", good + "suite: bookworm\n", "suite"},
+		{"rootfs without suite", rootfs("suite: bookworm\n", ""), "suite"},
+		{"rootfs without mirrors", rootfs("mirrors: [\"deb http://deb.debian.org/debian bookworm main\"]\n", ""), "mirrors"},
+		{"rootfs bad mirror", rootfs("mirrors: [\"deb http://deb.debian.org/debian bookworm main\"]\n", "mirrors: [\"http://deb.debian.org/debian\"]\n"), "mirrors[0]"},
+		{"rootfs without include", rootfs("include: [systemd]\n", ""), "include"},
+		{"rootfs bad package", rootfs("include: [systemd]\n", "include: [Systemd]\n"), "include[0]"},
+		{"rootfs with packages", rootfs("", "packages:\n  - name: busybox-static\n"), "packages"},
+		{"rootfs with modules", rootfs("", "modules: [virtio_blk]\n"), "modules"},
+		{"rootfs relative exclude", rootfs("", "exclude_paths: [usr/share/man]\n"), "exclude_paths/keep_paths[0]"},
+		{"rootfs bad templates", rootfs("", "templates: ../x\n"), "templates"},
+		{"app rootfs without templates", rootfs("", "app_rootfs: var/lib/app\n"), "app_rootfs"},
+		{"rootfs bad dir mode", rootfs("", "dirs:\n  - {path: etc/x, mode: \"999\"}\n"), "dirs[0].mode"},
+		{"rootfs dir twice", rootfs("", "dirs:\n  - {path: init, mode: \"0700\"}\n"), "dirs[0].path"},
+		{"rootfs bad unit", rootfs("", "enable: [vmnet-net]\n"), "enable[0]"},
+		{"rootfs bad disabled unit", rootfs("", "disable: [\"a b.service\"]\n"), "disable[0]"},
+		{"rootfs without headroom", rootfs("disk_headroom: 1GiB\n", ""), "disk_headroom"},
+		{"rootfs headroom without unit", rootfs("disk_headroom: 1GiB\n", "disk_headroom: 1024\n"), "disk_headroom"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -114,6 +141,28 @@ func TestRecipeErrors(t *testing.T) {
 				t.Errorf("error %q: field %q, want %q", err, re.Field, tt.field)
 			}
 		})
+	}
+}
+
+// rootfs is a valid kind rootfs recipe with line drop left out and add added.
+func rootfs(drop, add string) string {
+	y := "kind: rootfs\nkernel: linux-image-amd64\ncmdline: root=/dev/vda console=ttyS0\nready: agent\n" +
+		"suite: bookworm\n" +
+		"mirrors: [\"deb http://deb.debian.org/debian bookworm main\"]\n" +
+		"include: [systemd]\n" +
+		"disk_headroom: 1GiB\n" +
+		"files:\n  - {src: init, dst: init, mode: \"0755\"}\n"
+	return strings.Replace(y, drop, "", 1) + add
+}
+
+func TestRootfsRecipeLoads(t *testing.T) {
+	fsys := fstest.MapFS{"x/recipe.yaml": {Data: []byte(rootfs("", ""))}, "x/init": {Data: []byte("#!/bin/sh\n")}}
+	r, err := loadRecipe(fsys, "x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Kind != kindRootfs || !r.agentReady() || r.readyLine() != "" || r.headroom != 1<<30 {
+		t.Errorf("recipe: %+v", r)
 	}
 }
 

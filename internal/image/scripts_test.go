@@ -12,7 +12,7 @@ func TestGuestScriptsParse(t *testing.T) {
 	if err != nil {
 		t.Skip("no sh here")
 	}
-	for _, f := range []string{"../../images/tiny/init", "../../images/tiny/udhcpc.script"} {
+	for _, f := range []string{"../../images/tiny/init", "../../images/tiny/udhcpc.script", "../../images/capstone/vmnet-net"} {
 		if out, err := exec.Command(sh, "-n", f).CombinedOutput(); err != nil {
 			t.Errorf("%s: %v\n%s", f, err, out)
 		}

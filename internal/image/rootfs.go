@@ -1,0 +1,652 @@
+package image
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"os"
+	"os/exec"
+	"path"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// diskFile is the base disk of a kind rootfs image.
+const diskFile = "disk.qcow2"
+
+// aptArchivesDir keeps, per image, the .deb files mmdebstrap downloaded, so
+// a rebuild fetches only what changed: DIR/.apt-archives/NAME/{system,app}.
+const aptArchivesDir = ".apt-archives"
+
+// initrdModules must be in a rootfs image's initrd: without them the guest
+// cannot mount root=/dev/vda.
+var initrdModules = []string{"virtio_pci", "virtio_blk", "ext4"}
+
+const rootfsToolsHint = "building this image needs root and Debian's mmdebstrap, e2fsprogs and qemu-utils: " +
+	"apt-get install mmdebstrap e2fsprogs qemu-utils, and run vmnet as root"
+
+// rootfsTools runs the programs that install a Debian system and work inside
+// it. hostTools is the real one; tests use a fake that writes a small tree.
+type rootfsTools interface {
+	// check says whether the tools can run here, with a hint when not.
+	check() error
+	// bootstrap runs mmdebstrap with args (see mmdebstrapArgs).
+	bootstrap(ctx context.Context, b *buildLog, args []string) error
+	// chroot runs a command inside root and returns its stdout.
+	chroot(ctx context.Context, b *buildLog, root string, args ...string) (string, error)
+}
+
+// hostTools runs the host's mmdebstrap and chroot.
+type hostTools struct{}
+
+var _ rootfsTools = hostTools{}
+
+func (hostTools) check() error {
+	if os.Geteuid() != 0 {
+		return withHint(errors.New("mmdebstrap installs packages with their owners and devices: it must run as root"), rootfsToolsHint)
+	}
+	for _, t := range []string{"mmdebstrap", "unshare", "chroot"} {
+		if _, err := exec.LookPath(t); err != nil {
+			return withHint(fmt.Errorf("%s: %w", t, err), rootfsToolsHint)
+		}
+	}
+	return nil
+}
+
+// bootstrap runs mmdebstrap in a mount and PID namespace of its own: the
+// /proc, /sys and /dev it mounts inside the new root are never seen outside,
+// and when vmnet dies (or ctx ends) unshare's death kills every process of
+// the namespace and so drops its mounts; a killed build never leaves a mount
+// under the cache that a later removal would descend into.
+func (hostTools) bootstrap(ctx context.Context, b *buildLog, args []string) error {
+	watch := func(line string) {
+		// mmdebstrap's own progress ("I: downloading packages with apt...");
+		// hooks and skips are noise to a person watching.
+		if msg, ok := strings.CutPrefix(line, "I: "); ok && !strings.HasPrefix(msg, "running ") && !strings.HasPrefix(msg, "skipping ") {
+			b.show(msg)
+		}
+	}
+	// Equals: unshare --mount --propagation private --pid --fork --kill-child --mount-proc mmdebstrap ARGS
+	return b.runWatch(ctx, "", watch, "unshare", append([]string{
+		"--mount", "--propagation", "private", "--pid", "--fork", "--kill-child", "--mount-proc", "mmdebstrap"}, args...)...)
+}
+
+func (hostTools) chroot(ctx context.Context, b *buildLog, root string, args ...string) (string, error) {
+	return b.output(ctx, "chroot", append([]string{root}, args...)...)
+}
+
+// bootstrapSpec is one mmdebstrap run.
+type bootstrapSpec struct {
+	Suite    string
+	Target   string // an empty or missing directory
+	Mirrors  []string
+	Include  []string
+	Exclude  []string // dpkg path-exclude globs
+	Keep     []string // dpkg path-include globs
+	Archives string   // .deb files kept between builds
+}
+
+// mmdebstrapArgs is the mmdebstrap command line for s:
+//
+//	mmdebstrap --variant=minbase --mode=root --format=directory --include=A,B,...
+//	  --dpkgopt=force-unsafe-io --dpkgopt=path-exclude=... --dpkgopt=path-include=...
+//	  --skip=essential/unlink --setup-hook=<link in the kept .debs>
+//	  --customize-hook=<link the new .debs out> SUITE TARGET MIRROR...
+//
+// minbase is Debian's required packages plus apt; Recommends are not
+// installed (mmdebstrap's default). force-unsafe-io: a half-written image is
+// thrown away anyway, so dpkg need not fsync each file. The .debs are
+// hard-linked in and out of Archives (the same file system as the build),
+// which costs nothing; essential/unlink is skipped so the essential packages
+// downloaded are still there for the customize hook to keep.
+func mmdebstrapArgs(s bootstrapSpec) []string {
+	args := []string{"--variant=minbase", "--mode=root", "--format=directory",
+		"--include=" + strings.Join(s.Include, ","),
+		"--aptopt=Acquire::Retries \"3\"",
+		"--dpkgopt=force-unsafe-io"}
+	for _, p := range s.Exclude {
+		args = append(args, "--dpkgopt=path-exclude="+p)
+	}
+	for _, p := range s.Keep {
+		args = append(args, "--dpkgopt=path-include="+p)
+	}
+	a := shellQuote(s.Archives)
+	args = append(args, "--skip=essential/unlink",
+		`--setup-hook=mkdir -p "$1/var/cache/apt/archives" && `+
+			`for f in `+a+`/*.deb; do [ -e "$f" ] || continue; ln -f "$f" "$1/var/cache/apt/archives/" 2>/dev/null || cp "$f" "$1/var/cache/apt/archives/"; done`,
+		`--customize-hook=mkdir -p `+a+` && `+
+			`for f in "$1"/var/cache/apt/archives/*.deb; do [ -e "$f" ] || continue; t=`+a+`/"${f##*/}"; [ -e "$t" ] || ln "$f" "$t" 2>/dev/null || cp "$f" "$t"; done`,
+		s.Suite, s.Target)
+	return append(args, s.Mirrors...)
+}
+
+// shellQuote quotes s for sh.
+func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
+
+// buildRootfs makes a kind rootfs image in dir: mmdebstrap installs the
+// system and the app rootfs side by side (each spends much of its time in
+// dpkg, on one core); the recipe's files, the templates' guest tree and the
+// app rootfs are put in; units are enabled; the system's own kernel and
+// initrd are copied out; mkfs.ext4 -d turns the tree into a disk (no loop
+// mount) and qemu-img makes it the qcow2 base every VM's overlay sits on.
+func (c *Cache) buildRootfs(ctx context.Context, r *recipe, pkgs []debPackage, hash, dir string, b *buildLog) (manifest, error) {
+	if err := c.tools.check(); err != nil {
+		return manifest{}, err
+	}
+	for _, t := range []string{"mkfs.ext4", "qemu-img"} {
+		if _, err := exec.LookPath(t); err != nil {
+			return manifest{}, withHint(fmt.Errorf("%s: %w", t, err), rootfsToolsHint)
+		}
+	}
+	appPkgs, err := r.appPackages()
+	if err != nil && r.AppRootfs != "" {
+		return manifest{}, err
+	}
+	phases := map[string]float64{}
+	var phasesMu sync.Mutex
+	timed := func(name string, start time.Time) {
+		phasesMu.Lock()
+		defer phasesMu.Unlock()
+		phases[name] = c.now().Sub(start).Seconds()
+	}
+
+	work := filepath.Join(dir, "work")
+	root := filepath.Join(work, "system")
+	app := filepath.Join(work, "app")
+	removed := make(chan struct{})
+	removeWork := sync.OnceFunc(func() {
+		go func() {
+			t := c.now()
+			os.RemoveAll(work)
+			b.step("removed the build's trees in %.1fs", c.now().Sub(t).Seconds())
+			close(removed)
+		}()
+	})
+	defer func() { removeWork(); <-removed }()
+	archives := filepath.Join(c.Dir, aptArchivesDir, r.Name)
+
+	start := c.now()
+	spec := func(target, kept string, include []string) bootstrapSpec {
+		return bootstrapSpec{Suite: r.Suite, Target: target, Mirrors: r.Mirrors, Include: include,
+			Exclude: r.ExcludePaths, Keep: r.KeepPaths, Archives: filepath.Join(archives, kept)}
+	}
+	parts := []struct {
+		label string
+		spec  bootstrapSpec
+	}{{"system", spec(root, "system", append([]string{r.Kernel}, r.Include...))}}
+	if r.AppRootfs != "" {
+		parts = append(parts, struct {
+			label string
+			spec  bootstrapSpec
+		}{"app", spec(app, "app", appPkgs)})
+	}
+	if err := os.MkdirAll(work, 0o755); err != nil {
+		return manifest{}, err
+	}
+	bctx, cancel := context.WithCancel(ctx)
+	errs := make([]error, len(parts))
+	var wg sync.WaitGroup
+	for i, p := range parts {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			pb := b.part(p.label)
+			pb.step("mmdebstrap %s: %s", r.Suite, strings.Join(p.spec.Include, " "))
+			t := c.now()
+			if err := c.tools.bootstrap(bctx, pb, mmdebstrapArgs(p.spec)); err != nil {
+				errs[i] = withHint(fmt.Errorf("install the %s packages: %w", p.label, err),
+					"mmdebstrap downloads from Debian's mirror (see mirrors: in images/"+r.Name+"/"+recipeFile+"); "+
+						"inside a vmnet sandbox there is no network: build the image outside it first with: vmnet image build "+r.Name)
+				cancel() // the other part's log lines would bury this failure's
+				return
+			}
+			timed("mmdebstrap "+p.label, t)
+			pb.step("installed in %.0fs", c.now().Sub(t).Seconds())
+		}()
+	}
+	wg.Wait()
+	cancel()
+	if err := firstError(errs); err != nil {
+		return manifest{}, err
+	}
+	timed("mmdebstrap", start)
+
+	t := c.now()
+	sysStatus, err := readDpkgStatus(filepath.Join(root, "var/lib/dpkg/status"))
+	if err != nil {
+		return manifest{}, err
+	}
+	installed := installedVersions(b, "system", pkgs[:1+len(r.Include)], sysStatus)
+	var appInstalled []string
+	if r.AppRootfs != "" {
+		appStatus, err := readDpkgStatus(filepath.Join(app, "var/lib/dpkg/status"))
+		if err != nil {
+			return manifest{}, err
+		}
+		appInstalled = installedVersions(b, "app", pkgs[1+len(r.Include):], appStatus)
+		pruneArchives(filepath.Join(archives, "app"), appStatus)
+	}
+	pruneArchives(filepath.Join(archives, "system"), sysStatus)
+
+	kver, err := bootKernel(root)
+	if err != nil {
+		return manifest{}, err
+	}
+	if err := c.configureRootfs(ctx, r, hash, kver, installed, root, app, b); err != nil {
+		return manifest{}, err
+	}
+	initrd := filepath.Join(root, "boot", "initrd.img-"+kver)
+	list, err := c.tools.chroot(ctx, b, root, "lsinitramfs", "/boot/initrd.img-"+kver)
+	if err != nil {
+		return manifest{}, fmt.Errorf("list the initrd: %w", err)
+	}
+	if missing := missingModules(list, initrdModules); len(missing) > 0 {
+		return manifest{}, withHint(fmt.Errorf("the initrd %s lacks %s: the guest could not mount root=/dev/vda", filepath.Base(initrd), strings.Join(missing, ", ")),
+			"initramfs-tools must build it with MODULES=most (its default; MODULES=dep looks at the build host)")
+	}
+	if err := copyFile(filepath.Join(root, "boot", "vmlinuz-"+kver), filepath.Join(dir, kernelFile)); err != nil {
+		return manifest{}, fmt.Errorf("copy the kernel: %w", err)
+	}
+	if err := copyFile(initrd, filepath.Join(dir, initrdFile)); err != nil {
+		return manifest{}, fmt.Errorf("copy the initrd: %w", err)
+	}
+	b.step("kernel %s; its initrd holds %s", kver, strings.Join(initrdModules, ", "))
+	timed("configure", t)
+
+	t = c.now()
+	raw := filepath.Join(dir, "disk.raw") // outside work, which goes while the disk is converted
+	content, files, err := treeSize(root)
+	if err != nil {
+		return manifest{}, err
+	}
+	size := diskSize(content, r.headroom)
+	inodes := files + r.headroom/inodeRatio
+	b.step("disk: %s in %d files + %s free → %s ext4", mib(content), files, mib(r.headroom), mib(size))
+	if err := os.WriteFile(raw, nil, 0o644); err != nil {
+		return manifest{}, err
+	}
+	if err := os.Truncate(raw, size); err != nil {
+		return manifest{}, err
+	}
+	uuid := hash[0:8] + "-" + hash[8:12] + "-" + hash[12:16] + "-" + hash[16:20] + "-" + hash[20:32]
+	// -m 0: everything in the guest runs as root, reserved blocks would only
+	// hide the headroom. The UUID and hash seed come from the recipe hash.
+	err = b.run(ctx, "", "mkfs.ext4", "-q", "-F", "-t", "ext4", "-m", "0", "-L", r.Name,
+		"-U", uuid, "-E", "hash_seed="+uuid, "-N", fmt.Sprint(inodes), "-d", root, raw)
+	if err != nil {
+		return manifest{}, fmt.Errorf("make the ext4 file system: %w", err)
+	}
+	timed("mkfs.ext4", t)
+	removeWork() // the trees are in the disk now; removing them overlaps with the conversion
+
+	t = c.now()
+	// Not compressed: a compressed base is slower to read at every boot.
+	if err := b.run(ctx, "", "qemu-img", "convert", "-q", "-W", "-f", "raw", "-O", "qcow2", raw, filepath.Join(dir, diskFile)); err != nil {
+		return manifest{}, fmt.Errorf("convert the disk to qcow2: %w", err)
+	}
+	timed("qemu-img convert", t)
+	os.Remove(raw)
+	sizes, err := fileSizes(dir, kernelFile, initrdFile, diskFile)
+	if err != nil {
+		return manifest{}, err
+	}
+	b.step("disk %s (qcow2), initrd %s, kernel %s", mib(sizes[diskFile]), mib(sizes[initrdFile]), mib(sizes[kernelFile]))
+	return manifest{
+		Format: manifestFormat, Name: r.Name, Hash: hash,
+		Kernel: kernelFile, Initrd: initrdFile, Disk: diskFile,
+		Cmdline: r.Cmdline, ReadyLine: r.readyLine(), ReadyAgent: r.agentReady(),
+		Packages: installed, AppPackages: appInstalled, Files: sizes, PhaseSeconds: phases,
+	}, nil
+}
+
+// firstError returns the first error that is not just a cancellation caused
+// by another's failure, else the first error.
+func firstError(errs []error) error {
+	var first error
+	for _, err := range errs {
+		if err == nil {
+			continue
+		}
+		if !errors.Is(err, context.Canceled) {
+			return err
+		}
+		if first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+// configureRootfs puts the recipe's files and dirs, the templates' guest
+// tree and the app rootfs into root, enables and disables units and locks
+// root's password.
+func (c *Cache) configureRootfs(ctx context.Context, r *recipe, hash, kver string, installed []string, root, app string, b *buildLog) error {
+	for _, f := range r.Files {
+		if err := writeInRoot(root, f.Dst, r.files[f.Src], f.mode); err != nil {
+			return err
+		}
+	}
+	for _, d := range r.Dirs {
+		p, err := resolveInRoot(root, d.Path)
+		if err != nil {
+			return err
+		}
+		if err := os.MkdirAll(p, 0o755); err != nil {
+			return err
+		}
+		if err := os.Chmod(p, d.mode); err != nil {
+			return err
+		}
+	}
+	dsts := make([]string, 0, len(r.Symlinks))
+	for dst := range r.Symlinks {
+		dsts = append(dsts, dst)
+	}
+	sort.Strings(dsts)
+	for _, dst := range dsts {
+		if err := symlinkInRoot(root, dst, r.Symlinks[dst]); err != nil {
+			return err
+		}
+	}
+	guest := r.guestFiles()
+	for _, f := range guest {
+		if err := writeInRoot(root, f.Dst, f.Data, f.Mode); err != nil {
+			return fmt.Errorf("templates/%s/%s/%s: %w", r.Templates, guestTreeDir, f.Dst, err)
+		}
+	}
+	ident := fmt.Sprintf("name=%s\nhash=%s\nkernel=%s\npackages=%s\n", r.Name, hash, kver, strings.Join(installed, ", "))
+	if err := writeInRoot(root, "etc/vmnet/image", []byte(ident), 0o644); err != nil {
+		return err
+	}
+	if r.AppRootfs != "" {
+		// The build host's name and resolver are no business of the image;
+		// podman gives each container its own resolv.conf and hostname.
+		for f, data := range map[string]string{"etc/hostname": "app\n", "etc/resolv.conf": "# podman writes each container's resolv.conf\n"} {
+			if err := writeInRoot(app, f, []byte(data), 0o644); err != nil {
+				return err
+			}
+		}
+		dst, err := resolveInRoot(root, r.AppRootfs)
+		if err != nil {
+			return err
+		}
+		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+			return err
+		}
+		if err := os.Rename(app, dst); err != nil {
+			return fmt.Errorf("move the app rootfs into place: %w", err)
+		}
+	}
+	units, err := r.enableUnits()
+	if err != nil {
+		return err
+	}
+	if len(units) > 0 {
+		if _, err := c.tools.chroot(ctx, b, root, append([]string{"systemctl", "--root=/", "enable"}, units...)...); err != nil {
+			return fmt.Errorf("enable units: %w", err)
+		}
+		// systemctl enable succeeds, with a warning, for a unit without an
+		// [Install] section: it would silently never start.
+		out, _ := c.tools.chroot(ctx, b, root, append([]string{"systemctl", "--root=/", "is-enabled"}, units...)...)
+		if err := checkEnabled(units, out); err != nil {
+			return err
+		}
+	}
+	if len(r.Disable) > 0 {
+		if _, err := c.tools.chroot(ctx, b, root, append([]string{"systemctl", "--root=/", "disable"}, r.Disable...)...); err != nil {
+			return fmt.Errorf("disable units: %w", err)
+		}
+	}
+	if _, err := c.tools.chroot(ctx, b, root, "passwd", "--lock", "root"); err != nil {
+		return fmt.Errorf("lock root's password: %w", err)
+	}
+	b.step("configured: %d files from images/%s, %d from templates/%s/%s; enabled %s; disabled %s",
+		len(r.Files), r.Name, len(guest), r.Templates, guestTreeDir, strings.Join(units, " "), strings.Join(r.Disable, " "))
+	return nil
+}
+
+// checkEnabled reads systemctl is-enabled's answer, one line per unit.
+func checkEnabled(units []string, out string) error {
+	lines := strings.Fields(out)
+	for i, u := range units {
+		state := "unknown"
+		if i < len(lines) {
+			state = lines[i]
+		}
+		if state != "enabled" && state != "alias" {
+			return withHint(fmt.Errorf("unit %s is %s after systemctl enable, not enabled", u, state),
+				"a unit to enable needs an [Install] section (WantedBy=...) and must exist in the image")
+		}
+	}
+	return nil
+}
+
+// bootKernel finds the version of the one kernel in root's /boot.
+func bootKernel(root string) (string, error) {
+	found, _ := filepath.Glob(filepath.Join(root, "boot", "vmlinuz-*"))
+	if len(found) != 1 {
+		return "", fmt.Errorf("the installed system has %d kernels in /boot (vmlinuz-*), want 1", len(found))
+	}
+	kver := strings.TrimPrefix(filepath.Base(found[0]), "vmlinuz-")
+	if _, err := os.Stat(filepath.Join(root, "boot", "initrd.img-"+kver)); err != nil {
+		return "", withHint(fmt.Errorf("kernel %s has no initrd in /boot: %w", kver, err), "the recipe must include initramfs-tools")
+	}
+	return kver, nil
+}
+
+// missingModules returns the modules of want that lsinitramfs's listing lacks.
+func missingModules(listing string, want []string) []string {
+	have := map[string]bool{}
+	sc := bufio.NewScanner(strings.NewReader(listing))
+	for sc.Scan() {
+		base := path.Base(sc.Text())
+		if i := strings.Index(base, ".ko"); i > 0 {
+			have[base[:i]] = true
+		}
+	}
+	var missing []string
+	for _, m := range want {
+		if !have[m] {
+			missing = append(missing, m)
+		}
+	}
+	return missing
+}
+
+// readDpkgStatus returns the installed packages of a dpkg status file: NAME
+// (and NAME:ARCH) → VERSION.
+func readDpkgStatus(file string) (map[string]string, error) {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("read the installed system's package list: %w", err)
+	}
+	out := map[string]string{}
+	for _, s := range parseStanzas(string(data)) {
+		if !strings.HasSuffix(s["Status"], " installed") {
+			continue
+		}
+		out[s["Package"]] = s["Version"]
+		out[s["Package"]+":"+s["Architecture"]] = s["Version"]
+	}
+	return out, nil
+}
+
+// installedVersions returns NAME=VERSION of each of pkgs as installed, and
+// says so when the mirror gave another version than the host's apt lists.
+func installedVersions(b *buildLog, label string, pkgs []debPackage, status map[string]string) []string {
+	var out []string
+	for _, p := range pkgs {
+		v, ok := status[p.Name]
+		switch {
+		case !ok:
+			b.step("warning: %s: %s is not installed; the mirror has another version than apt's lists here (run apt-get update)", label, p.Name)
+			continue
+		case v != p.Version:
+			b.step("warning: %s: %s %s installed, apt's lists here say %s (run apt-get update so the image hash follows the mirror)", label, p.Name, v, p.Version)
+		}
+		out = append(out, p.Name+"="+v)
+	}
+	return out
+}
+
+// pruneArchives removes from a directory of kept .deb files every one that
+// is not installed in status, so it holds one build's packages, not all.
+func pruneArchives(dir string, status map[string]string) {
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		name, ok := strings.CutSuffix(e.Name(), ".deb")
+		f := strings.Split(name, "_")
+		if !ok || len(f) != 3 {
+			continue
+		}
+		version, err := url.PathUnescape(f[1])
+		if err == nil && (status[f[0]+":"+f[2]] == version || status[f[0]] == version && f[2] == "all") {
+			continue
+		}
+		os.Remove(filepath.Join(dir, e.Name()))
+	}
+}
+
+// inodeOf is the inode number of a file with more than one link, else 0.
+func inodeOf(fi fs.FileInfo) uint64 {
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok && st.Nlink > 1 && !fi.IsDir() {
+		return st.Ino
+	}
+	return 0
+}
+
+// inodeRatio is bytes per inode for the disk's free space (mke2fs's default).
+const inodeRatio = 16384
+
+// treeSize returns the bytes a tree takes in 4 KiB blocks, and its number of
+// inodes; hard links count once.
+func treeSize(root string) (bytes, inodes int64, err error) {
+	seen := map[uint64]bool{}
+	err = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		if ino := inodeOf(fi); ino != 0 {
+			if seen[ino] {
+				return nil
+			}
+			seen[ino] = true
+		}
+		inodes++
+		switch {
+		case fi.Mode()&fs.ModeSymlink != 0:
+			if fi.Size() >= 60 { // shorter targets live in the inode
+				bytes += 4096
+			}
+		default:
+			bytes += (fi.Size() + 4095) &^ 4095
+		}
+		return nil
+	})
+	return bytes, inodes, err
+}
+
+// diskSize is the ext4 image size for content bytes plus headroom: 5 % and
+// 256 MiB more for the journal, inode tables and block groups' metadata,
+// rounded up to 64 MiB.
+func diskSize(content, headroom int64) int64 {
+	const round = 64 << 20
+	n := content + content/20 + 256<<20 + headroom
+	return (n + round - 1) / round * round
+}
+
+// resolveInRoot returns the host path of rel inside the tree root, following
+// symlinks as the guest would: an absolute target starts at root, and ".."
+// stops at root, as in a chroot. Writing through the guest's symlinks never
+// reaches the host. The last part of rel is not followed (it is replaced).
+func resolveInRoot(root, rel string) (string, error) {
+	if !validDst(rel) {
+		return "", fmt.Errorf("%q is not a clean relative path", rel)
+	}
+	parts := strings.Split(rel, "/")
+	cur := root
+	for hops := 0; len(parts) > 0; {
+		name := parts[0]
+		parts = parts[1:]
+		switch name {
+		case "", ".":
+			continue
+		case "..":
+			if cur != root {
+				cur = filepath.Dir(cur)
+			}
+			continue
+		}
+		next := filepath.Join(cur, name)
+		fi, err := os.Lstat(next)
+		if len(parts) == 0 || err != nil || fi.Mode()&fs.ModeSymlink == 0 {
+			cur = next
+			continue
+		}
+		if hops++; hops > 40 {
+			return "", fmt.Errorf("/%s: too many levels of symbolic links", rel)
+		}
+		target, err := os.Readlink(next)
+		if err != nil {
+			return "", err
+		}
+		if path.IsAbs(target) {
+			cur = root
+		}
+		parts = append(strings.Split(target, "/"), parts...)
+	}
+	return cur, nil
+}
+
+// writeInRoot writes a file into the tree root with exactly mode (umask
+// aside), replacing what was there, a symlink included.
+func writeInRoot(root, rel string, data []byte, mode fs.FileMode) error {
+	p, err := resolveInRoot(root, rel)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		return err
+	}
+	if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Chmod(p, mode)
+}
+
+// symlinkInRoot makes rel inside root a symlink to target, replacing what was there.
+func symlinkInRoot(root, rel, target string) error {
+	p, err := resolveInRoot(root, rel)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		return err
+	}
+	if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	return os.Symlink(target, p)
+}
