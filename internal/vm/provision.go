@@ -21,7 +21,7 @@ import (
 
 // commandTimeout bounds one provisioning command (a container stack under
 // TCG takes a while to come up).
-const commandTimeout = 10 * time.Minute
+const commandTimeout = 5 * time.Minute
 
 // secretPath is where the host keeps a VM's generated secret.
 func secretPath(dir, name string) string { return filepath.Join(dir, "secrets", name) }

@@ -1,0 +1,238 @@
+package integration
+
+import (
+	"encoding/json"
+	"encoding/xml"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+var (
+	capstoneOnce sync.Once
+	capstoneErr  error
+)
+
+// capstoneImage builds the capstone image once, in the host's namespace.
+func capstoneImage(t *testing.T) {
+	t.Helper()
+	bin := vmnetBin(t)
+	capstoneOnce.Do(func() {
+		start := time.Now()
+		out, err := exec.Command(bin, "image", "build", "capstone").CombinedOutput()
+		if err != nil {
+			capstoneErr = fmt.Errorf("vmnet image build capstone: %v\n%s", err, out)
+			return
+		}
+		t.Logf("image build capstone: %s\n%s", time.Since(start).Round(time.Second), lastLines(string(out), 4))
+	})
+	if capstoneErr != nil {
+		t.Fatal(capstoneErr)
+	}
+}
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// checkJSON is what vmnet check -o json prints (the fields this test reads).
+type checkJSON struct {
+	Passed  int `json:"passed"`
+	Failed  int `json:"failed"`
+	Results []struct {
+		ID     string `json:"id"`
+		Source string `json:"source"`
+		Target string `json:"target"`
+		Method string `json:"method"`
+		Pass   bool   `json:"pass"`
+		Actual string `json:"actual"`
+		Hop    string `json:"hop"`
+		Cause  string `json:"cause"`
+	} `json:"results"`
+}
+
+func runCheck(t *testing.T, s string) (checkJSON, int) {
+	t.Helper()
+	r := sb(t, s, vmnetBin(t), "-o", "json", "check", "capstone")
+	var c checkJSON
+	if err := json.Unmarshal([]byte(r.stdout), &c); err != nil {
+		t.Fatalf("check JSON: %v\n%s\n%s", err, r.stdout, r.stderr)
+	}
+	for _, res := range c.Results {
+		if !res.Pass {
+			t.Logf("failing check %s: %s → %s (%s): %s; hop %s; cause %s", res.ID, res.Source, res.Target, res.Method, res.Actual, res.Hop, res.Cause)
+		}
+	}
+	return c, r.code
+}
+
+// guest runs a command in the capstone guest and fails the test unless it exits 0.
+func guest(t *testing.T, s string, argv ...string) string {
+	t.Helper()
+	r := sb(t, s, append([]string{vmnetBin(t), "vm", "exec", "capstone", "--timeout", "5m", "--"}, argv...)...)
+	if r.code != 0 {
+		t.Fatalf("in the guest: %v: exit %d\n%s%s", argv, r.code, r.stdout, r.stderr)
+	}
+	return r.stdout
+}
+
+// The capstone lab end to end: up ends with every check green; broken hops
+// are reported with the right cause; the stack comes back after a container
+// crash and after a guest reboot; no password is readable by others on host
+// or guest; down leaves nothing.
+func TestCapstoneLab(t *testing.T) {
+	capstoneImage(t)
+	s := newSandbox(t)
+	junit := filepath.Join(t.TempDir(), "capstone.xml")
+
+	start := time.Now()
+	r := sb(t, s, vmnetBin(t), "-o", "json", "vm", "up", "capstone", "--junit", junit)
+	t.Logf("vm up capstone: exit %d after %s\n%s", r.code, time.Since(start).Round(time.Second), r.stderr)
+	var up struct {
+		Outcome string `json:"outcome"`
+		Phases  []struct {
+			Name    string  `json:"name"`
+			Seconds float64 `json:"seconds"`
+		} `json:"phases"`
+		Check checkJSON `json:"check"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &up); err != nil {
+		t.Fatalf("vm up JSON: %v\n%s", err, r.stdout)
+	}
+	for _, p := range up.Phases {
+		t.Logf("phase %-45s %6.1fs", p.Name, p.Seconds)
+	}
+	if r.code != 0 || up.Check.Failed != 0 || up.Check.Passed < 15 {
+		t.Fatalf("vm up capstone: exit %d, %d checks passed, %d failed\n%s", r.code, up.Check.Passed, up.Check.Failed, r.stdout)
+	}
+	var suites struct {
+		Tests    int `xml:"tests,attr"`
+		Failures int `xml:"failures,attr"`
+	}
+	if b, err := os.ReadFile(junit); err != nil || xml.Unmarshal(b, &suites) != nil || suites.Tests != up.Check.Passed || suites.Failures != 0 {
+		t.Errorf("JUnit file: %v, %+v", err, suites)
+	}
+	// The API's answer comes from the database, through the proxy.
+	body := sb(t, s, "curl", "-fsS", "--max-time", "10", "http://192.0.2.10:8080/")
+	if body.code != 0 || !strings.Contains(body.stdout, `"version": "PostgreSQL 15`) && !strings.Contains(body.stdout, `"version":"PostgreSQL 15`) {
+		t.Errorf("GET http://192.0.2.10:8080/: exit %d: %s", body.code, body.stdout)
+	}
+
+	t.Run("no password readable by others", func(t *testing.T) { noPasswordLeak(t, s) })
+
+	t.Run("stopped api is the failing hop", func(t *testing.T) {
+		guest(t, s, "systemctl", "stop", "vmnet-app-api.service")
+		c, code := runCheck(t, s)
+		if code == 0 || c.Failed == 0 {
+			t.Fatalf("check passed with the api stopped")
+		}
+		found := false
+		for _, res := range c.Results {
+			if !res.Pass && res.Method == "http" && res.Cause == "container not running" && strings.Contains(res.Hop, "api") {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("no failing HTTP check blames the api container: %+v", c.Results)
+		}
+		guest(t, s, "systemctl", "start", "vmnet-app.target")
+		guest(t, s, "/usr/local/sbin/vmnet-app-wait", "180")
+		if c, code := runCheck(t, s); code != 0 || c.Failed != 0 {
+			t.Fatalf("checks after restarting the api: %d failed", c.Failed)
+		}
+	})
+
+	t.Run("detached tap is the failing hop", func(t *testing.T) {
+		tap := strings.TrimSpace(sb(t, s, "sh", "-c", "ip -o link show master br0 | sed -n 's/^[0-9]*: \\(vnet[0-9]*\\).*/\\1/p' | head -1").stdout)
+		if tap == "" {
+			t.Fatal("no tap on br0")
+		}
+		sb(t, s, "ip", "link", "set", tap, "nomaster")
+		c, code := runCheck(t, s)
+		sb(t, s, "ip", "link", "set", tap, "master", "br0")
+		if code == 0 {
+			t.Fatal("check passed with the tap detached")
+		}
+		found := false
+		for _, res := range c.Results {
+			if !res.Pass && res.Cause == "tap not attached" {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("no failing check says the tap is not attached")
+		}
+	})
+
+	t.Run("the stack survives a container crash", func(t *testing.T) {
+		guest(t, s, "podman", "kill", "api")
+		time.Sleep(3 * time.Second)
+		guest(t, s, "/usr/local/sbin/vmnet-app-wait", "180")
+		if c, code := runCheck(t, s); code != 0 {
+			t.Fatalf("checks after killing api: %d failed", c.Failed)
+		}
+	})
+
+	t.Run("the stack survives a guest reboot", func(t *testing.T) {
+		sb(t, s, "virsh", "-c", "qemu:///system", "reboot", "capstone", "--mode", "agent")
+		time.Sleep(10 * time.Second) // the agent of the old boot must be gone
+		deadline := time.Now().Add(5 * time.Minute)
+		for {
+			r := sb(t, s, vmnetBin(t), "vm", "exec", "capstone", "--timeout", "5m", "--", "/usr/local/sbin/vmnet-app-wait", "240")
+			if r.code == 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the app did not come back after a reboot: %s%s", r.stdout, r.stderr)
+			}
+			time.Sleep(5 * time.Second)
+		}
+		if c, code := runCheck(t, s); code != 0 {
+			t.Fatalf("checks after a reboot: %d failed", c.Failed)
+		}
+	})
+
+	sbVmnet(t, s, "vm", "down", "capstone")
+	sbVmnet(t, s, "vm", "down", "capstone")
+	residue(t, s)
+}
+
+// noPasswordLeak looks for the lab's DB password in every file on the host
+// side (the sandbox's state, logs, libvirt files, /tmp) and in the guest,
+// and fails on any copy that others may read. The password is never put on
+// a command line here: grep reads it from the 0600 file itself.
+func noPasswordLeak(t *testing.T, s string) {
+	secret := "/var/lib/vmnet/vms/capstone/secrets/db-password"
+	st := sb(t, s, "stat", "-c", "%a %U", secret, filepath.Dir(secret))
+	if f := strings.Fields(st.stdout); st.code != 0 || len(f) != 4 || f[0] != "600" || f[2] != "700" {
+		t.Errorf("host secret modes: %q", st.stdout)
+	}
+	hostScan := `grep -rlsF -f ` + secret + ` /var/lib/vmnet /var/log/libvirt /run/libvirt /etc/libvirt /var/lib/libvirt /tmp 2>/dev/null |
+while read -r f; do [ "$f" = ` + secret + ` ] && continue; echo "$(stat -c %a "$f") $f"; done`
+	if out := sb(t, s, "sh", "-c", hostScan).stdout; strings.TrimSpace(out) != "" {
+		t.Errorf("the password is in other files on the host:\n%s", out)
+	}
+	// In the guest: every regular file readable by others, plus journals and
+	// process command lines and environments.
+	guestScan := `pw=/etc/vmnet/secrets/db-password; test -s $pw || exit 3
+find / -xdev \( -path /proc -o -path /sys \) -prune -o -type f -perm -o=r -size -20M -print0 2>/dev/null |
+  xargs -0 grep -lsF -f $pw -- 2>/dev/null | grep -v '^/etc/vmnet/secrets/' || true
+journalctl -b --no-pager 2>/dev/null | grep -cF -f $pw | grep -v '^0$' | sed 's/^/journal lines: /' || true
+for p in /proc/[0-9]*; do cat $p/cmdline $p/environ 2>/dev/null | tr '\0' '\n' | grep -qF -f $pw && echo "process $(cat $p/comm)"; done; true`
+	if out := guest(t, s, "sh", "-c", guestScan); strings.TrimSpace(out) != "" {
+		t.Errorf("the password is readable by others in the guest:\n%s", out)
+	}
+	// And the guest file itself: 0600 in a 0700 directory.
+	if out := guest(t, s, "stat", "-c", "%a", "/etc/vmnet/secrets", "/etc/vmnet/secrets/db-password"); strings.Fields(out)[0] != "700" || strings.Fields(out)[1] != "600" {
+		t.Errorf("guest secret modes: %q", out)
+	}
+}
