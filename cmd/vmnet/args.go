@@ -1,6 +1,7 @@
 package main
 
 import (
+	"slices"
 	"strings"
 
 	"github.com/urfave/cli/v2"
@@ -48,7 +49,8 @@ func interspersed(app *cli.App, args []string) []string {
 	var globals, flags, positional []string
 	for ; i < len(args); i++ {
 		a := args[i]
-		if a == "--" || (leaf.Name == "exec" && len(positional) > 0) {
+		// exec's command starts at "--", or without one at the word after NAME.
+		if a == "--" || (leaf.Name == "exec" && len(positional) > 0 && !slices.Contains(args[i:], "--")) {
 			positional = append(positional, args[i:]...)
 			break
 		}

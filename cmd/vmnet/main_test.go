@@ -71,6 +71,7 @@ func TestInterspersedFlags(t *testing.T) {
 		{"vmnet bridge create br0 --mtu=9000 --dry-run", "vmnet bridge create --mtu=9000 --dry-run br0"},
 		{"vmnet sandbox exec lab -- ip -br link", "vmnet sandbox exec lab -- ip -br link"},
 		{"vmnet sandbox exec lab ip -br link", "vmnet sandbox exec lab ip -br link"},
+		{"vmnet vm exec capstone --timeout 5m -- ls -l", "vmnet vm exec --timeout 5m capstone -- ls -l"},
 		{"vmnet bridge", "vmnet bridge"},
 		{"vmnet bridge show br0 --output json", "vmnet --output json bridge show br0"},
 		{"vmnet bridge list -o json --root /r", "vmnet -o json bridge list --root /r"},

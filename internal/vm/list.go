@@ -107,7 +107,7 @@ func Console(e Env, name string) ([]byte, error) {
 // Exec runs argv in the guest through the QEMU guest agent, or through the
 // shell on the serial console when the guest has no agent.
 func Exec(ctx context.Context, e Env, name string, argv []string, timeout time.Duration) (stdout, stderr []byte, code int, err error) {
-	dom, _, err := lookupOwned(e, name)
+	dom, dir, err := lookupOwned(e, name)
 	if err != nil {
 		return nil, nil, 0, err
 	}
@@ -117,6 +117,11 @@ func Exec(ctx context.Context, e Env, name string, argv []string, timeout time.D
 	}
 	if _, err := dom.QemuAgentCommand(`{"execute":"guest-ping"}`, libvirt.DOMAIN_QEMU_AGENT_COMMAND_MIN, 0); err == nil {
 		return agentExec(ctx, dom, argv, timeout)
+	}
+	if rec, ok, _ := readRecord(dir); ok && rec.Agent {
+		// The image has an agent; it is not answering yet (booting, rebooting).
+		return nil, nil, 0, &hintError{err: fmt.Errorf("the guest agent of %q is not answering", name),
+			hint: "the guest may be booting or rebooting: try again in a few seconds ('vmnet vm console " + name + "' shows where it is)"}
 	}
 	// No agent (tiny has none): a shell on the serial console does the job;
 	// its stderr comes mixed into stdout.

@@ -75,27 +75,39 @@ func networkCIDR(conn *libvirt.Connect, name string) (netip.Prefix, error) {
 // guest had sent DHCPRELEASE (dhcp_release from dnsmasq-utils), so a removed
 // VM leaves no lease behind. Best effort: a lease also expires by itself.
 func removeLease(conn *libvirt.Connect, net, mac string) {
-	leases, err := network.Leases(conn, net)
+	n, err := conn.LookupNetworkByName(net)
 	if err != nil {
 		return
 	}
-	ip, ok := leases[strings.ToLower(mac)]
-	if !ok {
-		return
-	}
-	in, err := networkInfo(conn, net)
-	if err != nil || in.Bridge == "" {
+	defer n.Free()
+	leases, err := n.GetDHCPLeases()
+	if err != nil {
 		return
 	}
 	tool, err := exec.LookPath("dhcp_release")
 	if err != nil {
 		return
 	}
-	// dnsmasq matches the lease by MAC and client id; libvirt's guests send 01:MAC.
-	exec.Command(tool, in.Bridge, ip.String(), mac, "01:"+mac).Run()
+	released := false
+	for _, l := range leases {
+		if !strings.EqualFold(l.Mac, mac) || l.Type != libvirt.IP_ADDR_TYPE_IPV4 {
+			continue
+		}
+		// dnsmasq matches the lease by MAC and client id: the guest's own
+		// (01:MAC from busybox, a DUID-based one from systemd-networkd).
+		args := []string{l.Iface, l.IPaddr, mac}
+		if l.Clientid != "" {
+			args = append(args, l.Clientid)
+		}
+		exec.Command(tool, args...).Run()
+		released = true
+	}
+	if !released {
+		return
+	}
 	// dnsmasq updates libvirt's lease list through its helper script: wait for it briefly.
 	for i := 0; i < 20; i++ {
-		if l, err := network.Leases(conn, net); err != nil || l[strings.ToLower(mac)] != ip {
+		if l, err := network.Leases(conn, net); err != nil || l[strings.ToLower(mac)] == (netip.Addr{}) {
 			return
 		}
 		time.Sleep(100 * time.Millisecond)

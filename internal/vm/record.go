@@ -27,6 +27,9 @@ type record struct {
 	// Provisioned is the spec hash the guest was provisioned for; "" until
 	// provisioning finished, so an up killed during it provisions again.
 	Provisioned string `json:"provisioned,omitempty"`
+	// Agent says the guest signals readiness through the QEMU guest agent:
+	// exec then waits for the agent instead of falling back to the console.
+	Agent bool `json:"agent,omitempty"`
 }
 
 // nicRecord is one NIC as planned, with the address vmnet gave it.

@@ -283,7 +283,7 @@ func checkMACs(conn *libvirt.Connect, plan domain.Plan) error {
 // prepare makes the VM's directory, record, disks and DHCP reservations.
 // The record comes first so that down finds everything after a crash.
 func prepare(e Env, plan domain.Plan, res *UpResult) (record, error) {
-	rec := record{Owner: domain.Owner, Name: plan.Name, Hash: plan.SpecHash}
+	rec := record{Owner: domain.Owner, Name: plan.Name, Hash: plan.SpecHash, Agent: plan.Ready.Agent}
 	for _, f := range plan.Files() {
 		rec.Files = append(rec.Files, f.Path)
 	}
@@ -313,12 +313,20 @@ func prepare(e Env, plan domain.Plan, res *UpResult) (record, error) {
 			if err := qemuImg("create", "-q", "-f", "qcow2", "-F", o.BackingFormat, "-b", o.Backing, o.Path); err != nil {
 				return rec, err
 			}
+			// The guest writes its secrets to this disk: nobody but its owner
+			// (libvirt hands it to the QEMU user) may read it.
+			if err := os.Chmod(o.Path, 0o600); err != nil {
+				return rec, err
+			}
 			res.Changes = append(res.Changes, "create overlay "+o.Path)
 		}
 	}
 	for _, d := range plan.DataDisks {
 		if _, err := os.Stat(d.Path); errors.Is(err, os.ErrNotExist) {
 			if err := qemuImg("create", "-q", "-f", "qcow2", d.Path, fmt.Sprint(int64(d.Size))); err != nil {
+				return rec, err
+			}
+			if err := os.Chmod(d.Path, 0o600); err != nil {
 				return rec, err
 			}
 			res.Changes = append(res.Changes, "create disk "+d.Path)

@@ -215,7 +215,8 @@ func TestApp(t *testing.T) {
 	}); err != nil {
 		t.Fatalf("nginx did not come up: %v\n%s", err, proxy.out.String())
 	}
-	if b, _ := os.ReadFile(filepath.Join(runDir, "resolver.conf")); string(b) != "resolver 10.89.0.1 [fd00::1] valid=5s ipv6=off;\n" {
+	if b, _ := os.ReadFile(filepath.Join(runDir, "resolver.conf")); string(b) != "resolver 10.89.0.1 valid=5s ipv6=off;\n" {
+		// Only aardvark-dns, listed first: the guest's upstream servers do not know "api".
 		t.Errorf("resolver.conf = %q", b)
 	}
 

@@ -22,6 +22,10 @@ die() { echo "proxy: $*" >&2; exit 1; }
 servers=
 while read -r key addr _; do
 	[ "$key" = nameserver ] || continue
+	# Only the first: podman lists aardvark-dns first, then the guest's own
+	# name servers, and nginx asks its resolvers in turn; the upstream ones
+	# refuse or do not know "api", which made one request in two fail.
+	[ -z "$servers" ] || break
 	case $addr in
 	*:*) servers="$servers [${addr%%%*}]" ;; # IPv6 in brackets, without a %zone
 	?*) servers="$servers $addr" ;;
