@@ -3,10 +3,12 @@
 # namespace with no way out, its own libvirtd), so this host is untouched.
 # As root on Debian 12: bash scripts/lab.sh
 #
-# What runs today (the capstone lab grows here issue by issue): a persistent
-# bridge br0 made with netlink, its reboot config rendered for every backend
-# and accepted by that backend's own tool, a NAT network, the tiny guest on
-# both, pinged both ways, then a teardown that leaves nothing.
+# What runs: a persistent bridge br0 made with netlink (its reboot config
+# rendered for every backend and accepted by that backend's own tool), a NAT
+# network, the tiny guest pinged both ways, then the capstone lab: a Debian
+# guest running nginx -> Flask -> PostgreSQL in podman behind nftables, which
+# `vmnet vm up capstone` ends by proving with every connectivity check green;
+# then a teardown that leaves nothing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="/usr/local/go/bin:$PATH"
@@ -27,8 +29,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
-say "guest image tiny (Debian kernel + busybox, built once, cached; here, outside the sandbox: it has no way out)"
+say "guest images tiny and capstone (from Debian's packages, built once, cached; here, outside the sandbox: it has no way out)"
 "$vmnet" image build tiny
+"$vmnet" image build capstone
 
 say "sandbox $lab"
 "$vmnet" sandbox up "$lab"
@@ -64,5 +67,12 @@ in_lab ping -c 1 -W 3 192.0.2.10
 in_lab "$vmnet" vm exec tiny -- ping -c 1 -W 3 198.51.100.1
 in_lab "$vmnet" vm exec tiny -- ping -c 1 -W 3 192.0.2.1
 in_lab "$vmnet" vm down tiny
+
+say "the capstone lab: vm up ends with the check matrix (exit 0 only when every check passes)"
+in_lab "$vmnet" vm up capstone --junit "$preview/capstone-junit.xml"
+in_lab curl -sS --noproxy '*' --max-time 10 http://192.0.2.10:8080/
+echo
+in_lab "$vmnet" check capstone >/dev/null && echo "vmnet check capstone: all green again"
+in_lab "$vmnet" vm down capstone
 in_lab "$vmnet" net delete nat0
 say "lab ok"
