@@ -46,8 +46,8 @@ func lastLines(s string, n int) string {
 
 // checkJSON is what vmnet check -o json prints (the fields this test reads).
 type checkJSON struct {
-	Passed  int `json:"passed"`
-	Failed  int `json:"failed"`
+	Passed  int        `json:"passed"`
+	Failed  int        `json:"failed"`
 	Results []struct { // "checks" in vmnet's JSON
 		ID     string `json:"id"`
 		Source string `json:"source"`
