@@ -76,12 +76,16 @@ func bridgeCommand() *cli.Command {
 }
 
 // oneName returns the single NAME argument or a usage error.
-func oneName(c *cli.Context) (string, error) {
+func oneName(c *cli.Context) (string, error) { return oneArg(c, "br0") }
+
+// oneArg returns the single NAME argument or a usage error whose example
+// names example.
+func oneArg(c *cli.Context, example string) (string, error) {
 	switch c.NArg() {
 	case 1:
 		return c.Args().First(), nil
 	case 0:
-		return "", usagef("%s: missing NAME (for example: vmnet %s br0)", commandPath(c), commandPath(c))
+		return "", usagef("%s: missing NAME (for example: vmnet %s %s)", commandPath(c), commandPath(c), example)
 	default:
 		return "", usagef("%s: takes one NAME, got %d arguments: %s", commandPath(c), c.NArg(), strings.Join(c.Args().Slice(), " "))
 	}

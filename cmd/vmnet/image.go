@@ -54,17 +54,12 @@ func imageCommand() *cli.Command {
 
 // imageNameArg returns the single NAME argument, checked, or a usage error.
 func imageNameArg(c *cli.Context) (string, error) {
-	full := "image " + c.Command.Name
-	switch c.NArg() {
-	case 0:
-		return "", usagef("%s: missing NAME (for example: vmnet %s tiny)", full, full)
-	case 1:
-	default:
-		return "", usagef("%s: takes one NAME, got %d arguments: %s", full, c.NArg(), strings.Join(c.Args().Slice(), " "))
+	name, err := oneArg(c, "tiny")
+	if err != nil {
+		return "", err
 	}
-	name := c.Args().First()
 	if err := image.ValidateName(name); err != nil {
-		return "", usagef("%s: %v", full, err)
+		return "", usagef("%s: %v", commandPath(c), err)
 	}
 	return name, nil
 }

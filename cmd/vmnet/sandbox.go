@@ -63,17 +63,12 @@ func sandboxCommand() *cli.Command {
 
 // sandboxNameArg returns the single NAME argument, checked, or a usage error.
 func sandboxNameArg(c *cli.Context) (string, error) {
-	full := "sandbox " + c.Command.Name
-	switch c.NArg() {
-	case 0:
-		return "", usagef("%s: missing NAME (for example: vmnet %s lab)", full, full)
-	case 1:
-	default:
-		return "", usagef("%s: takes one NAME, got %d arguments: %s", full, c.NArg(), strings.Join(c.Args().Slice(), " "))
+	name, err := oneArg(c, "lab")
+	if err != nil {
+		return "", err
 	}
-	name := c.Args().First()
 	if err := sandbox.ValidateName(name); err != nil {
-		return "", usagef("%s: %v", full, err)
+		return "", usagef("%s: %v", commandPath(c), err)
 	}
 	return name, nil
 }
