@@ -179,7 +179,10 @@ func diskImage(path string) (domain.ImageInfo, error) {
 	if ext := filepath.Ext(abs); ext == ".raw" || ext == ".img" {
 		format = "raw"
 	}
-	return domain.ImageInfo{Name: abs, Disk: abs, DiskFormat: format}, nil
+	// A user's disk image is taken for a stock cloud image (Debian or Ubuntu
+	// genericcloud): it boots from its own disk, configures itself from a
+	// NoCloud seed, and installs the guest agent that readiness waits for.
+	return domain.ImageInfo{Name: abs, Disk: abs, DiskFormat: format, CloudInit: true, Ready: vmspec.Ready{Agent: true}}, nil
 }
 
 func loadSpec(c *cli.Context) (vmspec.Spec, error) {

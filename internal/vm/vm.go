@@ -23,6 +23,7 @@ import (
 
 	"vmnet/internal/accel"
 	"vmnet/internal/bridge"
+	"vmnet/internal/cloudinit"
 	"vmnet/internal/domain"
 	"vmnet/internal/network"
 	"vmnet/internal/virt"
@@ -202,11 +203,36 @@ func readyName(plan domain.Plan) string {
 	return "agent"
 }
 
+// writeSeed writes the NoCloud seed of a stock cloud image: the capstone
+// application, installed by cloud-init (which needs the internet). It holds
+// no secret: those come through the guest agent, as for vmnet's own images.
+func writeSeed(plan domain.Plan) error {
+	g := cloudinit.Guest{Hostname: plan.Name}
+	for i, n := range plan.NICs {
+		nic := cloudinit.NIC{Name: fmt.Sprintf("eth%d", i), MAC: n.MAC, Address: n.Address}
+		if n.Address.IsValid() {
+			nic.Gateway = n.Gateway
+		}
+		g.NICs = append(g.NICs, nic)
+	}
+	seed, err := cloudinit.Capstone(g)
+	if err != nil {
+		return fmt.Errorf("cloud-init seed for %q: %w", plan.Name, err)
+	}
+	_, err = cloudinit.EnsureISO(plan.Seed, seed)
+	return err
+}
+
 // finishProvisioning provisions the guest through its agent unless the
-// record says it was done (a seed-configured cloud image provisions itself).
+// record says it was done. A cloud image first finishes its own cloud-init
+// run (package installs, the container rootfs), then gets the same files
+// and commands as vmnet's images.
 func finishProvisioning(ctx context.Context, e Env, dom *libvirt.Domain, plan domain.Plan, spec vmspec.Spec, res *UpResult) error {
-	if plan.Seed != "" || (len(spec.Provision.Files) == 0 && len(spec.Provision.Commands) == 0) {
+	if len(spec.Provision.Files) == 0 && len(spec.Provision.Commands) == 0 {
 		return nil
+	}
+	if plan.Seed != "" {
+		spec.Provision.Commands = append([]string{"cloud-init status --wait >/dev/null || true"}, spec.Provision.Commands...)
 	}
 	rec, ok, err := readRecord(plan.Dir)
 	if err != nil || !ok || rec.Provisioned == plan.SpecHash {
@@ -307,6 +333,12 @@ func prepare(e Env, plan domain.Plan, res *UpResult) (record, error) {
 	}
 	if err := writeRecord(plan.Dir, rec); err != nil {
 		return rec, err
+	}
+	if plan.Seed != "" {
+		if err := writeSeed(plan); err != nil {
+			return rec, err
+		}
+		res.Changes = append(res.Changes, "write cloud-init seed "+plan.Seed)
 	}
 	if o := plan.Overlay; o != nil {
 		if _, err := os.Stat(o.Path); errors.Is(err, os.ErrNotExist) {
