@@ -48,7 +48,9 @@ stamp "fuzz targets (${FUZZTIME:=5s} each)"
 for pkg in $(go list ./...); do
   for target in $(go test -list '^Fuzz' "$pkg" | grep '^Fuzz' || true); do
     echo "fuzz $pkg $target"
-    go test -run '^$' -fuzz "^${target}\$" -fuzztime "$FUZZTIME" "$pkg" 2>&1 | tail -n 2
+    # All of the output on failure: the input that failed, or why the engine stopped.
+    out=$(go test -run '^$' -fuzz "^${target}\$" -fuzztime "$FUZZTIME" "$pkg" 2>&1) || { echo "$out"; exit 1; }
+    echo "$out" | tail -n 2
   done
 done
 
