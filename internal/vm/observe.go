@@ -258,14 +258,7 @@ func consoleTail(path string, n int) string {
 	if err != nil {
 		return ""
 	}
-	lines := strings.Split(strings.TrimRight(strings.ReplaceAll(string(b), "\r", ""), "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	for i, l := range lines {
-		lines[i] = "  | " + l
-	}
-	return strings.Join(lines, "\n")
+	return tail(strings.ReplaceAll(string(b), "\r", ""), n)
 }
 
 // agentExec runs argv in the guest through the QEMU guest agent and returns
