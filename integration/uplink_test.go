@@ -198,3 +198,31 @@ func TestUplinkKilledTakeoverThenCreateAgain(t *testing.T) {
 	mustVmnet(t, host, "bridge", "delete", "br0")
 	diffState(t, "after the takeover and bridge delete", before, netState(t, host))
 }
+
+// A NIC without carrier is refused as bad input (exit 2) before anything
+// changes; with --allow-no-carrier the takeover cannot be confirmed and
+// rolls back to exactly the state before, routes included.
+func TestUplinkNoCarrier(t *testing.T) {
+	host, gw := uplinkLab(t, true)
+	run(t, "ip", "-n", gw, "link", "set", "gw0", "down")
+	poll(t, "eth0 to lose its carrier", func() bool {
+		return strings.Contains(run(t, "ip", "-n", host, "link", "show", "eth0"), "NO-CARRIER")
+	})
+	before := netState(t, host)
+	r := vmnet(t, host, "bridge", "create", "br0", "--uplink", "eth0")
+	if r.code != 2 || !strings.HasPrefix(r.stderr, `vmnet: --uplink "eth0": has no carrier`) || !strings.Contains(r.stderr, "hint: ") ||
+		!strings.Contains(r.stderr, "--allow-no-carrier") {
+		t.Errorf("create on a NIC without carrier: exit %d, stderr %q; want exit 2 naming the NIC, the reason and the fix", r.code, r.stderr)
+	}
+	diffState(t, "after the refusal", before, netState(t, host))
+	r = vmnet(t, host, "bridge", "create", "br0", "--uplink", "eth0", "--allow-no-carrier", "--confirm-timeout", "1s")
+	if r.code != 1 || !strings.Contains(r.stderr, "rolled back") || strings.Contains(r.stderr, "incomplete") {
+		t.Errorf("create --allow-no-carrier: exit %d, stderr %q; want a complete rollback", r.code, r.stderr)
+	}
+	diffState(t, "after the rollback", before, netState(t, host))
+	run(t, "ip", "-n", gw, "link", "set", "gw0", "up")
+	poll(t, "eth0's routes to come back", func() bool {
+		out := run(t, "ip", "-n", host, "route")
+		return strings.Contains(out, "default via 192.0.2.1 dev eth0") && !strings.Contains(out, "linkdown")
+	})
+}

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 
 	"github.com/urfave/cli/v2"
 	"github.com/vishvananda/netns"
@@ -29,7 +30,11 @@ func bridgeCommand() *cli.Command {
 					"A second identical run changes nothing and says \"unchanged\".\n\n" +
 					"With --uplink IFACE the bridge takes over a NIC as an admin does for a bridged VM host: it gets the\n" +
 					"NIC's MAC, the NIC's addresses and routes move to the bridge and the NIC becomes its port. vmnet then\n" +
-					"pings the gateway (or --probe ADDR); without an answer within --confirm-timeout everything is rolled back.\n\n" +
+					"pings the gateway (or --probe ADDR); without an answer within --confirm-timeout everything is rolled back.\n" +
+					"Before the first change the NIC's addresses, routes (every table), MAC, MTU and master are saved to\n" +
+					"/var/lib/vmnet/uplinks/NIC.json ($VMNET_STATE_DIR); a rollback, 'bridge delete' and the next create after\n" +
+					"a killed run restore the NIC from it and check the result. A NIC without carrier is refused unless\n" +
+					"--allow-no-carrier.\n\n" +
 					"Examples:\n" +
 					"   vmnet bridge create br0 --address 192.0.2.1/24 --address 2001:db8::1/64\n" +
 					"   vmnet bridge create br0 --uplink eth0 --persist netplan\n" +
@@ -43,6 +48,7 @@ func bridgeCommand() *cli.Command {
 					&cli.StringFlag{Name: "uplink", Usage: "take over NIC `IFACE`: its MAC, addresses and routes move to the bridge"},
 					&cli.StringFlag{Name: "probe", Usage: "after --uplink, `ADDR` that must answer ping (default: the uplink's gateway)"},
 					&cli.DurationFlag{Name: "confirm-timeout", Value: bridge.DefaultConfirmTimeout, Usage: "how long to wait for the probe before rolling back"},
+					&cli.BoolFlag{Name: "allow-no-carrier", Usage: "take over an --uplink that has no carrier (cable out, peer down); refused otherwise, since no probe can be answered"},
 					&cli.StringFlag{Name: "persist", Value: "auto", Usage: "persistence `BACKEND`: auto, none, networkd, networkmanager, netplan or ifupdown"},
 					rootFlag, dryRun,
 				},
@@ -103,6 +109,7 @@ func bridgeCreate(c *cli.Context) error {
 		VLANFiltering:  c.Bool("vlan-filtering"),
 		Uplink:         c.String("uplink"),
 		ConfirmTimeout: c.Duration("confirm-timeout"),
+		AllowNoCarrier: c.Bool("allow-no-carrier"),
 	}
 	for _, s := range c.StringSlice("address") {
 		p, err := bridge.ParseAddress(s)
@@ -155,7 +162,11 @@ func bridgeDelete(c *cli.Context) error {
 		return err
 	}
 	defer k.Close()
-	res, err := bridge.Delete(c.Context, k, name, bridge.Options{Root: c.String("root"), DryRun: c.Bool("dry-run")})
+	dir, err := stateDir()
+	if err != nil {
+		return err
+	}
+	res, err := bridge.Delete(c.Context, k, name, bridge.Options{Root: c.String("root"), DryRun: c.Bool("dry-run"), StateDir: dir})
 	if res != nil {
 		if perr := printResult(c, res, "deleted"); perr != nil && err == nil {
 			err = perr
@@ -173,7 +184,11 @@ func persistOptions(c *cli.Context) (bridge.Options, string, error) {
 		return bridge.Options{}, "", &bridge.FieldError{Field: "--persist", Value: c.String("persist"), Problem: "is not a persistence backend",
 			Fix: "use auto (detect what manages this host), none, networkd, networkmanager, netplan or ifupdown"}
 	}
-	opt := bridge.Options{Persist: backend, Root: c.String("root"), DryRun: c.Bool("dry-run"), HostID: hostID()}
+	dir, err := stateDir()
+	if err != nil {
+		return bridge.Options{}, "", err
+	}
+	opt := bridge.Options{Persist: backend, Root: c.String("root"), DryRun: c.Bool("dry-run"), HostID: hostID(), StateDir: dir}
 	if backend == persist.None || c.IsSet("root") {
 		return opt, "", nil
 	}
@@ -189,6 +204,25 @@ func persistOptions(c *cli.Context) (bridge.Options, string, error) {
 		msg:  fmt.Sprintf("--persist %s would write this host's files under /etc, but vmnet runs in a network namespace whose bridge the host does not have", backend),
 		hint: "pass --root DIR to write the files elsewhere, or --persist none",
 	}
+}
+
+// stateDir is where a taken-over NIC's state is saved: $VMNET_STATE_DIR or
+// bridge.DefaultStateDir, and inside a network namespace a directory of its
+// own there, since another namespace may have a NIC of the same name.
+func stateDir() (string, error) {
+	dir := os.Getenv("VMNET_STATE_DIR")
+	if dir == "" {
+		dir = bridge.DefaultStateDir
+	}
+	init, err := inInitNetns()
+	if err != nil || init {
+		return dir, err
+	}
+	var st syscall.Stat_t
+	if err := syscall.Stat("/proc/self/ns/net", &st); err != nil {
+		return "", fmt.Errorf("read own network namespace: %w", err)
+	}
+	return filepath.Join(dir, fmt.Sprintf("netns-%d", st.Ino)), nil
 }
 
 // inInitNetns reports whether vmnet runs in the host's own network namespace.

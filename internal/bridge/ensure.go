@@ -56,6 +56,14 @@ func Ensure(ctx context.Context, k Kernel, spec Spec, opt Options) (*Result, err
 	if err := spec.Validate(); err != nil {
 		return nil, err
 	}
+	// A takeover that did not finish is undone first, so this run starts
+	// from the host as it was.
+	recovered, err := recoverLeftovers(k, func(s *savedUplink) bool {
+		return s.Bridge == spec.Name || spec.Uplink != "" && s.NIC == spec.Uplink
+	}, opt)
+	if err != nil {
+		return nil, err
+	}
 	cur, err := Inspect(k, spec.Name)
 	switch {
 	case errors.Is(err, ErrNotFound):
@@ -63,7 +71,7 @@ func Ensure(ctx context.Context, k Kernel, spec Spec, opt Options) (*Result, err
 	case err != nil:
 		return nil, err
 	}
-	res := &Result{Name: spec.Name, DryRun: opt.DryRun}
+	res := &Result{Name: spec.Name, DryRun: opt.DryRun, Notes: recovered}
 	if cur != nil {
 		reclaimed, err := claim(k, cur, opt)
 		if err != nil {
@@ -87,7 +95,7 @@ func Ensure(ctx context.Context, k Kernel, spec Spec, opt Options) (*Result, err
 		uplinkName = cur.Uplink
 	}
 	if uplinkName != "" {
-		up, err = readUplink(k, uplinkName, cur)
+		up, err = readUplink(k, uplinkName, cur, spec.AllowNoCarrier)
 		if err != nil {
 			return nil, err
 		}
@@ -120,7 +128,12 @@ func Ensure(ctx context.Context, k Kernel, spec Spec, opt Options) (*Result, err
 	}
 
 	if up != nil && up.takeover {
-		done, err := takeover(ctx, k, spec, cur, want, changes, up)
+		saved, err := saveBefore(k, spec, cur, up, opt)
+		if err != nil {
+			return res, err
+		}
+		res.Changes = append(res.Changes, fmt.Sprintf("save %s's state to %s", up.link.Attrs().Name, saved.path))
+		done, err := takeover(ctx, k, spec, cur, want, changes, up, saved)
 		res.Changes = append(res.Changes, done...)
 		if err != nil {
 			return res, err
@@ -435,10 +448,17 @@ func Delete(ctx context.Context, k Kernel, name string, opt Options) (*Result, e
 	switch {
 	case errors.Is(err, ErrNotFound):
 		res.Notes = append(res.Notes, fmt.Sprintf("bridge %s does not exist", name))
+		// A takeover killed before it made the bridge, or a bridge removed
+		// by other means: its NIC still gets back what it had.
+		notes, err := recoverLeftovers(k, func(s *savedUplink) bool { return s.Bridge == name }, opt)
+		res.Notes = append(res.Notes, notes...)
+		if err != nil {
+			return res, err
+		}
 	case err != nil:
 		return nil, err
 	default:
-		done, err := release(k, cur, opt.DryRun)
+		done, err := release(k, cur, opt)
 		res.Changes = append(res.Changes, done...)
 		if err != nil {
 			return res, err
@@ -448,13 +468,24 @@ func Delete(ctx context.Context, k Kernel, name string, opt Options) (*Result, e
 	return res, err
 }
 
-// release deletes the bridge; with an uplink it moves the bridge's addresses
-// and routes back to the NIC, as they were before the takeover.
-func release(k Kernel, cur *State, dryRun bool) ([]string, error) {
+// release deletes the bridge; with an uplink it gives the NIC back the
+// state saved before the takeover, or, without a saved state (a bridge made
+// by an older vmnet), moves the bridge's addresses and routes back to it.
+func release(k Kernel, cur *State, opt Options) ([]string, error) {
 	var done []string
+	dryRun := opt.DryRun
 	link, err := k.LinkByName(cur.Name)
 	if err != nil {
 		return nil, fmt.Errorf("look up %q: %w", cur.Name, err)
+	}
+	if cur.Uplink != "" {
+		saved, err := savedFor(opt, cur.Name, cur.Uplink)
+		if err != nil {
+			return nil, err
+		}
+		if saved != nil {
+			return releaseSaved(k, cur, link, saved, dryRun)
+		}
 	}
 	var nic netlink.Link
 	var addrs []netlink.Addr
@@ -497,6 +528,33 @@ func release(k Kernel, cur *State, dryRun bool) ([]string, error) {
 		done = append(done, fmt.Sprintf("give %s back %s", cur.Uplink, describeAddrs(addrs, routes)))
 	}
 	return done, nil
+}
+
+// releaseSaved deletes the bridge and restores its uplink from the state
+// saved before the takeover, checks it, and removes the file.
+func releaseSaved(k Kernel, cur *State, link netlink.Link, saved *savedUplink, dryRun bool) ([]string, error) {
+	if !saved.Committed && saved.alive() {
+		return nil, fmt.Errorf("bridge %q: another vmnet run (pid %d) is taking over %s right now; wait for it to finish", cur.Name, saved.PID, saved.NIC)
+	}
+	give := fmt.Sprintf("give %s back %d address(es) and %d route(s) from %s", saved.NIC, len(saved.Addrs), len(saved.Routes), saved.path)
+	if dryRun {
+		return []string{"release uplink " + saved.NIC, "delete bridge " + cur.Name, give}, nil
+	}
+	var done []string
+	if nic, err := k.LinkByName(saved.NIC); err == nil && nic.Attrs().MasterIndex == cur.Index {
+		if err := k.LinkSetNoMaster(nic); err != nil {
+			return done, fmt.Errorf("release uplink %q: %w", saved.NIC, err)
+		}
+		done = append(done, "release uplink "+saved.NIC)
+	}
+	if err := k.LinkDel(link); err != nil && !isNotFound(err) {
+		return done, fmt.Errorf("delete bridge %q: %w", cur.Name, err)
+	}
+	done = append(done, "delete bridge "+cur.Name)
+	if err := restoreVerifyRemove(k, saved); err != nil {
+		return done, fmt.Errorf("give %q back its state: %w", saved.NIC, err)
+	}
+	return append(done, give, fmt.Sprintf("checked: %s is as it was before the takeover", saved.NIC)), nil
 }
 
 func describeAddrs(addrs []netlink.Addr, routes []netlink.Route) string {

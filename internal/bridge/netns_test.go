@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"strconv"
@@ -73,11 +74,15 @@ func addr(t *testing.T, s string) *netlink.Addr {
 type lab struct {
 	host, gw *Handle
 	eth0     netlink.Link
+	dir      string // the saved uplink states
 }
+
+// opt is the options for a run in the lab: its own state directory.
+func (l *lab) opt() Options { return Options{HostID: "t", StateDir: l.dir} }
 
 func newLab(t *testing.T, silent bool) *lab {
 	t.Helper()
-	l := &lab{host: newNetns(t), gw: newNetns(t)}
+	l := &lab{host: newNetns(t), gw: newNetns(t), dir: filepath.Join(t.TempDir(), "uplinks")}
 	veth := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "eth0"}, PeerName: "gw0", PeerNamespace: netlink.NsFd(l.gw.ns)}
 	must(t, l.host.LinkAdd(veth))
 	var err error
@@ -96,6 +101,7 @@ func newLab(t *testing.T, silent bool) *lab {
 		must(t, l.gw.AddrAdd(gw0, addr(t, "192.0.2.1/24")))
 	}
 	must(t, l.gw.LinkSetUp(gw0))
+	l.settle(t)
 	return l
 }
 
@@ -158,7 +164,7 @@ func TestEnsureCreateIsIdempotentAndDeleteTwice(t *testing.T) {
 	k := newNetns(t)
 	ctx := context.Background()
 	spec := Spec{Name: "br0", Addresses: []netip.Prefix{netip.MustParsePrefix("192.0.2.1/24"), netip.MustParsePrefix("2001:db8::1/64")}}
-	res, err := Ensure(ctx, k, spec, Options{HostID: "test"})
+	res, err := Ensure(ctx, k, spec, Options{HostID: "test", StateDir: t.TempDir()})
 	must(t, err)
 	if !res.Created || res.Unchanged() {
 		t.Fatalf("first Ensure: created=%v changes=%v", res.Created, res.Changes)
@@ -171,13 +177,13 @@ func TestEnsureCreateIsIdempotentAndDeleteTwice(t *testing.T) {
 	if got := prefixes(st.Addresses); got != "192.0.2.1/24 2001:db8::1/64" {
 		t.Fatalf("addresses = %s", got)
 	}
-	res, err = Ensure(ctx, k, spec, Options{HostID: "test"})
+	res, err = Ensure(ctx, k, spec, Options{HostID: "test", StateDir: t.TempDir()})
 	must(t, err)
 	if !res.Unchanged() {
 		t.Fatalf("second Ensure changed %v", res.Changes)
 	}
 	for i := 0; i < 2; i++ {
-		res, err = Delete(ctx, k, "br0", Options{})
+		res, err = Delete(ctx, k, "br0", Options{StateDir: t.TempDir()})
 		must(t, err)
 	}
 	if !res.Unchanged() {
@@ -200,12 +206,12 @@ func TestEnsureConverges(t *testing.T) {
 	k := newNetns(t)
 	ctx := context.Background()
 	p := netip.MustParsePrefix
-	_, err := Ensure(ctx, k, Spec{Name: "br0", Addresses: []netip.Prefix{p("192.0.2.1/24")}}, Options{HostID: "t"})
+	_, err := Ensure(ctx, k, Spec{Name: "br0", Addresses: []netip.Prefix{p("192.0.2.1/24")}}, Options{HostID: "t", StateDir: t.TempDir()})
 	must(t, err)
 	mac := net.HardwareAddr{0x02, 0, 0, 0, 0xbe, 0xef}
 	vlan := kernelHasVLANFiltering(t, k)
 	spec := Spec{Name: "br0", Addresses: []netip.Prefix{p("198.51.100.1/24")}, MTU: 9000, STP: true, VLANFiltering: vlan, MAC: mac}
-	res, err := Ensure(ctx, k, spec, Options{HostID: "t"})
+	res, err := Ensure(ctx, k, spec, Options{HostID: "t", StateDir: t.TempDir()})
 	must(t, err)
 	wantChanges := 5
 	if vlan {
@@ -219,14 +225,14 @@ func TestEnsureConverges(t *testing.T) {
 	if st.MTU != 9000 || !st.STP || st.VLANFiltering != vlan || st.MAC.String() != mac.String() || prefixes(st.Addresses) != "198.51.100.1/24" {
 		t.Fatalf("state after converge: %+v", st)
 	}
-	res, err = Ensure(ctx, k, spec, Options{HostID: "t"})
+	res, err = Ensure(ctx, k, spec, Options{HostID: "t", StateDir: t.TempDir()})
 	must(t, err)
 	if !res.Unchanged() {
 		t.Fatalf("Ensure after converge changed %q", res.Changes)
 	}
 	// And back: STP off is a change too.
 	spec.STP = false
-	res, err = Ensure(ctx, k, spec, Options{HostID: "t"})
+	res, err = Ensure(ctx, k, spec, Options{HostID: "t", StateDir: t.TempDir()})
 	must(t, err)
 	if strings.Join(res.Changes, ";") != "turn STP off" {
 		t.Fatalf("changes = %q", res.Changes)
@@ -240,7 +246,7 @@ func kernelHasVLANFiltering(t *testing.T, k Kernel) bool {
 	err := k.LinkAdd(&netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: "vlanprobe"}, VlanFiltering: &on})
 	if errors.Is(err, unix.EOPNOTSUPP) {
 		t.Log("this kernel has no bridge VLAN filtering: testing without it")
-		_, err := Ensure(context.Background(), k, Spec{Name: "vlanprobe", VLANFiltering: true}, Options{HostID: "t"})
+		_, err := Ensure(context.Background(), k, Spec{Name: "vlanprobe", VLANFiltering: true}, Options{HostID: "t", StateDir: t.TempDir()})
 		if err == nil || !strings.Contains(err.Error(), "CONFIG_BRIDGE_VLAN_FILTERING") {
 			t.Fatalf("Ensure with VLAN filtering on such a kernel = %v, want a clear error", err)
 		}
@@ -283,13 +289,13 @@ func TestEnsureRefusesWithoutChanging(t *testing.T) {
 		{Spec{Name: "br0", Uplink: "lo"}, `--uplink "lo"`},
 		{Spec{Name: "1234567890123456"}, "is 16 bytes long"},
 	} {
-		_, err := Ensure(ctx, k, tc.spec, Options{HostID: "t"})
+		_, err := Ensure(ctx, k, tc.spec, Options{HostID: "t", StateDir: t.TempDir()})
 		if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 			t.Errorf("Ensure(%+v) = %v, want %q", tc.spec, err, tc.wantErr)
 		}
 		equalSnap(t, before, snap(t, k))
 	}
-	if _, err := Delete(ctx, k, "other0", Options{}); err == nil {
+	if _, err := Delete(ctx, k, "other0", Options{StateDir: t.TempDir()}); err == nil {
 		t.Error("Delete removed a bridge vmnet did not create")
 	}
 	equalSnap(t, before, snap(t, k))
@@ -298,7 +304,7 @@ func TestEnsureRefusesWithoutChanging(t *testing.T) {
 func TestDryRunTouchesNothing(t *testing.T) {
 	k := newNetns(t)
 	before := snap(t, k)
-	res, err := Ensure(context.Background(), k, Spec{Name: "br0", Addresses: []netip.Prefix{netip.MustParsePrefix("192.0.2.1/24")}}, Options{DryRun: true, HostID: "t"})
+	res, err := Ensure(context.Background(), k, Spec{Name: "br0", Addresses: []netip.Prefix{netip.MustParsePrefix("192.0.2.1/24")}}, Options{DryRun: true, HostID: "t", StateDir: t.TempDir()})
 	must(t, err)
 	if len(res.Changes) != 3 || !res.DryRun {
 		t.Fatalf("dry run result %+v", res)
@@ -312,7 +318,7 @@ func TestUplinkTakeoverAndRelease(t *testing.T) {
 	before := snap(t, l.host)
 	mac := l.eth0.Attrs().HardwareAddr.String()
 
-	res, err := Ensure(ctx, l.host, Spec{Name: "br0", Uplink: "eth0", ConfirmTimeout: 10 * time.Second}, Options{HostID: "t"})
+	res, err := Ensure(ctx, l.host, Spec{Name: "br0", Uplink: "eth0", ConfirmTimeout: 10 * time.Second}, l.opt())
 	must(t, err)
 	if !strings.Contains(strings.Join(res.Changes, "\n"), "confirmed: 192.0.2.1 answered through br0") {
 		t.Fatalf("takeover not confirmed: %q", res.Changes)
@@ -334,13 +340,13 @@ func TestUplinkTakeoverAndRelease(t *testing.T) {
 	// The gateway answers through the bridge, as vmnet's own probe said.
 	must(t, Ping(ctx, l.host, netip.MustParseAddr("192.0.2.1"), 5*time.Second))
 
-	res, err = Ensure(ctx, l.host, Spec{Name: "br0", Uplink: "eth0"}, Options{HostID: "t"})
+	res, err = Ensure(ctx, l.host, Spec{Name: "br0", Uplink: "eth0"}, l.opt())
 	must(t, err)
 	if !res.Unchanged() {
 		t.Fatalf("second takeover changed %q", res.Changes)
 	}
 
-	_, err = Delete(ctx, l.host, "br0", Options{})
+	_, err = Delete(ctx, l.host, "br0", l.opt())
 	must(t, err)
 	equalSnap(t, before, snap(t, l.host))
 }
@@ -348,7 +354,7 @@ func TestUplinkTakeoverAndRelease(t *testing.T) {
 func TestUplinkRollbackWhenGatewaySilent(t *testing.T) {
 	l := newLab(t, true)
 	before := snap(t, l.host)
-	_, err := Ensure(context.Background(), l.host, Spec{Name: "br0", Uplink: "eth0", ConfirmTimeout: 2 * time.Second}, Options{HostID: "t"})
+	_, err := Ensure(context.Background(), l.host, Spec{Name: "br0", Uplink: "eth0", ConfirmTimeout: 2 * time.Second}, l.opt())
 	var rb *RolledBackError
 	if !errors.As(err, &rb) || !errors.Is(err, ErrNoAnswer) {
 		t.Fatalf("Ensure with a silent gateway = %v, want a rollback after no answer", err)
@@ -376,7 +382,7 @@ func TestUplinkRollbackOnNetlinkFailure(t *testing.T) {
 	l := newLab(t, false)
 	before := snap(t, l.host)
 	k := failingKernel{Kernel: l.host, failRouteOn: "br0"}
-	_, err := Ensure(context.Background(), k, Spec{Name: "br0", Uplink: "eth0"}, Options{HostID: "t"})
+	_, err := Ensure(context.Background(), k, Spec{Name: "br0", Uplink: "eth0"}, l.opt())
 	var rb *RolledBackError
 	if !errors.As(err, &rb) || !errors.Is(err, unix.ENETUNREACH) {
 		t.Fatalf("Ensure with a failing route add = %v, want a rollback", err)

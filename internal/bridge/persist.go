@@ -17,6 +17,16 @@ type Options struct {
 	Root    string          // root directory for persistence files; "" means /
 	HostID  string          // stable host identity (machine-id), for a new bridge's MAC
 	DryRun  bool            // report what would change; touch nothing
+	// StateDir keeps each taken-over NIC's state as it was before, for
+	// rollback and release; "" means DefaultStateDir.
+	StateDir string
+}
+
+func (o Options) stateDir() string {
+	if o.StateDir == "" {
+		return DefaultStateDir
+	}
+	return o.StateDir
 }
 
 func (o Options) root() string {

@@ -25,6 +25,9 @@ type Spec struct {
 	Probe netip.Addr
 	// ConfirmTimeout bounds the wait for Probe before everything is rolled back.
 	ConfirmTimeout time.Duration
+	// AllowNoCarrier takes over an uplink that has no carrier; without it
+	// such a NIC is refused before anything changes.
+	AllowNoCarrier bool
 }
 
 // Limits on user input, from the kernel.

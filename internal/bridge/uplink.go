@@ -33,7 +33,7 @@ type uplinkState struct {
 // readUplink checks that the NIC can be taken over and records its
 // addresses and routes: from the NIC before a takeover, from the bridge when
 // the NIC is already its port.
-func readUplink(k Kernel, name string, cur *State) (*uplinkState, error) {
+func readUplink(k Kernel, name string, cur *State, allowNoCarrier bool) (*uplinkState, error) {
 	nic, err := k.LinkByName(name)
 	if isNotFound(err) {
 		return nil, &FieldError{Field: "--uplink", Value: name, Problem: "does not exist",
@@ -60,6 +60,9 @@ func readUplink(k Kernel, name string, cur *State) (*uplinkState, error) {
 	switch {
 	case a.MasterIndex == 0:
 		up.takeover = true
+		if err := checkCarrier(nic, allowNoCarrier); err != nil {
+			return nil, err
+		}
 	case cur != nil && a.MasterIndex == cur.Index:
 		if src, err = k.LinkByName(cur.Name); err != nil {
 			return nil, fmt.Errorf("look up %q: %w", cur.Name, err)
@@ -98,6 +101,21 @@ func readUplink(k Kernel, name string, cur *State) (*uplinkState, error) {
 	return up, nil
 }
 
+// checkCarrier refuses a NIC without carrier: the probe could not be
+// answered, and routes through it are marked linkdown.
+func checkCarrier(nic netlink.Link, allow bool) error {
+	a := nic.Attrs()
+	if allow || a.RawFlags&unix.IFF_LOWER_UP != 0 {
+		return nil
+	}
+	if a.Flags&net.FlagUp == 0 {
+		return &FieldError{Field: "--uplink", Value: a.Name, Problem: "is down (administratively), so it has no carrier",
+			Fix: fmt.Sprintf("bring it up first (ip link set %s up) and check that 'ip link show %s' says LOWER_UP, or pass --allow-no-carrier to take it over anyway", a.Name, a.Name)}
+	}
+	return &FieldError{Field: "--uplink", Value: a.Name, Problem: fmt.Sprintf("has no carrier (operstate %s: no cable, or the switch port or peer is down)", a.OperState),
+		Fix: fmt.Sprintf("connect it and check that 'ip link show %s' says LOWER_UP, or pass --allow-no-carrier to take it over anyway (a probe cannot be answered without a carrier)", a.Name)}
+}
+
 // available lists NICs that could be an uplink, for an error message.
 func available(k Kernel) string {
 	links, err := k.LinkList()
@@ -124,18 +142,18 @@ func isDefault(r netlink.Route) bool {
 	return ones == 0
 }
 
-// movableRoutes lists the main-table routes through a link that an admin
-// would move with its addresses; the kernel's own subnet routes come back by
-// themselves when the addresses move.
+// movableRoutes lists the routes through a link, in every table but the
+// kernel's local one, that an admin would move with its addresses; the
+// kernel's own subnet routes come back by themselves when the addresses move.
 func movableRoutes(k Kernel, link netlink.Link) ([]netlink.Route, error) {
-	rs, err := k.RouteListFiltered(unix.AF_UNSPEC, &netlink.Route{LinkIndex: link.Attrs().Index, Table: unix.RT_TABLE_MAIN},
+	rs, err := k.RouteListFiltered(unix.AF_UNSPEC, &netlink.Route{LinkIndex: link.Attrs().Index, Table: unix.RT_TABLE_UNSPEC},
 		netlink.RT_FILTER_OIF|netlink.RT_FILTER_TABLE)
 	if err != nil {
 		return nil, fmt.Errorf("list routes of %q: %w", link.Attrs().Name, err)
 	}
 	var out []netlink.Route
 	for _, r := range rs {
-		if r.Protocol == unix.RTPROT_KERNEL || r.Protocol == unix.RTPROT_RA {
+		if r.Protocol == unix.RTPROT_KERNEL || r.Protocol == unix.RTPROT_RA || r.Table == unix.RT_TABLE_LOCAL {
 			continue
 		}
 		if r.Dst != nil {
@@ -145,16 +163,18 @@ func movableRoutes(k Kernel, link netlink.Link) ([]netlink.Route, error) {
 		}
 		out = append(out, r)
 	}
-	// Specific routes first: a default route's gateway must be reachable when it is added.
-	slices.SortStableFunc(out, func(a, b netlink.Route) int {
+	// Routes without a gateway first, then specific routes, default routes
+	// last: each gateway must be reachable when its route is added.
+	rank := func(r netlink.Route) int {
 		switch {
-		case isDefault(a) == isDefault(b):
+		case r.Gw == nil:
 			return 0
-		case isDefault(a):
+		case !isDefault(r):
 			return 1
 		}
-		return -1
-	})
+		return 2
+	}
+	slices.SortStableFunc(out, func(a, b netlink.Route) int { return rank(a) - rank(b) })
 	return out, nil
 }
 
@@ -181,6 +201,9 @@ func restoreOn(k Kernel, link netlink.Link, addrs []netlink.Addr, routes []netli
 	for _, r := range routes {
 		nr := r
 		nr.LinkIndex = link.Attrs().Index
+		// A route read from a link without carrier is flagged linkdown; the
+		// kernel refuses that flag in a new route (EINVAL).
+		nr.Flags &^= routeStateFlags
 		if err := k.RouteAdd(&nr); err != nil && !errors.Is(err, unix.EEXIST) {
 			errs = append(errs, fmt.Errorf("add route %s: %w", routeString(r), err))
 		}
@@ -212,7 +235,10 @@ func routeString(r netlink.Route) string {
 		dst = r.Dst.String()
 	}
 	if r.Gw != nil {
-		return dst + " via " + r.Gw.String()
+		dst += " via " + r.Gw.String()
+	}
+	if r.Table != 0 && r.Table != unix.RT_TABLE_MAIN {
+		dst += fmt.Sprintf(" table %d", r.Table)
 	}
 	return dst
 }
@@ -232,7 +258,7 @@ func (u *uplinkState) describe(bridge string) []string {
 // takeover applies the bridge's own changes and moves the NIC under it, then
 // probes. When any step fails, or the probe gets no answer in time, every
 // step is undone in reverse order, leaving the host as it was.
-func takeover(ctx context.Context, k Kernel, spec Spec, cur *State, w desired, changes []change, up *uplinkState) (done []string, err error) {
+func takeover(ctx context.Context, k Kernel, spec Spec, cur *State, w desired, changes []change, up *uplinkState, saved *savedUplink) (done []string, err error) {
 	var undo []func() error
 	defer func() {
 		if err == nil {
@@ -244,8 +270,18 @@ func takeover(ctx context.Context, k Kernel, spec Spec, cur *State, w desired, c
 				rerrs = append(rerrs, rerr)
 			}
 		}
+		// Last, with the bridge gone, the NIC from the state saved before the
+		// first change, checked against it.
+		if rerr := restoreSaved(k, saved); rerr != nil {
+			rerrs = append(rerrs, rerr)
+		} else if rerr := verifySaved(k, saved); rerr != nil {
+			rerrs = append(rerrs, rerr)
+		} else if rerr := saved.remove(); rerr != nil {
+			rerrs = append(rerrs, rerr)
+		}
 		if len(rerrs) > 0 {
-			err = fmt.Errorf("%w; rollback was incomplete: %w", err, errors.Join(rerrs...))
+			err = fmt.Errorf("%w; rollback was incomplete (%s keeps the state before; the next 'vmnet bridge create' or 'delete' tries again): %w",
+				err, saved.path, errors.Join(rerrs...))
 			return
 		}
 		done = append(done, "rolled back: the host is as it was before")
@@ -302,8 +338,8 @@ func takeover(ctx context.Context, k Kernel, spec Spec, cur *State, w desired, c
 	undo = append(undo, func() error { return k.LinkSetNoMaster(nic) })
 	done = append(done, fmt.Sprintf("enslave %s to %s", nicName, name))
 
-	// From here the NIC's addresses and routes must come back on any failure.
-	undo = append(undo, func() error { return restoreOn(k, nic, up.addrs, up.routes) })
+	// From here the NIC's addresses and routes must come back on any
+	// failure: the rollback restores them from the saved state.
 	if err := strip(k, nic, up.addrs, up.routes); err != nil {
 		return done, fmt.Errorf("take addresses off %q: %w", nicName, err)
 	}
@@ -322,7 +358,7 @@ func takeover(ctx context.Context, k Kernel, spec Spec, cur *State, w desired, c
 	}
 	if !target.IsValid() {
 		up.probeNote = fmt.Sprintf("%s had no default gateway and no --probe was given: the takeover was not confirmed", nicName)
-		return done, nil
+		return done, commit(saved)
 	}
 	timeout := spec.ConfirmTimeout
 	if timeout == 0 {
@@ -334,7 +370,14 @@ func takeover(ctx context.Context, k Kernel, spec Spec, cur *State, w desired, c
 		return done, fmt.Errorf("%s did not answer through %s within %s (%w)", target, name, timeout, err)
 	}
 	done = append(done, fmt.Sprintf("confirmed: %s answered through %s after %s", target, name, time.Since(start).Round(time.Millisecond)))
-	return done, nil
+	return done, commit(saved)
+}
+
+// commit marks the saved state as that of a finished takeover: kept while
+// the bridge holds the NIC, for bridge delete.
+func commit(saved *savedUplink) error {
+	saved.Committed = true
+	return saved.write()
 }
 
 // RolledBackError wraps the failure that made a takeover roll back.

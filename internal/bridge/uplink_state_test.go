@@ -2,9 +2,13 @@ package bridge
 
 import (
 	"context"
+	"errors"
 	"net"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -136,7 +140,7 @@ func TestUplinkNoCarrierRollbackKeepsEveryRoute(t *testing.T) {
 	l := richLab(t, false)
 	l.cutCarrier(t)
 	before := fullSnap(t, l.host)
-	_, err := Ensure(context.Background(), l.host, Spec{Name: "br0", Uplink: "eth0", ConfirmTimeout: time.Second}, Options{HostID: "t"})
+	_, err := Ensure(context.Background(), l.host, Spec{Name: "br0", Uplink: "eth0", ConfirmTimeout: time.Second, AllowNoCarrier: true}, l.opt())
 	if err == nil {
 		t.Fatal("a takeover of a NIC without carrier was confirmed")
 	}
@@ -148,7 +152,7 @@ func TestUplinkNoCarrierRollbackKeepsEveryRoute(t *testing.T) {
 	// And the routes are there when the link returns.
 	l.restoreCarrier(t)
 	got := fullSnap(t, l.host).Routes
-	for _, want := range []string{"default via 192.0.2.1 ", "203.0.113.0/24 via 192.0.2.254 ", "198.51.100.0/24 via 192.0.2.253 "} {
+	for _, want := range []string{"0.0.0.0/0 via 192.0.2.1 ", "203.0.113.0/24 via 192.0.2.254 ", "198.51.100.0/24 via 192.0.2.253 "} {
 		if !slices.ContainsFunc(got, func(r string) bool { return strings.Contains(r, want) }) {
 			t.Errorf("route %q is gone after the link came back: %v", want, got)
 		}
@@ -161,9 +165,40 @@ func TestUplinkDeleteRestoresEveryTable(t *testing.T) {
 	l := richLab(t, false)
 	before := fullSnap(t, l.host)
 	ctx := context.Background()
-	_, err := Ensure(ctx, l.host, Spec{Name: "br0", Uplink: "eth0", ConfirmTimeout: 10 * time.Second}, Options{HostID: "t"})
+	defer syscall.Umask(syscall.Umask(0))
+	_, err := Ensure(ctx, l.host, Spec{Name: "br0", Uplink: "eth0", ConfirmTimeout: 10 * time.Second}, l.opt())
 	must(t, err)
-	_, err = Delete(ctx, l.host, "br0", Options{})
+	// The state before stays on disk while the bridge holds the NIC:
+	// 0600 in a 0700 directory, even under umask 0.
+	for path, want := range map[string]os.FileMode{l.dir: 0o700, filepath.Join(l.dir, "eth0.json"): 0o600} {
+		st, err := os.Stat(path)
+		must(t, err)
+		if st.Mode().Perm() != want {
+			t.Errorf("%s has mode %v, want %v", path, st.Mode().Perm(), want)
+		}
+	}
+	_, err = Delete(ctx, l.host, "br0", l.opt())
 	must(t, err)
 	equalSnap(t, before, fullSnap(t, l.host))
+	if _, err := os.Stat(filepath.Join(l.dir, "eth0.json")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("delete left the saved state: %v", err)
+	}
+}
+
+// Without --allow-no-carrier a NIC without carrier is refused as bad input
+// before anything changes, and no state is saved.
+func TestUplinkWithoutCarrierRefused(t *testing.T) {
+	l := richLab(t, false)
+	l.cutCarrier(t)
+	before := fullSnap(t, l.host)
+	_, err := Ensure(context.Background(), l.host, Spec{Name: "br0", Uplink: "eth0"}, l.opt())
+	var fe *FieldError
+	if !errors.As(err, &fe) || !errors.Is(err, ErrInvalid) || fe.Field != "--uplink" || fe.Value != "eth0" ||
+		!strings.Contains(fe.Problem, "no carrier") || !strings.Contains(fe.Fix, "--allow-no-carrier") {
+		t.Fatalf("Ensure on a NIC without carrier = %v, want a --uplink field error naming the fix", err)
+	}
+	equalSnap(t, before, fullSnap(t, l.host))
+	if entries, _ := os.ReadDir(l.dir); len(entries) != 0 {
+		t.Fatalf("a refused takeover saved state: %v", entries)
+	}
 }
