@@ -1,10 +1,8 @@
-package domain
+package vmspec
 
 import (
 	"fmt"
 	"net/netip"
-
-	"vmnet/internal/vmspec"
 )
 
 // AddrHolder is an address that something other than the NIC being checked
@@ -35,19 +33,19 @@ const maxFreeSearch = 1 << 16
 // whose target is its own source proves nothing, and a duplicate address
 // breaks both holders), nor inside the DHCP pool, where dnsmasq may lease it
 // to another guest. The error's fix names a free address to use instead.
-func CheckStatic(field string, addr netip.Prefix, l AddrLink) *vmspec.FieldError {
+func CheckStatic(field string, addr netip.Prefix, l AddrLink) *FieldError {
 	subnet := l.Subnet
 	if !subnet.IsValid() {
 		subnet = addr.Masked() // unknown: the NIC's own subnet is still its link's
 	}
 	subnet = subnet.Masked()
 	a := addr.Addr()
-	bad := func(problem, fixFmt string) *vmspec.FieldError {
+	bad := func(problem, fixFmt string) *FieldError {
 		free := "no address is free there: use a larger subnet, or remove a holder"
 		if f := FreeAddress(subnet, l.Pool, holderAddrs(l.Holders, a)...); f.IsValid() {
 			free = fmt.Sprintf(fixFmt, netip.PrefixFrom(f, subnet.Bits()))
 		}
-		return &vmspec.FieldError{Field: field, Value: addr.String(), Problem: problem, Fix: free}
+		return &FieldError{Field: field, Value: addr.String(), Problem: problem, Fix: free}
 	}
 	switch {
 	case a.BitLen() != subnet.Addr().BitLen() || !subnet.Contains(a):
