@@ -125,6 +125,10 @@ const (
 	// CauseInconclusive: a negative check cannot be trusted because a check
 	// it requires failed.
 	CauseInconclusive Cause = "inconclusive"
+	// CauseOwnAddress: the check's target address belongs to its source
+	// (the host, the VM or the container it runs from): it would only reach
+	// itself, which proves nothing. Usually a VM NIC given the host's address.
+	CauseOwnAddress Cause = "own address"
 	// CauseUnknown: the probes found nothing wrong; the evidence lists what
 	// they ruled out.
 	CauseUnknown Cause = "unknown"
@@ -134,7 +138,7 @@ const (
 var Causes = []Cause{
 	CauseBridgeDown, CauseTapNotAttached, CauseTapDown, CauseHostAddressMissing, CauseGuestNICDown,
 	CauseFirewallDrop, CausePortOpen, CauseContainerNotRunning, CauseDNS, CauseNotListening,
-	CauseServiceError, CauseGuestUnreachable, CauseInconclusive, CauseUnknown,
+	CauseServiceError, CauseGuestUnreachable, CauseInconclusive, CauseOwnAddress, CauseUnknown,
 }
 
 // Result is a check after it ran.

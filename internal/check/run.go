@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -135,7 +136,7 @@ func Run(ctx context.Context, host Host, guest Guest, t Target, checks []Check, 
 	wg.Wait()
 	d := newDiagnoser(host, guest, t, results, opt)
 	for i := range results {
-		if !results[i].Pass {
+		if !results[i].Pass && results[i].Cause == "" {
 			d.diagnose(ctx, &results[i])
 		}
 	}
@@ -212,6 +213,16 @@ func (r *runner) run(ctx context.Context, c Check) (res Result) {
 		res.Actual = c.Unknown
 		return res
 	}
+	if who := ownAddress(r.t, c); who != "" {
+		// The answer would come from the source itself: not tried, failed.
+		res.Actual = fmt.Sprintf("target address %s belongs to the source itself: the check proves nothing", c.To)
+		res.Hop, res.Cause = c.Source+" → "+c.Target, CauseOwnAddress
+		res.Evidence = []string{fmt.Sprintf("%s is %s", c.To, who)}
+		if also := alsoHeldBy(r.t, c.To, who); also != "" {
+			res.Evidence = append(res.Evidence, fmt.Sprintf("%s is also %s: give one of them another address", c.To, also))
+		}
+		return res
+	}
 	switch c.Method {
 	case MethodPing:
 		r.ping(ctx, &res)
@@ -225,6 +236,55 @@ func (r *runner) run(ctx context.Context, c Check) (res Result) {
 		res.Actual = fmt.Sprintf("unknown method %q", c.Method)
 	}
 	return res
+}
+
+// ownAddress says whose address c's target is when that is c's source
+// itself ("the host's address on br0"), or "" when it is not. A ping, a
+// connect or a GET to an address the source holds is answered by the
+// source, whatever the path: the check would pass and prove nothing.
+func ownAddress(t Target, c Check) string {
+	if !c.To.IsValid() || c.Method == MethodDNS { // a DNS check's To is the expected answer, not where it goes
+		return ""
+	}
+	for _, h := range holders(t) {
+		if h.addr == c.To && h.kind == c.From.Kind && h.container == c.From.Container {
+			return h.who
+		}
+	}
+	return ""
+}
+
+// alsoHeldBy names another holder of a than who, if any (the VM NIC that
+// has the host's address, or the other way round).
+func alsoHeldBy(t Target, a netip.Addr, who string) string {
+	for _, h := range holders(t) {
+		if h.addr == a && h.who != who {
+			return h.who
+		}
+	}
+	return ""
+}
+
+type holder struct {
+	addr      netip.Addr
+	kind      PlaceKind
+	container string
+	who       string
+}
+
+// holders lists the addresses each place of the lab holds, as the target
+// describes them.
+func holders(t Target) []holder {
+	var out []holder
+	for _, n := range t.NICs {
+		out = append(out, holder{n.Host, OnHost, "", "the host's address on " + strings.TrimPrefix(n.HostLabel(), "host:")},
+			holder{n.Address, OnVM, "", fmt.Sprintf("%s's address on %s", t.Name, n.Guest)})
+	}
+	for _, c := range t.Containers {
+		out = append(out, holder{c.IP, OnContainer, c.Name, "container " + c.Name + "'s address"},
+			holder{c.Gateway, OnVM, "", fmt.Sprintf("%s's address on %s", t.Name, AppNetwork)})
+	}
+	return slices.DeleteFunc(out, func(h holder) bool { return !h.addr.IsValid() })
 }
 
 // exec runs argv in the guest, or in a container with podman exec.

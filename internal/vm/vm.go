@@ -92,6 +92,9 @@ func (r *UpResult) timed(name string, fn func() error) error {
 // second Up of a running VM with the same spec changes nothing.
 func Up(ctx context.Context, e Env, spec vmspec.Spec) (*UpResult, error) {
 	res := &UpResult{Name: spec.Name, Accel: e.Accel}
+	if err := checkAddresses(e, spec); err != nil {
+		return res, err
+	}
 	if err := ensureRequired(ctx, e, spec, res); err != nil {
 		return res, err
 	}

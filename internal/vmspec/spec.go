@@ -340,10 +340,12 @@ func (s Spec) validateNICs(l *errorList) {
 			} else {
 				addrs[n.Address.Addr()] = i
 				if req, ok := nets[n.Network]; ok && n.Network != "" {
-					checkInSubnet(l, f("address"), n.Address, req.CIDR, hostAddr(req.CIDR), "network "+req.Name)
+					checkRequired(l, f("address"), n.Address, AddrLink{Name: "network " + req.Name, Subnet: req.CIDR, Pool: DefaultPool(req.CIDR),
+						Holders: []AddrHolder{{Addr: hostAddr(req.CIDR), Who: "the host's address on network " + req.Name}}})
 				}
 				if req, ok := brs[n.Bridge]; ok && n.Bridge != "" {
-					checkInSubnet(l, f("address"), n.Address, req.Address.Masked(), req.Address.Addr(), "bridge "+req.Name)
+					checkRequired(l, f("address"), n.Address, AddrLink{Name: "bridge " + req.Name, Subnet: req.Address.Masked(),
+						Holders: []AddrHolder{{Addr: req.Address.Addr(), Who: "the host's address on " + req.Name}}})
 				}
 			}
 		}
@@ -376,17 +378,34 @@ func (s Spec) validateNICs(l *errorList) {
 	}
 }
 
-// checkInSubnet checks that a static address lies in the subnet that vmnet
-// makes for a network or bridge, and is not the host's own address there.
-func checkInSubnet(l *errorList, field string, addr, subnet netip.Prefix, host netip.Addr, what string) {
-	switch {
-	case !subnet.IsValid():
-	case addr.Masked() != subnet.Masked():
-		l.add(field, addr.String(), fmt.Sprintf("is not in %s's subnet %s", what, subnet.Masked()),
-			fmt.Sprintf("use an address inside %s with prefix length %d", subnet.Masked(), subnet.Bits()))
-	case addr.Addr() == host:
-		l.add(field, addr.String(), fmt.Sprintf("is the host's own address on %s", what), "use another address in "+subnet.Masked().String())
+// checkRequired checks a static address against the network or bridge
+// that the spec's requires makes (CheckStatic): in its subnet, not the
+// host's address there, not in its DHCP pool.
+func checkRequired(l *errorList, field string, addr netip.Prefix, link AddrLink) {
+	if !link.Subnet.IsValid() {
+		return // requires reports the missing or bad subnet itself
 	}
+	if e := CheckStatic(field, addr, link); e != nil {
+		l.errs = append(l.errs, e)
+	}
+}
+
+// DefaultPool is the DHCP pool vmnet gives a network it makes: the upper
+// half of the subnet less its broadcast address (network.DefaultDHCPRange,
+// which this pure package does not import).
+func DefaultPool(cidr netip.Prefix) [2]netip.Addr {
+	if !cidr.IsValid() || !cidr.Addr().Is4() || cidr.Bits() > 30 {
+		return [2]netip.Addr{}
+	}
+	p := cidr.Masked()
+	half := uint32(1) << (31 - p.Bits())
+	b := p.Addr().As4()
+	base := uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
+	at := func(i uint32) netip.Addr {
+		v := base + i
+		return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
+	}
+	return [2]netip.Addr{at(half), at(2*half - 2)}
 }
 
 // hostAddr is the host's address on a network vmnet makes: the first one.
