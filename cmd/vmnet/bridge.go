@@ -124,6 +124,9 @@ func bridgeCreate(c *cli.Context) error {
 			return usagef("--probe only applies with --uplink")
 		}
 	}
+	if err := spec.Validate(); err != nil {
+		return err // before netlink: a typo needs no root and touches nothing
+	}
 	opt, note, err := persistOptions(c)
 	if err != nil {
 		return err
@@ -148,6 +151,9 @@ func bridgeCreate(c *cli.Context) error {
 func bridgeDelete(c *cli.Context) error {
 	name, err := oneName(c)
 	if err != nil {
+		return err
+	}
+	if err := bridge.ValidateName("bridge name", name); err != nil {
 		return err
 	}
 	k, err := bridge.Open(netns.None())

@@ -198,6 +198,13 @@ func vmUp(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	// Refuse every bad input before connecting to libvirt.
+	if err := accel.ValidateWant(c.String("accel")); err != nil {
+		return err
+	}
+	if err := checkJUnitPath(c.String("junit")); err != nil {
+		return err
+	}
 	env, done, err := vmEnv(c, true)
 	if err != nil {
 		return err
@@ -379,6 +386,9 @@ func vmConsole(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	if err := vmspec.ValidateName(name); err != nil {
+		return err
+	}
 	env, done, err := vmEnv(c, false)
 	if err != nil {
 		return err
@@ -403,6 +413,9 @@ func vmExec(c *cli.Context) error {
 	}
 	if len(argv) == 0 {
 		return usagef("vm exec: missing COMMAND after --")
+	}
+	if err := vmspec.ValidateName(name); err != nil {
+		return err
 	}
 	env, done, err := vmEnv(c, false)
 	if err != nil {
