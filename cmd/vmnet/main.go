@@ -16,6 +16,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"vmnet/internal/bridge"
+	"vmnet/internal/safe"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -38,9 +39,10 @@ func main() {
 // run is main without os.Exit, so tests can drive the whole CLI.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int) {
 	defer func() {
-		// A bug must still end as one line and exit 1, not a Go stack.
-		if r := recover(); r != nil {
-			fmt.Fprintf(stderr, "vmnet: internal error: %v (run again with --verbose and report it)\n", r)
+		// A bug must still end as one line and exit 1, not a Go stack (that
+		// is logged with --verbose). Other goroutines use safe.Go.
+		if err := safe.Recovered("vmnet", recover()); err != nil {
+			fmt.Fprintf(stderr, "vmnet: %v\n", err)
 			code = exitFail
 		}
 	}()
