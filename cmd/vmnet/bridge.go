@@ -229,7 +229,7 @@ type bridgeView struct {
 	MAC           string   `json:"mac"`
 	MTU           int      `json:"mtu"`
 	STP           bool     `json:"stp"`
-	VLANFiltering bool     `json:"vlanFiltering"`
+	VLANFiltering bool     `json:"vlan_filtering"`
 	Addresses     []string `json:"addresses"`
 	Ports         []string `json:"ports"`
 	Uplink        string   `json:"uplink,omitempty"`
@@ -363,7 +363,7 @@ func bridgeShow(c *cli.Context) error {
 type resultView struct {
 	Bridge  string            `json:"bridge"`
 	Outcome string            `json:"outcome"` // created, changed, unchanged, deleted, absent
-	DryRun  bool              `json:"dryRun"`
+	DryRun  bool              `json:"dry_run"`
 	Changes []string          `json:"changes"`
 	Notes   []string          `json:"notes"`
 	Persist *bridge.Persisted `json:"persistence,omitempty"`

@@ -226,10 +226,7 @@ func vmUp(c *cli.Context) error {
 		res.Phases = append(res.Phases, vm.Phase{Name: "checks", Seconds: time.Since(start).Seconds()})
 	}
 	if f, _ := outputFormat(c); f == "json" {
-		out := struct {
-			*vm.UpResult
-			Check *report.JSONReport `json:"check,omitempty"`
-		}{UpResult: res}
+		out := vmUpView{UpResult: res, ReadySeconds: res.Ready.Seconds()}
 		if rep != nil {
 			j := report.ToJSON(rep)
 			out.Check = &j
@@ -267,6 +264,14 @@ func vmUp(c *cli.Context) error {
 	}
 	fmt.Fprintln(w)
 	return checkOutput(c, rep, "table")
+}
+
+// vmUpView is what vm up prints as JSON: the result, the time to ready in
+// seconds (vm.UpResult keeps a time.Duration), and the checks.
+type vmUpView struct {
+	*vm.UpResult
+	ReadySeconds float64            `json:"ready_seconds"`
+	Check        *report.JSONReport `json:"check,omitempty"`
 }
 
 func writeNICs(w io.Writer, nics []vm.NICInfo) error {
