@@ -23,9 +23,8 @@ import (
 	"vmnet/internal/vm"
 )
 
-// outputTypes is every type --output json prints: the terms of jsonOutput
-// (TestOutputTypesMatchJSONOutput keeps the two lists equal), plus the
-// check report that report.JSON prints.
+// outputTypes is every type writeJSON prints: the terms of jsonOutput
+// (TestOutputTypesMatchJSONOutput keeps the two lists equal).
 var outputTypes = []reflect.Type{
 	reflect.TypeFor[bridgeView](), reflect.TypeFor[[]bridgeView](), reflect.TypeFor[resultView](),
 	reflect.TypeFor[*network.Result](), reflect.TypeFor[[]network.Info](),
@@ -35,9 +34,10 @@ var outputTypes = []reflect.Type{
 	reflect.TypeFor[[]doctor.Finding](),
 }
 
-// notYetPrinted are JSON-tagged results that no command prints today; they
-// follow the convention too, so printing them later changes no names.
-var notYetPrinted = []reflect.Type{
+// alsoWalked: the check report (check --output json prints it through
+// report.JSON, not writeJSON), and JSON-tagged results that no command
+// prints today, so printing them later changes no names.
+var alsoWalked = []reflect.Type{
 	reflect.TypeFor[report.JSONReport](), reflect.TypeFor[bridge.Result](), reflect.TypeFor[bridge.State](),
 }
 
@@ -102,7 +102,7 @@ func conventionProblems(roots []reflect.Type) (problems []string, walked int) {
 // TestJSONOutputConvention: every struct that --output json prints uses
 // snake_case names and says its units.
 func TestJSONOutputConvention(t *testing.T) {
-	problems, walked := conventionProblems(append(slices.Clone(outputTypes), notYetPrinted...))
+	problems, walked := conventionProblems(append(slices.Clone(outputTypes), alsoWalked...))
 	for _, p := range problems {
 		t.Error(p)
 	}
