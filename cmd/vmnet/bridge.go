@@ -131,6 +131,9 @@ func bridgeCreate(c *cli.Context) error {
 			return usagef("--probe only applies with --uplink")
 		}
 	}
+	if err := spec.Validate(); err != nil {
+		return err // before netlink: a typo needs no root and touches nothing
+	}
 	opt, note, err := persistOptions(c)
 	if err != nil {
 		return err
@@ -155,6 +158,9 @@ func bridgeCreate(c *cli.Context) error {
 func bridgeDelete(c *cli.Context) error {
 	name, err := oneName(c)
 	if err != nil {
+		return err
+	}
+	if err := bridge.ValidateName("bridge name", name); err != nil {
 		return err
 	}
 	k, err := bridge.Open(netns.None())
@@ -257,7 +263,7 @@ type bridgeView struct {
 	MAC           string   `json:"mac"`
 	MTU           int      `json:"mtu"`
 	STP           bool     `json:"stp"`
-	VLANFiltering bool     `json:"vlanFiltering"`
+	VLANFiltering bool     `json:"vlan_filtering"`
 	Addresses     []string `json:"addresses"`
 	Ports         []string `json:"ports"`
 	Uplink        string   `json:"uplink,omitempty"`
@@ -391,7 +397,7 @@ func bridgeShow(c *cli.Context) error {
 type resultView struct {
 	Bridge  string            `json:"bridge"`
 	Outcome string            `json:"outcome"` // created, changed, unchanged, deleted, absent
-	DryRun  bool              `json:"dryRun"`
+	DryRun  bool              `json:"dry_run"`
 	Changes []string          `json:"changes"`
 	Notes   []string          `json:"notes"`
 	Persist *bridge.Persisted `json:"persistence,omitempty"`

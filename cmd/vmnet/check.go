@@ -9,6 +9,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"vmnet/internal/bridge"
 	"vmnet/internal/check"
 	"vmnet/internal/report"
 	"vmnet/internal/vmspec"
@@ -85,6 +86,9 @@ func checkRun(c *cli.Context) error {
 	if c.Int("parallel") < 1 {
 		return usagef("check: --parallel %d: use 1 or more", c.Int("parallel"))
 	}
+	if err := checkJUnitPath(c.String("junit")); err != nil {
+		return err
+	}
 	env, done, err := vmEnv(c, false)
 	if err != nil {
 		return err
@@ -117,6 +121,23 @@ func checkOutput(c *cli.Context, rep *check.Report, format string) error {
 		return err
 	}
 	return rep.Err()
+}
+
+// checkJUnitPath refuses a --junit FILE whose directory does not exist
+// before the checks run, rather than after they took their minute.
+func checkJUnitPath(path string) error {
+	if path == "" {
+		return nil
+	}
+	dir := filepath.Dir(path)
+	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+		return &bridge.FieldError{Field: "--junit", Value: path, Problem: "is in a directory that does not exist",
+			Fix: "make the directory first, or write the file somewhere that exists, for example ./results.xml"}
+	}
+	if st, err := os.Stat(path); err == nil && st.IsDir() {
+		return &bridge.FieldError{Field: "--junit", Value: path, Problem: "is a directory", Fix: "name a file, for example " + filepath.Join(path, "results.xml")}
+	}
+	return nil
 }
 
 // writeJUnit writes the JUnit file whole or not at all: a CI job must never

@@ -92,10 +92,7 @@ func imageBuild(c *cli.Context) error {
 		outcome = "unchanged"
 	}
 	if format == "json" {
-		return writeJSON(c.App.Writer, struct {
-			Outcome string `json:"outcome"`
-			image.Image
-		}{outcome, img})
+		return writeJSON(c.App.Writer, imageBuildView{outcome, img})
 	}
 	fmt.Fprintf(c.App.Writer, "image %s: %s (hash %s, %s, built %s)\n  kernel  %s\n  initrd  %s\n",
 		img.Name, outcome, shortHash(img.Hash), humanSize(img.Size), img.Built.Local().Format(time.DateTime), img.Kernel, img.Initrd)
@@ -148,10 +145,16 @@ func imageRemove(c *cli.Context) error {
 		outcome = "absent, nothing to do"
 	}
 	if format == "json" {
-		return writeJSON(c.App.Writer, map[string]string{"name": name, "outcome": outcome})
+		return writeJSON(c.App.Writer, removedView{Name: name, Outcome: outcome})
 	}
 	fmt.Fprintf(c.App.Writer, "image %s: %s\n", name, outcome)
 	return nil
+}
+
+// imageBuildView is what image build prints as JSON.
+type imageBuildView struct {
+	Outcome string `json:"outcome"` // built or unchanged
+	image.Image
 }
 
 // shortHash is the part of a recipe hash that names the build's directory.

@@ -16,6 +16,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"vmnet/internal/bridge"
+	"vmnet/internal/safe"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -38,9 +39,10 @@ func main() {
 // run is main without os.Exit, so tests can drive the whole CLI.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int) {
 	defer func() {
-		// A bug must still end as one line and exit 1, not a Go stack.
-		if r := recover(); r != nil {
-			fmt.Fprintf(stderr, "vmnet: internal error: %v (run again with --verbose and report it)\n", r)
+		// A bug must still end as one line and exit 1, not a Go stack (that
+		// is logged with --verbose). Other goroutines use safe.Go.
+		if err := safe.Recovered("vmnet", recover()); err != nil {
+			fmt.Fprintf(stderr, "vmnet: %v\n", err)
 			code = exitFail
 		}
 	}()
@@ -64,21 +66,27 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 	if errors.As(err, &h) && h.Hint() != "" {
 		fmt.Fprintf(stderr, "hint: %s\n", h.Hint())
 	}
-	var ue usageError
-	switch {
-	case errors.As(err, &ue):
-		fmt.Fprintln(stderr, "Run 'vmnet --help' for usage.")
+	// The one rule for exit code 2: every error about what the user typed or
+	// wrote (flags, arguments, names, addresses, spec files) satisfies
+	// bridge.ErrInvalid, and is returned before anything changed.
+	if errors.Is(err, bridge.ErrInvalid) {
 		return exitUsage
-	case errors.Is(err, bridge.ErrInvalid):
-		return exitUsage // bad input, refused before anything changed
 	}
 	return exitFail
 }
 
-// usageError marks bad command-line usage (exit code 2).
+// usageError is bad command-line usage: an unknown command or flag, a
+// missing or extra argument. Like every input error it satisfies
+// bridge.ErrInvalid (exit code 2).
 type usageError struct{ msg string }
 
 func (e usageError) Error() string { return e.msg }
+
+// Hint points to the help, the one place that lists commands and flags.
+func (e usageError) Hint() string { return "run 'vmnet --help' (or 'vmnet COMMAND --help') for usage" }
+
+// Is makes errors.Is(err, bridge.ErrInvalid) true.
+func (e usageError) Is(target error) bool { return target == bridge.ErrInvalid }
 
 func usagef(format string, a ...any) error { return usageError{fmt.Sprintf(format, a...)} }
 

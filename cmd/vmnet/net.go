@@ -31,7 +31,7 @@ func netCommand() *cli.Command {
 					"   vmnet net create lab --mode isolated --cidr 203.0.113.0/24 --dhcp-range 203.0.113.200-203.0.113.250\n" +
 					"   vmnet bridge create br0 --address 192.0.2.1/24 && vmnet net create br0net --mode bridge --bridge br0",
 				Flags: []cli.Flag{
-					&cli.StringFlag{Name: "mode", Aliases: []string{"m"}, Required: true, Usage: "`MODE`: nat, isolated or bridge"},
+					&cli.StringFlag{Name: "mode", Aliases: []string{"m"}, Usage: "`MODE`: nat, isolated or bridge (required)"},
 					&cli.StringFlag{Name: "cidr", Usage: "subnet of a nat or isolated network, as `CIDR` (e.g. 198.51.100.0/24)"},
 					&cli.StringFlag{Name: "dhcp-range", Usage: "DHCP pool `START-END`", DefaultText: "the upper half of the subnet"},
 					&cli.StringFlag{Name: "bridge", Usage: "existing Linux bridge `BR` of a bridge-mode network"},
@@ -62,6 +62,10 @@ func netCreate(c *cli.Context) error {
 		return err
 	}
 	spec := network.Spec{Name: name, Bridge: c.String("bridge")}
+	if !c.IsSet("mode") {
+		return &network.FieldError{Field: "--mode", Problem: "is required",
+			Fix: "give --mode nat (private subnet with outbound NAT), isolated (no way out) or bridge (an existing Linux bridge)"}
+	}
 	if spec.Mode, err = network.ParseMode(c.String("mode")); err != nil {
 		return err
 	}

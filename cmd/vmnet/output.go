@@ -8,6 +8,12 @@ import (
 	"text/tabwriter"
 
 	"github.com/urfave/cli/v2"
+
+	"vmnet/internal/doctor"
+	"vmnet/internal/image"
+	"vmnet/internal/network"
+	"vmnet/internal/sandbox"
+	"vmnet/internal/vm"
 )
 
 // outputFormat reads the global --output flag from any command's context.
@@ -26,7 +32,29 @@ func outputFormat(c *cli.Context) (string, error) {
 	return "", usagef("--output %q: use table or json", f)
 }
 
-func writeJSON(w io.Writer, v any) error {
+// removedView is what a removal (sandbox down, image rm) prints as JSON.
+type removedView struct {
+	Name    string `json:"name"`
+	Outcome string `json:"outcome"` // removed, or absent, nothing to do
+}
+
+// jsonOutput is every type that --output json prints. The compiler keeps
+// it complete (writeJSON takes nothing else); TestJSONOutputConvention walks
+// each with reflection.
+type jsonOutput interface {
+	bridgeView | []bridgeView | resultView |
+		*network.Result | []network.Info |
+		vmUpView | *vm.DownResult | []vm.Info |
+		sandbox.Result | []sandbox.Info |
+		imageBuildView | []image.Image | removedView |
+		[]doctor.Finding
+}
+
+// writeJSON prints v for --output json. Every type it prints follows one
+// convention: snake_case field names, and a duration or size carries its
+// unit in its name (ready_seconds, duration_ms, size_bytes). (Check reports
+// go through report.JSON, which follows it too.)
+func writeJSON[T jsonOutput](w io.Writer, v T) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)

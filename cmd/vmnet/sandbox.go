@@ -158,7 +158,7 @@ func sandboxDown(c *cli.Context) error {
 		outcome = "absent, nothing to do"
 	}
 	if format == "json" {
-		return writeJSON(c.App.Writer, map[string]string{"name": name, "outcome": outcome})
+		return writeJSON(c.App.Writer, removedView{Name: name, Outcome: outcome})
 	}
 	fmt.Fprintf(c.App.Writer, "sandbox %s: %s\n", name, outcome)
 	return nil

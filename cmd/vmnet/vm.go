@@ -198,6 +198,13 @@ func vmUp(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	// Refuse every bad input before connecting to libvirt.
+	if err := accel.ValidateWant(c.String("accel")); err != nil {
+		return err
+	}
+	if err := checkJUnitPath(c.String("junit")); err != nil {
+		return err
+	}
 	env, done, err := vmEnv(c, true)
 	if err != nil {
 		return err
@@ -219,10 +226,7 @@ func vmUp(c *cli.Context) error {
 		res.Phases = append(res.Phases, vm.Phase{Name: "checks", Seconds: time.Since(start).Seconds()})
 	}
 	if f, _ := outputFormat(c); f == "json" {
-		out := struct {
-			*vm.UpResult
-			Check *report.JSONReport `json:"check,omitempty"`
-		}{UpResult: res}
+		out := vmUpView{UpResult: res, ReadySeconds: res.Ready.Seconds()}
 		if rep != nil {
 			j := report.ToJSON(rep)
 			out.Check = &j
@@ -260,6 +264,14 @@ func vmUp(c *cli.Context) error {
 	}
 	fmt.Fprintln(w)
 	return checkOutput(c, rep, "table")
+}
+
+// vmUpView is what vm up prints as JSON: the result, the time to ready in
+// seconds (vm.UpResult keeps a time.Duration), and the checks.
+type vmUpView struct {
+	*vm.UpResult
+	ReadySeconds float64            `json:"ready_seconds"`
+	Check        *report.JSONReport `json:"check,omitempty"`
 }
 
 func writeNICs(w io.Writer, nics []vm.NICInfo) error {
@@ -379,6 +391,9 @@ func vmConsole(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	if err := vmspec.ValidateName(name); err != nil {
+		return err
+	}
 	env, done, err := vmEnv(c, false)
 	if err != nil {
 		return err
@@ -403,6 +418,9 @@ func vmExec(c *cli.Context) error {
 	}
 	if len(argv) == 0 {
 		return usagef("vm exec: missing COMMAND after --")
+	}
+	if err := vmspec.ValidateName(name); err != nil {
+		return err
 	}
 	env, done, err := vmEnv(c, false)
 	if err != nil {

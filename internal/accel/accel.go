@@ -74,6 +74,17 @@ func (e *UnusableError) Hint() string {
 		"(in a VM: nested virtualisation) and read-write access to /dev/kvm (the kvm group or a udev rule)"
 }
 
+// ValidateWant checks --accel without probing anything, so the CLI can
+// refuse a typo before it connects to libvirt.
+func ValidateWant(want string) error {
+	switch want {
+	case "", WantAuto, WantKVM, WantTCG:
+		return nil
+	}
+	return &bridge.FieldError{Field: "--accel", Value: want, Problem: "is not an accelerator",
+		Fix: "use auto (KVM where it works, else TCG), kvm or tcg"}
+}
+
 // Prober runs the KVM probe. The zero value uses the defaults.
 type Prober struct {
 	QEMU    string        // emulator to run the probe guest with; DefaultQEMU from $PATH when empty
@@ -92,13 +103,11 @@ func Probe(ctx context.Context, want string) (Choice, error) {
 // with the reason. WantKVM returns an *UnusableError where auto would fall
 // back. Nothing is cached: every call probes again.
 func (p Prober) Probe(ctx context.Context, want string) (Choice, error) {
-	switch want {
-	case "", WantAuto, WantKVM:
-	case WantTCG:
+	if err := ValidateWant(want); err != nil {
+		return Choice{}, err
+	}
+	if want == WantTCG {
 		return Choice{Type: QEMU, Reason: "TCG (software emulation), as asked for with --accel tcg"}, nil
-	default:
-		return Choice{}, &bridge.FieldError{Field: "--accel", Value: want, Problem: "is not an accelerator",
-			Fix: "use auto (KVM where it works, else TCG), kvm or tcg"}
 	}
 	ok, reason, err := p.probeKVM(ctx)
 	if err != nil {

@@ -18,12 +18,12 @@ import (
 
 // Result says what Ensure changed, or with DryRun would change.
 type Result struct {
-	Name    string   `json:"name"`
-	Created bool     `json:"created"`
-	Changes []string `json:"changes"` // live changes, in the order made
-	Notes   []string `json:"notes,omitempty"`
-	Persist *Persisted
-	DryRun  bool `json:"dryRun"`
+	Name    string     `json:"name"`
+	Created bool       `json:"created"`
+	Changes []string   `json:"changes"` // live changes, in the order made
+	Notes   []string   `json:"notes,omitempty"`
+	Persist *Persisted `json:"persistence,omitempty"`
+	DryRun  bool       `json:"dry_run"`
 }
 
 // Unchanged reports whether the run changed nothing, live or on disk.

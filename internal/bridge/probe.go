@@ -9,6 +9,8 @@ import (
 	"net/netip"
 	"os"
 	"time"
+
+	"vmnet/internal/safe"
 )
 
 // ErrNoAnswer is returned by Ping when the target stayed silent.
@@ -34,7 +36,7 @@ func Ping(ctx context.Context, k Kernel, target netip.Addr, timeout time.Duratio
 
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	go func() { <-ctx.Done(); conn.SetDeadline(time.Now()) }()
+	safe.Go(nil, "ping deadline", func() error { <-ctx.Done(); return conn.SetDeadline(time.Now()) }, nil)
 
 	id := uint16(os.Getpid())
 	dst := &net.IPAddr{IP: target.AsSlice(), Zone: target.Zone()}

@@ -32,7 +32,7 @@ type State struct {
 	Up            bool             `json:"up"`
 	OperState     string           `json:"state"`
 	STP           bool             `json:"stp"`
-	VLANFiltering bool             `json:"vlanFiltering"`
+	VLANFiltering bool             `json:"vlan_filtering"`
 	Addresses     []netip.Prefix   `json:"addresses"`
 	Ports         []string         `json:"ports"`
 	Managed       bool             `json:"managed"`          // vmnet's alias is on the link

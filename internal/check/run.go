@@ -12,6 +12,8 @@ import (
 	"sync"
 	"time"
 	"unicode"
+
+	"vmnet/internal/safe"
 )
 
 // Host is the namespace vmnet runs in, as checks and diagnosis use it.
@@ -115,29 +117,40 @@ func Run(ctx context.Context, host Host, guest Guest, t Target, checks []Check, 
 	hostSem := make(chan struct{}, hostParallel)
 	guestSem := make(chan struct{}, opt.Parallel)
 	var wg sync.WaitGroup
+	crashed := make([]bool, len(checks))
 	for i, c := range checks {
 		sem := guestSem
 		if c.From.Kind == OnHost {
 			sem = hostSem
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		// A bug in a check fails that check, and only it.
+		safe.Go(&wg, "check "+c.ID, func() error {
 			select {
 			case sem <- struct{}{}:
 			case <-ctx.Done():
 				results[i] = Result{Check: c, Actual: "interrupted"}
-				return
+				return nil
 			}
 			defer func() { <-sem }()
 			results[i] = r.run(ctx, c)
-		}()
+			return nil
+		}, func(err error) {
+			if err != nil {
+				results[i] = Result{Check: c, Actual: err.Error(), Cause: CauseUnknown}
+				crashed[i] = true
+			}
+		})
 	}
 	wg.Wait()
 	d := newDiagnoser(host, guest, t, results, opt)
 	for i := range results {
-		if !results[i].Pass && results[i].Cause == "" {
-			d.diagnose(ctx, &results[i])
+		// A check that already has its cause (it crashed, or was judged
+		// without probing, as for a target the source itself holds) keeps it.
+		if results[i].Pass || crashed[i] || results[i].Cause != "" {
+			continue
+		}
+		if err := safe.Call("diagnosing "+results[i].ID, func() error { d.diagnose(ctx, &results[i]); return nil }); err != nil {
+			results[i].Hop, results[i].Cause, results[i].Evidence = "", CauseUnknown, []string{err.Error()}
 		}
 	}
 	requireOthers(results)

@@ -17,6 +17,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"vmnet/internal/safe"
 )
 
 // debPackage is one version of a Debian package as apt knows it.
@@ -256,7 +258,7 @@ func (apt) refresh(ctx context.Context, b *buildLog) error {
 func (apt) download(ctx context.Context, p debPackage, dir string, b *buildLog) (string, error) {
 	stop := make(chan struct{})
 	done := make(chan struct{})
-	go func() {
+	safe.Go(nil, "download progress of "+p.Name, func() error {
 		// apt-get download writes the .deb into dir as it arrives: its size is the progress.
 		defer close(done)
 		t := time.NewTicker(500 * time.Millisecond)
@@ -264,12 +266,12 @@ func (apt) download(ctx context.Context, p debPackage, dir string, b *buildLog) 
 		for {
 			select {
 			case <-stop:
-				return
+				return nil
 			case <-t.C:
 				b.bytes(p.Name, dirSize(dir), p.Size)
 			}
 		}
-	}()
+	}, nil)
 	// Equals: cd DIR && apt-get download NAME=VERSION. As root, apt would hand
 	// the download to user _apt, who cannot write into our 0700 directory.
 	err := b.run(ctx, dir, "apt-get", "-q", "-o", "APT::Sandbox::User=root", "download", p.String())

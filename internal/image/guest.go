@@ -8,6 +8,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"vmnet/internal/bridge"
 )
 
 // The console lines of the tiny guest (see the package comment).
@@ -37,8 +39,9 @@ func (e *FieldError) Error() string { return fmt.Sprintf("%s %q: %s", e.Field, e
 // Hint says how to fix the value.
 func (e *FieldError) Hint() string { return e.Fix }
 
-// ErrInvalid matches every FieldError with errors.Is.
-var ErrInvalid = errors.New("invalid guest setting")
+// ErrInvalid matches every FieldError with errors.Is. It is the one
+// invalid-input sentinel (bridge.ErrInvalid) that the CLI maps to exit code 2.
+var ErrInvalid = bridge.ErrInvalid
 
 // Is makes errors.Is(err, ErrInvalid) true for field errors.
 func (e *FieldError) Is(target error) bool { return target == ErrInvalid }

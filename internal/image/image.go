@@ -113,8 +113,8 @@ type Image struct {
 	// guest-ping (channel org.qemu.guest_agent.0); ReadyLine is "" then.
 	ReadyAgent bool      `json:"ready_agent,omitempty"`
 	Built      time.Time `json:"built"`
-	Size       int64     `json:"size"`     // bytes in Dir
-	Packages   []string  `json:"packages"` // Debian packages it was built from, NAME=VERSION
+	Size       int64     `json:"size_bytes"` // bytes in Dir
+	Packages   []string  `json:"packages"`   // Debian packages it was built from, NAME=VERSION
 	// AppPackages are the packages of the container rootfs inside the disk
 	// (capstone's /var/lib/vmnet/app-rootfs), NAME=VERSION.
 	AppPackages []string `json:"app_packages,omitempty"`

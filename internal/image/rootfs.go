@@ -16,6 +16,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"vmnet/internal/safe"
 )
 
 // diskFile is the base disk of a kind rootfs image.
@@ -162,12 +164,13 @@ func (c *Cache) buildRootfs(ctx context.Context, r *recipe, pkgs []debPackage, h
 	app := filepath.Join(work, "app")
 	removed := make(chan struct{})
 	removeWork := sync.OnceFunc(func() {
-		go func() {
+		safe.Go(nil, "removing the build's trees", func() error {
+			defer close(removed)
 			t := c.now()
 			os.RemoveAll(work)
 			b.step("removed the build's trees in %.1fs", c.now().Sub(t).Seconds())
-			close(removed)
-		}()
+			return nil
+		}, nil)
 	})
 	defer func() { removeWork(); <-removed }()
 	archives := filepath.Join(c.Dir, aptArchivesDir, r.Name)
@@ -194,22 +197,24 @@ func (c *Cache) buildRootfs(ctx context.Context, r *recipe, pkgs []debPackage, h
 	errs := make([]error, len(parts))
 	var wg sync.WaitGroup
 	for i, p := range parts {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		safe.Go(&wg, "mmdebstrap "+p.label, func() error {
 			pb := b.part(p.label)
 			pb.step("mmdebstrap %s: %s", r.Suite, strings.Join(p.spec.Include, " "))
 			t := c.now()
 			if err := c.tools.bootstrap(bctx, pb, mmdebstrapArgs(p.spec)); err != nil {
-				errs[i] = withHint(fmt.Errorf("install the %s packages: %w", p.label, err),
+				return withHint(fmt.Errorf("install the %s packages: %w", p.label, err),
 					"mmdebstrap downloads from Debian's mirror (see mirrors: in images/"+r.Name+"/"+recipeFile+"); "+
 						"inside a vmnet sandbox there is no network: build the image outside it first with: vmnet image build "+r.Name)
-				cancel() // the other part's log lines would bury this failure's
-				return
 			}
 			timed("mmdebstrap "+p.label, t)
 			pb.step("installed in %.0fs", c.now().Sub(t).Seconds())
-		}()
+			return nil
+		}, func(err error) {
+			if err != nil {
+				errs[i] = err
+				cancel() // the other part's log lines would bury this failure's
+			}
+		})
 	}
 	wg.Wait()
 	cancel()

@@ -518,8 +518,8 @@ type Info struct {
 	Bridge     string `json:"bridge"`
 	CIDR       string `json:"cidr"`    // subnet, "" for none
 	Gateway    string `json:"gateway"` // "" for none
-	DHCPRange  string `json:"dhcpRange"`
-	Hosts      int    `json:"dhcpHosts"` // DHCP reservations
+	DHCPRange  string `json:"dhcp_range"`
+	Hosts      int    `json:"dhcp_hosts"` // DHCP reservations
 	Active     bool   `json:"active"`
 	Autostart  bool   `json:"autostart"`
 	Persistent bool   `json:"persistent"`

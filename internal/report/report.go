@@ -87,7 +87,7 @@ type JSONReport struct {
 	VM         string       `json:"vm"`
 	Matrix     string       `json:"matrix"`
 	Started    time.Time    `json:"started"`
-	DurationMS int64        `json:"durationMs"`
+	DurationMS int64        `json:"duration_ms"`
 	OK         bool         `json:"ok"`
 	Total      int          `json:"total"`
 	Passed     int          `json:"passed"`
@@ -106,7 +106,7 @@ type JSONResult struct {
 	Expect     string   `json:"expect"`
 	Pass       bool     `json:"pass"`
 	Actual     string   `json:"actual"`
-	DurationMS int64    `json:"durationMs"`
+	DurationMS int64    `json:"duration_ms"`
 	Hop        string   `json:"hop"`
 	Cause      string   `json:"cause"`
 	Evidence   []string `json:"evidence"`

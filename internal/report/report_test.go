@@ -142,11 +142,11 @@ func TestJSONFields(t *testing.T) {
 		sort.Strings(k)
 		return k
 	}
-	if got, want := keys(doc), []string{"checks", "durationMs", "failed", "matrix", "ok", "passed", "started", "total", "vm"}; !reflect.DeepEqual(got, want) {
+	if got, want := keys(doc), []string{"checks", "duration_ms", "failed", "matrix", "ok", "passed", "started", "total", "vm"}; !reflect.DeepEqual(got, want) {
 		t.Errorf("report keys %q, want %q", got, want)
 	}
 	first := doc["checks"].([]any)[0].(map[string]any)
-	if got, want := keys(first), []string{"actual", "address", "cause", "durationMs", "evidence", "expect", "hop", "id", "method", "pass", "source", "target"}; !reflect.DeepEqual(got, want) {
+	if got, want := keys(first), []string{"actual", "address", "cause", "duration_ms", "evidence", "expect", "hop", "id", "method", "pass", "source", "target"}; !reflect.DeepEqual(got, want) {
 		t.Errorf("check keys %q, want %q", got, want)
 	}
 	if doc["ok"] != false || doc["failed"] != 3.0 || doc["passed"] != 3.0 {

@@ -13,6 +13,7 @@ import (
 
 	"libvirt.org/go/libvirt"
 
+	"vmnet/internal/safe"
 	"vmnet/internal/virt"
 )
 
@@ -55,7 +56,7 @@ func consoleExec(ctx context.Context, conn *libvirt.Connect, dom *libvirt.Domain
 	chunks := make(chan chunk, 16)
 	stop := make(chan struct{})
 	readerDone := make(chan struct{})
-	go func() {
+	safe.Go(nil, "reading the serial console", func() error {
 		defer close(readerDone)
 		for {
 			buf := make([]byte, 4096)
@@ -63,13 +64,20 @@ func consoleExec(ctx context.Context, conn *libvirt.Connect, dom *libvirt.Domain
 			select {
 			case chunks <- chunk{buf[:n], err}:
 			case <-stop:
-				return
+				return nil
 			}
 			if err != nil || n == 0 {
-				return
+				return nil
 			}
 		}
-	}()
+	}, func(err error) {
+		if err != nil {
+			select {
+			case chunks <- chunk{err: err}: // the command ends with the internal error
+			case <-stop:
+			}
+		}
+	})
 	// Abort makes the reader's Recv return; the stream is freed only after
 	// the reader is gone (libvirt warns about use after free otherwise).
 	defer func() {

@@ -70,8 +70,8 @@ type UpResult struct {
 	Accel   accel.Choice  `json:"accel"`
 	Changes []string      `json:"changes"`
 	NICs    []NICInfo     `json:"nics"`
-	Ready   time.Duration `json:"readySeconds"` // from start to ready
-	Phases  []Phase       `json:"phases"`       // where the time went
+	Ready   time.Duration `json:"-"`      // from start to ready; JSON output has ready_seconds
+	Phases  []Phase       `json:"phases"` // where the time went
 }
 
 // Phase is one timed step of Up.

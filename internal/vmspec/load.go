@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -94,6 +95,10 @@ func (e *FileError) Error() string { return fmt.Sprintf("read spec %s: %v", e.Pa
 
 func (e *FileError) Unwrap() error { return e.Err }
 
+// Is makes errors.Is(err, bridge.ErrInvalid) true: the user named a file
+// that is missing, not a file, or too large to be a spec.
+func (e *FileError) Is(target error) bool { return target == bridge.ErrInvalid }
+
 // Hint says what a spec argument may be.
 func (e *FileError) Hint() string {
 	return "give a spec file that exists, or a built-in profile name (" + strings.Join(templates.ProfileNames(), ", ") + ")"
@@ -105,7 +110,7 @@ func (e *FileError) Hint() string {
 func Parse(data []byte, dir string) (Spec, error) {
 	var root yaml.Node
 	if err := yaml.Unmarshal(data, &root); err != nil {
-		return Spec{}, fmt.Errorf("not valid YAML: %w", err)
+		return Spec{}, Errors{syntaxError(err)}
 	}
 	if root.Kind == 0 || len(root.Content) == 0 {
 		return Spec{}, Errors{{Field: "spec", Problem: "is empty", Fix: "write at least name, image and nics; see the built-in profile tiny"}}
@@ -119,7 +124,9 @@ func Parse(data []byte, dir string) (Spec, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true) // the walker already refused unknown fields; this is the backstop
 	if err := dec.Decode(&s); err != nil {
-		return Spec{}, fmt.Errorf("decode: %w", err)
+		fe := syntaxError(err)
+		fe.Problem = "cannot be decoded: " + strings.TrimPrefix(err.Error(), "yaml: ")
+		return Spec{}, Errors{fe}
 	}
 	if dir != "" {
 		s.resolvePaths(dir)
@@ -135,6 +142,23 @@ func Parse(data []byte, dir string) (Spec, error) {
 		return Spec{}, err
 	}
 	return s, nil
+}
+
+// yamlLine finds the line in yaml.v3's syntax errors, which have no
+// structured form: "yaml: line 3: did not find expected key".
+var yamlLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
+
+// syntaxError turns a YAML syntax error into a field error of the whole
+// spec, with its line: bad input like any other, so exit code 2.
+func syntaxError(err error) *FieldError {
+	msg := strings.TrimPrefix(err.Error(), "yaml: ")
+	line := 0
+	if m := yamlLine.FindStringSubmatch(err.Error()); m != nil {
+		line, _ = strconv.Atoi(m[1])
+		msg = m[2]
+	}
+	return &FieldError{Field: "spec", Problem: "is not valid YAML: " + msg, Line: line,
+		Fix: "indent with spaces, not tabs, and quote values that contain ': ' or start with '[', '{', '*', '&' or '-'"}
 }
 
 // resolvePaths makes relative file references absolute against dir.

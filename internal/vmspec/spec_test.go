@@ -223,8 +223,9 @@ func TestParseErrors(t *testing.T) {
 
 func TestParseYAMLSyntaxError(t *testing.T) {
 	_, err := Parse([]byte("name: a\n  image: [\n"), "")
-	if err == nil || !strings.Contains(err.Error(), "not valid YAML") {
-		t.Errorf("Parse(broken YAML) = %v", err)
+	var fe *FieldError
+	if !errors.As(err, &fe) || !errors.Is(err, bridge.ErrInvalid) || !strings.Contains(err.Error(), "not valid YAML") || fe.Line != 2 || fe.Fix == "" {
+		t.Errorf("Parse(broken YAML) = %#v; want a FieldError at line 2 with a fix, matching bridge.ErrInvalid", err)
 	}
 }
 
