@@ -16,9 +16,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"time"
-
-	"vmnet/internal/safe"
 )
 
 // debPackage is one version of a Debian package as apt knows it.
@@ -256,33 +253,17 @@ func (apt) refresh(ctx context.Context, b *buildLog) error {
 }
 
 func (apt) download(ctx context.Context, p debPackage, dir string, b *buildLog) (string, error) {
-	stop := make(chan struct{})
-	done := make(chan struct{})
-	safe.Go(nil, "download progress of "+p.Name, func() error {
-		// apt-get download writes the .deb into dir as it arrives: its size is the progress.
-		defer close(done)
-		t := time.NewTicker(500 * time.Millisecond)
-		defer t.Stop()
-		for {
-			select {
-			case <-stop:
-				return nil
-			case <-t.C:
-				b.bytes(p.Name, dirSize(dir), p.Size)
-			}
-		}
-	}, nil)
+	// apt-get download writes the .deb into dir as it arrives: its size is the progress.
 	// Equals: cd DIR && apt-get download NAME=VERSION. As root, apt would hand
 	// the download to user _apt, who cannot write into our 0700 directory.
-	err := b.run(ctx, dir, "apt-get", "-q", "-o", "APT::Sandbox::User=root", "download", p.String())
-	close(stop)
-	<-done
+	err := b.count(p.Name, p.Size, func() int64 { return dirSize(dir) }, func() error {
+		return b.run(ctx, dir, "apt-get", "-q", "-o", "APT::Sandbox::User=root", "download", p.String())
+	})
 	if err != nil {
 		return "", withHint(fmt.Errorf("download %s: %w", p, err),
 			"check that Debian's mirror is reachable from here (inside a vmnet sandbox there is no network: "+
 				"build the image outside it first with: vmnet image build IMAGE)")
 	}
-	b.bytes(p.Name, p.Size, p.Size)
 	debs, _ := filepath.Glob(filepath.Join(dir, "*.deb"))
 	if len(debs) != 1 {
 		return "", fmt.Errorf("download %s: apt-get download left %d .deb files in %s, want 1", p, len(debs), dir)

@@ -13,7 +13,11 @@ import (
 	"syscall"
 	"time"
 
-	"golang.org/x/sys/unix"
+	"github.com/vbauerster/mpb/v8"
+	"github.com/vbauerster/mpb/v8/decor"
+	"golang.org/x/term"
+
+	"vmnet/internal/safe"
 )
 
 // timeLayout stamps each progress line when the output is not a terminal.
@@ -22,16 +26,30 @@ const timeLayout = "2006-01-02T15:04:05.000Z07:00"
 // plainEvery is how often a byte count is repeated in plain (CI) output.
 const plainEvery = 10 * time.Second
 
-// progress shows a build to a person: on a terminal, step lines plus one live
-// line that counts bytes; elsewhere (CI logs, pipes), plain lines stamped with
-// the time, and byte counts at most every plainEvery.
+// barWidth is the most columns a bar's [===>---] takes; on a narrower
+// terminal the bar shrinks so its line still fits.
+const barWidth = 40
+
+// progress shows a build to a person. On a terminal: the step lines, and
+// below them one live bar per byte count in progress (mpb), with its counts,
+// percentage and elapsed time; a finished bar stays above the next lines as
+// a record. Elsewhere (CI logs, pipes): plain lines stamped with the time,
+// and byte counts at most every plainEvery.
 type progress struct {
-	mu        sync.Mutex
-	w         io.Writer
-	tty       bool
-	now       func() time.Time
-	prefix    string // "image tiny: "
-	live      bool   // a live line is on the terminal
+	mu     sync.Mutex
+	w      io.Writer
+	tty    bool
+	now    func() time.Time
+	prefix string // "image tiny: "
+
+	// terminal: the bars' container while any bar is on screen, the bars
+	// not finished yet, and the labels whose bar has finished in it (a late
+	// count, e.g. a watcher's last tick, must not start a second bar)
+	bars  *mpb.Progress
+	live  map[string]*mpb.Bar
+	ended map[string]bool
+
+	// plain: when which count was last shown
 	lastLabel string
 	lastBytes time.Time
 }
@@ -43,43 +61,49 @@ func newProgress(w io.Writer, name string, now func() time.Time) *progress {
 	return &progress{w: w, tty: isTerminal(w), now: now, prefix: "image " + name + ": "}
 }
 
-// isTerminal reports whether w is a terminal that can redraw a line.
+// isTerminal reports whether w is a terminal that can redraw lines.
 func isTerminal(w io.Writer) bool {
 	f, ok := w.(interface{ Fd() uintptr })
 	if !ok || os.Getenv("TERM") == "dumb" {
 		return false
 	}
-	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
-	return err == nil
+	if !term.IsTerminal(int(f.Fd())) {
+		return false
+	}
+	// A terminal of unknown size (a pty nobody sized) would get bars of no width.
+	cols, _, err := term.GetSize(int(f.Fd()))
+	return err == nil && cols > 0
 }
 
 // line shows one step.
 func (p *progress) line(msg string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.tty {
-		if p.live {
-			io.WriteString(p.w, "\r\x1b[K")
-			p.live = false
-		}
-		fmt.Fprintf(p.w, "%s%s\n", p.prefix, msg)
+	if !p.tty {
+		fmt.Fprintf(p.w, "%s %s%s\n", p.now().UTC().Format(timeLayout), p.prefix, msg)
 		return
 	}
-	fmt.Fprintf(p.w, "%s %s%s\n", p.now().UTC().Format(timeLayout), p.prefix, msg)
+	if len(p.live) > 0 {
+		// Above the bars, at their next redraw.
+		fmt.Fprintf(p.bars, "%s%s\n", p.prefix, msg)
+		return
+	}
+	p.closeBars()
+	fmt.Fprintf(p.w, "%s%s\n", p.prefix, msg)
 }
 
-// bytes shows how much of total is done.
+// bytes shows how much of total is done. On a terminal the count's bar
+// starts at its first call and ends once done reaches total (or at finish).
 func (p *progress) bytes(label string, done, total int64) {
+	p.mu.Lock()
+	if p.tty {
+		defer p.mu.Unlock()
+		p.bar(label, done, total)
+		return
+	}
 	msg := fmt.Sprintf("%s %s / %s", label, mib(done), mib(total))
 	if total > 0 {
 		msg += fmt.Sprintf(" (%d%%)", min(100, done*100/total))
-	}
-	p.mu.Lock()
-	if p.tty {
-		fmt.Fprintf(p.w, "\r\x1b[K%s%s", p.prefix, msg)
-		p.live = true
-		p.mu.Unlock()
-		return
 	}
 	now := p.now()
 	due := label != p.lastLabel || now.Sub(p.lastBytes) >= plainEvery || (total > 0 && done >= total)
@@ -97,14 +121,54 @@ func (p *progress) bytes(label string, done, total int64) {
 	p.line(msg)
 }
 
-// finish ends a live line, so what follows starts on a line of its own.
+// bar moves label's bar to done of total, making it first if need be. p.mu is held.
+func (p *progress) bar(label string, done, total int64) {
+	total = max(total, 1) // mpb takes a total <= 0 as "never complete"
+	b := p.live[label]
+	if b == nil && p.ended[label] {
+		return
+	}
+	if b == nil {
+		if p.bars == nil {
+			// PopCompletedMode: a finished bar leaves the live area and is
+			// printed once above it, in order with the step lines.
+			p.bars = mpb.New(mpb.WithOutput(p.w), mpb.PopCompletedMode(), mpb.WithRefreshRate(200*time.Millisecond))
+			p.live, p.ended = map[string]*mpb.Bar{}, map[string]bool{}
+		}
+		b = p.bars.New(total, mpb.BarStyle().Lbound("[").Rbound("]"), mpb.BarWidth(barWidth),
+			mpb.PrependDecorators(decor.Name(p.prefix+label)),
+			mpb.AppendDecorators(
+				decor.CountersKibiByte("% .1f / % .1f "),
+				decor.Percentage(decor.WC{W: 5}),
+				decor.Elapsed(decor.ET_STYLE_GO, decor.WC{W: 5})))
+		p.live[label] = b
+	}
+	b.SetCurrent(min(done, total))
+	if done >= total {
+		delete(p.live, label) // mpb completes it and pops it above the live area
+		p.ended[label] = true
+	}
+}
+
+// closeBars waits for the bars' last redraw and drops their container; a
+// bar not finished is left on screen as it was. p.mu is held.
+func (p *progress) closeBars() {
+	if p.bars == nil {
+		return
+	}
+	for _, b := range p.live {
+		b.Abort(false)
+	}
+	p.bars.Wait()
+	p.bars, p.live, p.ended = nil, nil, nil
+}
+
+// finish ends the bars on screen (a count that did not reach its total stays
+// as it was, e.g. a failed download), so what follows starts below them.
 func (p *progress) finish() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.live {
-		io.WriteString(p.w, "\n")
-		p.live = false
-	}
+	p.closeBars()
 }
 
 // mib formats a byte count for people.
@@ -144,6 +208,39 @@ func (b *buildLog) show(msg string) { b.p.line(b.label + msg) }
 
 // bytes shows a byte count (not logged: the log gets the step lines).
 func (b *buildLog) bytes(label string, done, total int64) { b.p.bytes(label, done, total) }
+
+// countEvery is how often count looks at the bytes done.
+const countEvery = 500 * time.Millisecond
+
+// count runs work and, while it runs, shows the bytes size reports against
+// total. Until work returns the count stays below total, so a count is only
+// shown complete when its step is; it is, when work succeeds. A count work
+// leaves unfinished (it failed) stays as it was, until finish.
+func (b *buildLog) count(label string, total int64, size func() int64, work func() error) error {
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	safe.Go(nil, "progress of "+label, func() error {
+		defer close(done)
+		t := time.NewTicker(countEvery)
+		defer t.Stop()
+		b.bytes(label, 0, total)
+		for {
+			select {
+			case <-stop:
+				return nil
+			case <-t.C:
+				b.bytes(label, max(0, min(size(), total-1)), total)
+			}
+		}
+	}, nil)
+	err := work()
+	close(stop)
+	<-done
+	if err == nil {
+		b.bytes(label, total, total)
+	}
+	return err
+}
 
 // run runs a command with its output in the log. Its error names the command
 // and carries the last line the command printed, which is usually the reason.

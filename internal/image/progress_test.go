@@ -3,6 +3,8 @@ package image
 import (
 	"bytes"
 	"context"
+	"errors"
+	"io"
 	"os"
 	"strconv"
 	"strings"
@@ -42,34 +44,131 @@ func TestProgressPlainLinesAreTimestamped(t *testing.T) {
 }
 
 func TestProgressOnTerminal(t *testing.T) {
-	ptmx, pts := openPTY(t)
+	ptmx, pts := openPTY(t, 100)
 	defer ptmx.Close()
 	defer pts.Close()
 	t.Setenv("TERM", "xterm")
-	p := newProgress(pts, "tiny", time.Now)
-	if !p.tty {
+	if !newProgress(pts, "tiny", time.Now).tty {
 		t.Fatal("a pseudo-terminal was not taken for a terminal")
 	}
 	t.Setenv("TERM", "dumb")
 	if newProgress(pts, "tiny", time.Now).tty {
 		t.Error("TERM=dumb still redraws lines")
 	}
-	// What a terminal gets: a live line redrawn in place, cleared by the next step.
-	var out bytes.Buffer
-	p = &progress{w: &out, tty: true, now: time.Now, prefix: "image tiny: "}
+	unsized, pts0 := openPTY(t, 0)
+	defer unsized.Close()
+	defer pts0.Close()
+	t.Setenv("TERM", "xterm")
+	if newProgress(pts0, "tiny", time.Now).tty {
+		t.Error("a terminal of no width was given bars")
+	}
+
+	// What a terminal gets: the step, then a live bar redrawn in place, which
+	// ends as one line above the next step; nothing wider than the terminal.
+	got := make(chan string)
+	go func() {
+		var all bytes.Buffer
+		io.Copy(&all, ptmx) // until pts is closed
+		got <- all.String()
+	}()
+	p := newProgress(pts, "tiny", time.Now)
+	p.line("downloading linux-image")
 	p.bytes("linux-image", 1<<20, 2<<20)
+	time.Sleep(500 * time.Millisecond) // a redraw or two
+	p.line("above the bar")
 	p.bytes("linux-image", 2<<20, 2<<20)
+	p.bytes("linux-image", 2<<20, 2<<20) // a late tick: no second bar
 	p.line("unpacking")
-	want := "\r\x1b[Kimage tiny: linux-image 1.0 MiB / 2.0 MiB (50%)" +
-		"\r\x1b[Kimage tiny: linux-image 2.0 MiB / 2.0 MiB (100%)" +
-		"\r\x1b[Kimage tiny: unpacking\n"
-	if out.String() != want {
-		t.Errorf("got %q\nwant %q", out.String(), want)
+	p.bytes("busybox", 1<<10, 4<<10) // a failed download: left as it was
+	p.finish()
+	p.line("done")
+	pts.Close()
+	raw := <-got
+	screen := lastFrame(raw)
+	want := []string{
+		"image tiny: downloading linux-image",
+		"image tiny: above the bar",
+		"image tiny: linux-image [====",
+		"image tiny: unpacking",
+		"image tiny: busybox [=========",
+		"image tiny: done",
+	}
+	if len(screen) != len(want) {
+		t.Fatalf("screen has %d lines, want %d:\n%s\nraw: %q", len(screen), len(want), strings.Join(screen, "\n"), raw)
+	}
+	for i, l := range screen {
+		if !strings.HasPrefix(l, want[i]) {
+			t.Errorf("line %d = %q, want it to start with %q", i, l, want[i])
+		}
+		if n := len([]rune(l)); n > 100 {
+			t.Errorf("line %d is %d columns wide on a 100-column terminal: %q", i, n, l)
+		}
+	}
+	if !strings.Contains(screen[2], "2.0 MiB / 2.0 MiB 100 %") || !strings.HasSuffix(screen[2], "s") {
+		t.Errorf("finished bar = %q, want its counts, 100 %% and the time it took", screen[2])
+	}
+	if !strings.Contains(screen[4], "1.0 KiB / 4.0 KiB  25 %") {
+		t.Errorf("unfinished bar = %q, want it left at 25 %%", screen[4])
+	}
+	if !strings.Contains(raw, "\x1b[1A") {
+		t.Errorf("the bar was never redrawn in place: %q", raw)
 	}
 }
 
-// openPTY opens a pseudo-terminal pair, or skips.
-func openPTY(t *testing.T) (ptmx, pts *os.File) {
+// lastFrame plays what a terminal got, as far as vmnet's output needs:
+// "\x1b[NA\x1b[J" (up N lines, clear below) and lines ended by "\r\n".
+func lastFrame(raw string) []string {
+	var lines []string
+	var cur strings.Builder
+	for len(raw) > 0 {
+		switch {
+		case strings.HasPrefix(raw, "\x1b["):
+			end := strings.IndexAny(raw, "ABCDJKm")
+			if raw[end] == 'A' {
+				n, _ := strconv.Atoi(raw[2:end])
+				lines = lines[:max(0, len(lines)-n)]
+			}
+			raw = raw[end+1:]
+		case raw[0] == '\n':
+			lines = append(lines, strings.TrimRight(cur.String(), "\r"))
+			cur.Reset()
+			raw = raw[1:]
+		default:
+			cur.WriteByte(raw[0])
+			raw = raw[1:]
+		}
+	}
+	if cur.Len() > 0 {
+		lines = append(lines, cur.String())
+	}
+	return lines
+}
+
+// A count is shown complete only once its work has returned, and not at all
+// when the work fails.
+func TestBuildLogCount(t *testing.T) {
+	var out bytes.Buffer
+	b := &buildLog{p: newProgress(&out, "tiny", time.Now), log: io.Discard, now: time.Now}
+	full := func() int64 { return 4 << 20 } // the file is all there before the command ends
+	err := b.count("linux-image", 4<<20, full, func() error { time.Sleep(3 * countEvery); return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(out.String(), "(100%)"); n != 1 || !strings.HasSuffix(out.String(), "linux-image 4.0 MiB / 4.0 MiB (100%)\n") {
+		t.Errorf("a finished count shown %d times, want once at the end:\n%s", n, out.String())
+	}
+	out.Reset()
+	failed := errors.New("apt-get: exit status 100")
+	if err := b.count("busybox", 4<<20, full, func() error { time.Sleep(3 * countEvery); return failed }); err != failed {
+		t.Errorf("count = %v, want the work's error", err)
+	}
+	if strings.Contains(out.String(), "100%") {
+		t.Errorf("a failed count was shown complete:\n%s", out.String())
+	}
+}
+
+// openPTY opens a pseudo-terminal pair cols columns wide, or skips.
+func openPTY(t *testing.T, cols uint16) (ptmx, pts *os.File) {
 	t.Helper()
 	ptmx, err := os.OpenFile("/dev/ptmx", os.O_RDWR|unix.O_NOCTTY, 0)
 	if err != nil {
@@ -83,6 +182,10 @@ func openPTY(t *testing.T) (ptmx, pts *os.File) {
 	if err != nil {
 		ptmx.Close()
 		t.Skipf("pty number: %v", err)
+	}
+	if err := unix.IoctlSetWinsize(int(ptmx.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: 30, Col: cols}); err != nil {
+		ptmx.Close()
+		t.Skipf("size pty: %v", err)
 	}
 	pts, err = os.OpenFile("/dev/pts/"+strconv.Itoa(n), os.O_RDWR|unix.O_NOCTTY, 0)
 	if err != nil {

@@ -283,8 +283,12 @@ func (c *Cache) buildRootfs(ctx context.Context, r *recipe, pkgs []debPackage, h
 	uuid := hash[0:8] + "-" + hash[8:12] + "-" + hash[12:16] + "-" + hash[16:20] + "-" + hash[20:32]
 	// -m 0: everything in the guest runs as root, reserved blocks would only
 	// hide the headroom. The UUID and hash seed come from the recipe hash.
-	err = b.run(ctx, "", "mkfs.ext4", "-q", "-F", "-t", "ext4", "-m", "0", "-L", r.Name,
-		"-U", uuid, "-E", "hash_seed="+uuid, "-N", fmt.Sprint(inodes), "-d", root, raw)
+	// The bytes mkfs has put into the (sparse) image, against the tree's; its
+	// own metadata makes it reach the tree's size a little early.
+	err = b.count("ext4 image", content, func() int64 { return allocated(raw) }, func() error {
+		return b.run(ctx, "", "mkfs.ext4", "-q", "-F", "-t", "ext4", "-m", "0", "-L", r.Name,
+			"-U", uuid, "-E", "hash_seed="+uuid, "-N", fmt.Sprint(inodes), "-d", root, raw)
+	})
 	if err != nil {
 		return manifest{}, fmt.Errorf("make the ext4 file system: %w", err)
 	}
@@ -293,7 +297,12 @@ func (c *Cache) buildRootfs(ctx context.Context, r *recipe, pkgs []debPackage, h
 
 	t = c.now()
 	// Not compressed: a compressed base is slower to read at every boot.
-	if err := b.run(ctx, "", "qemu-img", "convert", "-q", "-W", "-f", "raw", "-O", "qcow2", raw, filepath.Join(dir, diskFile)); err != nil {
+	qcow := filepath.Join(dir, diskFile)
+	// The qcow2 holds the raw image's allocated blocks, and little else.
+	err = b.count("qcow2 disk", allocated(raw), func() int64 { return allocated(qcow) }, func() error {
+		return b.run(ctx, "", "qemu-img", "convert", "-q", "-W", "-f", "raw", "-O", "qcow2", raw, qcow)
+	})
+	if err != nil {
 		return manifest{}, fmt.Errorf("convert the disk to qcow2: %w", err)
 	}
 	timed("qemu-img convert", t)
@@ -529,6 +538,16 @@ func inodeOf(fi fs.FileInfo) uint64 {
 
 // inodeRatio is bytes per inode for the disk's free space (mke2fs's default).
 const inodeRatio = 16384
+
+// allocated returns the bytes of disk the file at path takes (a sparse file's
+// holes take none), or 0 if it cannot be read.
+func allocated(path string) int64 {
+	var st syscall.Stat_t
+	if syscall.Stat(path, &st) != nil {
+		return 0
+	}
+	return st.Blocks * 512
+}
 
 // treeSize returns the bytes a tree takes in 4 KiB blocks, and its number of
 // inodes; hard links count once.

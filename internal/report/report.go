@@ -29,10 +29,32 @@ func Summary(r *check.Report) string {
 	return fmt.Sprintf("all %d checks passed in %ss", len(r.Results), d)
 }
 
+// Width is the most columns Table takes: it fits a 120-column terminal and
+// a CI log's viewer.
+const Width = 120
+
+// minWrap is the narrowest EXPECT and ACTUAL get before the columns that
+// name a check wrap too; minCell is the narrowest any wrapped column gets.
+const (
+	minWrap = 16
+	minCell = 10
+)
+
+// maxCellLines is the most lines a wrapped cell takes; the rest is cut, with
+// "…" (a failure's evidence, below its row, and the JSON have it whole).
+const maxCellLines = 4
+
 // Table writes one line per check (status, source → target, address,
 // method, expected, actual, milliseconds); each failure is followed by its
-// hop, cause and evidence, indented.
-func Table(w io.Writer, r *check.Report) error {
+// hop, cause and evidence, indented. It is at most Width columns wide: a
+// cell too long for that wraps within its column (at most maxCellLines
+// lines), and the detail lines wrap under their indent; the JSON form has
+// every field whole, on one line.
+func Table(w io.Writer, r *check.Report) error { return TableWidth(w, r, Width) }
+
+// TableWidth is Table at most cols columns wide. Only a cols too small for
+// the columns' headers and minCell gives longer lines.
+func TableWidth(w io.Writer, r *check.Report, cols int) error {
 	header := []string{"STATUS", "SOURCE → TARGET", "ADDRESS", "METHOD", "EXPECT", "ACTUAL", "MS"}
 	rows := [][]string{header}
 	for _, res := range r.Results {
@@ -47,31 +69,125 @@ func Table(w io.Writer, r *check.Report) error {
 			width[i] = max(width[i], utf8.RuneCountInString(cell))
 		}
 	}
+	fit(width, header, cols)
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s (%s matrix)\n", Title(r), r.Matrix)
+	for _, l := range wrap(fmt.Sprintf("%s (%s matrix)", Title(r), r.Matrix), cols) {
+		b.WriteString(l + "\n")
+	}
 	for i, row := range rows {
+		cells := make([][]string, len(row))
+		height := 0
 		for j, cell := range row {
-			pad := width[j] - utf8.RuneCountInString(cell)
-			switch {
-			case j == len(row)-1: // milliseconds, right-aligned, last
-				b.WriteString(strings.Repeat(" ", pad) + cell)
-			default:
-				b.WriteString(cell + strings.Repeat(" ", pad+2))
-			}
+			cells[j] = clip(wrap(cell, width[j]), width[j])
+			height = max(height, len(cells[j]))
 		}
-		b.WriteString("\n")
+		for k := range height {
+			var line strings.Builder
+			for j := range row {
+				text := ""
+				if k < len(cells[j]) {
+					text = cells[j][k]
+				}
+				pad := strings.Repeat(" ", width[j]-utf8.RuneCountInString(text))
+				if j == len(row)-1 { // milliseconds, right-aligned, last
+					line.WriteString(pad + text)
+				} else {
+					line.WriteString(text + pad + "  ")
+				}
+			}
+			b.WriteString(strings.TrimRight(line.String(), " ") + "\n")
+		}
 		if i == 0 || r.Results[i-1].Pass {
 			continue
 		}
 		res := r.Results[i-1]
-		fmt.Fprintf(&b, "      hop: %s   cause: %s\n", res.Hop, res.Cause)
+		indented(&b, fmt.Sprintf("hop: %s   cause: %s", res.Hop, res.Cause), 6, 8, cols)
 		for _, e := range res.Evidence {
-			fmt.Fprintf(&b, "        - %s\n", e)
+			indented(&b, "- "+e, 8, 10, cols)
 		}
 	}
-	b.WriteString(Summary(r) + "\n")
+	for _, l := range wrap(Summary(r), cols) {
+		b.WriteString(l + "\n")
+	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// fit narrows columns until the table (columns two spaces apart) is at most
+// cols wide: first EXPECT and ACTUAL, which describe, the widest first, down
+// to minWrap; only then SOURCE → TARGET and ADDRESS, which name the check,
+// down to minCell. No column gets narrower than its header.
+func fit(width []int, header []string, cols int) {
+	total := 2 * (len(width) - 1)
+	for _, w := range width {
+		total += w
+	}
+	for _, stage := range []struct {
+		columns []int
+		floor   int
+	}{{[]int{4, 5}, minWrap}, {[]int{1, 2, 4, 5}, minCell}} {
+		for total > cols {
+			widest := -1
+			for _, j := range stage.columns {
+				floor := max(stage.floor, utf8.RuneCountInString(header[j]))
+				if width[j] > floor && (widest < 0 || width[j] > width[widest]) {
+					widest = j
+				}
+			}
+			if widest < 0 {
+				break
+			}
+			width[widest]--
+			total--
+		}
+	}
+}
+
+// indented writes text at indent spaces, wrapped at cols, its further lines
+// at more.
+func indented(b *strings.Builder, text string, indent, more, cols int) {
+	lines := wrap(text, max(minCell, cols-indent))
+	b.WriteString(strings.Repeat(" ", indent) + lines[0] + "\n")
+	if len(lines) == 1 {
+		return
+	}
+	for _, l := range wrap(strings.Join(lines[1:], " "), max(minCell, cols-more)) {
+		b.WriteString(strings.Repeat(" ", more) + l + "\n")
+	}
+}
+
+// clip keeps the first maxCellLines of lines (each at most n runes), the
+// last ending in "…" when some are left out.
+func clip(lines []string, n int) []string {
+	if len(lines) <= maxCellLines {
+		return lines
+	}
+	lines = lines[:maxCellLines]
+	last := []rune(lines[maxCellLines-1])
+	lines[maxCellLines-1] = string(last[:min(len(last), n-1)]) + "…"
+	return lines
+}
+
+// wrap cuts s into lines of at most n runes, at the last space that fits,
+// or inside a word longer than n. Spaces inside a line are kept as they are.
+func wrap(s string, n int) []string {
+	r := []rune(s)
+	var out []string
+	for len(r) > n {
+		cut := n // no space: the word is cut
+		for i := n; i > 0; i-- {
+			if r[i] == ' ' {
+				cut = i
+				break
+			}
+		}
+		out = append(out, strings.TrimRight(string(r[:cut]), " "))
+		r = r[cut:]
+		for len(r) > 0 && r[0] == ' ' {
+			r = r[1:]
+		}
+	}
+	return append(out, strings.TrimRight(string(r), " "))
 }
 
 func status(pass bool) string {

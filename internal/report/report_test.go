@@ -61,6 +61,19 @@ func passing() *check.Report {
 	return r
 }
 
+// long is a run whose cells and evidence are longer than any terminal: a
+// URL and an error without spaces, a paragraph of evidence.
+func long() *check.Report {
+	r := sample()
+	r.VM = "capstone-with-a-long-name"
+	f := &r.Results[4]
+	f.Source, f.Target = "capstone-with-a-long-name/proxy", "capstone-with-a-long-name/api"
+	f.Address = "http://[2001:db8:ffff:ffff:ffff:ffff:ffff:1]:8080/api/v1/health?verbose=1"
+	f.Actual = "HTTP 502: " + strings.Repeat("upstream-connect-error-or-disconnect/reset-before-headers;", 4)
+	f.Evidence = append(f.Evidence, strings.Repeat("nginx: connect() failed (111: Connection refused) while connecting to upstream, ", 3))
+	return r
+}
+
 func golden(t *testing.T, name string, got []byte) {
 	t.Helper()
 	path := filepath.Join("testdata", "golden", name)
@@ -89,6 +102,8 @@ func TestGolden(t *testing.T) {
 	}{
 		{"table.txt", sample(), func(b *bytes.Buffer, r *check.Report) error { return Table(b, r) }},
 		{"table-pass.txt", passing(), func(b *bytes.Buffer, r *check.Report) error { return Table(b, r) }},
+		{"table-80.txt", sample(), func(b *bytes.Buffer, r *check.Report) error { return TableWidth(b, r, 80) }},
+		{"table-long.txt", long(), func(b *bytes.Buffer, r *check.Report) error { return Table(b, r) }},
 		{"report.json", sample(), func(b *bytes.Buffer, r *check.Report) error { return JSON(b, r) }},
 		{"junit.xml", sample(), func(b *bytes.Buffer, r *check.Report) error { return JUnit(b, r) }},
 		{"junit-pass.xml", passing(), func(b *bytes.Buffer, r *check.Report) error { return JUnit(b, r) }},
@@ -100,6 +115,123 @@ func TestGolden(t *testing.T) {
 			}
 			golden(t, tc.name, b.Bytes())
 		})
+	}
+}
+
+// The table fits the width it is given; what it wraps is all there, in order.
+func TestTableWidth(t *testing.T) {
+	for _, r := range []*check.Report{sample(), passing(), long()} {
+		for _, cols := range []int{Width, 100, 80} {
+			var b bytes.Buffer
+			if err := TableWidth(&b, r, cols); err != nil {
+				t.Fatal(err)
+			}
+			for i, l := range strings.Split(strings.TrimSuffix(b.String(), "\n"), "\n") {
+				if n := utf8.RuneCountInString(l); n > cols {
+					t.Errorf("%s at %d columns: line %d is %d wide: %q", r.VM, cols, i+1, n, l)
+				}
+				if strings.HasSuffix(l, " ") {
+					t.Errorf("%s at %d columns: line %d ends in a space: %q", r.VM, cols, i+1, l)
+				}
+			}
+			// Read back, column by column, every cell and evidence line is whole.
+			cells, details := readTable(t, b.String())
+			if len(cells) != len(r.Results) {
+				t.Fatalf("%s at %d columns: read %d rows, want %d:\n%s", r.VM, cols, len(cells), len(r.Results), b.String())
+			}
+			for i, res := range r.Results {
+				want := []string{status(res.Pass), res.Source + " → " + res.Target, res.Address, string(res.Method), res.Expect, res.Actual}
+				for j, w := range want {
+					got, cut := strings.CutSuffix(strings.Join(strings.Fields(cells[i][j]), ""), "…")
+					w := strings.Join(strings.Fields(w), "")
+					if cut && (!strings.HasPrefix(w, got) || len(got) < 20) || !cut && got != w {
+						t.Errorf("%s at %d columns: row %d column %d reads %q, want %q", r.VM, cols, i+1, j, cells[i][j], w)
+					}
+				}
+				for _, e := range res.Evidence {
+					if !strings.Contains(strings.Join(strings.Fields(details[i]), ""), strings.Join(strings.Fields(e), "")) {
+						t.Errorf("%s at %d columns: row %d lost evidence %q in:\n%s", r.VM, cols, i+1, e, details[i])
+					}
+				}
+			}
+		}
+	}
+	var b bytes.Buffer
+	if err := Table(&b, sample()); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(b.String(), "capstone/proxy →\n") {
+		t.Errorf("SOURCE → TARGET wrapped although EXPECT and ACTUAL could:\n%s", b.String())
+	}
+}
+
+// readTable reads a table back: for each row the text of each column, its
+// wrapped lines joined by spaces (columns start where the header's words
+// do), and the detail lines under it.
+func readTable(t *testing.T, table string) (cells [][]string, details []string) {
+	t.Helper()
+	lines := strings.Split(strings.TrimSuffix(table, "\n"), "\n")
+	header := []rune(lines[1])
+	var starts []int
+	for i, c := range header {
+		if c != ' ' && (i == 0 || header[i-1] == ' ' && header[i-2] == ' ') {
+			starts = append(starts, i)
+		}
+	}
+	if len(starts) != 7 {
+		t.Fatalf("header %q has %d columns", lines[1], len(starts))
+	}
+	// MS is right-aligned under its header's end: it starts its widest number before.
+	ms := 2
+	for _, l := range lines[2:] {
+		if f := strings.Fields(l); len(l) > 0 && l[0] != ' ' {
+			ms = max(ms, len(f[len(f)-1]))
+		}
+	}
+	starts[6] = len(header) - ms
+	inDetail := false
+	for _, l := range lines[2 : len(lines)-1] {
+		r := []rune(l)
+		switch {
+		case len(r) > 0 && r[0] != ' ': // a row
+			cells = append(cells, make([]string, 6))
+			details = append(details, "")
+			inDetail = false
+		case strings.HasPrefix(l, "      hop: "):
+			inDetail = true
+		}
+		n := len(cells) - 1
+		if inDetail {
+			details[n] += l + "\n"
+			continue
+		}
+		for j := range 6 {
+			from, to := starts[j], starts[j+1]
+			if from >= len(r) {
+				break
+			}
+			cells[n][j] = strings.TrimSpace(cells[n][j] + " " + string(r[from:min(to, len(r))]))
+		}
+	}
+	return cells, details
+}
+
+func TestWrap(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		n    int
+		want []string
+	}{
+		{"reply", 10, []string{"reply"}},
+		{"no reply within 3s", 10, []string{"no reply", "within 3s"}},
+		{"hop: a   cause: b", 8, []string{"hop: a", "cause: b"}},
+		{"0123456789abcdef", 6, []string{"012345", "6789ab", "cdef"}},
+		{"a → bcd", 3, []string{"a →", "bcd"}},
+		{"ends in a space ", 9, []string{"ends in a", "space"}},
+	} {
+		if got := wrap(tc.in, tc.n); !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("wrap(%q, %d) = %q, want %q", tc.in, tc.n, got, tc.want)
+		}
 	}
 }
 
