@@ -153,6 +153,7 @@ func Up(ctx context.Context, e Env, spec vmspec.Spec) (*UpResult, error) {
 		}
 	}
 
+	existed := dom != nil
 	var rec record
 	err = res.timed("define", func() error {
 		if rec, err = prepare(e, plan, res); err != nil {
@@ -172,7 +173,11 @@ func Up(ctx context.Context, e Env, spec vmspec.Spec) (*UpResult, error) {
 	if err != nil {
 		return res, err
 	}
-	defer dom.Free()
+	if !existed {
+		// Only the domain define made: one that existed is freed by the
+		// lookup's defer, and a second Free would be a use after free.
+		defer dom.Free()
+	}
 	e.say("start %s (%s)", plan.Name, e.Accel.Type)
 	start := time.Now()
 	err = res.timed("boot to "+readyName(plan), func() error {
