@@ -34,6 +34,8 @@ import (
 type Env struct {
 	Conn     *libvirt.Connect
 	StateDir string // domain.DefaultStateDir unless a test says otherwise
+	// QemuLogDir is libvirt's per-domain log directory; "" is DefaultQemuLogDir.
+	QemuLogDir string
 	// Image returns the image for a spec, building it when needed.
 	Image func(ctx context.Context, spec vmspec.Spec) (domain.ImageInfo, error)
 	// Accel is the accelerator choice (accel.Probe).
@@ -475,6 +477,8 @@ func Down(ctx context.Context, e Env, name string) (*DownResult, error) {
 	}
 	dir := filepath.Join(e.StateDir, "vms", name)
 	files := []string{}
+	owned := false
+	var netNICs []nicRecord
 	dom, err := e.Conn.LookupDomainByName(name)
 	switch {
 	case virt.IsNotFound(err):
@@ -482,12 +486,16 @@ func Down(ctx context.Context, e Env, name string) (*DownResult, error) {
 		return res, fmt.Errorf("look up domain %q: %w", name, err)
 	default:
 		defer dom.Free()
-		meta, owned, err := metadata(dom)
+		meta, ok, err := metadata(dom)
 		if err != nil {
 			return res, err
 		}
-		if !owned {
+		if !ok {
 			return res, &ForeignError{Name: name}
+		}
+		owned = true
+		if x, err := dom.GetXMLDesc(libvirt.DOMAIN_XML_INACTIVE); err == nil {
+			netNICs = networkNICs(x) // for the reservations, should the record be lost
 		}
 		if meta.Dir != "" {
 			dir = meta.Dir
@@ -528,37 +536,19 @@ func Down(ctx context.Context, e Env, name string) (*DownResult, error) {
 			removeLease(e.Conn, n.Network, n.MAC)
 		}
 		files = append(files, rec.Files...)
-	}
-	for _, f := range files {
-		// Only files inside the VM's own directory: metadata is data, not a licence.
-		if filepath.Dir(f) != dir {
-			continue
-		}
-		if err := os.Remove(f); err == nil {
-			res.Changes = append(res.Changes, "remove "+f)
-		} else if !errors.Is(err, os.ErrNotExist) {
-			return res, fmt.Errorf("remove %s: %w", f, err)
-		}
-	}
-	if ok {
-		// The generated secrets die with the VM (its directory is vmnet's: it has the record).
-		if _, err := os.Stat(filepath.Join(dir, "secrets")); err == nil {
-			if err := os.RemoveAll(filepath.Join(dir, "secrets")); err != nil {
-				return res, err
-			}
-			res.Changes = append(res.Changes, "remove the VM's secrets")
-		}
-		os.Remove(recordPath(dir) + ".tmp")
-		if err := os.Remove(recordPath(dir)); err != nil && !errors.Is(err, os.ErrNotExist) {
+	} else if owned {
+		if err := removeOrphanReservations(e, res, name, netNICs); err != nil {
 			return res, err
 		}
-		if err := os.Remove(dir); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return res, fmt.Errorf("remove %s: %w (it holds files vmnet did not make)", dir, err)
+	}
+	if err := removeVMDir(res, e.StateDir, filepath.Join(e.StateDir, "vms", name), dir, files, ok); err != nil {
+		return res, err
+	}
+	if owned || ok {
+		// libvirt's own log of a domain that was vmnet's dies with it too.
+		if err := removeQemuLog(res, e.qemuLogDir(), name); err != nil {
+			return res, err
 		}
-		res.Changes = append(res.Changes, "remove "+dir)
-		res.Outcome = "removed"
-		os.Remove(filepath.Dir(dir)) // STATEDIR/vms, when this was the last VM
-		os.Remove(e.StateDir)
 	}
 	return res, nil
 }
