@@ -3,6 +3,7 @@ package integration
 import (
 	"strings"
 	"testing"
+	"time"
 )
 
 // A VM that exists but is shut off (a host reboot, a virsh destroy, an up
@@ -43,4 +44,100 @@ func noVMFiles(t *testing.T, s string) {
 	if r.code != 0 || strings.TrimSpace(r.stdout) != "" {
 		t.Errorf("files left after down, or the check failed (exit %d):\n%s%s", r.code, r.stdout, r.stderr)
 	}
+}
+
+// sandboxState is the sandbox's links, libvirt networks and domains, and
+// vmnet's state files, for "nothing changed" checks.
+func sandboxState(t *testing.T, s string) string {
+	t.Helper()
+	r := sb(t, s, "sh", "-c", "ip -o link | cut -d: -f2; virsh -c qemu:///system net-list --all --name; "+
+		"virsh -c qemu:///system list --all --name; find /var/lib/vmnet -mindepth 1")
+	if r.code != 0 {
+		t.Fatalf("sandbox state: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	return r.stdout
+}
+
+// ready: agent on tiny (which has no guest agent) is refused at once, as
+// bad input, before the bridge and network the spec requires are made.
+func TestVMUpAgentOnTinyRefused(t *testing.T) {
+	tinyImage(t)
+	s := newSandbox(t)
+	before := sandboxState(t, s)
+	spec := writeSpec(t, `name: agentless
+image: tiny
+nics:
+  - network: nat7
+  - bridge: br7
+    address: 192.0.2.30/24
+ready: agent
+requires:
+  networks:
+    - name: nat7
+      mode: nat
+      cidr: 198.51.100.0/24
+  bridges:
+    - name: br7
+      address: 192.0.2.1/24
+`)
+	start := time.Now()
+	r := sb(t, s, vmnetBin(t), "vm", "up", spec)
+	t.Logf("exit %d after %s\n%s", r.code, time.Since(start).Round(time.Millisecond), r.stderr)
+	if r.code != 2 {
+		t.Errorf("vm up with ready: agent on tiny: exit %d, want 2", r.code)
+	}
+	for _, want := range []string{`ready: "agent"`, "image tiny", "no QEMU guest agent", "hint: leave ready out"} {
+		if !strings.Contains(r.stderr, want) {
+			t.Errorf("the error lacks %q", want)
+		}
+	}
+	if after := sandboxState(t, s); after != before {
+		t.Errorf("a refused up changed the sandbox:\nbefore:\n%s\nafter:\n%s", before, after)
+	}
+}
+
+// An up whose guest never gets ready removes what it made (the VM, the
+// network it created) and keeps what existed before (the bridge), and says so.
+func TestVMUpTimeoutRemovesWhatItMade(t *testing.T) {
+	tinyImage(t)
+	s := newSandbox(t)
+	sbVmnet(t, s, "bridge", "create", "br0", "--address", "192.0.2.1/24")
+	spec := writeSpec(t, `name: mute
+image: tiny
+nics:
+  - network: nat8
+  - bridge: br0
+    address: 192.0.2.20/24
+ready:
+  console: NEVER-SAID
+timeout: 15s
+requires:
+  networks:
+    - name: nat8
+      mode: nat
+      cidr: 198.51.100.0/24
+  bridges:
+    - name: br0
+      address: 192.0.2.1/24
+`)
+	r := sb(t, s, vmnetBin(t), "vm", "up", spec)
+	t.Logf("exit %d\n%s", r.code, r.stderr)
+	if r.code != 1 {
+		t.Errorf("vm up of a guest that never gets ready: exit %d, want 1", r.code)
+	}
+	for _, want := range []string{"timed out after 15s", "removed what this up made: VM mute (domain, files, DHCP reservations), network nat8",
+		"kept what existed before this up: bridge br0", "hint: "} {
+		if !strings.Contains(r.stderr, want) {
+			t.Errorf("the error lacks %q", want)
+		}
+	}
+	if strings.Contains(r.stderr, "left behind") {
+		t.Errorf("the up could not remove what it made")
+	}
+	got := sb(t, s, "sh", "-c", "ip -o link | cut -d: -f2 | tr -d ' ' | sort | tr '\\n' ' '; "+
+		"virsh -c qemu:///system net-list --all --name; virsh -c qemu:///system list --all --name")
+	if got.code != 0 || strings.TrimSpace(got.stdout) != "br0 lo" {
+		t.Errorf("after the failed up: exit %d, links, networks and domains %q; want only br0 and lo\n%s", got.code, got.stdout, got.stderr)
+	}
+	noVMFiles(t, s)
 }

@@ -94,9 +94,8 @@ func (r *UpResult) timed(name string, fn func() error) error {
 // second Up of a running VM with the same spec changes nothing.
 func Up(ctx context.Context, e Env, spec vmspec.Spec) (*UpResult, error) {
 	res := &UpResult{Name: spec.Name, Accel: e.Accel}
-	if err := ensureRequired(ctx, e, spec, res); err != nil {
-		return res, err
-	}
+	// The plan comes before the networks and bridges the spec requires:
+	// a spec the image cannot run (ready: agent on tiny) changes nothing.
 	var img domain.ImageInfo
 	if err := res.timed("image", func() (err error) { img, err = e.Image(ctx, spec); return err }); err != nil {
 		return res, err
@@ -109,6 +108,7 @@ func Up(ctx context.Context, e Env, spec vmspec.Spec) (*UpResult, error) {
 		return res, err
 	}
 
+	var active bool
 	dom, err := e.Conn.LookupDomainByName(plan.Name)
 	switch {
 	case virt.IsNotFound(err):
@@ -131,31 +131,35 @@ func Up(ctx context.Context, e Env, spec vmspec.Spec) (*UpResult, error) {
 				hint: fmt.Sprintf("run 'vmnet vm down %s' first, then 'vmnet vm up' again", plan.Name),
 			}
 		}
-		active, err := dom.IsActive()
-		if err != nil {
+		if active, err = dom.IsActive(); err != nil {
 			return res, fmt.Errorf("read state of %q: %w", plan.Name, err)
 		}
-		if active {
-			// Running: make sure it got ready and provisioned (an earlier up
-			// may have been killed on the way), else say nothing changed.
-			res.Outcome = "unchanged"
-			start := time.Now()
-			if err := waitReady(ctx, e, dom, plan); err != nil {
-				return res, err
-			}
-			res.Ready = time.Since(start)
-			if err := finishProvisioning(ctx, e, dom, plan, spec, res); err != nil {
-				return res, err
-			}
-			if len(res.Changes) > 0 {
-				res.Outcome = "provisioned"
-			}
-			res.NICs, err = nicInfo(e.Conn, plan.Dir)
+	}
+	m := made{running: active}
+	if err := ensureRequired(ctx, e, spec, res, &m); err != nil {
+		return res, undoUp(ctx, e, spec, dom, m, err)
+	}
+	if active {
+		// Running: make sure it got ready and provisioned (an earlier up
+		// may have been killed on the way), else say nothing changed.
+		res.Outcome = "unchanged"
+		start := time.Now()
+		if err := waitReady(ctx, e, dom, plan); err != nil {
+			return res, undoUp(ctx, e, spec, dom, m, err)
+		}
+		res.Ready = time.Since(start)
+		if err := finishProvisioning(ctx, e, dom, plan, spec, res); err != nil {
 			return res, err
 		}
+		if len(res.Changes) > 0 {
+			res.Outcome = "provisioned"
+		}
+		res.NICs, err = nicInfo(e.Conn, plan.Dir)
+		return res, err
 	}
 
 	existed := dom != nil
+	m.vm = !existed
 	var rec record
 	err = res.timed("define", func() error {
 		if rec, err = prepare(e, plan, res); err != nil {
@@ -173,7 +177,7 @@ func Up(ctx context.Context, e Env, spec vmspec.Spec) (*UpResult, error) {
 		return nil
 	})
 	if err != nil {
-		return res, err
+		return res, undoUp(ctx, e, spec, dom, m, err)
 	}
 	if !existed {
 		// Only the domain define made: one that existed is freed by the
@@ -186,11 +190,12 @@ func Up(ctx context.Context, e Env, spec vmspec.Spec) (*UpResult, error) {
 		if err := dom.Create(); err != nil {
 			return fmt.Errorf("start %q: %s", plan.Name, virt.Message(err))
 		}
+		m.started = existed
 		res.Changes = append(res.Changes, "start "+plan.Name)
 		return waitReady(ctx, e, dom, plan)
 	})
 	if err != nil {
-		return res, err
+		return res, undoUp(ctx, e, spec, dom, m, err)
 	}
 	res.Ready = time.Since(start)
 	if err := finishProvisioning(ctx, e, dom, plan, spec, res); err != nil {
@@ -254,7 +259,7 @@ func finishProvisioning(ctx context.Context, e Env, dom *libvirt.Domain, plan do
 
 // ensureRequired makes the networks and bridges a profile needs when they
 // are missing, and uses them as they are when they exist.
-func ensureRequired(ctx context.Context, e Env, spec vmspec.Spec, res *UpResult) error {
+func ensureRequired(ctx context.Context, e Env, spec vmspec.Spec, res *UpResult, m *made) error {
 	for _, b := range spec.Requires.Bridges {
 		if _, err := e.Bridges.LinkByName(b.Name); err == nil {
 			continue
@@ -264,6 +269,7 @@ func ensureRequired(ctx context.Context, e Env, spec vmspec.Spec, res *UpResult)
 			return fmt.Errorf("bridge %s that %s needs: %w", b.Name, spec.Name, err)
 		}
 		if !r.Unchanged() {
+			m.bridges = append(m.bridges, b.Name)
 			res.Changes = append(res.Changes, fmt.Sprintf("create bridge %s (%s)", b.Name, b.Address))
 			e.say("created bridge %s with %s", b.Name, b.Address)
 		}
@@ -283,6 +289,9 @@ func ensureRequired(ctx context.Context, e Env, spec vmspec.Spec, res *UpResult)
 		r, err := network.Ensure(ctx, e.Conn, network.Spec{Name: n.Name, Mode: mode, CIDR: n.CIDR}, e.Routes)
 		if err != nil {
 			return fmt.Errorf("network %s that %s needs: %w", n.Name, spec.Name, err)
+		}
+		if r.Outcome == network.Created {
+			m.networks = append(m.networks, n.Name)
 		}
 		if r.Outcome != network.Unchanged {
 			res.Changes = append(res.Changes, fmt.Sprintf("create %s network %s (%s)", mode, n.Name, n.CIDR))
