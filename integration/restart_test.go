@@ -1,7 +1,13 @@
 package integration
 
 import (
+	"bufio"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -139,5 +145,87 @@ requires:
 	if got.code != 0 || strings.TrimSpace(got.stdout) != "br0 lo" {
 		t.Errorf("after the failed up: exit %d, links, networks and domains %q; want only br0 and lo\n%s", got.code, got.stdout, got.stderr)
 	}
+	noVMFiles(t, s)
+}
+
+// libvirtd going away while vmnet works: up says so at once (not after its
+// timeout) and how to recover; so does the next command; the sandbox's
+// repair brings libvirtd back and down cleans up.
+func TestLibvirtdGone(t *testing.T) {
+	tinyImage(t)
+	s := newSandbox(t)
+	b, err := os.ReadFile(filepath.Join("/run/vmnet/sandbox", s, "state.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st struct {
+		LibvirtdPID int `json:"libvirtd_pid"`
+	}
+	if err := json.Unmarshal(b, &st); err != nil || st.LibvirtdPID <= 0 {
+		t.Fatalf("sandbox state %s: %v", b, err)
+	}
+	spec := writeSpec(t, `name: orphan
+image: tiny
+nics:
+  - bridge: br0
+    address: 192.0.2.40/24
+ready:
+  console: NEVER-SAID
+timeout: 90s
+requires:
+  bridges:
+    - name: br0
+      address: 192.0.2.1/24
+`)
+	cmd := exec.Command(vmnetBin(t), "sandbox", "exec", s, "--", vmnetBin(t), "vm", "up", spec)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var out strings.Builder
+	sc := bufio.NewScanner(stderr)
+	var killed time.Time
+	for sc.Scan() {
+		out.WriteString(sc.Text() + "\n")
+		if killed.IsZero() && strings.Contains(sc.Text(), "waiting for") {
+			// Only the sandbox's own libvirtd, by the pid the sandbox recorded.
+			if err := syscall.Kill(st.LibvirtdPID, syscall.SIGKILL); err != nil {
+				t.Fatalf("kill libvirtd %d: %v", st.LibvirtdPID, err)
+			}
+			killed = time.Now()
+		}
+	}
+	err = cmd.Wait()
+	took := time.Since(killed)
+	t.Logf("vm up: %v, %s after the kill\n%s", err, took.Round(time.Millisecond), out.String())
+	if killed.IsZero() {
+		t.Fatal("vm up never printed \"waiting for\"")
+	}
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 {
+		t.Errorf("vm up: %v, want exit 1", err)
+	}
+	if took > 20*time.Second {
+		t.Errorf("vm up took %s after libvirtd died to say so", took)
+	}
+	for _, want := range []string{"libvirtd stopped while vmnet was using it", "hint: the libvirtd of sandbox " + s + " is not running: 'vmnet sandbox up " + s + "'",
+		"left behind", "'vmnet vm down orphan'"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("vm up's error lacks %q", want)
+		}
+	}
+	r := sb(t, s, vmnetBin(t), "vm", "list")
+	t.Logf("vm list: exit %d\n%s", r.code, r.stderr)
+	if r.code != 1 || !strings.Contains(r.stderr, "cannot reach libvirtd") || !strings.Contains(r.stderr, "'vmnet sandbox up "+s+"' repairs") ||
+		strings.Contains(r.stderr, "while vmnet was using it") {
+		t.Errorf("vm list without libvirtd: exit %d, stderr %q", r.code, r.stderr)
+	}
+	if o, err := exec.Command(vmnetBin(t), "sandbox", "up", s).CombinedOutput(); err != nil {
+		t.Fatalf("sandbox up (repair): %v\n%s", err, o)
+	}
+	sbVmnet(t, s, "vm", "list")
+	sbVmnet(t, s, "vm", "down", "orphan")
 	noVMFiles(t, s)
 }

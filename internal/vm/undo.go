@@ -121,6 +121,10 @@ func undoUp(ctx context.Context, e Env, spec vmspec.Spec, dom *libvirt.Domain, m
 	}
 	for i := len(m.bridges) - 1; i >= 0; i-- {
 		b := m.bridges[i]
+		if vmRuns {
+			u.Left = append(u.Left, fmt.Sprintf("bridge %s: remove it with 'vmnet bridge delete %s' once the VM is gone", b, b))
+			continue
+		}
 		st, ierr := bridge.Inspect(e.Bridges, b)
 		switch {
 		case errors.Is(ierr, bridge.ErrNotFound):

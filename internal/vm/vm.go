@@ -114,7 +114,7 @@ func Up(ctx context.Context, e Env, spec vmspec.Spec) (*UpResult, error) {
 	case virt.IsNotFound(err):
 		dom = nil
 	case err != nil:
-		return res, fmt.Errorf("look up domain %q: %w", plan.Name, err)
+		return res, virt.Err(fmt.Sprintf("look up domain %q", plan.Name), err)
 	}
 	if dom != nil {
 		defer dom.Free()
@@ -132,7 +132,7 @@ func Up(ctx context.Context, e Env, spec vmspec.Spec) (*UpResult, error) {
 			}
 		}
 		if active, err = dom.IsActive(); err != nil {
-			return res, fmt.Errorf("read state of %q: %w", plan.Name, err)
+			return res, virt.Err(fmt.Sprintf("read state of %q", plan.Name), err)
 		}
 	}
 	m := made{running: active}
@@ -188,7 +188,7 @@ func Up(ctx context.Context, e Env, spec vmspec.Spec) (*UpResult, error) {
 	start := time.Now()
 	err = res.timed("boot to "+readyName(plan), func() error {
 		if err := dom.Create(); err != nil {
-			return fmt.Errorf("start %q: %s", plan.Name, virt.Message(err))
+			return virt.Err(fmt.Sprintf("start %q", plan.Name), err)
 		}
 		m.started = existed
 		res.Changes = append(res.Changes, "start "+plan.Name)
@@ -305,7 +305,7 @@ func ensureRequired(ctx context.Context, e Env, spec vmspec.Spec, res *UpResult,
 func checkMACs(conn *libvirt.Connect, plan domain.Plan) error {
 	doms, err := conn.ListAllDomains(0)
 	if err != nil {
-		return fmt.Errorf("list domains: %w", err)
+		return virt.Err("list domains", err)
 	}
 	existing := map[string]string{}
 	for _, d := range doms {
@@ -456,7 +456,7 @@ func define(conn *libvirt.Connect, plan domain.Plan) (*libvirt.Domain, error) {
 	}
 	dom, err := conn.DomainDefineXMLFlags(x, libvirt.DOMAIN_DEFINE_VALIDATE)
 	if err != nil {
-		return nil, fmt.Errorf("define domain %q: %s", plan.Name, virt.Message(err))
+		return nil, virt.Err(fmt.Sprintf("define domain %q", plan.Name), err)
 	}
 	return dom, nil
 }
@@ -492,7 +492,7 @@ func Down(ctx context.Context, e Env, name string) (*DownResult, error) {
 	switch {
 	case virt.IsNotFound(err):
 	case err != nil:
-		return res, fmt.Errorf("look up domain %q: %w", name, err)
+		return res, virt.Err(fmt.Sprintf("look up domain %q", name), err)
 	default:
 		defer dom.Free()
 		meta, ok, err := metadata(dom)
@@ -514,13 +514,13 @@ func Down(ctx context.Context, e Env, name string) (*DownResult, error) {
 		}
 		if active, _ := dom.IsActive(); active {
 			if err := dom.Destroy(); err != nil && !virt.IsCode(err, libvirt.ERR_OPERATION_INVALID) {
-				return res, fmt.Errorf("stop %q: %s", name, virt.Message(err))
+				return res, virt.Err(fmt.Sprintf("stop %q", name), err)
 			}
 			res.Changes = append(res.Changes, "stop "+name)
 		}
 		flags := libvirt.DOMAIN_UNDEFINE_MANAGED_SAVE | libvirt.DOMAIN_UNDEFINE_SNAPSHOTS_METADATA | libvirt.DOMAIN_UNDEFINE_NVRAM
 		if err := dom.UndefineFlags(flags); err != nil && !virt.IsNotFound(err) {
-			return res, fmt.Errorf("undefine %q: %s", name, virt.Message(err))
+			return res, virt.Err(fmt.Sprintf("undefine %q", name), err)
 		}
 		res.Changes = append(res.Changes, "undefine "+name)
 		res.Outcome = "removed"
