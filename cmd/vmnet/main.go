@@ -17,6 +17,7 @@ import (
 
 	"vmnet/internal/bridge"
 	"vmnet/internal/safe"
+	"vmnet/internal/virt"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -61,6 +62,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 		// A command run by vmnet (sandbox exec) passes its own exit code through.
 		return ec.ExitCode()
 	}
+	err = virt.Classify(err) // libvirtd gone midway: say so, and the way back
 	fmt.Fprintf(stderr, "vmnet: %v\n", err)
 	var h hinted
 	if errors.As(err, &h) && h.Hint() != "" {

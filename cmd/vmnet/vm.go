@@ -152,7 +152,9 @@ func imageInfo(ctx context.Context, spec vmspec.Spec, progress io.Writer) (domai
 }
 
 func fromImage(img image.Image) domain.ImageInfo {
-	info := domain.ImageInfo{Name: img.Name, Kernel: img.Kernel, Initrd: img.Initrd, Cmdline: img.Cmdline, Disk: img.Disk}
+	info := domain.ImageInfo{Name: img.Name, Kernel: img.Kernel, Initrd: img.Initrd, Cmdline: img.Cmdline, Disk: img.Disk,
+		// An initramfs image (no disk) has no guest agent: the image recipes' rule.
+		NoAgent: img.Disk == "" && !img.ReadyAgent}
 	if img.Disk != "" {
 		info.DiskFormat = "qcow2"
 	}

@@ -57,6 +57,7 @@ type ImageInfo struct {
 	DiskFormat string       // "qcow2" or "raw"
 	Ready      vmspec.Ready // how the image signals it is up, when the spec does not say
 	CloudInit  bool         // a stock cloud image: give it a NoCloud seed (seed.iso)
+	NoAgent    bool         // the image has no QEMU guest agent (tiny): ready: agent could never succeed
 }
 
 // Plan is every decision about one VM, made before anything is created.
@@ -191,6 +192,9 @@ func NewPlan(spec vmspec.Spec, img ImageInfo, choice accel.Choice, stateDir stri
 			p.Ready = vmspec.Ready{Lease: true}
 		}
 	}
+	if p.Ready.Agent && img.NoAgent {
+		return Plan{}, noAgentError(spec, img)
+	}
 	if p.Ready.Lease && len(spec.Networks()) == 0 {
 		return bad("waits for a DHCP lease (the image's default) but has no NIC on a libvirt network",
 			"add a NIC with network: nat0, or set ready: console or ready: agent")
@@ -214,6 +218,24 @@ func NewPlan(spec vmspec.Spec, img ImageInfo, choice accel.Choice, stateDir stri
 			"shorten kernel.cmdline")
 	}
 	return p, nil
+}
+
+// noAgentError refuses readiness by the guest agent on an image without
+// one: up would otherwise wait its whole timeout for nothing. It is bad
+// input (exit 2), refused before anything is made.
+func noAgentError(spec vmspec.Spec, img ImageInfo) error {
+	fix := "use ready: console or ready: lease"
+	if !img.Ready.IsZero() && !img.Ready.Agent {
+		fix = fmt.Sprintf("leave ready out (image %s signals with a %s), or use ready: console or ready: lease", img.Name, img.Ready)
+	}
+	if spec.Ready.Agent {
+		return &vmspec.FieldError{Field: "ready", Value: "agent",
+			Problem: fmt.Sprintf("cannot work with image %s: it has no QEMU guest agent, so vm up would wait its whole timeout", img.Name),
+			Fix:     fix}
+	}
+	return &vmspec.FieldError{Field: "ready",
+		Problem: fmt.Sprintf("is not set, and the default (the guest agent) cannot work with image %s, which has none", img.Name),
+		Fix:     fix}
 }
 
 // checkImage returns what is wrong with img, or "".

@@ -9,6 +9,8 @@ import (
 	"os"
 
 	"libvirt.org/go/libvirt"
+
+	"vmnet/internal/sandbox"
 )
 
 // DefaultURI is the system QEMU driver: inside a vmnet sandbox it is the
@@ -56,6 +58,9 @@ func (e *UnreachableError) Unwrap() error { return e.Err }
 
 // Hint tells the user how to get a libvirtd.
 func (e *UnreachableError) Hint() string {
+	if h := sandboxHint(); h != "" {
+		return h
+	}
 	return "run vmnet inside a sandbox (vmnet sandbox up lab && vmnet sandbox exec lab -- vmnet ...), " +
 		"or start libvirtd (virtlogd -d && libvirtd -d, or systemctl start libvirtd); 'vmnet doctor' checks this host"
 }
@@ -87,4 +92,84 @@ func Message(err error) string {
 		return lerr.Message
 	}
 	return err.Error()
+}
+
+// IsDaemonGone reports whether err says the connection to libvirtd is lost
+// (libvirtd stopped, was killed or restarted): an error of libvirt's RPC
+// layer, internal ("client socket is closed") or from the system ("Cannot
+// recv data: Connection reset by peer", "End of file while reading data").
+func IsDaemonGone(err error) bool {
+	var lerr libvirt.Error
+	if !errors.As(err, &lerr) {
+		return false
+	}
+	return lerr.Domain == libvirt.FROM_RPC && (lerr.Code == libvirt.ERR_INTERNAL_ERROR || lerr.Code == libvirt.ERR_SYSTEM_ERROR)
+}
+
+// DaemonGoneError is a libvirt call that failed because libvirtd went away.
+type DaemonGoneError struct {
+	Op  string // what vmnet was doing, e.g. "list domains"; "" when Err says it
+	Err error
+}
+
+func (e *DaemonGoneError) Error() string {
+	if e.Op == "" {
+		return "libvirtd stopped while vmnet was using it: " + e.Err.Error()
+	}
+	return fmt.Sprintf("%s: libvirtd stopped while vmnet was using it (%s)", e.Op, Message(e.Err))
+}
+
+func (e *DaemonGoneError) Unwrap() error { return e.Err }
+
+// Hint tells the user how to get libvirtd back.
+func (e *DaemonGoneError) Hint() string {
+	if h := sandboxHint(); h != "" {
+		return h
+	}
+	return "start libvirtd again (virtlogd -d && libvirtd -d, or systemctl start libvirtd), then run the command again; " +
+		"'vmnet doctor' checks this host"
+}
+
+// sandboxHint is the way back to a libvirtd inside a vmnet sandbox ("" outside one).
+func sandboxHint() string {
+	name := os.Getenv(sandbox.EnvVar)
+	if name == "" {
+		return ""
+	}
+	return fmt.Sprintf("the libvirtd of sandbox %s is not running: 'vmnet sandbox up %s' repairs the sandbox "+
+		"(its VMs keep running), then run the command again", name, name)
+}
+
+// OpError is a libvirt call that failed: what vmnet was doing and libvirt's
+// own message. errors.As still finds the libvirt.Error.
+type OpError struct {
+	Op  string
+	Err error
+}
+
+func (e *OpError) Error() string { return e.Op + ": " + Message(e.Err) }
+func (e *OpError) Unwrap() error { return e.Err }
+
+// Err wraps err from libvirt operation op: a *DaemonGoneError, with the way
+// back, when libvirtd went away, else an *OpError. Err(op, nil) is nil.
+func Err(op string, err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case IsDaemonGone(err):
+		return &DaemonGoneError{Op: op, Err: err}
+	}
+	return &OpError{Op: op, Err: err}
+}
+
+// Classify is for the top of a command: an error that holds a lost
+// connection to libvirtd, however it was wrapped, becomes a
+// *DaemonGoneError; any other error comes back as it is.
+func Classify(err error) error {
+	var gone *DaemonGoneError
+	var unreachable *UnreachableError // it never got in: it says so itself
+	if err == nil || errors.As(err, &gone) || errors.As(err, &unreachable) || !IsDaemonGone(err) {
+		return err
+	}
+	return &DaemonGoneError{Err: err}
 }

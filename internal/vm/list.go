@@ -33,7 +33,7 @@ var stateNames = map[libvirt.DomainState]string{
 func List(e Env) ([]Info, error) {
 	doms, err := e.Conn.ListAllDomains(0)
 	if err != nil {
-		return nil, fmt.Errorf("list domains: %s", virt.Message(err))
+		return nil, virt.Err("list domains", err)
 	}
 	out := []Info{}
 	for _, d := range doms {
@@ -77,7 +77,7 @@ func lookupOwned(e Env, name string) (*libvirt.Domain, string, error) {
 		return nil, "", &hintError{err: fmt.Errorf("VM %q does not exist", name), hint: "'vmnet vm list' shows the VMs; 'vmnet vm up " + name + "' makes it"}
 	}
 	if err != nil {
-		return nil, "", fmt.Errorf("look up domain %q: %s", name, virt.Message(err))
+		return nil, "", virt.Err(fmt.Sprintf("look up domain %q", name), err)
 	}
 	meta, owned, err := metadata(dom)
 	if err != nil || !owned {

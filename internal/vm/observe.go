@@ -24,7 +24,7 @@ import (
 func metadata(dom *libvirt.Domain) (domain.Meta, bool, error) {
 	x, err := dom.GetXMLDesc(libvirt.DOMAIN_XML_INACTIVE)
 	if err != nil {
-		return domain.Meta{}, false, fmt.Errorf("read domain XML: %s", virt.Message(err))
+		return domain.Meta{}, false, virt.Err("read domain XML", err)
 	}
 	m, ok := domain.ParseMetadata(x)
 	return m, ok, nil
@@ -189,6 +189,8 @@ func waitReady(ctx context.Context, e Env, dom *libvirt.Domain, plan domain.Plan
 		}
 		if active, err := dom.IsActive(); err == nil && !active {
 			return fail("the guest stopped")
+		} else if virt.IsDaemonGone(err) {
+			return virt.Err(fmt.Sprintf("read state of %q", plan.Name), err) // waiting on is pointless
 		}
 		select {
 		case <-ctx.Done():

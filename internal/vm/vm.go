@@ -34,6 +34,8 @@ import (
 type Env struct {
 	Conn     *libvirt.Connect
 	StateDir string // domain.DefaultStateDir unless a test says otherwise
+	// QemuLogDir is libvirt's per-domain log directory; "" is DefaultQemuLogDir.
+	QemuLogDir string
 	// Image returns the image for a spec, building it when needed.
 	Image func(ctx context.Context, spec vmspec.Spec) (domain.ImageInfo, error)
 	// Accel is the accelerator choice (accel.Probe).
@@ -95,9 +97,8 @@ func Up(ctx context.Context, e Env, spec vmspec.Spec) (*UpResult, error) {
 	if err := checkAddresses(e, spec); err != nil {
 		return res, err
 	}
-	if err := ensureRequired(ctx, e, spec, res); err != nil {
-		return res, err
-	}
+	// The plan comes before the networks and bridges the spec requires:
+	// a spec the image cannot run (ready: agent on tiny) changes nothing.
 	var img domain.ImageInfo
 	if err := res.timed("image", func() (err error) { img, err = e.Image(ctx, spec); return err }); err != nil {
 		return res, err
@@ -110,12 +111,13 @@ func Up(ctx context.Context, e Env, spec vmspec.Spec) (*UpResult, error) {
 		return res, err
 	}
 
+	var active bool
 	dom, err := e.Conn.LookupDomainByName(plan.Name)
 	switch {
 	case virt.IsNotFound(err):
 		dom = nil
 	case err != nil:
-		return res, fmt.Errorf("look up domain %q: %w", plan.Name, err)
+		return res, virt.Err(fmt.Sprintf("look up domain %q", plan.Name), err)
 	}
 	if dom != nil {
 		defer dom.Free()
@@ -132,30 +134,35 @@ func Up(ctx context.Context, e Env, spec vmspec.Spec) (*UpResult, error) {
 				hint: fmt.Sprintf("run 'vmnet vm down %s' first, then 'vmnet vm up' again", plan.Name),
 			}
 		}
-		active, err := dom.IsActive()
-		if err != nil {
-			return res, fmt.Errorf("read state of %q: %w", plan.Name, err)
-		}
-		if active {
-			// Running: make sure it got ready and provisioned (an earlier up
-			// may have been killed on the way), else say nothing changed.
-			res.Outcome = "unchanged"
-			start := time.Now()
-			if err := waitReady(ctx, e, dom, plan); err != nil {
-				return res, err
-			}
-			res.Ready = time.Since(start)
-			if err := finishProvisioning(ctx, e, dom, plan, spec, res); err != nil {
-				return res, err
-			}
-			if len(res.Changes) > 0 {
-				res.Outcome = "provisioned"
-			}
-			res.NICs, err = nicInfo(e.Conn, plan.Dir)
-			return res, err
+		if active, err = dom.IsActive(); err != nil {
+			return res, virt.Err(fmt.Sprintf("read state of %q", plan.Name), err)
 		}
 	}
+	m := made{running: active}
+	if err := ensureRequired(ctx, e, spec, res, &m); err != nil {
+		return res, undoUp(ctx, e, spec, dom, m, err)
+	}
+	if active {
+		// Running: make sure it got ready and provisioned (an earlier up
+		// may have been killed on the way), else say nothing changed.
+		res.Outcome = "unchanged"
+		start := time.Now()
+		if err := waitReady(ctx, e, dom, plan); err != nil {
+			return res, undoUp(ctx, e, spec, dom, m, err)
+		}
+		res.Ready = time.Since(start)
+		if err := finishProvisioning(ctx, e, dom, plan, spec, res); err != nil {
+			return res, err
+		}
+		if len(res.Changes) > 0 {
+			res.Outcome = "provisioned"
+		}
+		res.NICs, err = nicInfo(e.Conn, plan.Dir)
+		return res, err
+	}
 
+	existed := dom != nil
+	m.vm = !existed
 	var rec record
 	err = res.timed("define", func() error {
 		if rec, err = prepare(e, plan, res); err != nil {
@@ -173,20 +180,25 @@ func Up(ctx context.Context, e Env, spec vmspec.Spec) (*UpResult, error) {
 		return nil
 	})
 	if err != nil {
-		return res, err
+		return res, undoUp(ctx, e, spec, dom, m, err)
 	}
-	defer dom.Free()
+	if !existed {
+		// Only the domain define made: one that existed is freed by the
+		// lookup's defer, and a second Free would be a use after free.
+		defer dom.Free()
+	}
 	e.say("start %s (%s)", plan.Name, e.Accel.Type)
 	start := time.Now()
 	err = res.timed("boot to "+readyName(plan), func() error {
 		if err := dom.Create(); err != nil {
-			return fmt.Errorf("start %q: %s", plan.Name, virt.Message(err))
+			return virt.Err(fmt.Sprintf("start %q", plan.Name), err)
 		}
+		m.started = existed
 		res.Changes = append(res.Changes, "start "+plan.Name)
 		return waitReady(ctx, e, dom, plan)
 	})
 	if err != nil {
-		return res, err
+		return res, undoUp(ctx, e, spec, dom, m, err)
 	}
 	res.Ready = time.Since(start)
 	if err := finishProvisioning(ctx, e, dom, plan, spec, res); err != nil {
@@ -250,7 +262,7 @@ func finishProvisioning(ctx context.Context, e Env, dom *libvirt.Domain, plan do
 
 // ensureRequired makes the networks and bridges a profile needs when they
 // are missing, and uses them as they are when they exist.
-func ensureRequired(ctx context.Context, e Env, spec vmspec.Spec, res *UpResult) error {
+func ensureRequired(ctx context.Context, e Env, spec vmspec.Spec, res *UpResult, m *made) error {
 	for _, b := range spec.Requires.Bridges {
 		if _, err := e.Bridges.LinkByName(b.Name); err == nil {
 			continue
@@ -260,6 +272,7 @@ func ensureRequired(ctx context.Context, e Env, spec vmspec.Spec, res *UpResult)
 			return fmt.Errorf("bridge %s that %s needs: %w", b.Name, spec.Name, err)
 		}
 		if !r.Unchanged() {
+			m.bridges = append(m.bridges, b.Name)
 			res.Changes = append(res.Changes, fmt.Sprintf("create bridge %s (%s)", b.Name, b.Address))
 			e.say("created bridge %s with %s", b.Name, b.Address)
 		}
@@ -280,6 +293,9 @@ func ensureRequired(ctx context.Context, e Env, spec vmspec.Spec, res *UpResult)
 		if err != nil {
 			return fmt.Errorf("network %s that %s needs: %w", n.Name, spec.Name, err)
 		}
+		if r.Outcome == network.Created {
+			m.networks = append(m.networks, n.Name)
+		}
 		if r.Outcome != network.Unchanged {
 			res.Changes = append(res.Changes, fmt.Sprintf("create %s network %s (%s)", mode, n.Name, n.CIDR))
 			e.say("created %s network %s on %s", mode, n.Name, n.CIDR)
@@ -292,7 +308,7 @@ func ensureRequired(ctx context.Context, e Env, spec vmspec.Spec, res *UpResult)
 func checkMACs(conn *libvirt.Connect, plan domain.Plan) error {
 	doms, err := conn.ListAllDomains(0)
 	if err != nil {
-		return fmt.Errorf("list domains: %w", err)
+		return virt.Err("list domains", err)
 	}
 	existing := map[string]string{}
 	for _, d := range doms {
@@ -443,7 +459,7 @@ func define(conn *libvirt.Connect, plan domain.Plan) (*libvirt.Domain, error) {
 	}
 	dom, err := conn.DomainDefineXMLFlags(x, libvirt.DOMAIN_DEFINE_VALIDATE)
 	if err != nil {
-		return nil, fmt.Errorf("define domain %q: %s", plan.Name, virt.Message(err))
+		return nil, virt.Err(fmt.Sprintf("define domain %q", plan.Name), err)
 	}
 	return dom, nil
 }
@@ -473,19 +489,25 @@ func Down(ctx context.Context, e Env, name string) (*DownResult, error) {
 	}
 	dir := filepath.Join(e.StateDir, "vms", name)
 	files := []string{}
+	owned := false
+	var netNICs []nicRecord
 	dom, err := e.Conn.LookupDomainByName(name)
 	switch {
 	case virt.IsNotFound(err):
 	case err != nil:
-		return res, fmt.Errorf("look up domain %q: %w", name, err)
+		return res, virt.Err(fmt.Sprintf("look up domain %q", name), err)
 	default:
 		defer dom.Free()
-		meta, owned, err := metadata(dom)
+		meta, ok, err := metadata(dom)
 		if err != nil {
 			return res, err
 		}
-		if !owned {
+		if !ok {
 			return res, &ForeignError{Name: name}
+		}
+		owned = true
+		if x, err := dom.GetXMLDesc(libvirt.DOMAIN_XML_INACTIVE); err == nil {
+			netNICs = networkNICs(x) // for the reservations, should the record be lost
 		}
 		if meta.Dir != "" {
 			dir = meta.Dir
@@ -495,13 +517,13 @@ func Down(ctx context.Context, e Env, name string) (*DownResult, error) {
 		}
 		if active, _ := dom.IsActive(); active {
 			if err := dom.Destroy(); err != nil && !virt.IsCode(err, libvirt.ERR_OPERATION_INVALID) {
-				return res, fmt.Errorf("stop %q: %s", name, virt.Message(err))
+				return res, virt.Err(fmt.Sprintf("stop %q", name), err)
 			}
 			res.Changes = append(res.Changes, "stop "+name)
 		}
 		flags := libvirt.DOMAIN_UNDEFINE_MANAGED_SAVE | libvirt.DOMAIN_UNDEFINE_SNAPSHOTS_METADATA | libvirt.DOMAIN_UNDEFINE_NVRAM
 		if err := dom.UndefineFlags(flags); err != nil && !virt.IsNotFound(err) {
-			return res, fmt.Errorf("undefine %q: %s", name, virt.Message(err))
+			return res, virt.Err(fmt.Sprintf("undefine %q", name), err)
 		}
 		res.Changes = append(res.Changes, "undefine "+name)
 		res.Outcome = "removed"
@@ -526,37 +548,19 @@ func Down(ctx context.Context, e Env, name string) (*DownResult, error) {
 			removeLease(e.Conn, n.Network, n.MAC)
 		}
 		files = append(files, rec.Files...)
-	}
-	for _, f := range files {
-		// Only files inside the VM's own directory: metadata is data, not a licence.
-		if filepath.Dir(f) != dir {
-			continue
-		}
-		if err := os.Remove(f); err == nil {
-			res.Changes = append(res.Changes, "remove "+f)
-		} else if !errors.Is(err, os.ErrNotExist) {
-			return res, fmt.Errorf("remove %s: %w", f, err)
-		}
-	}
-	if ok {
-		// The generated secrets die with the VM (its directory is vmnet's: it has the record).
-		if _, err := os.Stat(filepath.Join(dir, "secrets")); err == nil {
-			if err := os.RemoveAll(filepath.Join(dir, "secrets")); err != nil {
-				return res, err
-			}
-			res.Changes = append(res.Changes, "remove the VM's secrets")
-		}
-		os.Remove(recordPath(dir) + ".tmp")
-		if err := os.Remove(recordPath(dir)); err != nil && !errors.Is(err, os.ErrNotExist) {
+	} else if owned {
+		if err := removeOrphanReservations(e, res, name, netNICs); err != nil {
 			return res, err
 		}
-		if err := os.Remove(dir); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return res, fmt.Errorf("remove %s: %w (it holds files vmnet did not make)", dir, err)
+	}
+	if err := removeVMDir(res, e.StateDir, filepath.Join(e.StateDir, "vms", name), dir, files, ok); err != nil {
+		return res, err
+	}
+	if owned || ok {
+		// libvirt's own log of a domain that was vmnet's dies with it too.
+		if err := removeQemuLog(res, e.qemuLogDir(), name); err != nil {
+			return res, err
 		}
-		res.Changes = append(res.Changes, "remove "+dir)
-		res.Outcome = "removed"
-		os.Remove(filepath.Dir(dir)) // STATEDIR/vms, when this was the last VM
-		os.Remove(e.StateDir)
 	}
 	return res, nil
 }
