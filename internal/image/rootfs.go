@@ -16,6 +16,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"vmnet/internal/fsperm"
 )
 
 // diskFile is the base disk of a kind rootfs image.
@@ -78,8 +80,13 @@ func (hostTools) bootstrap(ctx context.Context, b *buildLog, args []string) erro
 		"--mount", "--propagation", "private", "--pid", "--fork", "--kill-child", "--mount-proc", "mmdebstrap"}, args...)...)
 }
 
+// chroot runs args inside root under umask 022, as mmdebstrap runs its own
+// steps: what systemctl enable and passwd create in the image must not
+// depend on the umask of whoever built it (the image's hash does not).
+//
+// Equals: chroot ROOT /bin/sh -c 'umask 022 && exec "$@"' sh ARGS...
 func (hostTools) chroot(ctx context.Context, b *buildLog, root string, args ...string) (string, error) {
-	return b.output(ctx, "chroot", append([]string{root}, args...)...)
+	return b.output(ctx, "chroot", append([]string{root, "/bin/sh", "-c", `umask 022 && exec "$@"`, "sh"}, args...)...)
 }
 
 // bootstrapSpec is one mmdebstrap run.
@@ -291,6 +298,11 @@ func (c *Cache) buildRootfs(ctx context.Context, r *recipe, pkgs []debPackage, h
 	if err := b.run(ctx, "", "qemu-img", "convert", "-q", "-W", "-f", "raw", "-O", "qcow2", raw, filepath.Join(dir, diskFile)); err != nil {
 		return manifest{}, fmt.Errorf("convert the disk to qcow2: %w", err)
 	}
+	// The base of every VM's overlay: QEMU, as libvirt-qemu, reads it.
+	// qemu-img made it through the umask.
+	if err := os.Chmod(filepath.Join(dir, diskFile), 0o644); err != nil {
+		return manifest{}, err
+	}
 	timed("qemu-img convert", t)
 	os.Remove(raw)
 	sizes, err := fileSizes(dir, kernelFile, initrdFile, diskFile)
@@ -338,7 +350,7 @@ func (c *Cache) configureRootfs(ctx context.Context, r *recipe, hash, kver strin
 		if err != nil {
 			return err
 		}
-		if err := os.MkdirAll(p, 0o755); err != nil {
+		if err := fsperm.MkdirAll(p, 0o755); err != nil {
 			return err
 		}
 		if err := os.Chmod(p, d.mode); err != nil {
@@ -377,7 +389,7 @@ func (c *Cache) configureRootfs(ctx context.Context, r *recipe, hash, kver strin
 		if err != nil {
 			return err
 		}
-		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		if err := fsperm.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 			return err
 		}
 		if err := os.Rename(app, dst); err != nil {
@@ -616,7 +628,7 @@ func writeInRoot(root, rel string, data []byte, mode fs.FileMode) error {
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+	if err := fsperm.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 		return err
 	}
 	if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
@@ -642,7 +654,7 @@ func symlinkInRoot(root, rel, target string) error {
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+	if err := fsperm.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 		return err
 	}
 	if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
