@@ -13,8 +13,18 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 )
+
+// TestMain runs the whole package under umask 077, as on CIS-hardened hosts
+// and many CI images: every vmnet command the tests exec inherits it, so the
+// whole tiny and capstone flow is integration-tested once under umask 077
+// (issue 7: QEMU, as libvirt-qemu, could not open a VM's overlay then).
+func TestMain(m *testing.M) {
+	syscall.Umask(0o077)
+	os.Exit(m.Run())
+}
 
 var (
 	buildOnce sync.Once

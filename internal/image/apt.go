@@ -16,6 +16,8 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+
+	"vmnet/internal/fsperm"
 )
 
 // debPackage is one version of a Debian package as apt knows it.
@@ -135,12 +137,12 @@ func (a apt) remember(fp, spec string, p debPackage) {
 	}
 	m.Candidates[spec] = p
 	data, err := json.Marshal(m)
-	if err != nil || os.MkdirAll(filepath.Dir(a.memo), 0o755) != nil {
+	if err != nil || fsperm.MkdirAll(filepath.Dir(a.memo), 0o755) != nil {
 		return
 	}
 	// Written whole and renamed: concurrent readers never see half a file.
 	tmp := fmt.Sprintf("%s.%d.tmp", a.memo, os.Getpid())
-	if os.WriteFile(tmp, data, 0o644) == nil {
+	if fsperm.WriteFile(tmp, data, 0o644) == nil {
 		os.Rename(tmp, a.memo)
 	}
 }

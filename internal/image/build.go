@@ -13,6 +13,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"vmnet/internal/fsperm"
 )
 
 // Artefact file names inside a build directory.
@@ -58,7 +60,7 @@ func (e *fetchError) Unwrap() error { return e.err }
 // publishes it. The caller holds the image's lock.
 func (c *Cache) build(ctx context.Context, r *recipe, pkgs []debPackage, hash string, p *progress) (Image, error) {
 	nameDir := filepath.Join(c.Dir, r.Name)
-	if err := os.MkdirAll(nameDir, 0o755); err != nil {
+	if err := fsperm.MkdirAll(nameDir, 0o755); err != nil {
 		return Image{}, c.dirError(err)
 	}
 	removeLeftovers(nameDir, "")
@@ -71,7 +73,7 @@ func (c *Cache) build(ctx context.Context, r *recipe, pkgs []debPackage, hash st
 	if err := os.Chmod(tmp, 0o755); err != nil {
 		return Image{}, err
 	}
-	logf, err := os.Create(filepath.Join(tmp, logFile))
+	logf, err := fsperm.Create(filepath.Join(tmp, logFile), 0o644)
 	if err != nil {
 		return Image{}, err
 	}
@@ -298,7 +300,7 @@ func (c *Cache) unpackAll(ctx context.Context, pkgs []debPackage, work string, b
 // with the archive's sha256 is there.
 func (c *Cache) deb(ctx context.Context, p debPackage, b *buildLog) (string, error) {
 	dir := filepath.Join(c.Dir, debsDir)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := fsperm.MkdirAll(dir, 0o755); err != nil {
 		return "", c.dirError(err)
 	}
 	dst := filepath.Join(dir, p.debName())
@@ -393,7 +395,7 @@ func addFromPackage(fsys *initramfs, root, f, pkg string) error {
 }
 
 func writeGzip(file string, fsys *initramfs) error {
-	f, err := os.OpenFile(file, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	f, err := fsperm.Create(file, 0o644) // QEMU, as libvirt-qemu, reads it
 	if err != nil {
 		return err
 	}
@@ -417,7 +419,7 @@ func copyFile(src, dst string) error {
 		return err
 	}
 	defer in.Close()
-	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	out, err := fsperm.Create(dst, 0o644) // a kernel or initrd: QEMU, as libvirt-qemu, reads it
 	if err != nil {
 		return err
 	}

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"vmnet/internal/fsperm"
 )
 
 // locksDir holds the lock files, apart from the images so that removing an
@@ -29,7 +31,9 @@ const lockPoll = 200 * time.Millisecond
 // what. The lock ends with the process, so a killed build leaves none behind.
 func (c *Cache) lock(ctx context.Context, key, what string, p *progress) (unlock func(), err error) {
 	dir := filepath.Join(c.Dir, locksDir)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	// The first thing a cache use makes: the cache directory itself too,
+	// which QEMU (as libvirt-qemu) must traverse, whatever the umask.
+	if err := fsperm.MkdirAll(dir, 0o755); err != nil {
 		return nil, c.dirError(err)
 	}
 	file := filepath.Join(dir, key+".lock")

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"sort"
 	"time"
+
+	"vmnet/internal/fsperm"
 )
 
 // manifestName is the file that makes a build directory a valid image. It is
@@ -51,7 +53,7 @@ func writeManifest(dir string, m manifest) error {
 	}
 	data = append(data, '\n')
 	tmp := filepath.Join(dir, manifestName+".tmp")
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	f, err := fsperm.Create(tmp, 0o644)
 	if err != nil {
 		return err
 	}

@@ -17,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	"vmnet/internal/fsperm"
 	"vmnet/internal/safe"
 )
 
@@ -80,8 +81,13 @@ func (hostTools) bootstrap(ctx context.Context, b *buildLog, args []string) erro
 		"--mount", "--propagation", "private", "--pid", "--fork", "--kill-child", "--mount-proc", "mmdebstrap"}, args...)...)
 }
 
+// chroot runs args inside root under umask 022, as mmdebstrap runs its own
+// steps: what systemctl enable and passwd create in the image must not
+// depend on the umask of whoever built it (the image's hash does not).
+//
+// Equals: chroot ROOT /bin/sh -c 'umask 022 && exec "$@"' sh ARGS...
 func (hostTools) chroot(ctx context.Context, b *buildLog, root string, args ...string) (string, error) {
-	return b.output(ctx, "chroot", append([]string{root}, args...)...)
+	return b.output(ctx, "chroot", append([]string{root, "/bin/sh", "-c", `umask 022 && exec "$@"`, "sh"}, args...)...)
 }
 
 // bootstrapSpec is one mmdebstrap run.
@@ -305,6 +311,11 @@ func (c *Cache) buildRootfs(ctx context.Context, r *recipe, pkgs []debPackage, h
 	if err != nil {
 		return manifest{}, fmt.Errorf("convert the disk to qcow2: %w", err)
 	}
+	// The base of every VM's overlay: QEMU, as libvirt-qemu, reads it.
+	// qemu-img made it through the umask.
+	if err := os.Chmod(filepath.Join(dir, diskFile), 0o644); err != nil {
+		return manifest{}, err
+	}
 	timed("qemu-img convert", t)
 	os.Remove(raw)
 	sizes, err := fileSizes(dir, kernelFile, initrdFile, diskFile)
@@ -352,7 +363,7 @@ func (c *Cache) configureRootfs(ctx context.Context, r *recipe, hash, kver strin
 		if err != nil {
 			return err
 		}
-		if err := os.MkdirAll(p, 0o755); err != nil {
+		if err := fsperm.MkdirAll(p, 0o755); err != nil {
 			return err
 		}
 		if err := os.Chmod(p, d.mode); err != nil {
@@ -391,7 +402,7 @@ func (c *Cache) configureRootfs(ctx context.Context, r *recipe, hash, kver strin
 		if err != nil {
 			return err
 		}
-		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		if err := fsperm.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 			return err
 		}
 		if err := os.Rename(app, dst); err != nil {
@@ -640,7 +651,7 @@ func writeInRoot(root, rel string, data []byte, mode fs.FileMode) error {
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+	if err := fsperm.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 		return err
 	}
 	if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
@@ -666,7 +677,7 @@ func symlinkInRoot(root, rel, target string) error {
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+	if err := fsperm.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 		return err
 	}
 	if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {

@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"vmnet/internal/fsperm"
 )
 
 // fakeTools stands in for mmdebstrap and chroot: bootstrap writes a small
@@ -71,7 +73,7 @@ func (f *fakeTools) bootstrap(ctx context.Context, b *buildLog, args []string) e
 		return errors.New("mmdebstrap: exit status 1: E: apt-get install failed")
 	}
 	hook := func(h string) error {
-		out, err := exec.CommandContext(ctx, "sh", "-c", h, "exec", target).CombinedOutput()
+		out, err := exec.CommandContext(ctx, "sh", "-c", "umask 022; "+h, "exec", target).CombinedOutput() // as mmdebstrap runs hooks
 		b.log.Write(out)
 		return err
 	}
@@ -99,10 +101,11 @@ func (f *fakeTools) bootstrap(ctx context.Context, b *buildLog, args []string) e
 	files["var/lib/dpkg/status"] = status.String()
 	for p, data := range files {
 		file := filepath.Join(target, p)
-		if err := os.MkdirAll(filepath.Dir(file), 0o755); err != nil {
+		// mmdebstrap sets umask 022 itself: its tree is the same under any umask.
+		if err := fsperm.MkdirAll(filepath.Dir(file), 0o755); err != nil {
 			return err
 		}
-		if err := os.WriteFile(file, []byte(data), 0o644); err != nil {
+		if err := fsperm.WriteFile(file, []byte(data), 0o644); err != nil {
 			return err
 		}
 	}

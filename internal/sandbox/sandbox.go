@@ -47,6 +47,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"vmnet/internal/fsperm"
 )
 
 // StateDir holds one directory per sandbox; its existence marks the sandbox as vmnet's.
@@ -317,6 +319,9 @@ func Up(ctx context.Context, name string) (Result, error) {
 			if cerr := teardown(context.WithoutCancel(ctx), l); cerr != nil {
 				err = fmt.Errorf("%w (and cleaning up failed too: %v)", err, cerr)
 			}
+			// create may have made /var/lib/vmnet: a failed up leaves the
+			// host as it was (a later down of this name finds no sandbox).
+			removeStateMountpoint()
 			return res, err
 		}
 	}
@@ -343,6 +348,9 @@ func Down(ctx context.Context, name string) error {
 	defer unlock()
 	l := layoutFor(name)
 	if _, err := os.Stat(l.dir); errors.Is(err, os.ErrNotExist) {
+		// Nothing of this sandbox is left, but a mount point a sandbox made may
+		// be (a vmnet killed during up): the last down removes it anyway.
+		removeStateMountpoint()
 		return nil
 	}
 	if err := teardown(ctx, l); err != nil {
@@ -365,7 +373,7 @@ func makeStateMountpoint() error {
 	if _, err := os.Stat(vmStateDir); !errors.Is(err, os.ErrNotExist) {
 		return err
 	}
-	if err := os.Mkdir(vmStateDir, 0o755); err != nil {
+	if err := fsperm.Mkdir(vmStateDir, 0o755); err != nil { // as a package would make it, whatever the umask
 		return fmt.Errorf("sandbox: %w", err)
 	}
 	return os.WriteFile(vmStateDirMarker, nil, 0o600)
@@ -534,7 +542,7 @@ func List() ([]Info, error) {
 
 // lock serialises Up and Down across processes with flock on StateDir.
 func lock(ctx context.Context) (func(), error) {
-	if err := os.MkdirAll(StateDir, 0o755); err != nil {
+	if err := fsperm.MkdirAll(StateDir, 0o755); err != nil {
 		return nil, fmt.Errorf("sandbox: %w", err)
 	}
 	f, err := os.Open(StateDir)

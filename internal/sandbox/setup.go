@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"vmnet/internal/fsperm"
 )
 
 // installHint names the Debian packages a sandbox needs.
@@ -93,6 +95,9 @@ func (t tools) enter(l layout, argv ...string) []string {
 // network namespace links: the script refuses to touch anything if it is still
 // in either, so a mistake can never remount the host's /run or /sys.
 const setupScript = `set -eu
+# What this script makes (the overlay's upper directory is /etc/libvirt's
+# root) has the modes of a host's, whatever the caller's umask.
+umask 022
 [ "$(readlink /proc/self/ns/mnt)" != "$0" ] || { echo "still in the host's mount namespace" >&2; exit 1; }
 [ "$(readlink /proc/self/ns/net)" != "$1" ] || { echo "still in the host's network namespace" >&2; exit 1; }
 
@@ -142,7 +147,7 @@ func create(ctx context.Context, tl tools, l layout, st *state) error {
 			return withHint(fmt.Errorf("sandbox: %s is missing: libvirt is not installed", d), installHint)
 		}
 	}
-	if err := os.MkdirAll(StateDir, 0o755); err != nil {
+	if err := fsperm.MkdirAll(StateDir, 0o755); err != nil {
 		return fmt.Errorf("sandbox: %w", err)
 	}
 	if err := makeStateMountpoint(); err != nil {
@@ -220,7 +225,11 @@ func startDaemons(ctx context.Context, tl tools, l layout, st *state) error {
 		// error below and for people; -d daemonises once the daemon is set up.
 		env := append(cleanEnv[:len(cleanEnv):len(cleanEnv)],
 			"LIBVIRT_LOG_OUTPUTS=3:file:/var/log/libvirt/"+d.name+".log")
-		if _, err := run(ctx, env, tl.enter(l, bin, "-d", "-p", d.pidFile)...); err != nil {
+		// Under umask 022, as systemd starts them (its default UMask=), whatever
+		// the caller's: under 077 libvirtd wrote dnsmasq's hosts file 0600, and
+		// dnsmasq, reading it as nobody, ignored every DHCP reservation.
+		argv := tl.enter(l, tl.sh, "-c", `umask 022 && exec "$0" "$@"`, bin, "-d", "-p", d.pidFile)
+		if _, err := run(ctx, env, argv...); err != nil {
 			return fmt.Errorf("sandbox %q: start %s: %w%s", l.name, d.name, err, logTail(tl, l, d.name))
 		}
 		pid, err := readPidFile(ctx, tl, l, d.pidFile, mntID)

@@ -25,6 +25,7 @@ import (
 	"vmnet/internal/bridge"
 	"vmnet/internal/cloudinit"
 	"vmnet/internal/domain"
+	"vmnet/internal/fsperm"
 	"vmnet/internal/network"
 	"vmnet/internal/virt"
 	"vmnet/internal/vmspec"
@@ -347,7 +348,9 @@ func prepare(e Env, plan domain.Plan, res *UpResult) (record, error) {
 			}
 		}
 	}
-	if err := os.MkdirAll(plan.Dir, 0o755); err != nil {
+	// 0755 whatever the umask: QEMU, as libvirt-qemu, must reach the overlay
+	// and seed in it (the record and secrets inside are 0600 and 0700).
+	if err := fsperm.MkdirAll(plan.Dir, 0o755); err != nil {
 		return rec, fmt.Errorf("make %s: %w", plan.Dir, err)
 	}
 	if err := writeRecord(plan.Dir, rec); err != nil {
