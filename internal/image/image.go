@@ -51,8 +51,8 @@
 // # The guests' kernel command line
 //
 // Image.Cmdline holds the base (tiny: console=ttyS0 quiet; capstone:
-// root=/dev/vda rw console=ttyS0 net.ifnames=0 quiet); append GuestArgs. Both
-// guests take vmnet.hostname and vmnet.ip.N; capstone's vmnet-net.service
+// root=/dev/vda rw console=ttyS0 net.ifnames=0 quiet); vmnet appends the
+// arguments below. Both guests take vmnet.hostname and vmnet.ip.N; capstone's vmnet-net.service
 // turns them into systemd-networkd files in /run before networkd starts, and
 // every NIC without vmnet.ip.N uses DHCP. The rest of this section is tiny's:
 //
@@ -67,8 +67,8 @@
 //	VMNET-NIC eth1 mac=52:54:00:00:00:0b via=dhcp addr=- error=no-dhcp-lease
 //	VMNET-READY hostname=NAME eth0=192.0.2.10/24 eth1=failed:no-dhcp-lease
 //
-// READY (Image.ReadyLine) comes once every NIC is configured or has failed;
-// ParseReady and ParseNIC read these lines. A lease that arrives after READY
+// READY (Image.ReadyLine) comes once every NIC is configured or has failed.
+// A lease that arrives after READY
 // is announced as "VMNET-LEASE ethN addr=ADDR/PREFIX".
 package image
 

@@ -165,10 +165,6 @@ func (s Spec) Bridges() []string {
 	return out
 }
 
-// ImageIsPath reports whether Image names a disk image file rather than a
-// built-in image: it has a '/' or a disk image's extension.
-func (s Spec) ImageIsPath() bool { return IsImagePath(s.Image) }
-
 // IsImagePath reports whether an image reference is a file path.
 func IsImagePath(image string) bool {
 	if strings.ContainsRune(image, '/') {
