@@ -15,6 +15,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+
+	"github.com/google/renameio/v2"
 )
 
 // MkdirAll is os.MkdirAll (mkdir -p) with mode set on each directory it
@@ -76,4 +78,44 @@ func WriteFile(name string, data []byte, mode fs.FileMode) error {
 		return err
 	}
 	return f.Close()
+}
+
+// WriteFileAtomic replaces name with data so that a reader sees either the
+// old file or the whole new one, never half of it, and a crash leaves one
+// of the two on disk. The data goes to a hidden temporary file in name's
+// directory (".NAME" plus random digits, so no consumer that matches by
+// suffix or skips dot files picks it up), which gets exactly mode whatever
+// the umask and whatever mode the old file had, is fsynced, and is renamed
+// over name; then the directory is fsynced so that the rename lasts too.
+// On failure name is left as it was and the temporary file is removed.
+func WriteFileAtomic(name string, data []byte, mode fs.FileMode) error {
+	dir := filepath.Dir(name)
+	// WithTempDir: without it renameio probes os.TempDir() and, when a
+	// rename from there works, writes the temporary file in /tmp.
+	f, err := renameio.NewPendingFile(name, renameio.WithTempDir(dir),
+		renameio.WithPermissions(mode), renameio.WithStaticPermissions(mode))
+	if err != nil {
+		return err
+	}
+	defer f.Cleanup() // a no-op once renamed
+	if _, err := f.Write(data); err != nil {
+		return err
+	}
+	if err := f.CloseAtomicallyReplace(); err != nil { // fsync, close, rename
+		return err
+	}
+	return syncDir(dir)
+}
+
+// syncDir fsyncs a directory, making a rename in it durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return &fs.PathError{Op: "fsync", Path: dir, Err: err}
+	}
+	return nil
 }

@@ -94,3 +94,58 @@ func TestSecretModesUnderPermissiveUmask(t *testing.T) {
 		t.Errorf("file mode %o, want 600", m)
 	}
 }
+
+func TestWriteFileAtomic(t *testing.T) {
+	withUmask(t, 0o077)
+	dir := t.TempDir()
+	f := filepath.Join(dir, "seed.iso")
+	if err := WriteFileAtomic(f, []byte("one"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if m := mode(t, f); m != 0o644 {
+		t.Errorf("mode %o, want 644 under umask 077", m)
+	}
+	// The old file's mode is not carried over (renameio's WriteFile would).
+	if err := os.Chmod(f, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteFileAtomic(f, []byte("two"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	if m := mode(t, f); m != 0o640 {
+		t.Errorf("rewritten over a 0600 file: mode %o, want 640", m)
+	}
+	if b, _ := os.ReadFile(f); string(b) != "two" {
+		t.Errorf("content %q, want two", b)
+	}
+	// A symlink at the name is replaced, its target left alone.
+	target := filepath.Join(dir, "target")
+	if err := os.WriteFile(target, []byte("keep"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(dir, "link")
+	if err := os.Symlink(target, link); err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteFileAtomic(link, []byte("new"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(target); string(b) != "keep" {
+		t.Errorf("the symlink's target was written: %q", b)
+	}
+	if fi, err := os.Lstat(link); err != nil || !fi.Mode().IsRegular() {
+		t.Errorf("link is not a regular file now: %v %v", fi, err)
+	}
+	// A name in a missing directory fails and leaves nothing behind.
+	if err := WriteFileAtomic(filepath.Join(dir, "no", "file"), nil, 0o644); err == nil {
+		t.Error("writing into a missing directory succeeded")
+	}
+	ents, _ := os.ReadDir(dir)
+	var names []string
+	for _, e := range ents {
+		names = append(names, e.Name())
+	}
+	if len(names) != 3 {
+		t.Errorf("directory holds %v, want only link, seed.iso and target: a temporary file was left", names)
+	}
+}
