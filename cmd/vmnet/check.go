@@ -11,6 +11,7 @@ import (
 
 	"vmnet/internal/bridge"
 	"vmnet/internal/check"
+	"vmnet/internal/fsperm"
 	"vmnet/internal/report"
 	"vmnet/internal/vmspec"
 )
@@ -147,23 +148,7 @@ func writeJUnit(path string, rep *check.Report) error {
 	if err := report.JUnit(&b, rep); err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return fmt.Errorf("write --junit %s: %w", path, err)
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(b.Bytes()); err != nil {
-		tmp.Close()
-		return fmt.Errorf("write --junit %s: %w", path, err)
-	}
-	if err := tmp.Chmod(0o644); err != nil {
-		tmp.Close()
-		return fmt.Errorf("write --junit %s: %w", path, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("write --junit %s: %w", path, err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
+	if err := fsperm.WriteFileAtomic(path, b.Bytes(), 0o644); err != nil {
 		return fmt.Errorf("write --junit %s: %w", path, err)
 	}
 	return nil

@@ -14,6 +14,8 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
+
+	"vmnet/internal/fsperm"
 )
 
 // DefaultStateDir is where a NIC's state is saved before a takeover.
@@ -236,30 +238,7 @@ func (s *savedUplink) write() error {
 	if err != nil {
 		return err
 	}
-	f, err := os.CreateTemp(dir, "."+s.NIC+".*.tmp") // mode 0600 whatever the umask
-	if err != nil {
-		return fmt.Errorf("save the state of %q: %w", s.NIC, err)
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp)
-	_, err = f.Write(append(b, '\n'))
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, s.path)
-	}
-	if err == nil {
-		var d *os.File
-		if d, err = os.Open(dir); err == nil {
-			err = d.Sync()
-			d.Close()
-		}
-	}
-	if err != nil {
+	if err := fsperm.WriteFileAtomic(s.path, append(b, '\n'), 0o600); err != nil {
 		return fmt.Errorf("save the state of %q to %s: %w", s.NIC, s.path, err)
 	}
 	return nil

@@ -8,11 +8,12 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
 	"unicode/utf16"
+
+	"vmnet/internal/fsperm"
 )
 
 // The seed image: ISO 9660 with a Joliet tree, the layout genisoimage
@@ -403,27 +404,7 @@ func EnsureISO(path string, s Seed) (changed bool, err error) {
 	case !errors.Is(err, fs.ErrNotExist):
 		return false, fmt.Errorf("read seed image %q: %w", path, err)
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return false, fmt.Errorf("write seed image %q: %w", path, err)
-	}
-	defer os.Remove(tmp.Name()) // fails harmlessly once renamed
-	if _, err := tmp.Write(img); err != nil {
-		tmp.Close()
-		return false, fmt.Errorf("write seed image %q: %w", path, err)
-	}
-	if err := tmp.Chmod(0o644); err != nil {
-		tmp.Close()
-		return false, fmt.Errorf("write seed image %q: %w", path, err)
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return false, fmt.Errorf("write seed image %q: %w", path, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return false, fmt.Errorf("write seed image %q: %w", path, err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
+	if err := fsperm.WriteFileAtomic(path, img, 0o644); err != nil {
 		return false, fmt.Errorf("write seed image %q: %w", path, err)
 	}
 	return true, nil

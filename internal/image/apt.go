@@ -141,10 +141,7 @@ func (a apt) remember(fp, spec string, p debPackage) {
 		return
 	}
 	// Written whole and renamed: concurrent readers never see half a file.
-	tmp := fmt.Sprintf("%s.%d.tmp", a.memo, os.Getpid())
-	if fsperm.WriteFile(tmp, data, 0o644) == nil {
-		os.Rename(tmp, a.memo)
-	}
+	fsperm.WriteFileAtomic(a.memo, data, 0o644)
 }
 
 // aptEnv gives apt's tools stable, parseable, non-interactive output.

@@ -52,26 +52,7 @@ func writeManifest(dir string, m manifest) error {
 		return err
 	}
 	data = append(data, '\n')
-	tmp := filepath.Join(dir, manifestName+".tmp")
-	f, err := fsperm.Create(tmp, 0o644)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, filepath.Join(dir, manifestName)); err != nil {
-		return err
-	}
-	return syncDir(dir)
+	return fsperm.WriteFileAtomic(filepath.Join(dir, manifestName), data, 0o644)
 }
 
 // readManifest reads dir/manifest.json.

@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+
+	"vmnet/internal/fsperm"
 )
 
 // ErrForeignFile is returned (wrapped) when a file vmnet would overwrite was
@@ -250,37 +252,13 @@ func (t target) write() (bool, error) {
 	if err := mkdirAll(dir); err != nil {
 		return false, err
 	}
-	// A leading dot keeps every consumer from reading the half-written
-	// file: networkd and netplan match by suffix, NetworkManager and
-	// ifupdown's "source dir/*" skip hidden files.
-	tmp, err := os.CreateTemp(dir, ".vmnet-*.tmp")
-	if err != nil {
+	// The temporary file's leading dot and digit suffix keep every
+	// consumer from reading it half-written: networkd and netplan match by
+	// suffix, NetworkManager and ifupdown's "source dir/*" skip hidden files.
+	if err := fsperm.WriteFileAtomic(t.full, t.Content, want); err != nil {
 		return false, fmt.Errorf("write %q: %w", t.full, err)
 	}
-	ok := false
-	defer func() {
-		if !ok {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	if err := tmp.Chmod(want); err != nil { // fchmod: CreateTemp's 0600 minus umask is not the mode asked for
-		return false, fmt.Errorf("write %q: %w", t.full, err)
-	}
-	if _, err := tmp.Write(t.Content); err != nil {
-		return false, fmt.Errorf("write %q: %w", t.full, err)
-	}
-	if err := tmp.Sync(); err != nil {
-		return false, fmt.Errorf("write %q: %w", t.full, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return false, fmt.Errorf("write %q: %w", t.full, err)
-	}
-	if err := os.Rename(tmp.Name(), t.full); err != nil {
-		return false, fmt.Errorf("write %q: %w", t.full, err)
-	}
-	ok = true
-	return true, syncDir(dir)
+	return true, nil
 }
 
 // mkdirAll is os.MkdirAll with dirMode applied regardless of the umask, to

@@ -203,11 +203,7 @@ func writeState(l layout, st state) error {
 	if err != nil {
 		return err
 	}
-	tmp := l.stateFile + ".tmp"
-	if err := os.WriteFile(tmp, append(b, '\n'), 0o644); err != nil {
-		return fmt.Errorf("write sandbox state: %w", err)
-	}
-	if err := os.Rename(tmp, l.stateFile); err != nil {
+	if err := fsperm.WriteFileAtomic(l.stateFile, append(b, '\n'), 0o644); err != nil {
 		return fmt.Errorf("write sandbox state: %w", err)
 	}
 	return nil

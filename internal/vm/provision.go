@@ -15,6 +15,7 @@ import (
 
 	"libvirt.org/go/libvirt"
 
+	"vmnet/internal/fsperm"
 	"vmnet/internal/virt"
 	"vmnet/internal/vmspec"
 )
@@ -48,11 +49,7 @@ func secret(dir, name string) ([]byte, error) {
 	}
 	// URL-safe base64: no quotes, spaces or shell metacharacters to trip over.
 	s := []byte(base64.RawURLEncoding.EncodeToString(raw))
-	tmp := p + ".tmp"
-	if err := os.WriteFile(tmp, s, 0o600); err != nil {
-		return nil, err
-	}
-	return s, os.Rename(tmp, p)
+	return s, fsperm.WriteFileAtomic(p, s, 0o600)
 }
 
 // provision writes the spec's files into the guest and runs its commands,

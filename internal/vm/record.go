@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 
 	"vmnet/internal/domain"
+	"vmnet/internal/fsperm"
 )
 
 // recordFile is the first file vmnet writes for a VM and the last it
@@ -49,11 +50,10 @@ func writeRecord(dir string, r record) error {
 	if err != nil {
 		return err
 	}
-	tmp := recordPath(dir) + ".tmp"
-	if err := os.WriteFile(tmp, append(b, '\n'), 0o600); err != nil {
-		return fmt.Errorf("write %s: %w", tmp, err)
+	if err := fsperm.WriteFileAtomic(recordPath(dir), append(b, '\n'), 0o600); err != nil {
+		return fmt.Errorf("write %s: %w", recordPath(dir), err)
 	}
-	return os.Rename(tmp, recordPath(dir))
+	return nil
 }
 
 // readRecord loads dir's record; ok is false when there is none, or it is

@@ -27,11 +27,14 @@ func (e Env) qemuLogDir() string {
 }
 
 // vmnetFileName matches the names vmnet gives the files in a VM's
-// directory: the disks, the seed (and the temporary file it is written
-// through), the console log, the secrets directory and the record.
+// directory: the disks, the seed, the console log, the secrets directory
+// and the record, and the temporary files the seed and the record are
+// written through (fsperm.WriteFileAtomic's ".NAME" plus digits, and the
+// ".seed.iso.*" and "vmnet.json.tmp" of older vmnets).
 var vmnetFileName = regexp.MustCompile(`^(` + regexp.QuoteMeta(domain.OverlayFile) + `|disk[0-9]+\.qcow2|` +
-	regexp.QuoteMeta(domain.SeedFile) + `|\.` + regexp.QuoteMeta(domain.SeedFile) + `\..+|` +
-	regexp.QuoteMeta(domain.ConsoleLogFile) + `|secrets|` + regexp.QuoteMeta(recordFile) + `(\.tmp)?)$`)
+	regexp.QuoteMeta(domain.SeedFile) + `|\.` + regexp.QuoteMeta(domain.SeedFile) + `.+|` +
+	regexp.QuoteMeta(domain.ConsoleLogFile) + `|secrets|` + regexp.QuoteMeta(recordFile) + `(\.tmp)?|` +
+	`\.` + regexp.QuoteMeta(recordFile) + `[0-9]+)$`)
 
 // removeVMDir removes the files vmnet made in the VM's directory dir and
 // then dir itself. files are those the domain's metadata and the record

@@ -20,6 +20,7 @@ func vmDir(t *testing.T, name string, extra map[string]string) (string, string) 
 	files := map[string]string{
 		"overlay.qcow2": "q", "disk1.qcow2": "d", "seed.iso": "s", ".seed.iso.123456": "partial",
 		"console.log": "boot", "secrets/db-password": "pw", "secrets/db-password.tmp": "pw", "vmnet.json.tmp": "{",
+		".seed.iso5577006791947779410": "partial", ".vmnet.json8674665223082153551": "{",
 	}
 	for k, v := range extra {
 		files[k] = v
