@@ -4,13 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
 
-	"golang.org/x/sys/unix"
+	"github.com/gofrs/flock"
 
 	"vmnet/internal/fsperm"
 )
@@ -37,42 +38,42 @@ func (c *Cache) lock(ctx context.Context, key, what string, p *progress) (unlock
 		return nil, c.dirError(err)
 	}
 	file := filepath.Join(dir, key+".lock")
-	f, err := os.OpenFile(file, os.O_RDWR|os.O_CREATE, 0o644)
+	// 0644: whoever waits next reads the holder's pid from it.
+	fl := flock.New(file, flock.SetPermissions(0o644))
+	ok, err := fl.TryLock()
 	if err != nil {
-		return nil, c.dirError(err)
+		return nil, lockError(c, file, err)
 	}
-	said := false
-	for {
-		err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
-		if err == nil {
-			break
-		}
-		if !errors.Is(err, unix.EWOULDBLOCK) {
-			f.Close()
-			return nil, fmt.Errorf("lock %s: %w", file, err)
-		}
-		if !said && p != nil {
+	if !ok {
+		if p != nil {
 			holder := "another vmnet"
 			if b, err := os.ReadFile(file); err == nil && strings.TrimSpace(string(b)) != "" {
 				holder += " (pid " + strings.TrimSpace(string(b)) + ")"
 			}
 			p.line("waiting for " + holder + ", which is " + what)
-			said = true
 		}
-		select {
-		case <-ctx.Done():
-			f.Close()
-			return nil, fmt.Errorf("wait for lock %s: %w", file, ctx.Err())
-		case <-time.After(lockPoll):
+		if _, err := fl.TryLockContext(ctx, lockPoll); err != nil {
+			if ctx.Err() != nil {
+				return nil, fmt.Errorf("wait for lock %s: %w", file, ctx.Err())
+			}
+			return nil, lockError(c, file, err)
 		}
 	}
-	// For the message above, in whoever waits next.
-	if err := f.Truncate(0); err == nil {
-		f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
-	}
+	// For the message above, in whoever waits next. The lock is on the
+	// inode, so writing through another descriptor is fine.
+	fsperm.WriteFile(file, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644)
 	return func() {
-		f.Truncate(0)
-		unix.Flock(int(f.Fd()), unix.LOCK_UN)
-		f.Close()
+		os.Truncate(file, 0)
+		fl.Unlock()
 	}, nil
+}
+
+// lockError is a failure to open or lock file: opening is the cache
+// directory's problem (permissions, read-only), anything else the lock's.
+func lockError(c *Cache, file string, err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) && pe.Op == "open" {
+		return c.dirError(err)
+	}
+	return fmt.Errorf("lock %s: %w", file, err)
 }

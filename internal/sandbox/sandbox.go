@@ -46,7 +46,7 @@ import (
 	"syscall"
 	"time"
 
-	"golang.org/x/sys/unix"
+	"github.com/gofrs/flock"
 
 	"vmnet/internal/fsperm"
 )
@@ -541,26 +541,15 @@ func lock(ctx context.Context) (func(), error) {
 	if err := fsperm.MkdirAll(StateDir, 0o755); err != nil {
 		return nil, fmt.Errorf("sandbox: %w", err)
 	}
-	f, err := os.Open(StateDir)
-	if err != nil {
-		return nil, fmt.Errorf("sandbox: %w", err)
-	}
-	for {
-		err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
-		if err == nil {
-			return func() { _ = unix.Flock(int(f.Fd()), unix.LOCK_UN); f.Close() }, nil
-		}
-		if !errors.Is(err, unix.EWOULDBLOCK) {
-			f.Close()
-			return nil, fmt.Errorf("sandbox: lock %s: %w", StateDir, err)
-		}
-		select {
-		case <-ctx.Done():
-			f.Close()
+	// O_RDONLY without O_CREATE: the lock is on the directory itself.
+	fl := flock.New(StateDir, flock.SetFlag(os.O_RDONLY))
+	if _, err := fl.TryLockContext(ctx, 100*time.Millisecond); err != nil {
+		if ctx.Err() != nil {
 			return nil, fmt.Errorf("sandbox: waiting for another vmnet sandbox command: %w", ctx.Err())
-		case <-time.After(100 * time.Millisecond):
 		}
+		return nil, fmt.Errorf("sandbox: lock %s: %w", StateDir, err)
 	}
+	return func() { _ = fl.Unlock() }, nil
 }
 
 // URI returns a libvirt URI that reaches the sandbox's libvirtd from outside

@@ -1,10 +1,13 @@
 package sandbox
 
 import (
+	"context"
 	"errors"
+	"os"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestValidateName(t *testing.T) {
@@ -72,4 +75,27 @@ func TestWithoutEnv(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Errorf("withoutEnv = %q, want %q", got, want)
 	}
+}
+
+// TestLockExcludes: while one command holds the state directory's lock,
+// another waits for it and gives up when its context ends.
+func TestLockExcludes(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("the lock is on " + StateDir + ", which needs root")
+	}
+	unlock, err := lock(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	if _, err := lock(ctx); !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "waiting for another vmnet sandbox command") {
+		t.Errorf("lock while held: %v, want a wait that ends with the context", err)
+	}
+	unlock()
+	again, err := lock(context.Background())
+	if err != nil {
+		t.Fatalf("lock after unlock: %v", err)
+	}
+	again()
 }
