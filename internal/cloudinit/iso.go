@@ -22,6 +22,14 @@ import (
 // names upper-cased, which Linux maps back to lower case when Joliet is off.
 // Everything sits in the root directory. Timestamps are fixed, so the same
 // seed always gives the same bytes and EnsureISO can compare them.
+//
+// Why not github.com/kdomanski/iso9660 (v0.4.0, the version the proxy
+// serves): its ImageWriter.WriteTo stamps time.Now() into the primary
+// volume descriptor (two writes of the same files differ from byte 33594,
+// the creation date), hard-codes the application identifier
+// "github.com/kdomanski/iso9660" (EnsureISO recognises vmnet's own seed by
+// isoAppID before replacing it), writes no Joliet tree, and stages every
+// file in a directory under os.TempDir() (the seed can carry secrets).
 const (
 	// SeedLabel is the volume label cloud-init's NoCloud looks for.
 	SeedLabel = "cidata"
