@@ -15,6 +15,7 @@ import (
 	"strings"
 
 	"vmnet/internal/fsperm"
+	"vmnet/internal/initramfs"
 )
 
 // Artefact file names inside a build directory.
@@ -180,37 +181,29 @@ func (c *Cache) buildInitramfs(ctx context.Context, r *recipe, pkgs []debPackage
 		return manifest{}, err
 	}
 	kroot := roots[0]
-	kver, err := kernelVersion(kroot)
+	kver, err := initramfs.KernelVersion(kroot)
 	if err != nil {
 		return manifest{}, err
 	}
 	vmlinuz := filepath.Join(kroot, "boot", "vmlinuz-"+kver)
 	modRoot := filepath.Join(kroot, "lib", "modules", kver)
-	mods, err := scanModules(modRoot)
+	order, err := initramfs.LoadOrder(modRoot, r.Modules)
 	if err != nil {
 		return manifest{}, err
 	}
-	builtin, err := readBuiltin(filepath.Join(modRoot, "modules.builtin"))
-	if err != nil {
-		return manifest{}, err
-	}
-	order, err := loadOrder(r.Modules, mods, builtin)
-	if err != nil {
-		return manifest{}, err
-	}
-	b.step("kernel %s; %d modules in load order: %s", kver, len(order), strings.Join(moduleNames(order), " "))
+	b.step("kernel %s; %d modules in load order: %s", kver, len(order), strings.Join(initramfs.Names(order), " "))
 
-	fsys := newInitramfs()
+	fsys := initramfs.New()
 	for _, d := range []string{"bin", "sbin", "usr/bin", "usr/sbin", "dev", "proc", "sys", "run", "etc/vmnet"} {
-		if err := fsys.dir(d, 0o755); err != nil {
+		if err := fsys.Dir(d, 0o755); err != nil {
 			return manifest{}, err
 		}
 	}
-	fsys.dir("tmp", 0o1777)
-	fsys.dir("root", 0o700)
+	fsys.Dir("tmp", 0o1777)
+	fsys.Dir("root", 0o700)
 	// The kernel opens /dev/console for init before anything mounts devtmpfs.
-	fsys.charDev("dev/console", 0o600, 5, 1)
-	fsys.charDev("dev/null", 0o666, 1, 3)
+	fsys.CharDev("dev/console", 0o600, 5, 1)
+	fsys.CharDev("dev/null", 0o666, 1, 3)
 	var list strings.Builder
 	for _, m := range order {
 		data, err := os.ReadFile(filepath.Join(modRoot, m.Path))
@@ -218,12 +211,12 @@ func (c *Cache) buildInitramfs(ctx context.Context, r *recipe, pkgs []debPackage
 			return manifest{}, err
 		}
 		dst := "lib/modules/" + kver + "/" + m.Path
-		if err := fsys.file(dst, 0o644, data); err != nil {
+		if err := fsys.File(dst, 0o644, data); err != nil {
 			return manifest{}, err
 		}
 		fmt.Fprintf(&list, "/%s\n", dst)
 	}
-	if err := fsys.file("etc/vmnet/modules", 0o644, []byte(list.String())); err != nil {
+	if err := fsys.File("etc/vmnet/modules", 0o644, []byte(list.String())); err != nil {
 		return manifest{}, err
 	}
 	for i, rp := range r.Packages {
@@ -234,18 +227,18 @@ func (c *Cache) buildInitramfs(ctx context.Context, r *recipe, pkgs []debPackage
 		}
 	}
 	for _, f := range r.Files {
-		if err := fsys.file(f.Dst, uint32(f.mode), r.files[f.Src]); err != nil {
+		if err := fsys.File(f.Dst, uint32(f.mode), r.files[f.Src]); err != nil {
 			return manifest{}, err
 		}
 	}
 	for dst, target := range r.Symlinks {
-		if err := fsys.symlink(dst, target); err != nil {
+		if err := fsys.Symlink(dst, target); err != nil {
 			return manifest{}, err
 		}
 	}
 	// Which build this is, for a person at the guest's console.
 	ident := fmt.Sprintf("name=%s\nhash=%s\nkernel=%s\npackages=%s\n", r.Name, hash, kver, pkgList(pkgs))
-	if err := fsys.file("etc/vmnet/image", 0o644, []byte(ident)); err != nil {
+	if err := fsys.File("etc/vmnet/image", 0o644, []byte(ident)); err != nil {
 		return manifest{}, err
 	}
 	if err := writeGzip(filepath.Join(dir, initrdFile), fsys); err != nil {
@@ -263,7 +256,7 @@ func (c *Cache) buildInitramfs(ctx context.Context, r *recipe, pkgs []debPackage
 		Format: manifestFormat, Name: r.Name, Hash: hash,
 		Kernel: kernelFile, Initrd: initrdFile,
 		Cmdline: r.Cmdline, ReadyLine: r.readyLine(),
-		Packages: pkgStrings(pkgs), Debs: debs, Modules: moduleNames(order), Files: files,
+		Packages: pkgStrings(pkgs), Debs: debs, Modules: initramfs.Names(order), Files: files,
 	}, nil
 }
 
@@ -371,7 +364,7 @@ func (c *Cache) pruneDebs(ctx context.Context) error {
 
 // addFromPackage copies file f (a path inside the .deb) from an unpacked
 // package into the initramfs, keeping its mode, or its target for a symlink.
-func addFromPackage(fsys *initramfs, root, f, pkg string) error {
+func addFromPackage(fsys *initramfs.Archive, root, f, pkg string) error {
 	src := filepath.Join(root, f)
 	fi, err := os.Lstat(src)
 	if err != nil {
@@ -383,25 +376,25 @@ func addFromPackage(fsys *initramfs, root, f, pkg string) error {
 		if err != nil {
 			return err
 		}
-		return fsys.symlink(f, target)
+		return fsys.Symlink(f, target)
 	case fi.Mode().IsRegular():
 		data, err := os.ReadFile(src)
 		if err != nil {
 			return err
 		}
-		return fsys.file(f, uint32(fi.Mode().Perm()), data)
+		return fsys.File(f, uint32(fi.Mode().Perm()), data)
 	}
 	return fmt.Errorf("package %s: %s is neither a file nor a symlink", pkg, f)
 }
 
-func writeGzip(file string, fsys *initramfs) error {
+func writeGzip(file string, fsys *initramfs.Archive) error {
 	f, err := fsperm.Create(file, 0o644) // QEMU, as libvirt-qemu, reads it
 	if err != nil {
 		return err
 	}
 	defer f.Close()
 	zw := gzip.NewWriter(f)
-	if err := fsys.write(zw); err != nil {
+	if err := fsys.Write(zw); err != nil {
 		return err
 	}
 	if err := zw.Close(); err != nil {

@@ -91,7 +91,7 @@ func fakeKernelTree() map[string][]byte {
 	}
 	for p, deps := range mods {
 		name := strings.TrimSuffix(filepath.Base(p), ".ko")
-		tree["lib/modules/"+fakeKver+"/kernel/"+p] = fakeModule(modName(name), deps...)
+		tree["lib/modules/"+fakeKver+"/kernel/"+p] = fakeModule(strings.ReplaceAll(name, "-", "_"), deps...)
 	}
 	return tree
 }
@@ -277,6 +277,13 @@ func newTestCache(t *testing.T, fsys fs.FS, src source) *Cache {
 }
 
 // cpioFile is one entry read back from an initramfs.
+// File type bits of a cpio mode, as in stat(2).
+const (
+	modeDir  = 0o040000
+	modeLink = 0o120000
+	modeChr  = 0o020000
+)
+
 type cpioFile struct {
 	Name  string
 	Mode  uint32

@@ -1,4 +1,4 @@
-package image
+package initramfs
 
 import (
 	"bufio"
@@ -12,8 +12,8 @@ import (
 	"strings"
 )
 
-// kmod is a kernel module found in an unpacked kernel package.
-type kmod struct {
+// Module is a kernel module found in an unpacked kernel package.
+type Module struct {
 	Name    string   // normalised: '-' written as '_', as the kernel compares them
 	Path    string   // relative to /lib/modules/KVER, e.g. kernel/drivers/net/virtio_net.ko
 	Depends []string // normalised names, from modinfo's depends=
@@ -64,8 +64,8 @@ func parseModinfo(data []byte) (name string, depends []string, err error) {
 
 // scanModules indexes every module under root (/lib/modules/KVER of an
 // unpacked kernel package) by name.
-func scanModules(root string) (map[string]kmod, error) {
-	mods := map[string]kmod{}
+func scanModules(root string) (map[string]Module, error) {
+	mods := map[string]Module{}
 	err := filepath.WalkDir(filepath.Join(root, "kernel"), func(p string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return err
@@ -87,7 +87,7 @@ func scanModules(root string) (map[string]kmod, error) {
 			name = modName(strings.TrimSuffix(base, ".ko"))
 		}
 		rel, _ := filepath.Rel(root, p)
-		mods[name] = kmod{Name: name, Path: filepath.ToSlash(rel), Depends: deps}
+		mods[name] = Module{Name: name, Path: filepath.ToSlash(rel), Depends: deps}
 		return nil
 	})
 	if err != nil {
@@ -121,8 +121,8 @@ func readBuiltin(file string) (map[string]bool, error) {
 // loadOrder returns want and everything they depend on, each after its
 // dependencies, in the order insmod must load them. Built-in modules need no
 // loading and are left out. Ties keep the order of want and of depends=.
-func loadOrder(want []string, mods map[string]kmod, builtin map[string]bool) ([]kmod, error) {
-	var order []kmod
+func loadOrder(want []string, mods map[string]Module, builtin map[string]bool) ([]Module, error) {
+	var order []Module
 	const (
 		visiting = 1
 		done     = 2
@@ -166,8 +166,8 @@ func loadOrder(want []string, mods map[string]kmod, builtin map[string]bool) ([]
 	return order, nil
 }
 
-// moduleNames lists the names of mods, in order.
-func moduleNames(mods []kmod) []string {
+// Names lists the names of mods, in order.
+func Names(mods []Module) []string {
 	names := make([]string, len(mods))
 	for i, m := range mods {
 		names[i] = m.Name
@@ -175,8 +175,8 @@ func moduleNames(mods []kmod) []string {
 	return names
 }
 
-// kernelVersion finds the one /lib/modules/KVER directory of an unpacked kernel package.
-func kernelVersion(root string) (string, error) {
+// KernelVersion finds the one /lib/modules/KVER directory of an unpacked kernel package.
+func KernelVersion(root string) (string, error) {
 	entries, err := os.ReadDir(filepath.Join(root, "lib", "modules"))
 	if err != nil {
 		return "", fmt.Errorf("kernel package has no /lib/modules: %w", err)
@@ -192,4 +192,20 @@ func kernelVersion(root string) (string, error) {
 		return "", fmt.Errorf("kernel package has %d directories in /lib/modules (%s), want 1", len(vers), strings.Join(vers, ", "))
 	}
 	return vers[0], nil
+}
+
+// LoadOrder returns the modules want names and everything they depend on,
+// each after its dependencies, as insmod must load them, from the modules
+// directory modRoot (/lib/modules/KVER of an unpacked kernel package).
+// Built-in modules (modules.builtin) are left out.
+func LoadOrder(modRoot string, want []string) ([]Module, error) {
+	mods, err := scanModules(modRoot)
+	if err != nil {
+		return nil, err
+	}
+	builtin, err := readBuiltin(filepath.Join(modRoot, "modules.builtin"))
+	if err != nil {
+		return nil, err
+	}
+	return loadOrder(want, mods, builtin)
 }

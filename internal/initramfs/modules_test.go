@@ -1,4 +1,4 @@
-package image
+package initramfs
 
 import (
 	"os"
@@ -28,8 +28,8 @@ func TestReadModinfo(t *testing.T) {
 }
 
 func TestLoadOrder(t *testing.T) {
-	mods := map[string]kmod{}
-	for _, m := range []kmod{
+	mods := map[string]Module{}
+	for _, m := range []Module{
 		{Name: "virtio_ring"},
 		{Name: "virtio", Depends: []string{"virtio_ring"}},
 		{Name: "virtio_pci_modern_dev"},
@@ -76,7 +76,7 @@ func TestLoadOrder(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if diff := cmp.Diff(tt.out, moduleNames(got), cmpEmpty); diff != "" {
+			if diff := cmp.Diff(tt.out, Names(got), cmpEmpty); diff != "" {
 				t.Errorf("order (-want +got):\n%s", diff)
 			}
 		})
@@ -94,9 +94,9 @@ func TestScanModules(t *testing.T) {
 		os.MkdirAll(filepath.Dir(file), 0o755)
 		os.WriteFile(file, data, 0o644)
 	}
-	kver, err := kernelVersion(root)
+	kver, err := KernelVersion(root)
 	if err != nil || kver != fakeKver {
-		t.Fatalf("kernelVersion = %q, %v", kver, err)
+		t.Fatalf("KernelVersion = %q, %v", kver, err)
 	}
 	modRoot := filepath.Join(root, "lib/modules", kver)
 	mods, err := scanModules(modRoot)

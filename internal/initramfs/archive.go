@@ -1,4 +1,7 @@
-package image
+// Package initramfs writes the cpio archive ("newc" format) a Linux kernel
+// unpacks into its first root file system, and finds the kernel modules an
+// unpacked Debian kernel package must load, in load order.
+package initramfs
 
 import (
 	"bufio"
@@ -6,6 +9,7 @@ import (
 	"io"
 	"path"
 	"sort"
+	"strings"
 )
 
 // File type bits of a cpio mode, as in stat(2).
@@ -16,7 +20,7 @@ const (
 	modeChr  = 0o020000
 )
 
-// cpioEntry is one file of an initramfs.
+// cpioEntry is one file of an archive.
 type cpioEntry struct {
 	mode      uint32 // type bits | permissions
 	data      []byte // file contents, or a symlink's target
@@ -24,18 +28,19 @@ type cpioEntry struct {
 	rdevMinor uint32
 }
 
-// initramfs collects files and writes them as the cpio archive ("newc"
+// Archive collects files and writes them as the cpio archive ("newc"
 // format) the kernel unpacks into its root file system. The output depends
 // only on the entries: names sorted, owner root, times zero, inodes counted.
-type initramfs struct {
+type Archive struct {
 	entries map[string]cpioEntry
 }
 
-func newInitramfs() *initramfs { return &initramfs{entries: map[string]cpioEntry{}} }
+// New returns an empty archive.
+func New() *Archive { return &Archive{entries: map[string]cpioEntry{}} }
 
 // add records an entry and makes its parent directories (0755) if needed.
-func (f *initramfs) add(name string, e cpioEntry) error {
-	if !validDst(name) {
+func (f *Archive) add(name string, e cpioEntry) error {
+	if !cleanRelative(name) {
 		return fmt.Errorf("initramfs: %q is not a clean relative path", name)
 	}
 	if old, ok := f.entries[name]; ok && !(old.mode&modeDir != 0 && e.mode&modeDir != 0) {
@@ -54,24 +59,28 @@ func (f *initramfs) add(name string, e cpioEntry) error {
 	return nil
 }
 
-func (f *initramfs) dir(name string, perm uint32) error {
+// Dir adds directory name (a clean relative path) with permissions perm.
+func (f *Archive) Dir(name string, perm uint32) error {
 	return f.add(name, cpioEntry{mode: modeDir | perm&0o7777})
 }
 
-func (f *initramfs) file(name string, perm uint32, data []byte) error {
+// File adds regular file name with permissions perm and contents data.
+func (f *Archive) File(name string, perm uint32, data []byte) error {
 	return f.add(name, cpioEntry{mode: modeReg | perm&0o7777, data: data})
 }
 
-func (f *initramfs) symlink(name, target string) error {
+// Symlink adds a symbolic link name pointing at target.
+func (f *Archive) Symlink(name, target string) error {
 	return f.add(name, cpioEntry{mode: modeLink | 0o777, data: []byte(target)})
 }
 
-func (f *initramfs) charDev(name string, perm, major, minor uint32) error {
+// CharDev adds character device node name (major, minor) with permissions perm.
+func (f *Archive) CharDev(name string, perm, major, minor uint32) error {
 	return f.add(name, cpioEntry{mode: modeChr | perm&0o7777, rdevMajor: major, rdevMinor: minor})
 }
 
-// write writes the archive, parents before children, ending with the trailer.
-func (f *initramfs) write(w io.Writer) error {
+// Write writes the archive to w, parents before children, ending with the trailer.
+func (f *Archive) Write(w io.Writer) error {
 	names := make([]string, 0, len(f.entries))
 	for n := range f.entries {
 		names = append(names, n)
@@ -116,4 +125,10 @@ func pad(w *bufio.Writer, n int) {
 	for ; n%4 != 0; n++ {
 		w.WriteByte(0)
 	}
+}
+
+// cleanRelative reports whether p is a clean, relative path that stays
+// inside the archive's root.
+func cleanRelative(p string) bool {
+	return p != "" && p != "." && !path.IsAbs(p) && path.Clean(p) == p && !strings.HasPrefix(p, "../")
 }

@@ -1,4 +1,4 @@
-package image
+package initramfs
 
 import (
 	"bytes"
@@ -6,22 +6,22 @@ import (
 )
 
 func TestCpioRoundTrip(t *testing.T) {
-	f := newInitramfs()
+	f := New()
 	must := func(err error) {
 		t.Helper()
 		if err != nil {
 			t.Fatal(err)
 		}
 	}
-	must(f.file("etc/vmnet/modules", 0o644, []byte("/lib/x.ko\n")))
-	must(f.file("init", 0o755, []byte("#!/bin/sh\n")))
-	must(f.symlink("bin/sh", "busybox"))
-	must(f.charDev("dev/console", 0o600, 5, 1))
-	must(f.dir("tmp", 0o1777))
-	must(f.file("empty", 0o644, nil))
+	must(f.File("etc/vmnet/modules", 0o644, []byte("/lib/x.ko\n")))
+	must(f.File("init", 0o755, []byte("#!/bin/sh\n")))
+	must(f.Symlink("bin/sh", "busybox"))
+	must(f.CharDev("dev/console", 0o600, 5, 1))
+	must(f.Dir("tmp", 0o1777))
+	must(f.File("empty", 0o644, nil))
 	var a, b bytes.Buffer
-	must(f.write(&a))
-	must(f.write(&b))
+	must(f.Write(&a))
+	must(f.Write(&b))
 	if !bytes.Equal(a.Bytes(), b.Bytes()) {
 		t.Error("two writes of the same archive differ")
 	}
@@ -56,28 +56,28 @@ func TestCpioRoundTrip(t *testing.T) {
 }
 
 func TestCpioRefuses(t *testing.T) {
-	f := newInitramfs()
-	if err := f.file("init", 0o755, nil); err != nil {
+	f := New()
+	if err := f.File("init", 0o755, nil); err != nil {
 		t.Fatal(err)
 	}
 	for name, err := range map[string]error{
-		"twice":          f.file("init", 0o644, nil),
-		"under a file":   f.file("init/x", 0o644, nil),
-		"absolute":       f.file("/etc/passwd", 0o644, nil),
-		"escaping":       f.file("../x", 0o644, nil),
-		"not clean":      f.file("a//b", 0o644, nil),
-		"dir over file":  f.dir("init", 0o755),
-		"link over file": f.symlink("init", "x"),
+		"twice":          f.File("init", 0o644, nil),
+		"under a file":   f.File("init/x", 0o644, nil),
+		"absolute":       f.File("/etc/passwd", 0o644, nil),
+		"escaping":       f.File("../x", 0o644, nil),
+		"not clean":      f.File("a//b", 0o644, nil),
+		"dir over file":  f.Dir("init", 0o755),
+		"link over file": f.Symlink("init", "x"),
 	} {
 		if err == nil {
 			t.Errorf("%s: accepted", name)
 		}
 	}
 	// A directory may be named again (its mode is then the last one given).
-	if err := f.dir("tmp", 0o755); err != nil {
+	if err := f.Dir("tmp", 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := f.dir("tmp", 0o1777); err != nil {
+	if err := f.Dir("tmp", 0o1777); err != nil {
 		t.Errorf("a directory named twice: %v", err)
 	}
 }
