@@ -16,6 +16,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"vmnet/internal/bridge"
+	"vmnet/internal/errs"
 	"vmnet/internal/safe"
 	"vmnet/internal/virt"
 )
@@ -64,7 +65,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 	}
 	err = virt.Classify(err) // libvirtd gone midway: say so, and the way back
 	fmt.Fprintf(stderr, "vmnet: %v\n", err)
-	var h hinted
+	var h errs.Hinted
 	if errors.As(err, &h) && h.Hint() != "" {
 		fmt.Fprintf(stderr, "hint: %s\n", h.Hint())
 	}
@@ -91,12 +92,6 @@ func (e usageError) Hint() string { return "run 'vmnet --help' (or 'vmnet COMMAN
 func (e usageError) Is(target error) bool { return target == bridge.ErrInvalid }
 
 func usagef(format string, a ...any) error { return usageError{fmt.Sprintf(format, a...)} }
-
-// hinted is implemented by errors that carry advice for the user.
-type hinted interface {
-	error
-	Hint() string
-}
 
 func newApp(stdout, stderr io.Writer) *cli.App {
 	app := &cli.App{

@@ -16,6 +16,7 @@ import (
 	"libvirt.org/go/libvirt"
 	"libvirt.org/go/libvirtxml"
 
+	"vmnet/internal/errs"
 	"vmnet/internal/virt"
 )
 
@@ -223,17 +224,8 @@ func startError(s Spec, err error) error {
 	case strings.Contains(msg, "dnsmasq"):
 		hint = "networks with DHCP need dnsmasq (apt-get install dnsmasq-base)"
 	}
-	return &hintedError{err: fmt.Errorf("start network %q: %s: %w", s.Name, msg, err), hint: hint}
+	return errs.WithHint(fmt.Errorf("start network %q: %s: %w", s.Name, msg, err), hint)
 }
-
-type hintedError struct {
-	err  error
-	hint string
-}
-
-func (e *hintedError) Error() string { return e.err.Error() }
-func (e *hintedError) Unwrap() error { return e.err }
-func (e *hintedError) Hint() string  { return e.hint }
 
 // lookup returns the network and its persistent (or, for a transient one,
 // live) definition; nil, nil when it does not exist.

@@ -25,6 +25,7 @@ import (
 	"vmnet/internal/bridge"
 	"vmnet/internal/cloudinit"
 	"vmnet/internal/domain"
+	"vmnet/internal/errs"
 	"vmnet/internal/fsperm"
 	"vmnet/internal/network"
 	"vmnet/internal/virt"
@@ -130,10 +131,8 @@ func Up(ctx context.Context, e Env, spec vmspec.Spec) (*UpResult, error) {
 			return res, &ForeignError{Name: plan.Name}
 		}
 		if meta.Hash != plan.SpecHash {
-			return res, &hintError{
-				err:  fmt.Errorf("VM %q exists with a different spec", plan.Name),
-				hint: fmt.Sprintf("run 'vmnet vm down %s' first, then 'vmnet vm up' again", plan.Name),
-			}
+			return res, errs.WithHint(fmt.Errorf("VM %q exists with a different spec", plan.Name),
+				fmt.Sprintf("run 'vmnet vm down %s' first, then 'vmnet vm up' again", plan.Name))
 		}
 		if active, err = dom.IsActive(); err != nil {
 			return res, virt.Err(fmt.Sprintf("read state of %q", plan.Name), err)
@@ -579,12 +578,3 @@ func (e *ForeignError) Error() string {
 func (e *ForeignError) Hint() string {
 	return "choose another VM name, or manage that domain with virsh"
 }
-
-type hintError struct {
-	err  error
-	hint string
-}
-
-func (e *hintError) Error() string { return e.err.Error() }
-func (e *hintError) Unwrap() error { return e.err }
-func (e *hintError) Hint() string  { return e.hint }
