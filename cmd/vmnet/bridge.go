@@ -188,7 +188,7 @@ func bridgeDelete(c *cli.Context) error {
 func persistOptions(c *cli.Context) (bridge.Options, string, error) {
 	backend, err := persist.ParseBackend(c.String("persist"))
 	if err != nil {
-		return bridge.Options{}, "", &bridge.FieldError{Field: "--persist", Value: c.String("persist"), Problem: "is not a persistence backend",
+		return bridge.Options{}, "", &errs.FieldError{Field: "--persist", Value: c.String("persist"), Problem: "is not a persistence backend",
 			Fix: "use auto (detect what manages this host), none, networkd, networkmanager, netplan or ifupdown"}
 	}
 	dir, err := stateDir()

@@ -15,7 +15,6 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"vmnet/internal/bridge"
 	"vmnet/internal/errs"
 	"vmnet/internal/safe"
 	"vmnet/internal/virt"
@@ -71,8 +70,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 	}
 	// The one rule for exit code 2: every error about what the user typed or
 	// wrote (flags, arguments, names, addresses, spec files) satisfies
-	// bridge.ErrInvalid, and is returned before anything changed.
-	if errors.Is(err, bridge.ErrInvalid) {
+	// errs.ErrInvalid, and is returned before anything changed.
+	if errors.Is(err, errs.ErrInvalid) {
 		return exitUsage
 	}
 	return exitFail
@@ -80,7 +79,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 
 // usageError is bad command-line usage: an unknown command or flag, a
 // missing or extra argument. Like every input error it satisfies
-// bridge.ErrInvalid (exit code 2).
+// errs.ErrInvalid (exit code 2).
 type usageError struct{ msg string }
 
 func (e usageError) Error() string { return e.msg }
@@ -88,8 +87,8 @@ func (e usageError) Error() string { return e.msg }
 // Hint points to the help, the one place that lists commands and flags.
 func (e usageError) Hint() string { return "run 'vmnet --help' (or 'vmnet COMMAND --help') for usage" }
 
-// Is makes errors.Is(err, bridge.ErrInvalid) true.
-func (e usageError) Is(target error) bool { return target == bridge.ErrInvalid }
+// Is makes errors.Is(err, errs.ErrInvalid) true.
+func (e usageError) Is(target error) bool { return target == errs.ErrInvalid }
 
 func usagef(format string, a ...any) error { return usageError{fmt.Sprintf(format, a...)} }
 

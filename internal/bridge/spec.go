@@ -2,12 +2,13 @@ package bridge
 
 import (
 	"crypto/sha256"
-	"errors"
 	"fmt"
 	"net"
 	"net/netip"
 	"strings"
 	"time"
+
+	"vmnet/internal/errs"
 )
 
 // Spec is the desired state of one bridge, as the user asked for it.
@@ -38,27 +39,12 @@ const (
 	minMTUIPv6 = 1280 // IPv6 minimum (RFC 8200)
 )
 
-// FieldError is bad user input: which field, which value, what is wrong and
-// how to fix it. It is returned before anything on the host changes.
-type FieldError struct {
-	Field   string // the flag or argument, e.g. "--address"
-	Value   string
-	Problem string
-	Fix     string
-}
+// FieldError is errs.FieldError, the one field error of vmnet, under the
+// name this package's code and tests have always used.
+type FieldError = errs.FieldError
 
-func (e *FieldError) Error() string {
-	return fmt.Sprintf("%s %q: %s", e.Field, e.Value, e.Problem)
-}
-
-// Hint tells the user how to fix the input.
-func (e *FieldError) Hint() string { return e.Fix }
-
-// ErrInvalid matches every FieldError with errors.Is.
-var ErrInvalid = errors.New("invalid input")
-
-// Is makes errors.Is(err, ErrInvalid) true for field errors.
-func (e *FieldError) Is(target error) bool { return target == ErrInvalid }
+// ErrInvalid is errs.ErrInvalid; every FieldError matches it.
+var ErrInvalid = errs.ErrInvalid
 
 // ValidateName checks an interface name the way the kernel's dev_valid_name
 // does, so a bad name fails here with a clear message rather than as EINVAL.

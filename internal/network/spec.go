@@ -3,7 +3,7 @@
 //
 // API:
 //
-//	Spec, Mode, Spec.Validate     what the user asked for; FieldError (bridge.FieldError) names the flag
+//	Spec, Mode, Spec.Validate     what the user asked for; FieldError (errs.FieldError) names the flag
 //	ParseMode, ParseCIDR, ParseDHCPRange   user input → Spec fields
 //	Build(Spec) *libvirtxml.Network        pure: the network XML vmnet defines (golden-tested)
 //	BridgeName, Gateway, DefaultDHCPRange, HostAddress   pure address and name rules
@@ -31,6 +31,7 @@ import (
 	"strings"
 
 	"vmnet/internal/bridge"
+	"vmnet/internal/errs"
 )
 
 // Mode is how a network reaches the outside.
@@ -61,12 +62,12 @@ type Spec struct {
 	Bridge string
 }
 
-// FieldError is bad user input; it is bridge.FieldError, so the CLI maps it
+// FieldError is bad user input; it is errs.FieldError, so the CLI maps it
 // to one exit code and prints its hint whichever package refused the input.
-type FieldError = bridge.FieldError
+type FieldError = errs.FieldError
 
-// ErrInvalid matches every FieldError with errors.Is.
-var ErrInvalid = bridge.ErrInvalid
+// ErrInvalid is errs.ErrInvalid; every FieldError matches it.
+var ErrInvalid = errs.ErrInvalid
 
 // Limits on user input.
 const (

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"vmnet/internal/bridge"
+	"vmnet/internal/errs"
 )
 
 // Spec describes one VM.
@@ -292,14 +293,14 @@ func ValidateNetworkName(field, name string) error {
 	const fix = "use 1 to 50 letters, digits, '-', '_' and '.', starting with a letter or digit, for example nat0"
 	switch {
 	case name == "":
-		return &FieldError{Field: field, Problem: "is empty", Fix: fix}
+		return &FieldError{Form: errs.PathForm, Field: field, Problem: "is empty", Fix: fix}
 	case len(name) > 50:
-		return &FieldError{Field: field, Value: name, Problem: fmt.Sprintf("is %d characters long; at most 50 are allowed", len(name)), Fix: fix}
+		return &FieldError{Form: errs.PathForm, Field: field, Value: name, Problem: fmt.Sprintf("is %d characters long; at most 50 are allowed", len(name)), Fix: fix}
 	}
 	for i, r := range name {
 		ok := r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || i > 0 && (r == '-' || r == '_' || r == '.')
 		if !ok {
-			return &FieldError{Field: field, Value: name, Problem: fmt.Sprintf("contains %q, which is not allowed in a network name", r), Fix: fix}
+			return &FieldError{Form: errs.PathForm, Field: field, Value: name, Problem: fmt.Sprintf("contains %q, which is not allowed in a network name", r), Fix: fix}
 		}
 	}
 	return nil
