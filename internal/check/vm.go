@@ -91,7 +91,7 @@ func Describe(e vm.Env, name string) (Target, error) {
 	case info == nil:
 		return Target{}, errs.WithHint(fmt.Errorf("VM %q does not exist", name), "'vmnet vm list' shows the VMs; 'vmnet vm up "+name+"' makes it")
 	case info.Owner != domain.Owner:
-		return Target{}, &vm.ForeignError{Name: name}
+		return Target{}, vm.Foreign(name)
 	case info.State != "running":
 		return Target{}, errs.WithHint(fmt.Errorf("VM %q is %s, not running", name, info.State), "start it with 'vmnet vm up "+name+"'")
 	}

@@ -85,7 +85,7 @@ func lookupOwned(e Env, name string) (*libvirt.Domain, string, error) {
 	if err != nil || !owned {
 		dom.Free()
 		if err == nil {
-			err = &ForeignError{Name: name}
+			err = Foreign(name)
 		}
 		return nil, "", err
 	}

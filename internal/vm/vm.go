@@ -128,7 +128,7 @@ func Up(ctx context.Context, e Env, spec vmspec.Spec) (*UpResult, error) {
 			return res, err
 		}
 		if !owned {
-			return res, &ForeignError{Name: plan.Name}
+			return res, Foreign(plan.Name)
 		}
 		if meta.Hash != plan.SpecHash {
 			return res, errs.WithHint(fmt.Errorf("VM %q exists with a different spec", plan.Name),
@@ -505,7 +505,7 @@ func Down(ctx context.Context, e Env, name string) (*DownResult, error) {
 			return res, err
 		}
 		if !ok {
-			return res, &ForeignError{Name: name}
+			return res, Foreign(name)
 		}
 		owned = true
 		if x, err := dom.GetXMLDesc(libvirt.DOMAIN_XML_INACTIVE); err == nil {
@@ -567,14 +567,7 @@ func Down(ctx context.Context, e Env, name string) (*DownResult, error) {
 	return res, nil
 }
 
-// ForeignError is a domain vmnet did not make.
-type ForeignError struct{ Name string }
-
-func (e *ForeignError) Error() string {
-	return fmt.Sprintf("domain %q exists but was not made by vmnet; vmnet does not change or remove it", e.Name)
-}
-
-// Hint tells the user how to proceed.
-func (e *ForeignError) Hint() string {
-	return "choose another VM name, or manage that domain with virsh"
+// Foreign is the error for a domain vmnet did not make.
+func Foreign(name string) error {
+	return &errs.ForeignError{Kind: "domain", Name: name, Fix: "choose another VM name, or manage that domain with virsh"}
 }
