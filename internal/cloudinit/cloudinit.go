@@ -33,8 +33,8 @@ import (
 
 	"gopkg.in/yaml.v3"
 
-	"vmnet/internal/bridge"
 	"vmnet/internal/errs"
+	"vmnet/internal/valid"
 )
 
 // NIC is one network interface of the guest, in the guest's PCI order.
@@ -95,13 +95,8 @@ type Seed struct {
 	NetworkConfig []byte
 }
 
-// Limits and patterns for input.
-var (
-	hostnameRE  = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$`)
-	instanceRE  = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
-	packageRE   = regexp.MustCompile(`^[a-z0-9][a-z0-9+.-]+$`)
-	maxHostname = 253
-)
+// instanceRE is what an instance ID may be.
+var instanceRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
 
 // Render renders the seed of guest g with user-data ud. It only computes:
 // the same input gives the same bytes.
@@ -132,7 +127,7 @@ func Render(g Guest, ud UserData) (Seed, error) {
 }
 
 func validateGuest(g Guest) error {
-	if g.Hostname == "" || len(g.Hostname) > maxHostname || !hostnameRE.MatchString(g.Hostname) {
+	if g.Hostname == "" || !valid.IsHostname(g.Hostname) {
 		return &errs.FieldError{Field: "hostname", Value: g.Hostname, Problem: "is not a valid hostname",
 			Fix: "use letters, digits and '-' (labels of 1 to 63, separated by '.'), for example capstone"}
 	}
@@ -148,7 +143,7 @@ func validateGuest(g Guest) error {
 	macs := map[string]bool{}
 	for i, n := range g.NICs {
 		field := fmt.Sprintf("nics[%d]", i)
-		if err := bridge.ValidateName(field+".name", n.Name); err != nil {
+		if err := valid.InterfaceName(field+".name", n.Name); err != nil {
 			return err
 		}
 		if names[n.Name] {
@@ -259,7 +254,7 @@ type nameservers struct {
 func renderUserData(ud UserData) ([]byte, error) {
 	doc := userDoc{PackageUpdate: len(ud.Packages) > 0, Packages: ud.Packages}
 	for i, p := range ud.Packages {
-		if !packageRE.MatchString(p) {
+		if !valid.IsDebPackage(p) {
 			return nil, &errs.FieldError{Field: fmt.Sprintf("packages[%d]", i), Value: p, Problem: "is not a Debian package name",
 				Fix: "use the package's name as apt knows it, e.g. podman"}
 		}

@@ -30,8 +30,8 @@ import (
 	"net/netip"
 	"strings"
 
-	"vmnet/internal/bridge"
 	"vmnet/internal/errs"
+	"vmnet/internal/valid"
 )
 
 // Mode is how a network reaches the outside.
@@ -267,7 +267,7 @@ func (s Spec) Validate() error {
 			return &FieldError{Field: "--bridge", Value: "", Problem: "is required with --mode bridge",
 				Fix: "name an existing Linux bridge, for example --bridge br0 (make one with: vmnet bridge create br0)"}
 		}
-		if err := bridge.ValidateName("--bridge", s.Bridge); err != nil {
+		if err := valid.InterfaceName("--bridge", s.Bridge); err != nil {
 			return err
 		}
 		if s.CIDR.IsValid() {
