@@ -12,6 +12,7 @@ import (
 	"github.com/vishvananda/netns"
 
 	"vmnet/internal/bridge"
+	"vmnet/internal/errs"
 	"vmnet/internal/persist"
 )
 
@@ -187,7 +188,7 @@ func bridgeDelete(c *cli.Context) error {
 func persistOptions(c *cli.Context) (bridge.Options, string, error) {
 	backend, err := persist.ParseBackend(c.String("persist"))
 	if err != nil {
-		return bridge.Options{}, "", &bridge.FieldError{Field: "--persist", Value: c.String("persist"), Problem: "is not a persistence backend",
+		return bridge.Options{}, "", &errs.FieldError{Field: "--persist", Value: c.String("persist"), Problem: "is not a persistence backend",
 			Fix: "use auto (detect what manages this host), none, networkd, networkmanager, netplan or ifupdown"}
 	}
 	dir, err := stateDir()
@@ -206,10 +207,9 @@ func persistOptions(c *cli.Context) (bridge.Options, string, error) {
 		opt.Persist = persist.None
 		return opt, "not persisted: vmnet runs in a network namespace, whose bridges the host's own config must not describe (--persist BACKEND --root DIR writes the files elsewhere)", nil
 	}
-	return opt, "", &hintError{
-		msg:  fmt.Sprintf("--persist %s would write this host's files under /etc, but vmnet runs in a network namespace whose bridge the host does not have", backend),
-		hint: "pass --root DIR to write the files elsewhere, or --persist none",
-	}
+	return opt, "", errs.WithHint(
+		fmt.Errorf("--persist %s would write this host's files under /etc, but vmnet runs in a network namespace whose bridge the host does not have", backend),
+		"pass --root DIR to write the files elsewhere, or --persist none")
 }
 
 // stateDir is where a taken-over NIC's state is saved: $VMNET_STATE_DIR or
@@ -361,7 +361,7 @@ func bridgeShow(c *cli.Context) error {
 	defer k.Close()
 	st, err := bridge.Inspect(k, name)
 	if errors.Is(err, bridge.ErrNotFound) {
-		return &hintError{msg: fmt.Sprintf("bridge %q does not exist", name), hint: "'vmnet bridge list' shows the bridges here; 'vmnet bridge create " + name + "' makes it"}
+		return errs.WithHint(fmt.Errorf("bridge %q does not exist", name), "'vmnet bridge list' shows the bridges here; 'vmnet bridge create "+name+"' makes it")
 	}
 	if err != nil {
 		return err

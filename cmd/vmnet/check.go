@@ -9,8 +9,8 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"vmnet/internal/bridge"
 	"vmnet/internal/check"
+	"vmnet/internal/errs"
 	"vmnet/internal/fsperm"
 	"vmnet/internal/report"
 	"vmnet/internal/vmspec"
@@ -132,11 +132,11 @@ func checkJUnitPath(path string) error {
 	}
 	dir := filepath.Dir(path)
 	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
-		return &bridge.FieldError{Field: "--junit", Value: path, Problem: "is in a directory that does not exist",
+		return &errs.FieldError{Field: "--junit", Value: path, Problem: "is in a directory that does not exist",
 			Fix: "make the directory first, or write the file somewhere that exists, for example ./results.xml"}
 	}
 	if st, err := os.Stat(path); err == nil && st.IsDir() {
-		return &bridge.FieldError{Field: "--junit", Value: path, Problem: "is a directory", Fix: "name a file, for example " + filepath.Join(path, "results.xml")}
+		return &errs.FieldError{Field: "--junit", Value: path, Problem: "is a directory", Fix: "name a file, for example " + filepath.Join(path, "results.xml")}
 	}
 	return nil
 }

@@ -15,7 +15,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"vmnet/internal/bridge"
+	"vmnet/internal/errs"
 	"vmnet/internal/safe"
 	"vmnet/internal/virt"
 )
@@ -64,14 +64,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 	}
 	err = virt.Classify(err) // libvirtd gone midway: say so, and the way back
 	fmt.Fprintf(stderr, "vmnet: %v\n", err)
-	var h hinted
+	var h errs.Hinted
 	if errors.As(err, &h) && h.Hint() != "" {
 		fmt.Fprintf(stderr, "hint: %s\n", h.Hint())
 	}
 	// The one rule for exit code 2: every error about what the user typed or
 	// wrote (flags, arguments, names, addresses, spec files) satisfies
-	// bridge.ErrInvalid, and is returned before anything changed.
-	if errors.Is(err, bridge.ErrInvalid) {
+	// errs.ErrInvalid, and is returned before anything changed.
+	if errors.Is(err, errs.ErrInvalid) {
 		return exitUsage
 	}
 	return exitFail
@@ -79,7 +79,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 
 // usageError is bad command-line usage: an unknown command or flag, a
 // missing or extra argument. Like every input error it satisfies
-// bridge.ErrInvalid (exit code 2).
+// errs.ErrInvalid (exit code 2).
 type usageError struct{ msg string }
 
 func (e usageError) Error() string { return e.msg }
@@ -87,16 +87,10 @@ func (e usageError) Error() string { return e.msg }
 // Hint points to the help, the one place that lists commands and flags.
 func (e usageError) Hint() string { return "run 'vmnet --help' (or 'vmnet COMMAND --help') for usage" }
 
-// Is makes errors.Is(err, bridge.ErrInvalid) true.
-func (e usageError) Is(target error) bool { return target == bridge.ErrInvalid }
+// Is makes errors.Is(err, errs.ErrInvalid) true.
+func (e usageError) Is(target error) bool { return target == errs.ErrInvalid }
 
 func usagef(format string, a ...any) error { return usageError{fmt.Sprintf(format, a...)} }
-
-// hinted is implemented by errors that carry advice for the user.
-type hinted interface {
-	error
-	Hint() string
-}
 
 func newApp(stdout, stderr io.Writer) *cli.App {
 	app := &cli.App{

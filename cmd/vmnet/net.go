@@ -6,6 +6,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"vmnet/internal/errs"
 	"vmnet/internal/network"
 	"vmnet/internal/virt"
 )
@@ -63,7 +64,7 @@ func netCreate(c *cli.Context) error {
 	}
 	spec := network.Spec{Name: name, Bridge: c.String("bridge")}
 	if !c.IsSet("mode") {
-		return &network.FieldError{Field: "--mode", Problem: "is required",
+		return &errs.FieldError{Field: "--mode", Problem: "is required",
 			Fix: "give --mode nat (private subnet with outbound NAT), isolated (no way out) or bridge (an existing Linux bridge)"}
 	}
 	if spec.Mode, err = network.ParseMode(c.String("mode")); err != nil {

@@ -76,11 +76,3 @@ func (t *table) write(w io.Writer) error {
 	}
 	return tw.Flush()
 }
-
-// hintError is a failure with advice for the user.
-type hintError struct {
-	msg, hint string
-}
-
-func (e *hintError) Error() string { return e.msg }
-func (e *hintError) Hint() string  { return e.hint }

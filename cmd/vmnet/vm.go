@@ -16,6 +16,7 @@ import (
 	"vmnet/internal/bridge"
 	"vmnet/internal/check"
 	"vmnet/internal/domain"
+	"vmnet/internal/errs"
 	"vmnet/internal/image"
 	"vmnet/internal/network"
 	"vmnet/internal/report"
@@ -174,7 +175,7 @@ func diskImage(path string) (domain.ImageInfo, error) {
 		return domain.ImageInfo{}, err
 	}
 	if _, err := os.Stat(abs); err != nil {
-		return domain.ImageInfo{}, &bridge.FieldError{Field: "image", Value: path, Problem: "cannot be read: " + err.Error(),
+		return domain.ImageInfo{}, &errs.FieldError{Field: "image", Value: path, Problem: "cannot be read: " + err.Error(),
 			Fix: "give the path of a qcow2 or raw disk image, or a built-in image name such as tiny"}
 	}
 	format := "qcow2"

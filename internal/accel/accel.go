@@ -21,7 +21,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"vmnet/internal/bridge"
+	"vmnet/internal/errs"
 )
 
 // Libvirt domain types, the values of Choice.Type.
@@ -81,7 +81,7 @@ func ValidateWant(want string) error {
 	case "", WantAuto, WantKVM, WantTCG:
 		return nil
 	}
-	return &bridge.FieldError{Field: "--accel", Value: want, Problem: "is not an accelerator",
+	return &errs.FieldError{Field: "--accel", Value: want, Problem: "is not an accelerator",
 		Fix: "use auto (KVM where it works, else TCG), kvm or tcg"}
 }
 

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"vmnet/internal/bridge"
+	"vmnet/internal/errs"
 )
 
 func TestProbeImageLayout(t *testing.T) {
@@ -153,8 +153,8 @@ func TestProbeWant(t *testing.T) {
 	}
 	for _, want := range []string{"KVM", "hvf", "tcg ", "qemu"} {
 		_, err := p.Probe(context.Background(), want)
-		var fe *bridge.FieldError
-		if !errors.As(err, &fe) || !errors.Is(err, bridge.ErrInvalid) || fe.Field != "--accel" || fe.Hint() == "" {
+		var fe *errs.FieldError
+		if !errors.As(err, &fe) || !errors.Is(err, errs.ErrInvalid) || fe.Field != "--accel" || fe.Hint() == "" {
 			t.Errorf("Probe(%q) error = %v, want a --accel field error with a hint", want, err)
 		}
 	}

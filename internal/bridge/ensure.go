@@ -169,7 +169,7 @@ func claim(k Kernel, cur *State, opt Options) (reclaimed bool, err error) {
 		return false, err
 	}
 	if len(found) == 0 {
-		return false, &ForeignError{Name: cur.Name}
+		return false, foreign(cur.Name)
 	}
 	cur.Managed = true
 	links, err := k.LinkList()
@@ -237,7 +237,7 @@ func plan(k Kernel, name string, cur *State, w desired) []change {
 						return ierr
 					}
 					if !st.Managed {
-						return &ForeignError{Name: name}
+						return foreign(name)
 					}
 					return nil
 				}

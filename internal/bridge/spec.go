@@ -2,12 +2,13 @@ package bridge
 
 import (
 	"crypto/sha256"
-	"errors"
 	"fmt"
 	"net"
 	"net/netip"
-	"strings"
 	"time"
+
+	"vmnet/internal/errs"
+	"vmnet/internal/valid"
 )
 
 // Spec is the desired state of one bridge, as the user asked for it.
@@ -32,141 +33,26 @@ type Spec struct {
 
 // Limits on user input, from the kernel.
 const (
-	maxNameLen = 15 // IFNAMSIZ - 1
 	MinMTU     = 68 // IPv4 minimum (RFC 791)
 	MaxMTU     = 65535
 	minMTUIPv6 = 1280 // IPv6 minimum (RFC 8200)
 )
 
-// FieldError is bad user input: which field, which value, what is wrong and
-// how to fix it. It is returned before anything on the host changes.
-type FieldError struct {
-	Field   string // the flag or argument, e.g. "--address"
-	Value   string
-	Problem string
-	Fix     string
-}
+// FieldError is errs.FieldError, the one field error of vmnet, under the
+// name this package's code and tests have always used.
+type FieldError = errs.FieldError
 
-func (e *FieldError) Error() string {
-	return fmt.Sprintf("%s %q: %s", e.Field, e.Value, e.Problem)
-}
+// ErrInvalid is errs.ErrInvalid; every FieldError matches it.
+var ErrInvalid = errs.ErrInvalid
 
-// Hint tells the user how to fix the input.
-func (e *FieldError) Hint() string { return e.Fix }
+// ValidateName checks an interface name; it is valid.InterfaceName.
+func ValidateName(field, name string) error { return valid.InterfaceName(field, name) }
 
-// ErrInvalid matches every FieldError with errors.Is.
-var ErrInvalid = errors.New("invalid input")
+// ParseAddress parses an interface address in CIDR form; it is valid.ParseAddress.
+func ParseAddress(s string) (netip.Prefix, error) { return valid.ParseAddress(s) }
 
-// Is makes errors.Is(err, ErrInvalid) true for field errors.
-func (e *FieldError) Is(target error) bool { return target == ErrInvalid }
-
-// ValidateName checks an interface name the way the kernel's dev_valid_name
-// does, so a bad name fails here with a clear message rather than as EINVAL.
-func ValidateName(field, name string) error {
-	bad := func(problem string) error {
-		return &FieldError{Field: field, Value: name, Problem: problem,
-			Fix: "use 1 to 15 letters, digits, '-', '_' and '.', starting with a letter or digit, for example br0"}
-	}
-	switch {
-	case name == "":
-		return bad("is empty")
-	case len(name) > maxNameLen:
-		return bad(fmt.Sprintf("is %d bytes long; Linux allows at most %d", len(name), maxNameLen))
-	}
-	for i, r := range name {
-		ok := r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || i > 0 && (r == '-' || r == '_' || r == '.')
-		if !ok && i == 0 {
-			return bad(fmt.Sprintf("starts with %q; start it with a letter or digit", r))
-		}
-		if !ok {
-			return bad(fmt.Sprintf("contains %q, which is not allowed in an interface name", r))
-		}
-	}
-	return nil
-}
-
-// ParseAddress parses an interface address in CIDR form, such as
-// 192.0.2.1/24 or 2001:db8::1/64: a host address together with its prefix.
-func ParseAddress(s string) (netip.Prefix, error) {
-	bad := func(problem, fix string) error {
-		return &FieldError{Field: "--address", Value: s, Problem: problem, Fix: fix}
-	}
-	if !strings.Contains(s, "/") {
-		if a, err := netip.ParseAddr(s); err == nil {
-			bits := 24
-			if a.Is6() {
-				bits = 64
-			}
-			return netip.Prefix{}, bad("has no prefix length", fmt.Sprintf("write it with its prefix length, for example %s/%d", a, bits))
-		}
-		return netip.Prefix{}, bad("is not an address in CIDR form", "write an address with its prefix length, for example 192.0.2.1/24 or 2001:db8::1/64")
-	}
-	p, err := netip.ParsePrefix(s)
-	if err != nil {
-		return netip.Prefix{}, bad("is not an address in CIDR form", "write an address with its prefix length, for example 192.0.2.1/24 or 2001:db8::1/64")
-	}
-	a := p.Addr()
-	if a.Zone() != "" {
-		return netip.Prefix{}, bad("has a zone", "leave out the %zone part")
-	}
-	if a.Is4In6() {
-		return netip.Prefix{}, bad("is an IPv4-mapped IPv6 address", "write the IPv4 address in dotted form")
-	}
-	switch {
-	case a.IsUnspecified():
-		return netip.Prefix{}, bad("is the unspecified address", "use a host address such as 192.0.2.1/24")
-	case a.IsMulticast():
-		return netip.Prefix{}, bad("is a multicast address", "use a unicast host address")
-	case a.IsLoopback():
-		return netip.Prefix{}, bad("is a loopback address", "use an address outside 127.0.0.0/8 and ::1")
-	case a.Is6() && a.IsLinkLocalUnicast():
-		return netip.Prefix{}, bad("is an IPv6 link-local address", "the kernel adds fe80:: addresses itself; use a global or ULA address")
-	}
-	if a.Is4() && p.Bits() < 31 {
-		if a == p.Masked().Addr() {
-			return netip.Prefix{}, bad("is the network address of its subnet", fmt.Sprintf("use a host address inside %s, for example %s", p.Masked(), p.Masked().Addr().Next()))
-		}
-		if a == lastAddr(p) {
-			return netip.Prefix{}, bad("is the broadcast address of its subnet", fmt.Sprintf("use a host address inside %s", p.Masked()))
-		}
-	}
-	return p, nil
-}
-
-// lastAddr returns the highest address of p's subnet.
-func lastAddr(p netip.Prefix) netip.Addr {
-	b := p.Masked().Addr().AsSlice()
-	host := len(b)*8 - p.Bits()
-	for i := len(b) - 1; i >= 0 && host > 0; i-- {
-		n := min(host, 8)
-		b[i] |= byte(1<<n - 1)
-		host -= n
-	}
-	a, _ := netip.AddrFromSlice(b)
-	return a
-}
-
-// ParseMAC parses a unicast Ethernet MAC address such as 52:54:00:12:34:56.
-func ParseMAC(s string) (net.HardwareAddr, error) {
-	bad := func(problem string) error {
-		return &FieldError{Field: "--mac", Value: s, Problem: problem,
-			Fix: "use six hex bytes with colons, unicast (first byte even), for example 02:00:00:00:00:01"}
-	}
-	mac, err := net.ParseMAC(s)
-	if err != nil {
-		return nil, bad("is not a MAC address")
-	}
-	if len(mac) != 6 {
-		return nil, bad(fmt.Sprintf("has %d bytes; an Ethernet MAC has 6", len(mac)))
-	}
-	if mac[0]&1 == 1 {
-		return nil, bad("is a multicast address")
-	}
-	if strings.Trim(mac.String(), "0:") == "" {
-		return nil, bad("is all zeros")
-	}
-	return mac, nil
-}
+// ParseMAC parses a unicast Ethernet MAC address; it is valid.ParseMAC.
+func ParseMAC(s string) (net.HardwareAddr, error) { return valid.ParseMAC(s) }
 
 // ParseProbe parses the address that must answer after an uplink takeover.
 func ParseProbe(s string) (netip.Addr, error) {

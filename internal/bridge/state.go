@@ -13,6 +13,8 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
+
+	"vmnet/internal/errs"
 )
 
 // aliasPrefix marks a bridge as vmnet's: it is written to the link's alias
@@ -204,16 +206,8 @@ func (e *NotBridgeError) Hint() string {
 	return fmt.Sprintf("choose another bridge name, or remove the %s yourself (ip link del %s) if it is not needed", e.Kind, e.Name)
 }
 
-// ForeignError reports a bridge that vmnet did not create.
-type ForeignError struct {
-	Name string
-}
-
-func (e *ForeignError) Error() string {
-	return fmt.Sprintf("bridge %q exists but was not created by vmnet; vmnet does not change or delete it", e.Name)
-}
-
-// Hint tells the user how to proceed.
-func (e *ForeignError) Hint() string {
-	return "choose another name, or manage that bridge with the tool that made it (ip, libvirt, NetworkManager...)"
+// foreign is the error for a bridge that vmnet did not create.
+func foreign(name string) error {
+	return &errs.ForeignError{Kind: "bridge", Name: name,
+		Fix: "choose another name, or manage that bridge with the tool that made it (ip, libvirt, NetworkManager...)"}
 }

@@ -12,6 +12,7 @@ import (
 	"libvirt.org/go/libvirtxml"
 
 	"vmnet/internal/domain"
+	"vmnet/internal/errs"
 	"vmnet/internal/network"
 	"vmnet/internal/virt"
 	"vmnet/internal/vm"
@@ -88,11 +89,11 @@ func Describe(e vm.Env, name string) (Target, error) {
 	}
 	switch {
 	case info == nil:
-		return Target{}, &hintError{fmt.Errorf("VM %q does not exist", name), "'vmnet vm list' shows the VMs; 'vmnet vm up " + name + "' makes it"}
+		return Target{}, errs.WithHint(fmt.Errorf("VM %q does not exist", name), "'vmnet vm list' shows the VMs; 'vmnet vm up "+name+"' makes it")
 	case info.Owner != domain.Owner:
-		return Target{}, &vm.ForeignError{Name: name}
+		return Target{}, vm.Foreign(name)
 	case info.State != "running":
-		return Target{}, &hintError{fmt.Errorf("VM %q is %s, not running", name, info.State), "start it with 'vmnet vm up " + name + "'"}
+		return Target{}, errs.WithHint(fmt.Errorf("VM %q is %s, not running", name, info.State), "start it with 'vmnet vm up "+name+"'")
 	}
 	dom, err := e.Conn.LookupDomainByName(name)
 	if err != nil {
@@ -175,13 +176,3 @@ func hostAddress(ps []netip.Prefix, vmAddr netip.Addr) (netip.Addr, int) {
 	}
 	return netip.Addr{}, 0
 }
-
-// hintError is a failure with advice for the user.
-type hintError struct {
-	err  error
-	hint string
-}
-
-func (e *hintError) Error() string { return e.err.Error() }
-func (e *hintError) Unwrap() error { return e.err }
-func (e *hintError) Hint() string  { return e.hint }

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 
+	"vmnet/internal/errs"
 	"vmnet/templates"
 )
 
@@ -167,7 +168,7 @@ func ParseUnitList(text string) ([]string, error) {
 			return strings.HasSuffix(line, s) && len(line) > len(s)
 		})
 		if !ok {
-			return nil, &FieldError{Field: fmt.Sprintf("enable.txt line %d", i+1), Value: line, Problem: "is not a systemd unit name",
+			return nil, &errs.FieldError{Field: fmt.Sprintf("enable.txt line %d", i+1), Value: line, Problem: "is not a systemd unit name",
 				Fix: "write one unit per line with its type, e.g. vmnet-app.target"}
 		}
 		units = append(units, line)

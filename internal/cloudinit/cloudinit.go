@@ -33,15 +33,9 @@ import (
 
 	"gopkg.in/yaml.v3"
 
-	"vmnet/internal/bridge"
+	"vmnet/internal/errs"
+	"vmnet/internal/valid"
 )
-
-// FieldError is bad input for a seed; it is bridge.FieldError, so the CLI
-// maps it to one exit code and prints its hint.
-type FieldError = bridge.FieldError
-
-// ErrInvalid matches every FieldError with errors.Is.
-var ErrInvalid = bridge.ErrInvalid
 
 // NIC is one network interface of the guest, in the guest's PCI order.
 type NIC struct {
@@ -101,13 +95,8 @@ type Seed struct {
 	NetworkConfig []byte
 }
 
-// Limits and patterns for input.
-var (
-	hostnameRE  = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$`)
-	instanceRE  = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
-	packageRE   = regexp.MustCompile(`^[a-z0-9][a-z0-9+.-]+$`)
-	maxHostname = 253
-)
+// instanceRE is what an instance ID may be.
+var instanceRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
 
 // Render renders the seed of guest g with user-data ud. It only computes:
 // the same input gives the same bytes.
@@ -138,58 +127,58 @@ func Render(g Guest, ud UserData) (Seed, error) {
 }
 
 func validateGuest(g Guest) error {
-	if g.Hostname == "" || len(g.Hostname) > maxHostname || !hostnameRE.MatchString(g.Hostname) {
-		return &FieldError{Field: "hostname", Value: g.Hostname, Problem: "is not a valid hostname",
+	if g.Hostname == "" || !valid.IsHostname(g.Hostname) {
+		return &errs.FieldError{Field: "hostname", Value: g.Hostname, Problem: "is not a valid hostname",
 			Fix: "use letters, digits and '-' (labels of 1 to 63, separated by '.'), for example capstone"}
 	}
 	if g.InstanceID != "" && !instanceRE.MatchString(g.InstanceID) {
-		return &FieldError{Field: "instance-id", Value: g.InstanceID, Problem: "is not a valid instance ID",
+		return &errs.FieldError{Field: "instance-id", Value: g.InstanceID, Problem: "is not a valid instance ID",
 			Fix: "use up to 128 letters, digits, '.', '_' and '-', or leave it empty for one derived from the seed"}
 	}
 	if len(g.NICs) == 0 {
-		return &FieldError{Field: "nics", Problem: "is empty: the guest needs at least one NIC",
+		return &errs.FieldError{Field: "nics", Problem: "is empty: the guest needs at least one NIC",
 			Fix: "give each NIC its MAC address and either a static address or none for DHCP"}
 	}
 	names := map[string]bool{}
 	macs := map[string]bool{}
 	for i, n := range g.NICs {
 		field := fmt.Sprintf("nics[%d]", i)
-		if err := bridge.ValidateName(field+".name", n.Name); err != nil {
+		if err := valid.InterfaceName(field+".name", n.Name); err != nil {
 			return err
 		}
 		if names[n.Name] {
-			return &FieldError{Field: field + ".name", Value: n.Name, Problem: "is used by an earlier NIC",
+			return &errs.FieldError{Field: field + ".name", Value: n.Name, Problem: "is used by an earlier NIC",
 				Fix: "give every NIC its own name, eth0, eth1, ... in PCI order"}
 		}
 		names[n.Name] = true
 		if len(n.MAC) != 6 {
-			return &FieldError{Field: field + ".mac", Value: n.MAC.String(), Problem: "is not a 6-byte Ethernet MAC address",
+			return &errs.FieldError{Field: field + ".mac", Value: n.MAC.String(), Problem: "is not a 6-byte Ethernet MAC address",
 				Fix: "use the MAC that vmnet planned for the NIC, e.g. 52:54:00:12:34:56"}
 		}
 		if macs[n.MAC.String()] {
-			return &FieldError{Field: field + ".mac", Value: n.MAC.String(), Problem: "is used by an earlier NIC",
+			return &errs.FieldError{Field: field + ".mac", Value: n.MAC.String(), Problem: "is used by an earlier NIC",
 				Fix: "give every NIC its own MAC address"}
 		}
 		macs[n.MAC.String()] = true
 		if !n.Address.IsValid() {
 			if n.Gateway.IsValid() || len(n.DNS) > 0 {
-				return &FieldError{Field: field + ".gateway", Value: n.Gateway.String(), Problem: "is set on a DHCP NIC",
+				return &errs.FieldError{Field: field + ".gateway", Value: n.Gateway.String(), Problem: "is set on a DHCP NIC",
 					Fix: "give the NIC a static address, or drop the gateway and DNS servers (DHCP brings its own)"}
 			}
 			continue
 		}
 		a := n.Address.Addr()
 		if n.Address != netip.PrefixFrom(a, n.Address.Bits()) || a.Zone() != "" || a.IsUnspecified() || a.IsMulticast() {
-			return &FieldError{Field: field + ".address", Value: n.Address.String(), Problem: "is not a host address with a prefix length",
+			return &errs.FieldError{Field: field + ".address", Value: n.Address.String(), Problem: "is not a host address with a prefix length",
 				Fix: "write the guest's address and prefix, e.g. 192.0.2.10/24"}
 		}
 		if n.Gateway.IsValid() && (n.Gateway.Is4() != a.Is4() || !n.Address.Masked().Contains(n.Gateway) || n.Gateway == a) {
-			return &FieldError{Field: field + ".gateway", Value: n.Gateway.String(), Problem: fmt.Sprintf("is not another address in %s", n.Address.Masked()),
+			return &errs.FieldError{Field: field + ".gateway", Value: n.Gateway.String(), Problem: fmt.Sprintf("is not another address in %s", n.Address.Masked()),
 				Fix: "use the router's address on the NIC's subnet, or none"}
 		}
 		for j, d := range n.DNS {
 			if !d.IsValid() || d.IsUnspecified() {
-				return &FieldError{Field: fmt.Sprintf("%s.dns[%d]", field, j), Value: d.String(), Problem: "is not an IP address",
+				return &errs.FieldError{Field: fmt.Sprintf("%s.dns[%d]", field, j), Value: d.String(), Problem: "is not an IP address",
 					Fix: "list name servers by address, e.g. 192.0.2.1"}
 			}
 		}
@@ -265,8 +254,8 @@ type nameservers struct {
 func renderUserData(ud UserData) ([]byte, error) {
 	doc := userDoc{PackageUpdate: len(ud.Packages) > 0, Packages: ud.Packages}
 	for i, p := range ud.Packages {
-		if !packageRE.MatchString(p) {
-			return nil, &FieldError{Field: fmt.Sprintf("packages[%d]", i), Value: p, Problem: "is not a Debian package name",
+		if !valid.IsDebPackage(p) {
+			return nil, &errs.FieldError{Field: fmt.Sprintf("packages[%d]", i), Value: p, Problem: "is not a Debian package name",
 				Fix: "use the package's name as apt knows it, e.g. podman"}
 		}
 	}
@@ -280,16 +269,16 @@ func renderUserData(ud UserData) ([]byte, error) {
 	for i, f := range ud.Files {
 		field := fmt.Sprintf("files[%d]", i)
 		if !path.IsAbs(f.Path) || path.Clean(f.Path) != f.Path || f.Path == "/" {
-			return nil, &FieldError{Field: field + ".path", Value: f.Path, Problem: "is not a clean absolute path",
+			return nil, &errs.FieldError{Field: field + ".path", Value: f.Path, Problem: "is not a clean absolute path",
 				Fix: "give the file's full path in the guest, e.g. /etc/nftables.conf"}
 		}
 		if seen[f.Path] {
-			return nil, &FieldError{Field: field + ".path", Value: f.Path, Problem: "is written twice",
+			return nil, &errs.FieldError{Field: field + ".path", Value: f.Path, Problem: "is written twice",
 				Fix: "keep one file per path"}
 		}
 		seen[f.Path] = true
 		if f.Mode&^fs.ModePerm != 0 {
-			return nil, &FieldError{Field: field + ".mode", Value: f.Mode.String(), Problem: "has bits other than the permission bits",
+			return nil, &errs.FieldError{Field: field + ".mode", Value: f.Mode.String(), Problem: "has bits other than the permission bits",
 				Fix: "use a mode such as 0644 or 0755"}
 		}
 		doc.WriteFiles = append(doc.WriteFiles, writeFile{

@@ -19,6 +19,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"gopkg.in/yaml.v3"
 
+	"vmnet/internal/errs"
 	"vmnet/templates"
 )
 
@@ -240,8 +241,8 @@ func TestRenderRejects(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			_, err := Render(c.g, c.ud)
-			var fe *FieldError
-			if !errors.As(err, &fe) || !errors.Is(err, ErrInvalid) {
+			var fe *errs.FieldError
+			if !errors.As(err, &fe) || !errors.Is(err, errs.ErrInvalid) {
 				t.Fatalf("Render error = %v, want a FieldError", err)
 			}
 			if fe.Field != c.field || fe.Hint() == "" {
@@ -303,7 +304,7 @@ func TestParseUnitList(t *testing.T) {
 		t.Errorf("ParseUnitList = %q, %v", got, err)
 	}
 	for _, bad := range []string{"a", ".service", "a b.service", "../x.service", "x.conf"} {
-		if _, err := ParseUnitList(bad); !errors.Is(err, ErrInvalid) {
+		if _, err := ParseUnitList(bad); !errors.Is(err, errs.ErrInvalid) {
 			t.Errorf("ParseUnitList(%q) error = %v, want ErrInvalid", bad, err)
 		}
 	}

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"unicode/utf16"
 
+	"vmnet/internal/errs"
 	"vmnet/internal/fsperm"
 )
 
@@ -114,7 +115,7 @@ type isoEntry struct {
 // and '-'.
 func WriteISO(w io.Writer, label string, files []ISOFile) error {
 	if !isoLabelRE.MatchString(label) {
-		return &FieldError{Field: "label", Value: label, Problem: "is not a valid volume label",
+		return &errs.FieldError{Field: "label", Value: label, Problem: "is not a valid volume label",
 			Fix: "use 1 to 16 letters, digits, '_' and '-', e.g. cidata"}
 	}
 	entries := make([]isoEntry, 0, len(files))
@@ -122,12 +123,12 @@ func WriteISO(w io.Writer, label string, files []ISOFile) error {
 	for _, f := range files {
 		upper := strings.ToUpper(f.Name)
 		if !isoNameRE.MatchString(f.Name) || seen[upper] {
-			return &FieldError{Field: "file name", Value: f.Name, Problem: "is not a valid, unique seed file name",
+			return &errs.FieldError{Field: "file name", Value: f.Name, Problem: "is not a valid, unique seed file name",
 				Fix: "use 1 to 30 letters, digits, '.', '_' and '-', each name once (case-insensitively)"}
 		}
 		seen[upper] = true
 		if len(f.Content) > 1<<30 {
-			return &FieldError{Field: "file " + f.Name, Value: fmt.Sprint(len(f.Content)), Problem: "is too large for a seed",
+			return &errs.FieldError{Field: "file " + f.Name, Value: fmt.Sprint(len(f.Content)), Problem: "is too large for a seed",
 				Fix: "keep seed files under 1 GiB"}
 		}
 		// ISO 9660 wants "NAME.EXT;VERSION": a name without a dot gets an
@@ -251,7 +252,7 @@ func dirSector(self uint32, entries []isoEntry, id func(isoEntry) []byte) ([]byt
 		d = append(d, dirRecord(id(e), e.sector, uint32(len(e.content)), false)...)
 	}
 	if len(d) > sectorSize {
-		return nil, &FieldError{Field: "files", Value: fmt.Sprint(len(entries)), Problem: "do not fit one directory sector",
+		return nil, &errs.FieldError{Field: "files", Value: fmt.Sprint(len(entries)), Problem: "do not fit one directory sector",
 			Fix: "a seed holds a few files; put fewer in it"}
 	}
 	return d, nil

@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"vmnet/internal/errs"
 )
 
 func testSeed() Seed {
@@ -72,7 +74,7 @@ func TestWriteISORejects(t *testing.T) {
 		{"cidata", []ISOFile{{Name: strings.Repeat("x", 31)}}},
 		{"cidata", []ISOFile{{Name: "user-data"}, {Name: "USER-DATA"}}},
 	} {
-		if err := WriteISO(&bytes.Buffer{}, c.label, c.files); !errors.Is(err, ErrInvalid) {
+		if err := WriteISO(&bytes.Buffer{}, c.label, c.files); !errors.Is(err, errs.ErrInvalid) {
 			t.Errorf("WriteISO(%q, %v) error = %v, want ErrInvalid", c.label, c.files, err)
 		}
 	}

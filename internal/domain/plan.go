@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"vmnet/internal/accel"
+	"vmnet/internal/errs"
 	"vmnet/internal/vmspec"
 )
 
@@ -229,11 +230,11 @@ func noAgentError(spec vmspec.Spec, img ImageInfo) error {
 		fix = fmt.Sprintf("leave ready out (image %s signals with a %s), or use ready: console or ready: lease", img.Name, img.Ready)
 	}
 	if spec.Ready.Agent {
-		return &vmspec.FieldError{Field: "ready", Value: "agent",
+		return &errs.FieldError{Form: errs.PathForm, Field: "ready", Value: "agent",
 			Problem: fmt.Sprintf("cannot work with image %s: it has no QEMU guest agent, so vm up would wait its whole timeout", img.Name),
 			Fix:     fix}
 	}
-	return &vmspec.FieldError{Field: "ready",
+	return &errs.FieldError{Form: errs.PathForm, Field: "ready",
 		Problem: fmt.Sprintf("is not set, and the default (the guest agent) cannot work with image %s, which has none", img.Name),
 		Fix:     fix}
 }

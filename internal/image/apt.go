@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 
+	"vmnet/internal/errs"
 	"vmnet/internal/fsperm"
 )
 
@@ -57,19 +58,8 @@ type source interface {
 // errNoCandidate is wrapped when apt knows no installable version of a package.
 var errNoCandidate = errors.New("no installable version")
 
-// hintError is an error with advice for the user.
-type hintError struct {
-	err  error
-	hint string
-}
-
-func (e *hintError) Error() string { return e.err.Error() }
-func (e *hintError) Unwrap() error { return e.err }
-
-// Hint says what to do.
-func (e *hintError) Hint() string { return e.hint }
-
-func withHint(err error, hint string) error { return &hintError{err: err, hint: hint} }
+// withHint is errs.WithHint; kept short for the many callers in this package.
+func withHint(err error, hint string) error { return errs.WithHint(err, hint) }
 
 const aptToolsHint = "vmnet builds guest images from Debian packages with apt-get, apt-cache and dpkg-deb: " +
 	"run it on Debian or Ubuntu"

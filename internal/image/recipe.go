@@ -14,6 +14,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"vmnet/internal/valid"
 	"vmnet/internal/vmspec"
 )
 
@@ -283,9 +284,6 @@ func (r *recipe) validate() error {
 	return nil
 }
 
-// debNameRE matches a Debian package name (Debian Policy 5.6.1).
-var debNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9+.-]+$`)
-
 // unitRE matches a systemd unit name that systemctl enable takes.
 var unitRE = regexp.MustCompile(`^[A-Za-z0-9:_.\\@-]+\.(service|socket|target|timer|path|mount|automount|swap)$`)
 
@@ -312,7 +310,7 @@ func (r *recipe) validateRootfs(bad func(field, problem string) error, claim fun
 		return bad("include", "is empty; list the system's Debian packages (systemd, ...)")
 	}
 	for i, p := range r.Include {
-		if !debNameRE.MatchString(p) {
+		if !valid.IsDebPackage(p) {
 			return bad(fmt.Sprintf("include[%d]", i), fmt.Sprintf("%q is not a Debian package name", p))
 		}
 	}

@@ -8,6 +8,8 @@ import (
 	"path"
 	"sort"
 	"strings"
+
+	"vmnet/internal/valid"
 )
 
 // The parts of a templates tree (vmnet/templates, e.g. templates/capstone)
@@ -117,7 +119,7 @@ func (r *recipe) loadTemplates(tfs fs.FS) error {
 // appPackages is the templates' container-packages.txt: one Debian package a
 // line, blank lines and # comments ignored.
 func (r *recipe) appPackages() ([]string, error) {
-	return r.tmplList(containerPackagesFile, true, func(w string) bool { return debNameRE.MatchString(w) }, "is not a Debian package name")
+	return r.tmplList(containerPackagesFile, true, valid.IsDebPackage, "is not a Debian package name")
 }
 
 // enableUnits is the recipe's enable list followed by the templates' enable.txt.

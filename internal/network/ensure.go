@@ -16,6 +16,7 @@ import (
 	"libvirt.org/go/libvirt"
 	"libvirt.org/go/libvirtxml"
 
+	"vmnet/internal/errs"
 	"vmnet/internal/virt"
 )
 
@@ -87,16 +88,10 @@ func (r *Result) did(what string) {
 	r.Changes = append(r.Changes, what)
 }
 
-// ForeignError is returned for a network that vmnet did not make.
-type ForeignError struct{ Name string }
-
-func (e *ForeignError) Error() string {
-	return fmt.Sprintf("libvirt network %q exists and was not made by vmnet (it has no vmnet owner metadata); vmnet will not change or delete it", e.Name)
-}
-
-// Hint tells the user how to proceed.
-func (e *ForeignError) Hint() string {
-	return "choose another name, or remove it yourself with: virsh net-destroy " + e.Name + "; virsh net-undefine " + e.Name
+// foreign is the error for a network that vmnet did not make.
+func foreign(name string) error {
+	return &errs.ForeignError{Kind: "libvirt network", Name: name, Detail: "it has no vmnet owner metadata",
+		Fix: "choose another name, or remove it yourself with: virsh net-destroy " + name + "; virsh net-undefine " + name}
 }
 
 // InUseError is returned when a change would cut guests off a network.
@@ -143,7 +138,7 @@ func Ensure(ctx context.Context, conn *libvirt.Connect, s Spec, k Kernel) (*Resu
 	if net != nil {
 		defer net.Free()
 		if !Owned(cur) {
-			return nil, &ForeignError{Name: s.Name}
+			return nil, foreign(s.Name)
 		}
 	}
 	if err := checkHost(conn, k, s, net != nil); err != nil {
@@ -223,17 +218,8 @@ func startError(s Spec, err error) error {
 	case strings.Contains(msg, "dnsmasq"):
 		hint = "networks with DHCP need dnsmasq (apt-get install dnsmasq-base)"
 	}
-	return &hintedError{err: fmt.Errorf("start network %q: %s: %w", s.Name, msg, err), hint: hint}
+	return errs.WithHint(fmt.Errorf("start network %q: %s: %w", s.Name, msg, err), hint)
 }
-
-type hintedError struct {
-	err  error
-	hint string
-}
-
-func (e *hintedError) Error() string { return e.err.Error() }
-func (e *hintedError) Unwrap() error { return e.err }
-func (e *hintedError) Hint() string  { return e.hint }
 
 // lookup returns the network and its persistent (or, for a transient one,
 // live) definition; nil, nil when it does not exist.
@@ -476,7 +462,7 @@ func Delete(conn *libvirt.Connect, name string) (*Result, error) {
 	}
 	defer net.Free()
 	if !Owned(cur) {
-		return nil, &ForeignError{Name: name}
+		return nil, foreign(name)
 	}
 	ports, err := portCount(net)
 	if err != nil {

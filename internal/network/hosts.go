@@ -10,6 +10,7 @@ import (
 	"libvirt.org/go/libvirt"
 	"libvirt.org/go/libvirtxml"
 
+	"vmnet/internal/errs"
 	"vmnet/internal/virt"
 )
 
@@ -147,8 +148,8 @@ func AddHost(conn *libvirt.Connect, network, mac string, ip netip.Addr, hostname
 		}
 		ipEl, p, ok := ipv4(def)
 		if !ok {
-			return false, &hintedError{err: fmt.Errorf("network %q has no IPv4 subnet, so no DHCP to reserve %s in (mode %s)", network, ip, modeOf(def)),
-				hint: "reserve addresses on a nat or isolated network; on a bridge, configure the guest or the bridge's own DHCP server"}
+			return false, errs.WithHint(fmt.Errorf("network %q has no IPv4 subnet, so no DHCP to reserve %s in (mode %s)", network, ip, modeOf(def)),
+				"reserve addresses on a nat or isolated network; on a bridge, configure the guest or the bridge's own DHCP server")
 		}
 		if !ip.Is4() || !p.Masked().Contains(ip) || ip == p.Addr() || ip == p.Masked().Addr() || ip == broadcast(p) {
 			return false, &FieldError{Field: "IP", Value: ip.String(), Problem: fmt.Sprintf("is not a guest address of network %s's subnet %s", network, p.Masked()),

@@ -19,6 +19,7 @@ import (
 	"libvirt.org/go/libvirt"
 	"libvirt.org/go/libvirtxml"
 
+	"vmnet/internal/errs"
 	"vmnet/internal/sandbox"
 	"vmnet/internal/virt"
 )
@@ -400,7 +401,7 @@ func TestForeignNetwork(t *testing.T) {
 	}
 	t.Cleanup(func() { n.Undefine(); n.Free() })
 
-	var fo *ForeignError
+	var fo *errs.ForeignError
 	if _, err := Delete(conn, "foreign"); !errors.As(err, &fo) {
 		t.Errorf("Delete of a foreign network = %v, want ForeignError", err)
 	}

@@ -3,7 +3,7 @@
 //
 // API:
 //
-//	Spec, Mode, Spec.Validate     what the user asked for; FieldError (bridge.FieldError) names the flag
+//	Spec, Mode, Spec.Validate     what the user asked for; FieldError (errs.FieldError) names the flag
 //	ParseMode, ParseCIDR, ParseDHCPRange   user input → Spec fields
 //	Build(Spec) *libvirtxml.Network        pure: the network XML vmnet defines (golden-tested)
 //	BridgeName, Gateway, DefaultDHCPRange, HostAddress   pure address and name rules
@@ -30,7 +30,8 @@ import (
 	"net/netip"
 	"strings"
 
-	"vmnet/internal/bridge"
+	"vmnet/internal/errs"
+	"vmnet/internal/valid"
 )
 
 // Mode is how a network reaches the outside.
@@ -61,12 +62,12 @@ type Spec struct {
 	Bridge string
 }
 
-// FieldError is bad user input; it is bridge.FieldError, so the CLI maps it
+// FieldError is bad user input; it is errs.FieldError, so the CLI maps it
 // to one exit code and prints its hint whichever package refused the input.
-type FieldError = bridge.FieldError
+type FieldError = errs.FieldError
 
-// ErrInvalid matches every FieldError with errors.Is.
-var ErrInvalid = bridge.ErrInvalid
+// ErrInvalid is errs.ErrInvalid; every FieldError matches it.
+var ErrInvalid = errs.ErrInvalid
 
 // Limits on user input.
 const (
@@ -266,7 +267,7 @@ func (s Spec) Validate() error {
 			return &FieldError{Field: "--bridge", Value: "", Problem: "is required with --mode bridge",
 				Fix: "name an existing Linux bridge, for example --bridge br0 (make one with: vmnet bridge create br0)"}
 		}
-		if err := bridge.ValidateName("--bridge", s.Bridge); err != nil {
+		if err := valid.InterfaceName("--bridge", s.Bridge); err != nil {
 			return err
 		}
 		if s.CIDR.IsValid() {

@@ -48,6 +48,7 @@ import (
 
 	"github.com/gofrs/flock"
 
+	"vmnet/internal/errs"
 	"vmnet/internal/fsperm"
 )
 
@@ -114,18 +115,6 @@ type Stdio struct {
 	Stdout io.Writer
 	Stderr io.Writer
 }
-
-// hintError is an error with advice for the user (the CLI prints the hint).
-type hintError struct {
-	err  error
-	hint string
-}
-
-func (e *hintError) Error() string { return e.err.Error() }
-func (e *hintError) Unwrap() error { return e.err }
-func (e *hintError) Hint() string  { return e.hint }
-
-func withHint(err error, hint string) error { return &hintError{err: err, hint: hint} }
 
 var nameRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]*[a-z0-9])?$`)
 
@@ -259,7 +248,7 @@ func inspect(l layout) (status, error) {
 
 func requireRoot() error {
 	if os.Geteuid() != 0 {
-		return withHint(errors.New("sandbox: root privileges are required (namespaces, mounts)"),
+		return errs.WithHint(errors.New("sandbox: root privileges are required (namespaces, mounts)"),
 			"run vmnet as root (for example with sudo)")
 	}
 	return nil
@@ -292,7 +281,7 @@ func Up(ctx context.Context, name string) (Result, error) {
 	res := Result{Name: name, NetNS: l.netns, MountNS: l.mntFile}
 	switch {
 	case !s.dirExists && s.netnsExists:
-		return res, withHint(fmt.Errorf("sandbox %q: network namespace %q exists but was not made by vmnet", name, l.netns),
+		return res, errs.WithHint(fmt.Errorf("sandbox %q: network namespace %q exists but was not made by vmnet", name, l.netns),
 			fmt.Sprintf("choose another sandbox name, or delete that namespace with: ip netns delete %s", l.netns))
 	case s.healthy():
 		res.Change = Unchanged
@@ -447,7 +436,7 @@ func Exec(ctx context.Context, name string, argv []string, stdio Stdio) (int, er
 	case !s.dirExists:
 		return -1, &NotFoundError{Name: name}
 	case !s.nsOK() || !s.st.Ready:
-		return -1, withHint(fmt.Errorf("sandbox %q is half-made (a namespace or mount is missing)", name),
+		return -1, errs.WithHint(fmt.Errorf("sandbox %q is half-made (a namespace or mount is missing)", name),
 			"repair it with: vmnet sandbox up "+name)
 	}
 	cwd, err := os.Getwd()
@@ -568,7 +557,7 @@ func URI(name string) (string, error) {
 			continue
 		}
 		if !in.LibvirtdAlive {
-			return "", withHint(fmt.Errorf("sandbox %q has no running libvirtd", name), "repair it with: vmnet sandbox up "+name)
+			return "", errs.WithHint(fmt.Errorf("sandbox %q has no running libvirtd", name), "repair it with: vmnet sandbox up "+name)
 		}
 		return fmt.Sprintf("qemu:///system?socket=/proc/%d/root/run/libvirt/libvirt-sock", in.LibvirtdPID), nil
 	}

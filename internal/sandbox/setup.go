@@ -17,6 +17,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"vmnet/internal/errs"
 	"vmnet/internal/fsperm"
 )
 
@@ -53,7 +54,7 @@ func findTools(daemons bool) (tools, error) {
 	}
 	if len(missing) > 0 {
 		slices.Sort(missing)
-		return t, withHint(fmt.Errorf("sandbox: programs not found: %s", strings.Join(missing, ", ")), installHint)
+		return t, errs.WithHint(fmt.Errorf("sandbox: programs not found: %s", strings.Join(missing, ", ")), installHint)
 	}
 	return t, nil
 }
@@ -144,7 +145,7 @@ mount -t tmpfs -o nosuid,nodev,mode=0755 vmnet-sandbox /var/lib/vmnet
 func create(ctx context.Context, tl tools, l layout, st *state) error {
 	for _, d := range []string{"/var/lib/libvirt", "/var/log/libvirt", "/var/cache/libvirt", "/etc/libvirt"} {
 		if _, err := os.Stat(d); err != nil {
-			return withHint(fmt.Errorf("sandbox: %s is missing: libvirt is not installed", d), installHint)
+			return errs.WithHint(fmt.Errorf("sandbox: %s is missing: libvirt is not installed", d), installHint)
 		}
 	}
 	if err := fsperm.MkdirAll(StateDir, 0o755); err != nil {

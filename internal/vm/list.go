@@ -11,6 +11,7 @@ import (
 
 	"libvirt.org/go/libvirt"
 
+	"vmnet/internal/errs"
 	"vmnet/internal/virt"
 )
 
@@ -74,7 +75,8 @@ func describe(e Env, d *libvirt.Domain) (Info, error) {
 func lookupOwned(e Env, name string) (*libvirt.Domain, string, error) {
 	dom, err := e.Conn.LookupDomainByName(name)
 	if virt.IsNotFound(err) {
-		return nil, "", &hintError{err: fmt.Errorf("VM %q does not exist", name), hint: "'vmnet vm list' shows the VMs; 'vmnet vm up " + name + "' makes it"}
+		return nil, "", errs.WithHint(fmt.Errorf("VM %q does not exist", name),
+			"'vmnet vm list' shows the VMs; 'vmnet vm up "+name+"' makes it")
 	}
 	if err != nil {
 		return nil, "", virt.Err(fmt.Sprintf("look up domain %q", name), err)
@@ -83,7 +85,7 @@ func lookupOwned(e Env, name string) (*libvirt.Domain, string, error) {
 	if err != nil || !owned {
 		dom.Free()
 		if err == nil {
-			err = &ForeignError{Name: name}
+			err = Foreign(name)
 		}
 		return nil, "", err
 	}
@@ -113,15 +115,16 @@ func Exec(ctx context.Context, e Env, name string, argv []string, timeout time.D
 	}
 	defer dom.Free()
 	if active, _ := dom.IsActive(); !active {
-		return nil, nil, 0, &hintError{err: fmt.Errorf("VM %q is not running", name), hint: "start it with 'vmnet vm up " + name + "'"}
+		return nil, nil, 0, errs.WithHint(fmt.Errorf("VM %q is not running", name),
+			"start it with 'vmnet vm up "+name+"'")
 	}
 	if _, err := dom.QemuAgentCommand(`{"execute":"guest-ping"}`, libvirt.DOMAIN_QEMU_AGENT_COMMAND_MIN, 0); err == nil {
 		return agentExec(ctx, dom, argv, timeout)
 	}
 	if rec, ok, _ := readRecord(dir); ok && rec.Agent {
 		// The image has an agent; it is not answering yet (booting, rebooting).
-		return nil, nil, 0, &hintError{err: fmt.Errorf("the guest agent of %q is not answering", name),
-			hint: "the guest may be booting or rebooting: try again in a few seconds ('vmnet vm console " + name + "' shows where it is)"}
+		return nil, nil, 0, errs.WithHint(fmt.Errorf("the guest agent of %q is not answering", name),
+			"the guest may be booting or rebooting: try again in a few seconds ('vmnet vm console "+name+"' shows where it is)")
 	}
 	// No agent (tiny has none): a shell on the serial console does the job;
 	// its stderr comes mixed into stdout.

@@ -16,6 +16,7 @@ import (
 	"libvirt.org/go/libvirtxml"
 
 	"vmnet/internal/domain"
+	"vmnet/internal/errs"
 	"vmnet/internal/network"
 	"vmnet/internal/virt"
 )
@@ -272,8 +273,8 @@ func agentExec(ctx context.Context, dom *libvirt.Domain, argv []string, timeout 
 	})
 	out, err := dom.QemuAgentCommand(string(req), libvirt.DOMAIN_QEMU_AGENT_COMMAND_DEFAULT, 0)
 	if err != nil {
-		return nil, nil, 0, &hintError{err: fmt.Errorf("guest agent: %s", virt.Message(err)),
-			hint: "the guest needs a running qemu-guest-agent (the tiny image has none; use 'vmnet vm console')"}
+		return nil, nil, 0, errs.WithHint(fmt.Errorf("guest agent: %s", virt.Message(err)),
+			"the guest needs a running qemu-guest-agent (the tiny image has none; use 'vmnet vm console')")
 	}
 	var started struct {
 		Return struct {

@@ -15,6 +15,7 @@ import (
 
 	"libvirt.org/go/libvirt"
 
+	"vmnet/internal/errs"
 	"vmnet/internal/fsperm"
 	"vmnet/internal/virt"
 	"vmnet/internal/vmspec"
@@ -92,10 +93,8 @@ func provision(ctx context.Context, e Env, dom *libvirt.Domain, dir string, spec
 			return fmt.Errorf("provision: %s: %w", c, err)
 		}
 		if code != 0 {
-			return &hintError{
-				err:  fmt.Errorf("provision: %q exited %d in the guest:\n%s", c, code, tail(string(stdout)+string(stderr), 20)),
-				hint: fmt.Sprintf("look inside with 'vmnet vm exec %s -- journalctl -b --no-pager -n 100'", spec.Name),
-			}
+			return errs.WithHint(fmt.Errorf("provision: %q exited %d in the guest:\n%s", c, code, tail(string(stdout)+string(stderr), 20)),
+				fmt.Sprintf("look inside with 'vmnet vm exec %s -- journalctl -b --no-pager -n 100'", spec.Name))
 		}
 		res.Changes = append(res.Changes, "run "+c)
 	}

@@ -12,6 +12,7 @@ import (
 	"libvirt.org/go/libvirtxml"
 
 	"vmnet/internal/domain"
+	"vmnet/internal/errs"
 	"vmnet/internal/network"
 )
 
@@ -89,11 +90,9 @@ func removeVMDir(res *DownResult, stateDir, home, dir string, files []string, re
 	}
 	if len(foreign) > 0 {
 		slices.Sort(foreign)
-		return &hintError{
-			err: fmt.Errorf("remove %s: it holds files vmnet did not make: %s", dir, strings.Join(foreign, ", ")),
-			hint: fmt.Sprintf("move them away (vmnet removed its own files and the VM), then run 'vmnet vm down %s' again",
-				filepath.Base(dir)),
-		}
+		return errs.WithHint(fmt.Errorf("remove %s: it holds files vmnet did not make: %s", dir, strings.Join(foreign, ", ")),
+			fmt.Sprintf("move them away (vmnet removed its own files and the VM), then run 'vmnet vm down %s' again",
+				filepath.Base(dir)))
 	}
 	if err := os.Remove(recordPath(dir)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err

@@ -25,6 +25,7 @@ import (
 	"vmnet/internal/bridge"
 	"vmnet/internal/cloudinit"
 	"vmnet/internal/domain"
+	"vmnet/internal/errs"
 	"vmnet/internal/fsperm"
 	"vmnet/internal/network"
 	"vmnet/internal/virt"
@@ -127,13 +128,11 @@ func Up(ctx context.Context, e Env, spec vmspec.Spec) (*UpResult, error) {
 			return res, err
 		}
 		if !owned {
-			return res, &ForeignError{Name: plan.Name}
+			return res, Foreign(plan.Name)
 		}
 		if meta.Hash != plan.SpecHash {
-			return res, &hintError{
-				err:  fmt.Errorf("VM %q exists with a different spec", plan.Name),
-				hint: fmt.Sprintf("run 'vmnet vm down %s' first, then 'vmnet vm up' again", plan.Name),
-			}
+			return res, errs.WithHint(fmt.Errorf("VM %q exists with a different spec", plan.Name),
+				fmt.Sprintf("run 'vmnet vm down %s' first, then 'vmnet vm up' again", plan.Name))
 		}
 		if active, err = dom.IsActive(); err != nil {
 			return res, virt.Err(fmt.Sprintf("read state of %q", plan.Name), err)
@@ -506,7 +505,7 @@ func Down(ctx context.Context, e Env, name string) (*DownResult, error) {
 			return res, err
 		}
 		if !ok {
-			return res, &ForeignError{Name: name}
+			return res, Foreign(name)
 		}
 		owned = true
 		if x, err := dom.GetXMLDesc(libvirt.DOMAIN_XML_INACTIVE); err == nil {
@@ -568,23 +567,7 @@ func Down(ctx context.Context, e Env, name string) (*DownResult, error) {
 	return res, nil
 }
 
-// ForeignError is a domain vmnet did not make.
-type ForeignError struct{ Name string }
-
-func (e *ForeignError) Error() string {
-	return fmt.Sprintf("domain %q exists but was not made by vmnet; vmnet does not change or remove it", e.Name)
+// Foreign is the error for a domain vmnet did not make.
+func Foreign(name string) error {
+	return &errs.ForeignError{Kind: "domain", Name: name, Fix: "choose another VM name, or manage that domain with virsh"}
 }
-
-// Hint tells the user how to proceed.
-func (e *ForeignError) Hint() string {
-	return "choose another VM name, or manage that domain with virsh"
-}
-
-type hintError struct {
-	err  error
-	hint string
-}
-
-func (e *hintError) Error() string { return e.err.Error() }
-func (e *hintError) Unwrap() error { return e.err }
-func (e *hintError) Hint() string  { return e.hint }

@@ -3,6 +3,8 @@ package vmspec
 import (
 	"fmt"
 	"net/netip"
+
+	"vmnet/internal/errs"
 )
 
 // AddrHolder is an address that something other than the NIC being checked
@@ -45,7 +47,7 @@ func CheckStatic(field string, addr netip.Prefix, l AddrLink) *FieldError {
 		if f := FreeAddress(subnet, l.Pool, holderAddrs(l.Holders, a)...); f.IsValid() {
 			free = fmt.Sprintf(fixFmt, netip.PrefixFrom(f, subnet.Bits()))
 		}
-		return &FieldError{Field: field, Value: addr.String(), Problem: problem, Fix: free}
+		return &FieldError{Form: errs.PathForm, Field: field, Value: addr.String(), Problem: problem, Fix: free}
 	}
 	switch {
 	case a.BitLen() != subnet.Addr().BitLen() || !subnet.Contains(a):

@@ -16,7 +16,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
-	"vmnet/internal/bridge"
+	"vmnet/internal/errs"
 	"vmnet/templates"
 )
 
@@ -82,8 +82,8 @@ func (e *ProfileError) Hint() string {
 	return "name a built-in profile, or give a spec file as a path (./" + e.Name + ".yaml)"
 }
 
-// Is makes errors.Is(err, bridge.ErrInvalid) true: a wrong name is bad input.
-func (e *ProfileError) Is(target error) bool { return target == bridge.ErrInvalid }
+// Is makes errors.Is(err, errs.ErrInvalid) true: a wrong name is bad input.
+func (e *ProfileError) Is(target error) bool { return target == errs.ErrInvalid }
 
 // FileError says a spec file could not be read.
 type FileError struct {
@@ -95,9 +95,9 @@ func (e *FileError) Error() string { return fmt.Sprintf("read spec %s: %v", e.Pa
 
 func (e *FileError) Unwrap() error { return e.Err }
 
-// Is makes errors.Is(err, bridge.ErrInvalid) true: the user named a file
+// Is makes errors.Is(err, errs.ErrInvalid) true: the user named a file
 // that is missing, not a file, or too large to be a spec.
-func (e *FileError) Is(target error) bool { return target == bridge.ErrInvalid }
+func (e *FileError) Is(target error) bool { return target == errs.ErrInvalid }
 
 // Hint says what a spec argument may be.
 func (e *FileError) Hint() string {
@@ -113,7 +113,7 @@ func Parse(data []byte, dir string) (Spec, error) {
 		return Spec{}, Errors{syntaxError(err)}
 	}
 	if root.Kind == 0 || len(root.Content) == 0 {
-		return Spec{}, Errors{{Field: "spec", Problem: "is empty", Fix: "write at least name, image and nics; see the built-in profile tiny"}}
+		return Spec{}, Errors{{Form: errs.PathForm, Field: "spec", Problem: "is empty", Fix: "write at least name, image and nics; see the built-in profile tiny"}}
 	}
 	w := walker{lines: map[string]int{}}
 	w.walk(root.Content[0], reflect.TypeFor[Spec](), "", 0)
@@ -157,7 +157,7 @@ func syntaxError(err error) *FieldError {
 		line, _ = strconv.Atoi(m[1])
 		msg = m[2]
 	}
-	return &FieldError{Field: "spec", Problem: "is not valid YAML: " + msg, Line: line,
+	return &FieldError{Form: errs.PathForm, Field: "spec", Problem: "is not valid YAML: " + msg, Line: line,
 		Fix: "indent with spaces, not tabs, and quote values that contain ': ' or start with '[', '{', '*', '&' or '-'"}
 }
 
@@ -209,14 +209,14 @@ func parsePrefix(s string) error {
 		if a.Is6() {
 			bits = 64
 		}
-		return &FieldError{Value: s, Problem: "has no prefix length", Fix: fmt.Sprintf("write it with its prefix length, for example %s/%d", a, bits)}
+		return &FieldError{Form: errs.PathForm, Value: s, Problem: "has no prefix length", Fix: fmt.Sprintf("write it with its prefix length, for example %s/%d", a, bits)}
 	}
-	return &FieldError{Value: s, Problem: "is not an address in CIDR form", Fix: "write an address with its prefix length, for example 192.0.2.10/24"}
+	return &FieldError{Form: errs.PathForm, Value: s, Problem: "is not an address in CIDR form", Fix: "write an address with its prefix length, for example 192.0.2.10/24"}
 }
 
 func parseAddr(s string) error {
 	if _, err := netip.ParseAddr(s); err != nil {
-		return &FieldError{Value: s, Problem: "is not an IP address", Fix: "write an address without prefix length, for example 192.0.2.1"}
+		return &FieldError{Form: errs.PathForm, Value: s, Problem: "is not an IP address", Fix: "write an address without prefix length, for example 192.0.2.1"}
 	}
 	return nil
 }
@@ -226,7 +226,7 @@ func (w *walker) fail(n *yaml.Node, field, value, problem, fix string) {
 		field = "spec"
 	}
 	if len(w.errs) < maxErrors {
-		w.errs = append(w.errs, &FieldError{Field: field, Value: value, Problem: problem, Fix: fix, Line: n.Line})
+		w.errs = append(w.errs, &FieldError{Form: errs.PathForm, Field: field, Value: value, Problem: problem, Fix: fix, Line: n.Line})
 	}
 }
 

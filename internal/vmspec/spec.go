@@ -18,7 +18,8 @@ import (
 	"strings"
 	"time"
 
-	"vmnet/internal/bridge"
+	"vmnet/internal/errs"
+	"vmnet/internal/valid"
 )
 
 // Spec describes one VM.
@@ -288,14 +289,14 @@ func ValidateNetworkName(field, name string) error {
 	const fix = "use 1 to 50 letters, digits, '-', '_' and '.', starting with a letter or digit, for example nat0"
 	switch {
 	case name == "":
-		return &FieldError{Field: field, Problem: "is empty", Fix: fix}
+		return &FieldError{Form: errs.PathForm, Field: field, Problem: "is empty", Fix: fix}
 	case len(name) > 50:
-		return &FieldError{Field: field, Value: name, Problem: fmt.Sprintf("is %d characters long; at most 50 are allowed", len(name)), Fix: fix}
+		return &FieldError{Form: errs.PathForm, Field: field, Value: name, Problem: fmt.Sprintf("is %d characters long; at most 50 are allowed", len(name)), Fix: fix}
 	}
 	for i, r := range name {
 		ok := r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || i > 0 && (r == '-' || r == '_' || r == '.')
 		if !ok {
-			return &FieldError{Field: field, Value: name, Problem: fmt.Sprintf("contains %q, which is not allowed in a network name", r), Fix: fix}
+			return &FieldError{Form: errs.PathForm, Field: field, Value: name, Problem: fmt.Sprintf("contains %q, which is not allowed in a network name", r), Fix: fix}
 		}
 	}
 	return nil
@@ -326,10 +327,10 @@ func (s Spec) validateNICs(l *errorList) {
 		case n.Network != "":
 			l.addErr(f("network"), ValidateNetworkName(f("network"), n.Network))
 		default:
-			l.addErr(f("bridge"), bridge.ValidateName(f("bridge"), n.Bridge))
+			l.addErr(f("bridge"), valid.InterfaceName(f("bridge"), n.Bridge))
 		}
 		if n.Address.IsValid() {
-			if _, err := bridge.ParseAddress(n.Address.String()); err != nil {
+			if _, err := valid.ParseAddress(n.Address.String()); err != nil {
 				l.addErr(f("address"), err)
 			} else if j, dup := addrs[n.Address.Addr()]; dup {
 				l.add(f("address"), n.Address.String(), fmt.Sprintf("is also nics[%d].address", j), "give each NIC its own address")
@@ -362,7 +363,7 @@ func (s Spec) validateNICs(l *errorList) {
 			}
 		}
 		if n.MAC != "" {
-			mac, err := bridge.ParseMAC(n.MAC)
+			mac, err := valid.ParseMAC(n.MAC)
 			if err != nil {
 				l.addErr(f("mac"), err)
 			} else if j, dup := macs[mac.String()]; dup {
@@ -517,7 +518,7 @@ func validateRequires(l *errorList, r Requires) {
 	brNames := map[string]int{}
 	for i, b := range r.Bridges {
 		field := func(name string) string { return fmt.Sprintf("requires.bridges[%d].%s", i, name) }
-		if err := bridge.ValidateName(field("name"), b.Name); err != nil {
+		if err := valid.InterfaceName(field("name"), b.Name); err != nil {
 			l.addErr(field("name"), err)
 		} else if j, dup := brNames[b.Name]; dup {
 			l.add(field("name"), b.Name, fmt.Sprintf("is also requires.bridges[%d].name", j), "list each bridge once")
@@ -526,7 +527,7 @@ func validateRequires(l *errorList, r Requires) {
 		}
 		if !b.Address.IsValid() {
 			l.add(field("address"), "", "is missing", "give the host's address on the bridge, for example 192.0.2.1/24")
-		} else if _, err := bridge.ParseAddress(b.Address.String()); err != nil {
+		} else if _, err := valid.ParseAddress(b.Address.String()); err != nil {
 			l.addErr(field("address"), err)
 		}
 	}
@@ -538,7 +539,7 @@ func (n NIC) MACAddr() net.HardwareAddr {
 	if n.MAC == "" {
 		return nil
 	}
-	mac, err := bridge.ParseMAC(n.MAC)
+	mac, err := valid.ParseMAC(n.MAC)
 	if err != nil {
 		return nil
 	}

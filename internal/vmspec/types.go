@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"vmnet/internal/errs"
 )
 
 // Size is an amount of memory or disk in bytes, written with a binary unit:
@@ -31,7 +33,9 @@ const sizeFix = "write a whole number with a binary unit, for example 256MiB, 2G
 // ParseSize parses a size such as 256MiB, 2GiB or 2G. A bare number is
 // refused: it is too easy to mean MiB and get bytes.
 func ParseSize(s string) (Size, error) {
-	bad := func(problem string) error { return &FieldError{Value: s, Problem: problem, Fix: sizeFix} }
+	bad := func(problem string) error {
+		return &FieldError{Form: errs.PathForm, Value: s, Problem: problem, Fix: sizeFix}
+	}
 	i := strings.IndexFunc(s, func(r rune) bool { return r < '0' || r > '9' })
 	if i < 0 {
 		i = len(s)
@@ -45,7 +49,7 @@ func ParseSize(s string) (Size, error) {
 		return 0, bad("has no unit")
 	}
 	if unit[0] == '.' || unit[0] == ',' {
-		return 0, &FieldError{Value: s, Problem: "has a fraction; sizes are whole numbers", Fix: "use a smaller unit, for example 1536MiB for 1.5GiB"}
+		return 0, &FieldError{Form: errs.PathForm, Value: s, Problem: "has a fraction; sizes are whole numbers", Fix: "use a smaller unit, for example 1536MiB for 1.5GiB"}
 	}
 	for _, u := range sizeUnits {
 		for _, name := range u.names {
@@ -103,7 +107,7 @@ func ParseDuration(s string) (Duration, error) {
 		if _, nerr := strconv.ParseFloat(s, 64); nerr == nil {
 			problem = "has no unit"
 		}
-		return 0, &FieldError{Value: s, Problem: problem, Fix: durationFix}
+		return 0, &FieldError{Form: errs.PathForm, Value: s, Problem: problem, Fix: durationFix}
 	}
 	return Duration(d), nil
 }
@@ -131,7 +135,7 @@ type FileMode fs.FileMode
 func ParseFileMode(s string) (FileMode, error) {
 	m, err := strconv.ParseUint(strings.TrimPrefix(s, "0o"), 8, 32)
 	if err != nil || m > 0o7777 {
-		return 0, &FieldError{Value: s, Problem: "is not an octal file mode",
+		return 0, &FieldError{Form: errs.PathForm, Value: s, Problem: "is not an octal file mode",
 			Fix: "write the permission bits in octal, for example \"0644\" or \"0755\""}
 	}
 	return FileMode(m), nil
@@ -177,7 +181,7 @@ var readyWords = map[string]Ready{
 func parseReadyWord(s string) (Ready, error) {
 	r, ok := readyWords[s]
 	if !ok {
-		return Ready{}, &FieldError{Value: s, Problem: "is not a readiness check",
+		return Ready{}, &FieldError{Form: errs.PathForm, Value: s, Problem: "is not a readiness check",
 			Fix: "use console (or {console: TEXT}), agent or lease"}
 	}
 	return r, nil
