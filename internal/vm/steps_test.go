@@ -184,7 +184,7 @@ func TestUpFailsAtEachStep(t *testing.T) {
 func TestDownFailsAtEachStep(t *testing.T) {
 	const name = "web"
 	type injection struct {
-		name string                        // what down is asked to remove
+		name string                         // what down is asked to remove
 		fn   func(t *testing.T, l *stepLab) // returns the cause
 		heal func(t *testing.T, l *stepLab)
 	}
