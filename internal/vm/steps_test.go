@@ -185,7 +185,7 @@ func TestDownFailsAtEachStep(t *testing.T) {
 	const name = "web"
 	type injection struct {
 		name string                         // what down is asked to remove
-		fn   func(t *testing.T, l *stepLab) // returns the cause
+		fn   func(t *testing.T, l *stepLab) // makes the step fail
 		heal func(t *testing.T, l *stepLab)
 	}
 	dir := func(l *stepLab) string { return filepath.Join(l.e.StateDir, "vms", name) }
