@@ -102,7 +102,7 @@ func vmEnv(c *cli.Context, probe bool) (vm.Env, func(), error) {
 	if err != nil {
 		return vm.Env{}, nil, err
 	}
-	env := vm.Env{Conn: conn, StateDir: domain.DefaultStateDir, HostID: hostID(), Progress: progressWriter(c)}
+	env := vm.Env{Conn: vm.LibvirtConn(conn), StateDir: domain.DefaultStateDir, HostID: hostID(), Progress: progressWriter(c)}
 	closers := []func(){func() { conn.Close() }}
 	done := func() {
 		for _, f := range closers {

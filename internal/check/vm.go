@@ -8,9 +8,9 @@ import (
 	"sync"
 	"time"
 
-	"libvirt.org/go/libvirt"
 	"libvirt.org/go/libvirtxml"
 
+	"vmnet/internal/agent"
 	"vmnet/internal/domain"
 	"vmnet/internal/errs"
 	"vmnet/internal/network"
@@ -95,17 +95,17 @@ func Describe(e vm.Env, name string) (Target, error) {
 	case info.State != "running":
 		return Target{}, errs.WithHint(fmt.Errorf("VM %q is %s, not running", name, info.State), "start it with 'vmnet vm up "+name+"'")
 	}
-	dom, err := e.Conn.LookupDomainByName(name)
+	dom, err := e.Conn.LookupDomain(name)
 	if err != nil {
 		return Target{}, fmt.Errorf("look up domain %q: %s", name, virt.Message(err))
 	}
 	defer dom.Free()
-	x, err := dom.GetXMLDesc(0)
+	x, err := dom.XMLDesc(0)
 	if err != nil {
 		return Target{}, fmt.Errorf("read the live XML of %q: %s", name, virt.Message(err))
 	}
-	_, agentErr := dom.QemuAgentCommand(`{"execute":"guest-ping"}`, libvirt.DOMAIN_QEMU_AGENT_COMMAND_MIN, 0)
-	nets, err := network.List(e.Conn)
+	agentErr := agent.New(dom).Ping()
+	nets, err := e.Conn.Networks()
 	if err != nil {
 		return Target{}, err
 	}

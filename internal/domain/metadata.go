@@ -2,14 +2,15 @@ package domain
 
 import (
 	"encoding/xml"
-	"strings"
+
+	"vmnet/internal/ownership"
 )
 
 // Namespace is vmnet's XML namespace in a domain's <metadata>.
-const Namespace = "https://vmnet.dev/xmlns/1"
+const Namespace = ownership.Namespace
 
 // Owner is the owner attribute vmnet writes; a domain without it is not vmnet's.
-const Owner = "vmnet"
+const Owner = ownership.Owner
 
 // Meta is vmnet's record on a domain it made: that it is vmnet's, which
 // spec it came from, and every file vmnet made for it, so `down` can clean
@@ -33,27 +34,9 @@ func (m Meta) marshal() (string, error) {
 // namespace there, having selected the element by it). ok is false when
 // there is none, or it does not say vmnet owns the domain.
 func ParseMetadata(domainXML string) (Meta, bool) {
-	dec := xml.NewDecoder(strings.NewReader(domainXML))
-	root := true
-	for {
-		tok, err := dec.Token()
-		if err != nil { // io.EOF, or XML that does not parse
-			return Meta{}, false
-		}
-		se, isStart := tok.(xml.StartElement)
-		if !isStart {
-			continue
-		}
-		ours := se.Name.Space == Namespace || root && se.Name.Space == ""
-		root = false
-		if !ours || se.Name.Local != "vm" {
-			continue
-		}
-		var m Meta
-		se.Name.Space = Namespace // so DecodeElement matches Meta's XMLName
-		if err := dec.DecodeElement(&m, &se); err != nil || m.Owner != Owner {
-			return Meta{}, false
-		}
-		return m, true
+	var m Meta
+	if !ownership.Find(domainXML, "vm", true, &m) || m.Owner != Owner {
+		return Meta{}, false
 	}
+	return m, true
 }

@@ -2,17 +2,17 @@ package network
 
 import (
 	"encoding/xml"
-	"errors"
 	"fmt"
-	"io"
 	"net/netip"
 	"strings"
 
 	"libvirt.org/go/libvirtxml"
+
+	"vmnet/internal/ownership"
 )
 
 // Namespace is the XML namespace of vmnet's metadata in libvirt objects.
-const Namespace = "https://vmnet.dev/xmlns/1"
+const Namespace = ownership.Namespace
 
 // ownerElement is <vmnet:owner xmlns:vmnet="...">vmnet</vmnet:owner>. The
 // prefix is spelled out in the element name because libvirt keeps metadata
@@ -25,7 +25,7 @@ type ownerElement struct {
 }
 
 // ownerValue is the text of vmnet's owner element.
-const ownerValue = "vmnet"
+const ownerValue = ownership.Owner
 
 func ownerMetadata() *libvirtxml.NetworkMetadata {
 	b, err := xml.Marshal(ownerElement{NS: Namespace, Owner: ownerValue})
@@ -42,20 +42,8 @@ func Owned(n *libvirtxml.Network) bool {
 	if n == nil || n.Metadata == nil {
 		return false
 	}
-	d := xml.NewDecoder(strings.NewReader(n.Metadata.XML))
-	for {
-		tok, err := d.Token()
-		if err != nil {
-			return false // io.EOF or malformed: not ours
-		}
-		if se, ok := tok.(xml.StartElement); ok && se.Name.Space == Namespace && se.Name.Local == "owner" {
-			var text string
-			if err := d.DecodeElement(&text, &se); err != nil && !errors.Is(err, io.EOF) {
-				return false
-			}
-			return strings.TrimSpace(text) == ownerValue
-		}
-	}
+	var text string
+	return ownership.Find(n.Metadata.XML, "owner", false, &text) && strings.TrimSpace(text) == ownerValue
 }
 
 // Build returns the libvirt network definition for spec, with vmnet's owner

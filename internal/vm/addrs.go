@@ -179,7 +179,7 @@ func networkLink(e Env, spec vmspec.Spec, name string, addr netip.Addr) (vmspec.
 // reservations are the DHCP <host> entries of network name that are not
 // this VM's own (vmnet names its reservations after the VM).
 func reservations(e Env, spec vmspec.Spec, name string, others []record) ([]vmspec.AddrHolder, error) {
-	hosts, err := network.Hosts(e.Conn, name)
+	hosts, err := e.Conn.Hosts(name)
 	var nf *network.NotFoundError
 	if errors.As(err, &nf) {
 		return nil, nil

@@ -11,8 +11,6 @@ import (
 	"strings"
 	"time"
 
-	"libvirt.org/go/libvirt"
-
 	"vmnet/internal/safe"
 	"vmnet/internal/virt"
 )
@@ -21,15 +19,12 @@ import (
 // images without a guest agent (tiny has a root shell on ttyS0). The command
 // is framed by random markers so its output and exit status can be told
 // apart from the echo of what was typed and from kernel messages.
-func consoleExec(ctx context.Context, conn *libvirt.Connect, dom *libvirt.Domain, argv []string, timeout time.Duration) ([]byte, int, error) {
-	stream, err := conn.NewStream(0)
+func consoleExec(ctx context.Context, dom Domain, argv []string, timeout time.Duration) ([]byte, int, error) {
+	stream, err := dom.OpenConsole()
 	if err != nil {
-		return nil, 0, fmt.Errorf("open a console stream: %s", virt.Message(err))
-	}
-	defer stream.Free()
-	if err := dom.OpenConsole("", stream, libvirt.DOMAIN_CONSOLE_FORCE); err != nil {
 		return nil, 0, fmt.Errorf("open the serial console: %s", virt.Message(err))
 	}
+	defer stream.Free()
 
 	b := make([]byte, 6)
 	rand.Read(b)

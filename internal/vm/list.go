@@ -11,6 +11,7 @@ import (
 
 	"libvirt.org/go/libvirt"
 
+	"vmnet/internal/agent"
 	"vmnet/internal/errs"
 	"vmnet/internal/virt"
 )
@@ -32,13 +33,13 @@ var stateNames = map[libvirt.DomainState]string{
 // List returns every domain with its state and, for vmnet's, every NIC's
 // network, MAC and address.
 func List(e Env) ([]Info, error) {
-	doms, err := e.Conn.ListAllDomains(0)
+	doms, err := e.Conn.ListDomains()
 	if err != nil {
 		return nil, virt.Err("list domains", err)
 	}
 	out := []Info{}
 	for _, d := range doms {
-		in, err := describe(e, &d)
+		in, err := describe(e, d)
 		d.Free()
 		if err != nil {
 			return nil, err
@@ -49,13 +50,13 @@ func List(e Env) ([]Info, error) {
 	return out, nil
 }
 
-func describe(e Env, d *libvirt.Domain) (Info, error) {
-	name, err := d.GetName()
+func describe(e Env, d Domain) (Info, error) {
+	name, err := d.Name()
 	if err != nil {
 		return Info{}, err
 	}
 	in := Info{Name: name, Owner: "other", NICs: []NICInfo{}}
-	if st, _, err := d.GetState(); err == nil {
+	if st, err := d.State(); err == nil {
 		in.State = stateNames[st]
 	}
 	meta, owned, err := metadata(d)
@@ -72,8 +73,8 @@ func describe(e Env, d *libvirt.Domain) (Info, error) {
 }
 
 // lookupOwned finds a domain vmnet made.
-func lookupOwned(e Env, name string) (*libvirt.Domain, string, error) {
-	dom, err := e.Conn.LookupDomainByName(name)
+func lookupOwned(e Env, name string) (Domain, string, error) {
+	dom, err := e.Conn.LookupDomain(name)
 	if virt.IsNotFound(err) {
 		return nil, "", errs.WithHint(fmt.Errorf("VM %q does not exist", name),
 			"'vmnet vm list' shows the VMs; 'vmnet vm up "+name+"' makes it")
@@ -118,7 +119,7 @@ func Exec(ctx context.Context, e Env, name string, argv []string, timeout time.D
 		return nil, nil, 0, errs.WithHint(fmt.Errorf("VM %q is not running", name),
 			"start it with 'vmnet vm up "+name+"'")
 	}
-	if _, err := dom.QemuAgentCommand(`{"execute":"guest-ping"}`, libvirt.DOMAIN_QEMU_AGENT_COMMAND_MIN, 0); err == nil {
+	if agent.New(dom).Ping() == nil {
 		return agentExec(ctx, dom, argv, timeout)
 	}
 	if rec, ok, _ := readRecord(dir); ok && rec.Agent {
@@ -128,6 +129,6 @@ func Exec(ctx context.Context, e Env, name string, argv []string, timeout time.D
 	}
 	// No agent (tiny has none): a shell on the serial console does the job;
 	// its stderr comes mixed into stdout.
-	out, code, err := consoleExec(ctx, e.Conn, dom, argv, timeout)
+	out, code, err := consoleExec(ctx, dom, argv, timeout)
 	return out, nil, code, err
 }

@@ -4,7 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/json"
+	"errors"
 	"fmt"
 	"net/netip"
 	"os"
@@ -15,6 +15,7 @@ import (
 	"libvirt.org/go/libvirt"
 	"libvirt.org/go/libvirtxml"
 
+	"vmnet/internal/agent"
 	"vmnet/internal/domain"
 	"vmnet/internal/errs"
 	"vmnet/internal/network"
@@ -22,8 +23,8 @@ import (
 )
 
 // metadata reads vmnet's ownership record from a defined domain.
-func metadata(dom *libvirt.Domain) (domain.Meta, bool, error) {
-	x, err := dom.GetXMLDesc(libvirt.DOMAIN_XML_INACTIVE)
+func metadata(dom Domain) (domain.Meta, bool, error) {
+	x, err := dom.XMLDesc(libvirt.DOMAIN_XML_INACTIVE)
 	if err != nil {
 		return domain.Meta{}, false, virt.Err("read domain XML", err)
 	}
@@ -47,8 +48,8 @@ func macsIn(x string) []string {
 }
 
 // networkInfo finds a libvirt network's subnet and bridge.
-func networkInfo(conn *libvirt.Connect, name string) (network.Info, error) {
-	infos, err := network.List(conn)
+func networkInfo(conn Libvirt, name string) (network.Info, error) {
+	infos, err := conn.Networks()
 	if err != nil {
 		return network.Info{}, err
 	}
@@ -60,7 +61,7 @@ func networkInfo(conn *libvirt.Connect, name string) (network.Info, error) {
 	return network.Info{}, &network.NotFoundError{Name: name}
 }
 
-func networkCIDR(conn *libvirt.Connect, name string) (netip.Prefix, error) {
+func networkCIDR(conn Libvirt, name string) (netip.Prefix, error) {
 	in, err := networkInfo(conn, name)
 	if err != nil {
 		return netip.Prefix{}, err
@@ -75,13 +76,8 @@ func networkCIDR(conn *libvirt.Connect, name string) (netip.Prefix, error) {
 // removeLease releases a guest's lease in the network's dnsmasq, as if the
 // guest had sent DHCPRELEASE (dhcp_release from dnsmasq-utils), so a removed
 // VM leaves no lease behind. Best effort: a lease also expires by itself.
-func removeLease(conn *libvirt.Connect, net, mac string) {
-	n, err := conn.LookupNetworkByName(net)
-	if err != nil {
-		return
-	}
-	defer n.Free()
-	leases, err := n.GetDHCPLeases()
+func removeLease(conn Libvirt, net, mac string) {
+	leases, err := conn.DHCPLeases(net)
 	if err != nil {
 		return
 	}
@@ -108,7 +104,7 @@ func removeLease(conn *libvirt.Connect, net, mac string) {
 	}
 	// dnsmasq updates libvirt's lease list through its helper script: wait for it briefly.
 	for i := 0; i < 20; i++ {
-		if l, err := network.Leases(conn, net); err != nil || l[strings.ToLower(mac)] == (netip.Addr{}) {
+		if l, err := conn.Leases(net); err != nil || l[strings.ToLower(mac)] == (netip.Addr{}) {
 			return
 		}
 		time.Sleep(100 * time.Millisecond)
@@ -116,7 +112,7 @@ func removeLease(conn *libvirt.Connect, net, mac string) {
 }
 
 // nicInfo describes a VM's NICs from its record and the networks' leases.
-func nicInfo(conn *libvirt.Connect, dir string) ([]NICInfo, error) {
+func nicInfo(conn Libvirt, dir string) ([]NICInfo, error) {
 	rec, ok, err := readRecord(dir)
 	if err != nil || !ok {
 		return nil, err
@@ -124,7 +120,7 @@ func nicInfo(conn *libvirt.Connect, dir string) ([]NICInfo, error) {
 	return nicsOf(conn, rec), nil
 }
 
-func nicsOf(conn *libvirt.Connect, rec record) []NICInfo {
+func nicsOf(conn Libvirt, rec record) []NICInfo {
 	leases := map[string]map[string]netip.Addr{}
 	var out []NICInfo
 	for i, n := range rec.NICs {
@@ -134,7 +130,7 @@ func nicsOf(conn *libvirt.Connect, rec record) []NICInfo {
 			info.Address, info.Source = n.Static.Addr().String(), "static"
 		case n.Network != "":
 			if _, seen := leases[n.Network]; !seen {
-				leases[n.Network], _ = network.Leases(conn, n.Network)
+				leases[n.Network], _ = conn.Leases(n.Network)
 			}
 			if a, ok := leases[n.Network][strings.ToLower(n.MAC)]; ok {
 				info.Address, info.Source = a.String(), "lease"
@@ -170,7 +166,7 @@ func (e *ReadyError) Hint() string {
 }
 
 // waitReady waits until the guest shows the readiness the plan asks for.
-func waitReady(ctx context.Context, e Env, dom *libvirt.Domain, plan domain.Plan) error {
+func waitReady(ctx context.Context, e Env, dom Domain, plan domain.Plan) error {
 	what := readyText(plan)
 	e.say("waiting for %s (at most %s)", what, plan.Timeout)
 	ctx, cancel := context.WithTimeout(ctx, plan.Timeout)
@@ -215,7 +211,7 @@ func readyText(plan domain.Plan) string {
 	}
 }
 
-func isReady(conn *libvirt.Connect, dom *libvirt.Domain, plan domain.Plan) (bool, error) {
+func isReady(conn Libvirt, dom Domain, plan domain.Plan) (bool, error) {
 	switch {
 	case plan.Ready.Console != "":
 		return consoleHas(plan.ConsoleLog, plan.Ready.Console), nil
@@ -224,7 +220,7 @@ func isReady(conn *libvirt.Connect, dom *libvirt.Domain, plan domain.Plan) (bool
 			if n.Network == "" || n.Address.IsValid() {
 				continue
 			}
-			leases, err := network.Leases(conn, n.Network)
+			leases, err := conn.Leases(n.Network)
 			if err != nil {
 				return false, err
 			}
@@ -234,8 +230,7 @@ func isReady(conn *libvirt.Connect, dom *libvirt.Domain, plan domain.Plan) (bool
 		}
 		return true, nil
 	default:
-		_, err := dom.QemuAgentCommand(`{"execute":"guest-ping"}`, libvirt.DOMAIN_QEMU_AGENT_COMMAND_MIN, 0)
-		return err == nil, nil
+		return agent.New(dom).Ping() == nil, nil
 	}
 }
 
@@ -265,57 +260,15 @@ func consoleTail(path string, n int) string {
 }
 
 // agentExec runs argv in the guest through the QEMU guest agent and returns
-// its output and exit code.
-func agentExec(ctx context.Context, dom *libvirt.Domain, argv []string, timeout time.Duration) (stdout, stderr []byte, code int, err error) {
-	req, _ := json.Marshal(map[string]any{
-		"execute":   "guest-exec",
-		"arguments": map[string]any{"path": argv[0], "arg": argv[1:], "capture-output": true},
-	})
-	out, err := dom.QemuAgentCommand(string(req), libvirt.DOMAIN_QEMU_AGENT_COMMAND_DEFAULT, 0)
-	if err != nil {
-		return nil, nil, 0, errs.WithHint(fmt.Errorf("guest agent: %s", virt.Message(err)),
+// its output and exit code (128+N for a command killed by signal N).
+func agentExec(ctx context.Context, dom Domain, argv []string, timeout time.Duration) (stdout, stderr []byte, code int, err error) {
+	r, err := agent.New(dom).Exec(ctx, argv, timeout)
+	if errors.Is(err, agent.ErrUnavailable) {
+		return nil, nil, 0, errs.WithHint(err,
 			"the guest needs a running qemu-guest-agent (the tiny image has none; use 'vmnet vm console')")
 	}
-	var started struct {
-		Return struct {
-			PID int `json:"pid"`
-		} `json:"return"`
+	if err != nil {
+		return nil, nil, 0, err
 	}
-	if err := json.Unmarshal([]byte(out), &started); err != nil {
-		return nil, nil, 0, fmt.Errorf("guest agent: unexpected answer %q", out)
-	}
-	deadline := time.Now().Add(timeout)
-	for {
-		st, err := dom.QemuAgentCommand(fmt.Sprintf(`{"execute":"guest-exec-status","arguments":{"pid":%d}}`, started.Return.PID),
-			libvirt.DOMAIN_QEMU_AGENT_COMMAND_DEFAULT, 0)
-		if err != nil {
-			return nil, nil, 0, fmt.Errorf("guest agent: %s", virt.Message(err))
-		}
-		var status struct {
-			Return struct {
-				Exited   bool   `json:"exited"`
-				ExitCode int    `json:"exitcode"`
-				Signal   int    `json:"signal"`
-				OutData  []byte `json:"out-data"`
-				ErrData  []byte `json:"err-data"`
-			} `json:"return"`
-		}
-		if err := json.Unmarshal([]byte(st), &status); err != nil {
-			return nil, nil, 0, fmt.Errorf("guest agent: unexpected answer %q", st)
-		}
-		if r := status.Return; r.Exited {
-			if r.Signal != 0 {
-				return r.OutData, r.ErrData, 128 + r.Signal, nil
-			}
-			return r.OutData, r.ErrData, r.ExitCode, nil
-		}
-		if time.Now().After(deadline) {
-			return nil, nil, 0, fmt.Errorf("%s did not finish in the guest within %s", argv[0], timeout)
-		}
-		select {
-		case <-ctx.Done():
-			return nil, nil, 0, ctx.Err()
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
+	return r.Stdout, r.Stderr, r.Code(), nil
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -13,11 +12,9 @@ import (
 	"strings"
 	"time"
 
-	"libvirt.org/go/libvirt"
-
+	"vmnet/internal/agent"
 	"vmnet/internal/errs"
 	"vmnet/internal/fsperm"
-	"vmnet/internal/virt"
 	"vmnet/internal/vmspec"
 )
 
@@ -55,7 +52,7 @@ func secret(dir, name string) ([]byte, error) {
 
 // provision writes the spec's files into the guest and runs its commands,
 // through the guest agent. Secrets never appear in an error or a log line.
-func provision(ctx context.Context, e Env, dom *libvirt.Domain, dir string, spec vmspec.Spec, res *UpResult) error {
+func provision(ctx context.Context, e Env, dom Domain, dir string, spec vmspec.Spec, res *UpResult) error {
 	p := spec.Provision
 	for _, f := range p.Files {
 		var content []byte
@@ -104,7 +101,7 @@ func provision(ctx context.Context, e Env, dom *libvirt.Domain, dir string, spec
 // writeGuestFile puts content at p in the guest with mode: written to a
 // temporary file in the same directory, given its mode, then renamed, so the
 // file never exists with other permissions or half written.
-func writeGuestFile(ctx context.Context, dom *libvirt.Domain, p string, content []byte, mode os.FileMode) error {
+func writeGuestFile(ctx context.Context, dom Domain, p string, content []byte, mode os.FileMode) error {
 	dir := path.Dir(p)
 	tmp := path.Join(dir, ".vmnet-"+path.Base(p)+".tmp")
 	if err := guestRun(ctx, dom, "mkdir", "-p", dir); err != nil {
@@ -114,39 +111,14 @@ func writeGuestFile(ctx context.Context, dom *libvirt.Domain, p string, content 
 	if err := guestRun(ctx, dom, "install", "-m", fmt.Sprintf("%o", mode.Perm()), "/dev/null", tmp); err != nil {
 		return err
 	}
-	open, _ := json.Marshal(map[string]any{"execute": "guest-file-open", "arguments": map[string]any{"path": tmp, "mode": "w"}})
-	out, err := dom.QemuAgentCommand(string(open), libvirt.DOMAIN_QEMU_AGENT_COMMAND_DEFAULT, 0)
-	if err != nil {
-		return fmt.Errorf("guest agent: open %s: %s", tmp, virt.Message(err))
+	if err := agent.New(dom).WriteFile(tmp, content); err != nil {
+		return err
 	}
-	var h struct {
-		Return int `json:"return"`
-	}
-	if err := json.Unmarshal([]byte(out), &h); err != nil {
-		return fmt.Errorf("guest agent: unexpected answer %q", out)
-	}
-	closeFile := func() {
-		dom.QemuAgentCommand(fmt.Sprintf(`{"execute":"guest-file-close","arguments":{"handle":%d}}`, h.Return), libvirt.DOMAIN_QEMU_AGENT_COMMAND_DEFAULT, 0)
-	}
-	const chunk = 48 << 10 // the agent's messages are limited; 48 KiB of data per write
-	for off := 0; off < len(content) || off == 0; off += chunk {
-		end := min(off+chunk, len(content))
-		w, _ := json.Marshal(map[string]any{"execute": "guest-file-write", "arguments": map[string]any{
-			"handle": h.Return, "buf-b64": base64.StdEncoding.EncodeToString(content[off:end])}})
-		if _, err := dom.QemuAgentCommand(string(w), libvirt.DOMAIN_QEMU_AGENT_COMMAND_DEFAULT, 0); err != nil {
-			closeFile()
-			return fmt.Errorf("guest agent: write %s: %s", tmp, virt.Message(err))
-		}
-		if end == len(content) {
-			break
-		}
-	}
-	closeFile()
 	return guestRun(ctx, dom, "mv", "-f", tmp, p)
 }
 
 // guestRun runs a short command in the guest and fails on a non-zero exit.
-func guestRun(ctx context.Context, dom *libvirt.Domain, argv ...string) error {
+func guestRun(ctx context.Context, dom Domain, argv ...string) error {
 	stdout, stderr, code, err := agentExec(ctx, dom, argv, time.Minute)
 	if err != nil {
 		return err

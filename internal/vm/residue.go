@@ -143,7 +143,7 @@ func networkNICs(x string) []nicRecord {
 // A reservation someone else made for that MAC has another name and stays.
 func removeOrphanReservations(e Env, res *DownResult, name string, nics []nicRecord) error {
 	for _, n := range nics {
-		hosts, err := network.Hosts(e.Conn, n.Network)
+		hosts, err := e.Conn.Hosts(n.Network)
 		var nf *network.NotFoundError
 		if errors.As(err, &nf) {
 			continue
@@ -155,7 +155,7 @@ func removeOrphanReservations(e Env, res *DownResult, name string, nics []nicRec
 			if !strings.EqualFold(h.MAC, n.MAC) || h.Hostname != name {
 				continue
 			}
-			changed, err := network.RemoveHost(e.Conn, n.Network, n.MAC)
+			changed, err := e.Conn.RemoveHost(n.Network, n.MAC)
 			if err != nil {
 				return fmt.Errorf("remove the DHCP reservation of %s on %s: %w", n.MAC, n.Network, err)
 			}

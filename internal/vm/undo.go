@@ -10,24 +10,9 @@ import (
 	"libvirt.org/go/libvirt"
 
 	"vmnet/internal/bridge"
-	"vmnet/internal/network"
 	"vmnet/internal/virt"
 	"vmnet/internal/vmspec"
 )
-
-// made is what one Up created, so that an up whose guest never gets ready
-// takes back exactly that and keeps what existed before it.
-type made struct {
-	bridges  []string // created by ensureRequired
-	networks []string // created (defined) by ensureRequired
-	running  bool     // the domain existed and was running
-	vm       bool     // the domain did not exist: this up made its files, reservations and domain
-	started  bool     // a domain that existed shut off was started by this up
-}
-
-func (m made) any() bool {
-	return len(m.bridges) > 0 || len(m.networks) > 0 || m.vm || m.started || m.running
-}
 
 // UpFailedError is an up that failed once it had started the guest: what
 // it then removed of what it had made, what existed before and stays, and
@@ -38,6 +23,9 @@ type UpFailedError struct {
 	Kept    []string
 	Left    []string // each with the command that removes it
 	hint    string   // instead of Err's, when that no longer fits
+	// removedOrLeft names the required networks and bridges this up made
+	// ("network NAME", "bridge NAME"): the others existed and are kept.
+	removedOrLeft []string
 }
 
 func (e *UpFailedError) Error() string {
@@ -69,74 +57,136 @@ func (e *UpFailedError) Hint() string {
 	return ""
 }
 
-// undoUp takes back what this up made after it failed with err before the
-// guest was ready, in reverse order: the VM (as down does: domain, files,
-// DHCP reservations, logs), then the networks and bridges it created. err
-// comes back unchanged when this up had made nothing.
-func undoUp(ctx context.Context, e Env, spec vmspec.Spec, dom *libvirt.Domain, m made, err error) error {
-	if !m.any() {
+// undoList is what one Up made, one rollback per change, collected as
+// each step succeeds (a step whose failure can leave part of its work, like
+// prepare, adds its rollback before it starts). An up whose guest never
+// gets ready runs them last first and keeps what existed before it.
+type undoList struct {
+	fns []rollback
+}
+
+// rollback takes back one change of a failed up and says so in st.
+type rollback func(ctx context.Context, st *undoState)
+
+// undoState is what the rollbacks of one failed up tell each other and the user.
+type undoState struct {
+	u *UpFailedError
+	// vmRuns says the VM still runs: it ran before this up, or stopping or
+	// removing it failed. Its networks and bridges then stay.
+	vmRuns bool
+}
+
+func (l *undoList) push(fn rollback) { l.fns = append(l.fns, fn) }
+
+// run takes back what this up made after it failed with err, in reverse
+// order: the VM (as down does: domain, files, DHCP reservations, logs),
+// then the networks and bridges it created. err comes back unchanged when
+// this up had made nothing.
+func (l *undoList) run(ctx context.Context, spec vmspec.Spec, err error) error {
+	if len(l.fns) == 0 {
 		return err
 	}
 	ctx = context.WithoutCancel(ctx) // an interrupted up still cleans up
-	u := &UpFailedError{Err: err}
-	name := spec.Name
-	switch {
-	case m.vm:
+	st := &undoState{u: &UpFailedError{Err: err}}
+	for i := len(l.fns) - 1; i >= 0; i-- {
+		l.fns[i](ctx, st)
+	}
+	// What existed before this up stays as it was.
+	for _, b := range spec.Requires.Bridges {
+		if !slices.Contains(st.u.removedOrLeft, "bridge "+b.Name) {
+			st.u.Kept = append(st.u.Kept, "bridge "+b.Name)
+		}
+	}
+	for _, n := range spec.Requires.Networks {
+		if !slices.Contains(st.u.removedOrLeft, "network "+n.Name) {
+			st.u.Kept = append(st.u.Kept, "network "+n.Name)
+		}
+	}
+	return st.u
+}
+
+// undoVM removes a VM this up made, as down does.
+func undoVM(e Env, name string) rollback {
+	return func(ctx context.Context, st *undoState) {
+		u := st.u
 		if _, derr := Down(ctx, e, name); derr != nil {
 			u.Left = append(u.Left, fmt.Sprintf("VM %s (%s): remove it with 'vmnet vm down %s'", name, derr, name))
-		} else {
-			u.Removed = append(u.Removed, "VM "+name+" (domain, files, DHCP reservations)")
-			var re *ReadyError
-			if errors.As(err, &re) {
-				// 'vmnet vm console' has nothing to show any more.
-				u.hint = "the console's last lines are above; raise 'timeout' in the spec if the guest is only slow"
-			}
+			st.vmRuns = true
+			return
 		}
-	case m.started:
-		// It was defined and shut off before: stop it again, keep the rest.
+		u.Removed = append(u.Removed, "VM "+name+" (domain, files, DHCP reservations)")
+		var re *ReadyError
+		if errors.As(u.Err, &re) {
+			// 'vmnet vm console' has nothing to show any more.
+			u.hint = "the console's last lines are above; raise 'timeout' in the spec if the guest is only slow"
+		}
+	}
+}
+
+// undoStart stops again a VM that was defined and shut off before this up
+// started it, and keeps the rest of it.
+func undoStart(name string, dom Domain) rollback {
+	return func(ctx context.Context, st *undoState) {
+		u := st.u
 		if derr := dom.Destroy(); derr != nil && !virt.IsCode(derr, libvirt.ERR_OPERATION_INVALID) {
 			u.Left = append(u.Left, fmt.Sprintf("VM %s is running (%s): stop and remove it with 'vmnet vm down %s'", name, virt.Message(derr), name))
+			st.vmRuns = true
 		} else {
 			u.Removed = append(u.Removed, "the run of VM "+name+" (stopped again)")
 		}
 		u.Kept = append(u.Kept, fmt.Sprintf("VM %s, defined and shut off as before ('vmnet vm down %s' removes it)", name, name))
-	case m.running:
-		u.Kept = append(u.Kept, fmt.Sprintf("VM %s, running as before ('vmnet vm down %s' removes it)", name, name))
 	}
-	// What this up created goes, back to how things were, unless the VM
-	// still runs on it (it ran before, or stopping it failed). A VM that
-	// existed shut off finds its networks and bridges made again by the next up.
-	vmRuns := m.running || len(u.Left) > 0
-	for i := len(m.networks) - 1; i >= 0; i-- {
-		n := m.networks[i]
-		if vmRuns {
+}
+
+// keptRunning notes that the VM ran before this up: it stays, and so do
+// the networks and bridges it runs on.
+func keptRunning(name string) rollback {
+	return func(ctx context.Context, st *undoState) {
+		st.u.Kept = append(st.u.Kept, fmt.Sprintf("VM %s, running as before ('vmnet vm down %s' removes it)", name, name))
+		st.vmRuns = true
+	}
+}
+
+// undoNetwork deletes a network this up created, unless the VM still runs
+// on it. A VM that existed shut off finds it made again by the next up.
+func undoNetwork(e Env, n string) rollback {
+	return func(ctx context.Context, st *undoState) {
+		u := st.u
+		u.removedOrLeft = append(u.removedOrLeft, "network "+n)
+		if st.vmRuns {
 			u.Left = append(u.Left, fmt.Sprintf("network %s: remove it with 'vmnet net delete %s' once the VM is gone", n, n))
-			continue
+			return
 		}
-		if _, derr := network.Delete(e.Conn, n); derr != nil {
+		if _, derr := e.Conn.DeleteNetwork(n); derr != nil {
 			u.Left = append(u.Left, fmt.Sprintf("network %s (%s): remove it with 'vmnet net delete %s'", n, derr, n))
 		} else {
 			u.Removed = append(u.Removed, "network "+n)
 		}
 	}
-	for i := len(m.bridges) - 1; i >= 0; i-- {
-		b := m.bridges[i]
-		if vmRuns {
+}
+
+// undoBridge deletes a bridge this up created, unless the VM still runs on
+// it or something else plugged into it since.
+func undoBridge(e Env, b string) rollback {
+	return func(ctx context.Context, st *undoState) {
+		u := st.u
+		u.removedOrLeft = append(u.removedOrLeft, "bridge "+b)
+		if st.vmRuns {
 			u.Left = append(u.Left, fmt.Sprintf("bridge %s: remove it with 'vmnet bridge delete %s' once the VM is gone", b, b))
-			continue
+			return
 		}
-		st, ierr := bridge.Inspect(e.Bridges, b)
+		bs, ierr := bridge.Inspect(e.Bridges, b)
 		switch {
 		case errors.Is(ierr, bridge.ErrNotFound):
-			continue
+			return
 		case ierr != nil:
 			u.Left = append(u.Left, fmt.Sprintf("bridge %s (%s): remove it with 'vmnet bridge delete %s'", b, ierr, b))
-			continue
-		case len(st.Ports) > 0:
+			return
+		case len(bs.Ports) > 0:
 			// Something else plugged in since (another VM): not this up's to cut off.
 			u.Left = append(u.Left, fmt.Sprintf("bridge %s, which has ports %s now: remove it with 'vmnet bridge delete %s' when they are gone",
-				b, strings.Join(st.Ports, ", "), b))
-			continue
+				b, strings.Join(bs.Ports, ", "), b))
+			return
 		}
 		if _, derr := bridge.Delete(ctx, e.Bridges, b, bridge.Options{}); derr != nil {
 			u.Left = append(u.Left, fmt.Sprintf("bridge %s (%s): remove it with 'vmnet bridge delete %s'", b, derr, b))
@@ -144,15 +194,4 @@ func undoUp(ctx context.Context, e Env, spec vmspec.Spec, dom *libvirt.Domain, m
 			u.Removed = append(u.Removed, "bridge "+b)
 		}
 	}
-	for _, b := range spec.Requires.Bridges {
-		if !slices.Contains(m.bridges, b.Name) {
-			u.Kept = append(u.Kept, "bridge "+b.Name)
-		}
-	}
-	for _, n := range spec.Requires.Networks {
-		if !slices.Contains(m.networks, n.Name) {
-			u.Kept = append(u.Kept, "network "+n.Name)
-		}
-	}
-	return u
 }

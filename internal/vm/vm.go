@@ -15,11 +15,8 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"time"
-
-	"libvirt.org/go/libvirt"
 
 	"vmnet/internal/accel"
 	"vmnet/internal/bridge"
@@ -34,7 +31,8 @@ import (
 
 // Env is what the lifecycle works with.
 type Env struct {
-	Conn     *libvirt.Connect
+	// Conn reaches libvirtd: LibvirtConn(conn) over a libvirt connection.
+	Conn     Libvirt
 	StateDir string // domain.DefaultStateDir unless a test says otherwise
 	// QemuLogDir is libvirt's per-domain log directory; "" is DefaultQemuLogDir.
 	QemuLogDir string
@@ -92,122 +90,6 @@ func (r *UpResult) timed(name string, fn func() error) error {
 	return err
 }
 
-// Up makes the VM described by spec run and waits until it is ready. A
-// second Up of a running VM with the same spec changes nothing.
-func Up(ctx context.Context, e Env, spec vmspec.Spec) (*UpResult, error) {
-	res := &UpResult{Name: spec.Name, Accel: e.Accel}
-	if err := checkAddresses(e, spec); err != nil {
-		return res, err
-	}
-	// The plan comes before the networks and bridges the spec requires:
-	// a spec the image cannot run (ready: agent on tiny) changes nothing.
-	var img domain.ImageInfo
-	if err := res.timed("image", func() (err error) { img, err = e.Image(ctx, spec); return err }); err != nil {
-		return res, err
-	}
-	plan, err := domain.NewPlan(spec, img, e.Accel, e.StateDir)
-	if err != nil {
-		return res, err
-	}
-	if err := checkMACs(e.Conn, plan); err != nil {
-		return res, err
-	}
-
-	var active bool
-	dom, err := e.Conn.LookupDomainByName(plan.Name)
-	switch {
-	case virt.IsNotFound(err):
-		dom = nil
-	case err != nil:
-		return res, virt.Err(fmt.Sprintf("look up domain %q", plan.Name), err)
-	}
-	if dom != nil {
-		defer dom.Free()
-		meta, owned, err := metadata(dom)
-		if err != nil {
-			return res, err
-		}
-		if !owned {
-			return res, Foreign(plan.Name)
-		}
-		if meta.Hash != plan.SpecHash {
-			return res, errs.WithHint(fmt.Errorf("VM %q exists with a different spec", plan.Name),
-				fmt.Sprintf("run 'vmnet vm down %s' first, then 'vmnet vm up' again", plan.Name))
-		}
-		if active, err = dom.IsActive(); err != nil {
-			return res, virt.Err(fmt.Sprintf("read state of %q", plan.Name), err)
-		}
-	}
-	m := made{running: active}
-	if err := ensureRequired(ctx, e, spec, res, &m); err != nil {
-		return res, undoUp(ctx, e, spec, dom, m, err)
-	}
-	if active {
-		// Running: make sure it got ready and provisioned (an earlier up
-		// may have been killed on the way), else say nothing changed.
-		res.Outcome = "unchanged"
-		start := time.Now()
-		if err := waitReady(ctx, e, dom, plan); err != nil {
-			return res, undoUp(ctx, e, spec, dom, m, err)
-		}
-		res.Ready = time.Since(start)
-		if err := finishProvisioning(ctx, e, dom, plan, spec, res); err != nil {
-			return res, err
-		}
-		if len(res.Changes) > 0 {
-			res.Outcome = "provisioned"
-		}
-		res.NICs, err = nicInfo(e.Conn, plan.Dir)
-		return res, err
-	}
-
-	existed := dom != nil
-	m.vm = !existed
-	var rec record
-	err = res.timed("define", func() error {
-		if rec, err = prepare(e, plan, res); err != nil {
-			return err
-		}
-		if dom == nil {
-			if dom, err = define(e.Conn, plan); err != nil {
-				return err
-			}
-			res.Changes = append(res.Changes, "define domain "+plan.Name)
-			res.Outcome = "created"
-		} else {
-			res.Outcome = "started"
-		}
-		return nil
-	})
-	if err != nil {
-		return res, undoUp(ctx, e, spec, dom, m, err)
-	}
-	if !existed {
-		// Only the domain define made: one that existed is freed by the
-		// lookup's defer, and a second Free would be a use after free.
-		defer dom.Free()
-	}
-	e.say("start %s (%s)", plan.Name, e.Accel.Type)
-	start := time.Now()
-	err = res.timed("boot to "+readyName(plan), func() error {
-		if err := dom.Create(); err != nil {
-			return virt.Err(fmt.Sprintf("start %q", plan.Name), err)
-		}
-		m.started = existed
-		res.Changes = append(res.Changes, "start "+plan.Name)
-		return waitReady(ctx, e, dom, plan)
-	})
-	if err != nil {
-		return res, undoUp(ctx, e, spec, dom, m, err)
-	}
-	res.Ready = time.Since(start)
-	if err := finishProvisioning(ctx, e, dom, plan, spec, res); err != nil {
-		return res, err
-	}
-	res.NICs = nicsOf(e.Conn, rec)
-	return res, nil
-}
-
 func readyName(plan domain.Plan) string {
 	switch {
 	case plan.Ready.Console != "":
@@ -242,7 +124,7 @@ func writeSeed(plan domain.Plan) error {
 // record says it was done. A cloud image first finishes its own cloud-init
 // run (package installs, the container rootfs), then gets the same files
 // and commands as vmnet's images.
-func finishProvisioning(ctx context.Context, e Env, dom *libvirt.Domain, plan domain.Plan, spec vmspec.Spec, res *UpResult) error {
+func finishProvisioning(ctx context.Context, e Env, dom Domain, plan domain.Plan, spec vmspec.Spec, res *UpResult) error {
 	if len(spec.Provision.Files) == 0 && len(spec.Provision.Commands) == 0 {
 		return nil
 	}
@@ -262,7 +144,7 @@ func finishProvisioning(ctx context.Context, e Env, dom *libvirt.Domain, plan do
 
 // ensureRequired makes the networks and bridges a profile needs when they
 // are missing, and uses them as they are when they exist.
-func ensureRequired(ctx context.Context, e Env, spec vmspec.Spec, res *UpResult, m *made) error {
+func ensureRequired(ctx context.Context, e Env, spec vmspec.Spec, res *UpResult, u *undoList) error {
 	for _, b := range spec.Requires.Bridges {
 		if _, err := e.Bridges.LinkByName(b.Name); err == nil {
 			continue
@@ -272,29 +154,25 @@ func ensureRequired(ctx context.Context, e Env, spec vmspec.Spec, res *UpResult,
 			return fmt.Errorf("bridge %s that %s needs: %w", b.Name, spec.Name, err)
 		}
 		if !r.Unchanged() {
-			m.bridges = append(m.bridges, b.Name)
+			u.push(undoBridge(e, b.Name))
 			res.Changes = append(res.Changes, fmt.Sprintf("create bridge %s (%s)", b.Name, b.Address))
 			e.say("created bridge %s with %s", b.Name, b.Address)
 		}
 	}
 	for _, n := range spec.Requires.Networks {
-		if net, err := e.Conn.LookupNetworkByName(n.Name); err == nil {
-			active, _ := net.IsActive()
-			net.Free()
-			if active {
-				continue
-			}
+		if active, err := e.Conn.NetworkActive(n.Name); err == nil && active {
+			continue
 		}
 		mode := network.Mode(n.Mode)
 		if mode == "" {
 			mode = network.Mode(vmspec.ModeNAT)
 		}
-		r, err := network.Ensure(ctx, e.Conn, network.Spec{Name: n.Name, Mode: mode, CIDR: n.CIDR}, e.Routes)
+		r, err := e.Conn.EnsureNetwork(ctx, network.Spec{Name: n.Name, Mode: mode, CIDR: n.CIDR}, e.Routes)
 		if err != nil {
 			return fmt.Errorf("network %s that %s needs: %w", n.Name, spec.Name, err)
 		}
 		if r.Outcome == network.Created {
-			m.networks = append(m.networks, n.Name)
+			u.push(undoNetwork(e, n.Name))
 		}
 		if r.Outcome != network.Unchanged {
 			res.Changes = append(res.Changes, fmt.Sprintf("create %s network %s (%s)", mode, n.Name, n.CIDR))
@@ -305,16 +183,16 @@ func ensureRequired(ctx context.Context, e Env, spec vmspec.Spec, res *UpResult,
 }
 
 // checkMACs refuses NIC MACs that another domain already uses.
-func checkMACs(conn *libvirt.Connect, plan domain.Plan) error {
-	doms, err := conn.ListAllDomains(0)
+func checkMACs(conn Libvirt, plan domain.Plan) error {
+	doms, err := conn.ListDomains()
 	if err != nil {
 		return virt.Err("list domains", err)
 	}
 	existing := map[string]string{}
 	for _, d := range doms {
-		name, _ := d.GetName()
+		name, _ := d.Name()
 		if name != plan.Name {
-			if x, err := d.GetXMLDesc(0); err == nil {
+			if x, err := d.XMLDesc(0); err == nil {
 				for _, mac := range macsIn(x) {
 					existing[mac] = name
 				}
@@ -410,8 +288,8 @@ func prepare(e Env, plan domain.Plan, res *UpResult) (record, error) {
 // reserve gives a network NIC a predictable address: a DHCP reservation in
 // the lower half of the subnet (outside vmnet's default DHCP pool), derived
 // from the MAC, moving on when another host holds it.
-func reserve(conn *libvirt.Connect, vmName string, n *nicRecord) (netip.Addr, error) {
-	hosts, err := network.Hosts(conn, n.Network)
+func reserve(conn Libvirt, vmName string, n *nicRecord) (netip.Addr, error) {
+	hosts, err := conn.Hosts(n.Network)
 	if err != nil {
 		return netip.Addr{}, err
 	}
@@ -441,7 +319,7 @@ func reserve(conn *libvirt.Connect, vmName string, n *nicRecord) (netip.Addr, er
 		if taken[ip] {
 			continue
 		}
-		if _, err := network.AddHost(conn, n.Network, n.MAC, ip, vmName); err != nil {
+		if _, err := conn.AddHost(n.Network, n.MAC, ip, vmName); err != nil {
 			return netip.Addr{}, err
 		}
 		return ip, nil
@@ -450,7 +328,7 @@ func reserve(conn *libvirt.Connect, vmName string, n *nicRecord) (netip.Addr, er
 }
 
 // define turns the plan into XML and defines it.
-func define(conn *libvirt.Connect, plan domain.Plan) (*libvirt.Domain, error) {
+func define(conn Libvirt, plan domain.Plan) (Domain, error) {
 	d, err := domain.Build(plan)
 	if err != nil {
 		return nil, err
@@ -459,7 +337,7 @@ func define(conn *libvirt.Connect, plan domain.Plan) (*libvirt.Domain, error) {
 	if err != nil {
 		return nil, fmt.Errorf("marshal domain %q: %w", plan.Name, err)
 	}
-	dom, err := conn.DomainDefineXMLFlags(x, libvirt.DOMAIN_DEFINE_VALIDATE)
+	dom, err := conn.DefineDomain(x)
 	if err != nil {
 		return nil, virt.Err(fmt.Sprintf("define domain %q", plan.Name), err)
 	}
@@ -479,92 +357,6 @@ type DownResult struct {
 	Name    string   `json:"name"`
 	Outcome string   `json:"outcome"` // removed, absent
 	Changes []string `json:"changes"`
-}
-
-// Down removes the VM and everything vmnet made for it: the domain, its
-// disks, seed and logs, and its DHCP reservations. It succeeds when the VM
-// is already gone, and cleans up after an up that was killed midway.
-func Down(ctx context.Context, e Env, name string) (*DownResult, error) {
-	res := &DownResult{Name: name, Outcome: "absent"}
-	if err := vmspec.ValidateName(name); err != nil {
-		return res, err
-	}
-	dir := filepath.Join(e.StateDir, "vms", name)
-	files := []string{}
-	owned := false
-	var netNICs []nicRecord
-	dom, err := e.Conn.LookupDomainByName(name)
-	switch {
-	case virt.IsNotFound(err):
-	case err != nil:
-		return res, virt.Err(fmt.Sprintf("look up domain %q", name), err)
-	default:
-		defer dom.Free()
-		meta, ok, err := metadata(dom)
-		if err != nil {
-			return res, err
-		}
-		if !ok {
-			return res, Foreign(name)
-		}
-		owned = true
-		if x, err := dom.GetXMLDesc(libvirt.DOMAIN_XML_INACTIVE); err == nil {
-			netNICs = networkNICs(x) // for the reservations, should the record be lost
-		}
-		if meta.Dir != "" {
-			dir = meta.Dir
-		}
-		for _, f := range meta.Files {
-			files = append(files, f.Path)
-		}
-		if active, _ := dom.IsActive(); active {
-			if err := dom.Destroy(); err != nil && !virt.IsCode(err, libvirt.ERR_OPERATION_INVALID) {
-				return res, virt.Err(fmt.Sprintf("stop %q", name), err)
-			}
-			res.Changes = append(res.Changes, "stop "+name)
-		}
-		flags := libvirt.DOMAIN_UNDEFINE_MANAGED_SAVE | libvirt.DOMAIN_UNDEFINE_SNAPSHOTS_METADATA | libvirt.DOMAIN_UNDEFINE_NVRAM
-		if err := dom.UndefineFlags(flags); err != nil && !virt.IsNotFound(err) {
-			return res, virt.Err(fmt.Sprintf("undefine %q", name), err)
-		}
-		res.Changes = append(res.Changes, "undefine "+name)
-		res.Outcome = "removed"
-	}
-
-	rec, ok, err := readRecord(dir)
-	if err != nil {
-		return res, err
-	}
-	if ok {
-		for _, n := range rec.NICs {
-			if n.Network == "" || !n.Reserved.IsValid() {
-				continue
-			}
-			changed, err := network.RemoveHost(e.Conn, n.Network, n.MAC)
-			if err != nil {
-				return res, fmt.Errorf("remove the DHCP reservation of %s on %s: %w", n.MAC, n.Network, err)
-			}
-			if changed {
-				res.Changes = append(res.Changes, fmt.Sprintf("remove reservation %s on %s", n.Reserved, n.Network))
-			}
-			removeLease(e.Conn, n.Network, n.MAC)
-		}
-		files = append(files, rec.Files...)
-	} else if owned {
-		if err := removeOrphanReservations(e, res, name, netNICs); err != nil {
-			return res, err
-		}
-	}
-	if err := removeVMDir(res, e.StateDir, filepath.Join(e.StateDir, "vms", name), dir, files, ok); err != nil {
-		return res, err
-	}
-	if owned || ok {
-		// libvirt's own log of a domain that was vmnet's dies with it too.
-		if err := removeQemuLog(res, e.qemuLogDir(), name); err != nil {
-			return res, err
-		}
-	}
-	return res, nil
 }
 
 // Foreign is the error for a domain vmnet did not make.
