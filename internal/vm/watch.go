@@ -63,7 +63,11 @@ func watch(ctx context.Context, st *tty.Status, what string, tick, lookEvery tim
 			case <-t.C:
 			}
 			if time.Since(lastLook) >= lookEvery {
-				seen, lastLook = look(ctx), time.Now()
+				// A look that fails (the agent busy, podman slow) keeps the last state seen.
+				if now := look(ctx); now != "" {
+					seen = now
+				}
+				lastLook = time.Now()
 				if ctx.Err() != nil {
 					return nil
 				}

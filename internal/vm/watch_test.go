@@ -29,7 +29,7 @@ func TestWatchShowsProgress(t *testing.T) {
 	var out bytes.Buffer
 	w := writerFunc(func(p []byte) (int, error) { mu.Lock(); defer mu.Unlock(); return out.Write(p) })
 	looks := make(chan struct{}, 10)
-	states := []string{"db starting", "db healthy, api starting"}
+	states := []string{"db starting", "", "db healthy, api starting"}
 	n := 0
 	look := func(context.Context) string {
 		s := states[min(n, len(states)-1)]
@@ -37,7 +37,7 @@ func TestWatchShowsProgress(t *testing.T) {
 		looks <- struct{}{}
 		return s
 	}
-	run := func() { <-looks; <-looks; time.Sleep(30 * time.Millisecond) }
+	run := func() { <-looks; <-looks; <-looks; time.Sleep(30 * time.Millisecond) }
 	watch(context.Background(), tty.NewStatus(w, 0), "vmnet-app-wait 240", 10*time.Millisecond, 20*time.Millisecond, look, run)
 	mu.Lock()
 	got := out.String()
@@ -46,6 +46,9 @@ func TestWatchShowsProgress(t *testing.T) {
 		if !strings.Contains(got, want+"\n") {
 			t.Errorf("no line %q in:\n%s", want, got)
 		}
+	}
+	if i := strings.Index(got, ": db starting"); i >= 0 && strings.Contains(got[i:], "240 (0s)") {
+		t.Errorf("a failed look blanked the containers seen:\n%s", got)
 	}
 	mu.Lock()
 	after := out.Len()
