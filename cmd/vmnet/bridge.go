@@ -13,6 +13,7 @@ import (
 
 	"vmnet/internal/bridge"
 	"vmnet/internal/errs"
+	"vmnet/internal/labenv"
 	"vmnet/internal/persist"
 )
 
@@ -195,7 +196,7 @@ func persistOptions(c *cli.Context) (bridge.Options, string, error) {
 	if err != nil {
 		return bridge.Options{}, "", err
 	}
-	opt := bridge.Options{Persist: backend, Root: c.String("root"), DryRun: c.Bool("dry-run"), HostID: hostID(), StateDir: dir}
+	opt := bridge.Options{Persist: backend, Root: c.String("root"), DryRun: c.Bool("dry-run"), HostID: labenv.HostID(), StateDir: dir}
 	if backend == persist.None || c.IsSet("root") {
 		return opt, "", nil
 	}
@@ -245,15 +246,6 @@ func inInitNetns() (bool, error) {
 		return false, fmt.Errorf("read init's network namespace: %w", err)
 	}
 	return self == host, nil
-}
-
-// hostID identifies this host for stable bridge MACs.
-func hostID() string {
-	if b, err := os.ReadFile("/etc/machine-id"); err == nil && len(strings.TrimSpace(string(b))) > 0 {
-		return strings.TrimSpace(string(b))
-	}
-	h, _ := os.Hostname()
-	return h
 }
 
 // bridgeView is a bridge as list and show print it.

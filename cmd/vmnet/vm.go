@@ -1,26 +1,18 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/urfave/cli/v2"
-	"github.com/vishvananda/netns"
 
 	"vmnet/internal/accel"
-	"vmnet/internal/bridge"
 	"vmnet/internal/check"
 	"vmnet/internal/domain"
-	"vmnet/internal/errs"
-	"vmnet/internal/image"
-	"vmnet/internal/network"
+	"vmnet/internal/labenv"
 	"vmnet/internal/report"
-	"vmnet/internal/virt"
 	"vmnet/internal/vm"
 	"vmnet/internal/vmspec"
 	"vmnet/templates"
@@ -96,97 +88,18 @@ func profileNames() []string {
 	return names
 }
 
-// vmEnv connects to libvirt and the namespace it runs in.
+// vmEnv opens the environment the vm and check commands act in; probe
+// also picks the accelerator (--accel), for commands that start a guest.
 func vmEnv(c *cli.Context, probe bool) (vm.Env, func(), error) {
-	conn, err := virt.Connect("")
-	if err != nil {
-		return vm.Env{}, nil, err
-	}
-	env := vm.Env{Conn: vm.LibvirtConn(conn), StateDir: domain.DefaultStateDir, HostID: hostID(), Progress: progressWriter(c)}
-	closers := []func(){func() { conn.Close() }}
-	done := func() {
-		for _, f := range closers {
-			f()
-		}
-	}
-	k, err := bridge.Open(netns.None())
-	if err != nil {
-		done()
-		return env, nil, err
-	}
-	closers = append(closers, k.Close)
-	env.Bridges = k
-	routes, err := network.OpenKernel(virt.URI())
-	if err != nil {
-		done()
-		return env, nil, err
-	}
-	closers = append(closers, routes.Close)
-	env.Routes = routes
+	o := labenv.Options{Progress: progressWriter(c)}
 	if probe {
-		choice, err := accel.Probe(c.Context, c.String("accel"))
-		if err != nil {
-			done()
-			return env, nil, err
-		}
-		env.Accel = choice
+		o.Accel = c.String("accel")
 	}
-	env.Image = func(ctx context.Context, spec vmspec.Spec) (domain.ImageInfo, error) {
-		return imageInfo(ctx, spec, env.Progress)
-	}
-	return env, done, nil
+	return labenv.Open(c.Context, o)
 }
 
 // progressWriter is stderr, so stdout stays the result (and valid JSON).
 func progressWriter(c *cli.Context) io.Writer { return c.App.ErrWriter }
-
-// imageInfo builds (when needed) the spec's image and describes it for the domain.
-func imageInfo(ctx context.Context, spec vmspec.Spec, progress io.Writer) (domain.ImageInfo, error) {
-	if vmspec.IsImagePath(spec.Image) {
-		return diskImage(spec.Image)
-	}
-	img, _, err := image.Ensure(ctx, spec.Image, progress)
-	if err != nil {
-		return domain.ImageInfo{}, err
-	}
-	return fromImage(img), nil
-}
-
-func fromImage(img image.Image) domain.ImageInfo {
-	info := domain.ImageInfo{Name: img.Name, Kernel: img.Kernel, Initrd: img.Initrd, Cmdline: img.Cmdline, Disk: img.Disk,
-		// An initramfs image (no disk) has no guest agent: the image recipes' rule.
-		NoAgent: img.Disk == "" && !img.ReadyAgent}
-	if img.Disk != "" {
-		info.DiskFormat = "qcow2"
-	}
-	switch {
-	case img.ReadyAgent:
-		info.Ready = vmspec.Ready{Agent: true}
-	case img.ReadyLine != "":
-		info.Ready = vmspec.Ready{Console: img.ReadyLine}
-	}
-	return info
-}
-
-// diskImage describes a user's disk image given by path.
-func diskImage(path string) (domain.ImageInfo, error) {
-	abs, err := filepath.Abs(path)
-	if err != nil {
-		return domain.ImageInfo{}, err
-	}
-	if _, err := os.Stat(abs); err != nil {
-		return domain.ImageInfo{}, &errs.FieldError{Field: "image", Value: path, Problem: "cannot be read: " + err.Error(),
-			Fix: "give the path of a qcow2 or raw disk image, or a built-in image name such as tiny"}
-	}
-	format := "qcow2"
-	if ext := filepath.Ext(abs); ext == ".raw" || ext == ".img" {
-		format = "raw"
-	}
-	// A user's disk image is taken for a stock cloud image (Debian or Ubuntu
-	// genericcloud): it boots from its own disk, configures itself from a
-	// NoCloud seed, and installs the guest agent that readiness waits for.
-	return domain.ImageInfo{Name: abs, Disk: abs, DiskFormat: format, CloudInit: true, Ready: vmspec.Ready{Agent: true}}, nil
-}
 
 func loadSpec(c *cli.Context) (vmspec.Spec, error) {
 	arg, err := oneName(c)
@@ -361,15 +274,7 @@ func vmXML(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	var info domain.ImageInfo
-	if vmspec.IsImagePath(spec.Image) {
-		info, err = diskImage(spec.Image)
-	} else {
-		// Where the image is or would be: nothing is built.
-		var img image.Image
-		img, err = image.Planned(spec.Image)
-		info = fromImage(img)
-	}
+	info, err := labenv.PlannedImage(spec) // where the image is or would be: nothing is built
 	if err != nil {
 		return err
 	}

@@ -81,24 +81,9 @@ func Ensure(ctx context.Context, k Kernel, spec Spec, opt Options) (*Result, err
 			res.Notes = append(res.Notes, fmt.Sprintf("bridge %s was brought up by the host's network config from vmnet's files; vmnet marks it as its own again", spec.Name))
 		}
 	}
-	var up *uplinkState
-	uplinkName := spec.Uplink
-	if cur != nil && cur.Uplink != "" {
-		if spec.Uplink != "" && spec.Uplink != cur.Uplink {
-			return nil, &FieldError{Field: "--uplink", Value: spec.Uplink,
-				Problem: fmt.Sprintf("differs from %q, the uplink bridge %q already has", cur.Uplink, spec.Name),
-				Fix:     fmt.Sprintf("run 'vmnet bridge delete %s' first to give %s back its addresses, then create it again", spec.Name, cur.Uplink)}
-		}
-		if spec.Uplink == "" {
-			res.Notes = append(res.Notes, fmt.Sprintf("keeps uplink %s (run 'vmnet bridge delete %s' to release it)", cur.Uplink, spec.Name))
-		}
-		uplinkName = cur.Uplink
-	}
-	if uplinkName != "" {
-		up, err = readUplink(k, uplinkName, cur, spec.AllowNoCarrier)
-		if err != nil {
-			return nil, err
-		}
+	up, err := resolveUplink(k, spec, cur, res)
+	if err != nil {
+		return nil, err
 	}
 	if err := checkOverlaps(k, spec, cur, up); err != nil {
 		return nil, err
@@ -127,32 +112,62 @@ func Ensure(ctx context.Context, k Kernel, spec Spec, opt Options) (*Result, err
 		return res, err
 	}
 
-	if up != nil && up.takeover {
-		saved, err := saveBefore(k, spec, cur, up, opt)
-		if err != nil {
-			return res, err
+	if err := apply(ctx, k, spec, cur, want, changes, up, opt, res); err != nil {
+		return res, err
+	}
+	res.Persist, err = files.write()
+	return res, err
+}
+
+// resolveUplink reads the uplink the bridge takes over or already has, nil
+// when none. An existing uplink bridge keeps its NIC: another one is
+// refused, and none asked for is noted.
+func resolveUplink(k Kernel, spec Spec, cur *State, res *Result) (*uplinkState, error) {
+	uplinkName := spec.Uplink
+	if cur != nil && cur.Uplink != "" {
+		if spec.Uplink != "" && spec.Uplink != cur.Uplink {
+			return nil, &FieldError{Field: "--uplink", Value: spec.Uplink,
+				Problem: fmt.Sprintf("differs from %q, the uplink bridge %q already has", cur.Uplink, spec.Name),
+				Fix:     fmt.Sprintf("run 'vmnet bridge delete %s' first to give %s back its addresses, then create it again", spec.Name, cur.Uplink)}
 		}
-		res.Changes = append(res.Changes, fmt.Sprintf("save %s's state to %s", up.link.Attrs().Name, saved.path))
-		done, err := takeover(ctx, k, spec, cur, want, changes, up, saved)
-		res.Changes = append(res.Changes, done...)
-		if err != nil {
-			return res, err
+		if spec.Uplink == "" {
+			res.Notes = append(res.Notes, fmt.Sprintf("keeps uplink %s (run 'vmnet bridge delete %s' to release it)", cur.Uplink, spec.Name))
 		}
-		if up.probeNote != "" {
-			res.Notes = append(res.Notes, up.probeNote)
-		}
-	} else {
+		uplinkName = cur.Uplink
+	}
+	if uplinkName == "" {
+		return nil, nil
+	}
+	return readUplink(k, uplinkName, cur, spec.AllowNoCarrier)
+}
+
+// apply makes the planned changes: through a takeover, which saves the NIC's
+// state first and rolls back when the probe fails, or one by one.
+func apply(ctx context.Context, k Kernel, spec Spec, cur *State, want desired, changes []change, up *uplinkState, opt Options, res *Result) error {
+	if up == nil || !up.takeover {
 		for _, c := range changes {
 			slog.Debug("bridge change", "bridge", spec.Name, "change", c.what)
 			if err := c.apply(); err != nil {
-				return res, fmt.Errorf("bridge %q: %s: %w", spec.Name, c.what, err)
+				return fmt.Errorf("bridge %q: %s: %w", spec.Name, c.what, err)
 			}
 			res.Changes = append(res.Changes, c.what)
 		}
+		return nil
 	}
-
-	res.Persist, err = files.write()
-	return res, err
+	saved, err := saveBefore(k, spec, cur, up, opt)
+	if err != nil {
+		return err
+	}
+	res.Changes = append(res.Changes, fmt.Sprintf("save %s's state to %s", up.link.Attrs().Name, saved.path))
+	done, err := takeover(ctx, k, spec, cur, want, changes, up, saved)
+	res.Changes = append(res.Changes, done...)
+	if err != nil {
+		return err
+	}
+	if up.probeNote != "" {
+		res.Notes = append(res.Notes, up.probeNote)
+	}
+	return nil
 }
 
 // claim decides whether vmnet owns an existing bridge. The alias says so
@@ -218,45 +233,7 @@ func plan(k Kernel, name string, cur *State, w desired) []change {
 	var cs []change
 	link := func() (netlink.Link, error) { return k.LinkByName(name) }
 	if cur == nil {
-		cs = append(cs, change{
-			what: fmt.Sprintf("create bridge %s (MAC %s)", name, w.mac),
-			apply: func() error {
-				br := &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: name, MTU: w.mtu, HardwareAddr: w.mac}}
-				if w.vlan {
-					// Only when asked: kernels without CONFIG_BRIDGE_VLAN_FILTERING refuse the attribute even as 0.
-					br.VlanFiltering = &w.vlan
-				}
-				err := k.LinkAdd(br)
-				if w.vlan && errors.Is(err, unix.EOPNOTSUPP) {
-					return errNoVLANFiltering
-				}
-				if errors.Is(err, unix.EEXIST) {
-					// Another run made it between our look and now: re-read, check the kind.
-					st, ierr := Inspect(k, name)
-					if ierr != nil {
-						return ierr
-					}
-					if !st.Managed {
-						return foreign(name)
-					}
-					return nil
-				}
-				if err != nil {
-					return err
-				}
-				l, err := link()
-				if err != nil {
-					return err
-				}
-				// The alias marks ownership before anything else can fail.
-				if err := k.LinkSetAlias(l, alias(w.uplink)); err != nil {
-					return err
-				}
-				// Setting the MAC explicitly pins it: the kernel would otherwise
-				// follow the lowest port MAC as ports come and go.
-				return k.LinkSetHardwareAddr(l, w.mac)
-			},
-		})
+		cs = append(cs, createChange(k, name, w))
 		if w.stp {
 			cs = append(cs, stpChange(k, name, true))
 		}
@@ -325,6 +302,50 @@ func plan(k Kernel, name string, cur *State, w desired) []change {
 		cs = append(cs, upChange(k, name))
 	}
 	return cs
+}
+
+// createChange makes the bridge, marks it as vmnet's and pins its MAC; a
+// bridge another run made meanwhile is accepted when it is vmnet's.
+func createChange(k Kernel, name string, w desired) change {
+	return change{
+		what: fmt.Sprintf("create bridge %s (MAC %s)", name, w.mac),
+		apply: func() error {
+			br := &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: name, MTU: w.mtu, HardwareAddr: w.mac}}
+			if w.vlan {
+				// Only when asked: kernels without CONFIG_BRIDGE_VLAN_FILTERING refuse the attribute even as 0.
+				br.VlanFiltering = &w.vlan
+			}
+			err := k.LinkAdd(br)
+			if w.vlan && errors.Is(err, unix.EOPNOTSUPP) {
+				return errNoVLANFiltering
+			}
+			if errors.Is(err, unix.EEXIST) {
+				// Another run made it between our look and now: re-read, check the kind.
+				st, ierr := Inspect(k, name)
+				if ierr != nil {
+					return ierr
+				}
+				if !st.Managed {
+					return foreign(name)
+				}
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			l, err := k.LinkByName(name)
+			if err != nil {
+				return err
+			}
+			// The alias marks ownership before anything else can fail.
+			if err := k.LinkSetAlias(l, alias(w.uplink)); err != nil {
+				return err
+			}
+			// Setting the MAC explicitly pins it: the kernel would otherwise
+			// follow the lowest port MAC as ports come and go.
+			return k.LinkSetHardwareAddr(l, w.mac)
+		},
+	}
 }
 
 // errNoVLANFiltering explains the kernel's bare EOPNOTSUPP.

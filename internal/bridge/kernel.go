@@ -4,12 +4,13 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"runtime"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netlink/nl"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
+
+	"vmnet/internal/nsdo"
 )
 
 // Kernel is the part of the kernel's network API that bridge management
@@ -81,27 +82,9 @@ func (h *Handle) Close() {
 	h.ns.Close()
 }
 
-// Do runs fn with the calling goroutine's OS thread switched into the
-// handle's network namespace, and switches back afterwards.
-func (h *Handle) Do(fn func() error) error {
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	orig, err := netns.Get()
-	if err != nil {
-		return fmt.Errorf("read current network namespace: %w", err)
-	}
-	defer orig.Close()
-	if err := netns.Set(h.ns); err != nil {
-		return fmt.Errorf("enter network namespace: %w", err)
-	}
-	defer func() {
-		if err := netns.Set(orig); err != nil {
-			// The thread is in the wrong namespace: never hand it back to Go's scheduler.
-			panic(fmt.Sprintf("vmnet: cannot return to the original network namespace: %v", err))
-		}
-	}()
-	return fn()
-}
+// Do runs fn on an OS thread inside the handle's network namespace
+// (nsdo.Do): the caller's thread never changes namespace.
+func (h *Handle) Do(fn func() error) error { return nsdo.Do(h.ns, fn) }
 
 // STP reads IFLA_BR_STP_STATE, which vishvananda/netlink does not parse.
 func (h *Handle) STP(index int) (bool, error) {

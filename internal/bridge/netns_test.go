@@ -7,7 +7,6 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -15,8 +14,9 @@ import (
 	"time"
 
 	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
+
+	"vmnet/internal/nsdo"
 )
 
 // newNetns makes a throwaway network namespace for one test and returns a
@@ -26,19 +26,9 @@ func newNetns(t *testing.T) *Handle {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to create network namespaces")
 	}
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	orig, err := netns.Get()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer orig.Close()
-	ns, err := netns.New() // also switches this thread into it
+	ns, err := nsdo.New()
 	if err != nil {
 		t.Fatalf("create network namespace: %v", err)
-	}
-	if err := netns.Set(orig); err != nil {
-		t.Fatalf("return to the original namespace: %v", err)
 	}
 	h, err := Open(ns)
 	ns.Close()

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"os/exec"
 	"strings"
 	"sync"
@@ -15,13 +14,13 @@ import (
 
 	"github.com/vbauerster/mpb/v8"
 	"github.com/vbauerster/mpb/v8/decor"
-	"golang.org/x/term"
 
 	"vmnet/internal/safe"
+	"vmnet/internal/tty"
 )
 
 // timeLayout stamps each progress line when the output is not a terminal.
-const timeLayout = "2006-01-02T15:04:05.000Z07:00"
+const timeLayout = tty.TimeLayout
 
 // plainEvery is how often a byte count is repeated in plain (CI) output.
 const plainEvery = 10 * time.Second
@@ -62,18 +61,7 @@ func newProgress(w io.Writer, name string, now func() time.Time) *progress {
 }
 
 // isTerminal reports whether w is a terminal that can redraw lines.
-func isTerminal(w io.Writer) bool {
-	f, ok := w.(interface{ Fd() uintptr })
-	if !ok || os.Getenv("TERM") == "dumb" {
-		return false
-	}
-	if !term.IsTerminal(int(f.Fd())) {
-		return false
-	}
-	// A terminal of unknown size (a pty nobody sized) would get bars of no width.
-	cols, _, err := term.GetSize(int(f.Fd()))
-	return err == nil && cols > 0
-}
+func isTerminal(w io.Writer) bool { return tty.IsTerminal(w) }
 
 // line shows one step.
 func (p *progress) line(msg string) {

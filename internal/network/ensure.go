@@ -6,13 +6,10 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
-	"net/url"
-	"regexp"
 	"slices"
 	"strings"
 
 	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
 	"libvirt.org/go/libvirt"
 	"libvirt.org/go/libvirtxml"
 
@@ -33,32 +30,18 @@ type Kernel interface {
 
 var _ Kernel = (*netlink.Handle)(nil)
 
-// procSocket matches the URIs sandbox.URI returns, which reach a libvirtd
-// through its /proc/PID/root; that daemon's network namespace is /proc/PID/ns/net.
-var procSocket = regexp.MustCompile(`^/proc/([0-9]+)/root/`)
-
 // OpenKernel returns a netlink handle in the network namespace of the
-// libvirtd that uri reaches: the one behind a /proc/PID/root socket, else
-// the current one (vmnet runs beside libvirtd, or inside its sandbox).
+// libvirtd that uri reaches (virt.Netns): where its bridges and routes are.
 // Close it with Close.
 func OpenKernel(uri string) (*netlink.Handle, error) {
-	if u, err := url.Parse(uri); err == nil {
-		if m := procSocket.FindStringSubmatch(u.Query().Get("socket")); m != nil {
-			ns, err := netns.GetFromPath("/proc/" + m[1] + "/ns/net")
-			if err != nil {
-				return nil, fmt.Errorf("open the network namespace of libvirtd (pid %s): %w", m[1], err)
-			}
-			defer ns.Close()
-			h, err := netlink.NewHandleAt(ns)
-			if err != nil {
-				return nil, fmt.Errorf("open netlink in the network namespace of libvirtd (pid %s): %w", m[1], err)
-			}
-			return h, nil
-		}
-	}
-	h, err := netlink.NewHandle()
+	ns, err := virt.Netns(uri)
 	if err != nil {
-		return nil, fmt.Errorf("open netlink: %w", err)
+		return nil, err
+	}
+	defer ns.Close()
+	h, err := netlink.NewHandleAt(ns)
+	if err != nil {
+		return nil, fmt.Errorf("open netlink in the network namespace of libvirtd: %w", err)
 	}
 	return h, nil
 }

@@ -84,7 +84,7 @@ func provision(ctx context.Context, e Env, dom Domain, dir string, spec vmspec.S
 	for _, c := range p.Commands {
 		e.say("run in the guest: %s", c)
 		start := time.Now()
-		stdout, stderr, code, err := agentExec(ctx, dom, []string{"/bin/sh", "-c", c}, commandTimeout)
+		stdout, stderr, code, err := runWatched(ctx, e, dom, c)
 		res.Phases = append(res.Phases, Phase{Name: "provision: " + c, Seconds: time.Since(start).Seconds()})
 		if err != nil {
 			return fmt.Errorf("provision: %s: %w", c, err)
