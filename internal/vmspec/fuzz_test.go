@@ -1,6 +1,7 @@
 package vmspec
 
 import (
+	"encoding/json"
 	"errors"
 	"testing"
 
@@ -31,8 +32,29 @@ func FuzzParse(f *testing.F) {
 		if err := s.Validate(); err != nil {
 			t.Fatalf("Parse accepted a spec that Validate refuses: %v", err)
 		}
-		if s.Hash() != s.Hash() {
-			t.Fatal("Hash is not stable")
+		// Hash must cover exactly what was parsed: the spec written out again
+		// (its JSON is YAML too, with the same field names) parses to a spec
+		// with the same hash, and a spec that differs hashes differently.
+		out, err := json.Marshal(s)
+		if err != nil {
+			t.Fatalf("marshal: %v", err)
+		}
+		again, err := Parse(out, "/specs")
+		if err != nil {
+			t.Fatalf("the accepted spec, written out, does not parse: %v\n%s", err, out)
+		}
+		if again.Hash() != s.Hash() {
+			t.Fatalf("hash %s, but %s after a re-parse of\n%s", s.Hash(), again.Hash(), out)
+		}
+		changed := s
+		changed.VCPUs = s.VCPUs%MaxVCPUs + 1
+		if changed.Hash() == s.Hash() {
+			t.Fatalf("vcpus %d and %d hash the same (%s)", s.VCPUs, changed.VCPUs, s.Hash())
+		}
+		renamed := s
+		renamed.Name = s.Name + "x"
+		if renamed.Hash() == s.Hash() {
+			t.Fatalf("names %q and %q hash the same", s.Name, renamed.Name)
 		}
 	})
 }
