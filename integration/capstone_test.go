@@ -256,30 +256,92 @@ func TestCapstoneLab(t *testing.T) {
 	residue(t, s)
 }
 
-// noPasswordLeak looks for the lab's DB password in every file on the host
-// side (the sandbox's state, logs, libvirt files, /tmp) and in the guest,
-// and fails on any copy that others may read. The password is never put on
-// a command line here: grep reads it from the 0600 file itself.
+// Where a secret must not be, as a shell script: the text found in the
+// file $pw, in any regular file that the group or others may read (under the
+// given roots, tmpfs ones included: -xdev keeps each root on its own file
+// system), and in any process's command line or environment. It prints one
+// line per finding and nothing when there is none. The secret is never put
+// on a command line here: grep reads it from the 0600 file itself.
+func leakScan(roots string, maxSize string) string {
+	size := ""
+	if maxSize != "" {
+		size = "-size -" + maxSize
+	}
+	return `test -s "$pw" || { echo "no secret in $pw" >&2; exit 3; }
+find ` + roots + ` -xdev \( -path /proc -o -path /sys \) -prune -o -type f -perm /044 ` + size + ` -print0 2>/dev/null |
+  xargs -0 grep -lsF -f "$pw" -- 2>/dev/null | grep -vxF "$pw" | sort -u | while read -r f; do echo "file $(stat -c '%a %U:%G' "$f") $f"; done
+for p in /proc/[0-9]*; do
+  n=$(cat "$p/comm" 2>/dev/null)
+  tr '\0' '\n' 2>/dev/null <"$p/cmdline" | grep -qF -f "$pw" && echo "process ${p#/proc/} ($n): command line"
+  tr '\0' '\n' 2>/dev/null <"$p/environ" | grep -qF -f "$pw" && echo "process ${p#/proc/} ($n): environment"
+done
+true
+`
+}
+
+// The roots searched: the sandbox's state, logs and libvirt files, and every
+// tmpfs; in the guest the whole root file system and its tmpfs.
+const (
+	hostLeakRoots  = "/var/lib/vmnet /var/log/libvirt /etc/libvirt /var/lib/libvirt /run /run/libvirt /tmp /dev/shm"
+	guestLeakRoots = "/ /run /tmp /var/tmp /dev/shm"
+)
+
+// plantCanary is a script to run before leakScan: it makes a random secret
+// in a new 0600 file $pw and leaks it on purpose where leakScan must find
+// it: a 0644 file in /tmp, a group-readable (0640) file in /run, a 0604 file
+// in /dev/shm, a process's command line and another's environment. All of it
+// goes when the script ends.
+const plantCanary = `set -e
+pw=$(mktemp)
+head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$pw"
+c=$(cat "$pw")
+leaks="/tmp/vmnet-canary.$$ /run/vmnet-canary.$$ /dev/shm/vmnet-canary.$$"
+VMNET_CANARY="$c" sleep 300 </dev/null >/dev/null 2>&1 & env_pid=$!
+sh -c 'while :; do sleep 1; done' "vmnet-canary $c" </dev/null >/dev/null 2>&1 & argv_pid=$!
+trap 'kill $env_pid $argv_pid; rm -f -- "$pw" $leaks' EXIT
+for f in $leaks; do printf 'x=%s\n' "$c" >"$f"; done
+chmod 0644 /tmp/vmnet-canary.$$; chmod 0640 /run/vmnet-canary.$$; chmod 0604 /dev/shm/vmnet-canary.$$
+set +e
+`
+
+// canaryFound fails the test unless the scan's output names every leak
+// that plantCanary made.
+func canaryFound(t *testing.T, where, out string) {
+	t.Helper()
+	for _, want := range []string{"644 root:root /tmp/vmnet-canary.", "640 root:root /run/vmnet-canary.", "604 root:root /dev/shm/vmnet-canary.",
+		"(sh): command line", "(sleep): environment"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the leak scan %s missed a planted copy (%q):\n%s", where, want, out)
+		}
+	}
+}
+
+// noPasswordLeak looks for the lab's DB password on the host side (inside
+// the sandbox) and in the guest, and fails on any copy that the group or
+// others may read, and on any process that has it in its command line or
+// environment. The scan is first shown to find a canary planted in each of
+// those places, so an empty answer means something.
 func noPasswordLeak(t *testing.T, s string) {
 	secret := "/var/lib/vmnet/vms/capstone/secrets/db-password"
 	st := sb(t, s, "stat", "-c", "%a %U", secret, filepath.Dir(secret))
 	if f := strings.Fields(st.stdout); st.code != 0 || len(f) != 4 || f[0] != "600" || f[2] != "700" {
 		t.Errorf("host secret modes: %q", st.stdout)
 	}
-	// Files others may read (the VM's disk holds the guest's copy, but only its owner may read it).
-	hostScan := `find /var/lib/vmnet /var/log/libvirt /run/libvirt /etc/libvirt /var/lib/libvirt /tmp -xdev -type f -perm -o=r -print0 2>/dev/null |
-xargs -0 grep -lsF -f ` + secret + ` -- 2>/dev/null | while read -r f; do echo "$(stat -c %a "$f") $f"; done`
-	if out := sb(t, s, "sh", "-c", hostScan).stdout; strings.TrimSpace(out) != "" {
-		t.Errorf("the password is in other files on the host:\n%s", out)
+	host := leakScan(hostLeakRoots, "") // the VM's disk too: it holds the guest's copy, so only its owner may read it
+	if r := sb(t, s, "sh", "-c", plantCanary+host); r.code != 0 {
+		t.Errorf("leak scan on the host with a canary: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	} else {
+		canaryFound(t, "on the host", r.stdout)
 	}
-	// In the guest: every regular file readable by others, plus journals and
-	// process command lines and environments.
-	guestScan := `pw=/etc/vmnet/secrets/db-password; test -s $pw || exit 3
-find / -xdev \( -path /proc -o -path /sys \) -prune -o -type f -perm -o=r -size -20M -print0 2>/dev/null |
-  xargs -0 grep -lsF -f $pw -- 2>/dev/null | grep -v '^/etc/vmnet/secrets/' || true
-journalctl -b --no-pager 2>/dev/null | grep -cF -f $pw | grep -v '^0$' | sed 's/^/journal lines: /' || true
-for p in /proc/[0-9]*; do cat $p/cmdline $p/environ 2>/dev/null | tr '\0' '\n' | grep -qF -f $pw && echo "process $(cat $p/comm)"; done; true`
-	if out := guest(t, s, "sh", "-c", guestScan); strings.TrimSpace(out) != "" {
+	if r := sb(t, s, "sh", "-c", "pw="+secret+"\n"+host); r.code != 0 || strings.TrimSpace(r.stdout) != "" {
+		t.Errorf("the password is readable by others on the host (scan exit %d):\n%s%s", r.code, r.stdout, r.stderr)
+	}
+
+	// In the guest, plus the journal.
+	guestScan := leakScan(guestLeakRoots, "20M")
+	canaryFound(t, "in the guest", guest(t, s, "sh", "-c", plantCanary+guestScan))
+	journal := `journalctl -b --no-pager 2>/dev/null | grep -cF -f "$pw" | grep -v '^0$' | sed 's/^/journal lines: /' || true` + "\n"
+	if out := guest(t, s, "sh", "-c", "pw=/etc/vmnet/secrets/db-password\n"+guestScan+journal); strings.TrimSpace(out) != "" {
 		t.Errorf("the password is readable by others in the guest:\n%s", out)
 	}
 	// And the guest file itself: 0600 in a 0700 directory.
