@@ -256,24 +256,40 @@ func TestCapstoneLab(t *testing.T) {
 	residue(t, s)
 }
 
-// Where a secret must not be, as a shell script: the text found in the
-// file $pw, in any regular file that the group or others may read (under the
-// given roots, tmpfs ones included: -xdev keeps each root on its own file
-// system), and in any process's command line or environment. It prints one
-// line per finding and nothing when there is none. The secret is never put
-// on a command line here: grep reads it from the 0600 file itself.
+// leakScan is a shell script that looks for the text in the file $pw (the
+// secret) and, when $canary names a file, for the text in that one too, in
+// every regular file that the group or others may read under roots (tmpfs
+// ones included: -xdev keeps each root on its own file system), and in every
+// process's command line and environment. Each finding is one line, tagged
+// "secret:" or "canary:". Secret and canary are looked for in one pass:
+// under TCG a pass over the guest's files takes minutes. Neither text is
+// ever put on a command line: grep reads them from their 0600 files.
 func leakScan(roots string, maxSize string) string {
 	size := ""
 	if maxSize != "" {
 		size = "-size -" + maxSize
 	}
 	return `test -s "$pw" || { echo "no secret in $pw" >&2; exit 3; }
+set -- -f "$pw"; [ -z "${canary:-}" ] || set -- "$@" -f "$canary"
+# tags FILE: which of the texts FILE holds.
+tags() {
+  grep -qsF -f "$pw" -- "$1" && echo secret
+  [ -n "${canary:-}" ] && grep -qsF -f "$canary" -- "$1" && echo canary
+  true
+}
 find ` + roots + ` -xdev \( -path /proc -o -path /sys \) -prune -o -type f -perm /044 ` + size + ` -print0 2>/dev/null |
-  xargs -0 grep -lsF -f "$pw" -- 2>/dev/null | grep -vxF "$pw" | sort -u | while read -r f; do echo "file $(stat -c '%a %U:%G' "$f") $f"; done
+  xargs -0 grep -lsF "$@" -- 2>/dev/null | grep -vxF -e "$pw" ${canary:+-e "$canary"} | sort -u | while read -r f; do
+    for tag in $(tags "$f"); do echo "$tag: file $(stat -c '%a %U:%G' "$f") $f"; done
+  done
 for p in /proc/[0-9]*; do
-  n=$(cat "$p/comm" 2>/dev/null)
-  tr '\0' '\n' 2>/dev/null <"$p/cmdline" | grep -qF -f "$pw" && echo "process ${p#/proc/} ($n): command line"
-  tr '\0' '\n' 2>/dev/null <"$p/environ" | grep -qF -f "$pw" && echo "process ${p#/proc/} ($n): environment"
+  for what in cmdline environ; do
+    tr '\0' '\n' 2>/dev/null <"$p/$what" | grep -qF "$@" || continue
+    for tag in secret canary; do
+      pat=$pw; [ "$tag" = secret ] || pat=${canary:-}
+      [ -n "$pat" ] && tr '\0' '\n' 2>/dev/null <"$p/$what" | grep -qF -f "$pat" &&
+        echo "$tag: process ${p#/proc/} ($(cat "$p/comm" 2>/dev/null)): $what"
+    done
+  done
 done
 true
 `
@@ -286,63 +302,80 @@ const (
 	guestLeakRoots = "/ /run /tmp /var/tmp /dev/shm"
 )
 
-// plantCanary is a script to run before leakScan: it makes a random secret
-// in a new 0600 file $pw and leaks it on purpose where leakScan must find
-// it: a 0644 file in /tmp, a group-readable (0640) file in /run, a 0604 file
-// in /dev/shm, a process's command line and another's environment. All of it
-// goes when the script ends.
+// plantCanary is a script to run before leakScan: it makes a random text
+// in a new 0600 file $canary and leaks it on purpose where leakScan must
+// find it: a 0644 file in /tmp, a group-readable (0640) file in /run, a 0604
+// file in /dev/shm, a process's command line and another's environment. All
+// of it goes when the script ends.
 const plantCanary = `set -e
-pw=$(mktemp)
-head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$pw"
-c=$(cat "$pw")
+canary=$(mktemp)
+head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$canary"
+c=$(cat "$canary")
 leaks="/tmp/vmnet-canary.$$ /run/vmnet-canary.$$ /dev/shm/vmnet-canary.$$"
-VMNET_CANARY="$c" sleep 300 </dev/null >/dev/null 2>&1 & env_pid=$!
+VMNET_CANARY="$c" sleep 600 </dev/null >/dev/null 2>&1 & env_pid=$!
 sh -c 'while :; do sleep 1; done' "vmnet-canary $c" </dev/null >/dev/null 2>&1 & argv_pid=$!
-trap 'kill $env_pid $argv_pid; rm -f -- "$pw" $leaks' EXIT
+trap 'kill $env_pid $argv_pid; rm -f -- "$canary" $leaks' EXIT
 for f in $leaks; do printf 'x=%s\n' "$c" >"$f"; done
 chmod 0644 /tmp/vmnet-canary.$$; chmod 0640 /run/vmnet-canary.$$; chmod 0604 /dev/shm/vmnet-canary.$$
 set +e
 `
 
-// canaryFound fails the test unless the scan's output names every leak
-// that plantCanary made.
-func canaryFound(t *testing.T, where, out string) {
+// leaks runs plantCanary and leakScan with $pw=secret, fails the test
+// unless the scan found every planted canary, and returns its secret: lines.
+func leaks(t *testing.T, where, secret string, scan func(script string) (string, int)) []string {
 	t.Helper()
-	for _, want := range []string{"644 root:root /tmp/vmnet-canary.", "640 root:root /run/vmnet-canary.", "604 root:root /dev/shm/vmnet-canary.",
-		"(sh): command line", "(sleep): environment"} {
+	out, code := scan("pw=" + secret + "\n" + plantCanary + leakScanFor(where))
+	if code != 0 {
+		t.Fatalf("leak scan %s: exit %d\n%s", where, code, out)
+	}
+	for _, want := range []string{"canary: file 644 root:root /tmp/vmnet-canary.", "canary: file 640 root:root /run/vmnet-canary.",
+		"canary: file 604 root:root /dev/shm/vmnet-canary.", "(sh): cmdline", "(sleep): environ"} {
 		if !strings.Contains(out, want) {
-			t.Errorf("the leak scan %s missed a planted copy (%q):\n%s", where, want, out)
+			t.Errorf("the leak scan %s missed a planted canary (%q), so it proves nothing:\n%s", where, want, out)
 		}
 	}
+	var found []string
+	for _, line := range strings.Split(out, "\n") {
+		if strings.HasPrefix(line, "secret:") {
+			found = append(found, line)
+		}
+	}
+	return found
+}
+
+// leakScanFor is leakScan with the roots of the host or of the guest; the
+// guest's journal is searched for the secret too.
+func leakScanFor(where string) string {
+	if where == "on the host" {
+		return leakScan(hostLeakRoots, "") // the VM's disk too: it holds the guest's copy, so only its owner may read it
+	}
+	return leakScan(guestLeakRoots, "20M") +
+		`journalctl -b --no-pager 2>/dev/null | grep -cF -f "$pw" | grep -v '^0$' | sed 's/^/secret: journal lines: /' || true` + "\n"
 }
 
 // noPasswordLeak looks for the lab's DB password on the host side (inside
 // the sandbox) and in the guest, and fails on any copy that the group or
 // others may read, and on any process that has it in its command line or
-// environment. The scan is first shown to find a canary planted in each of
-// those places, so an empty answer means something.
+// environment. The same pass must find a canary planted in each of those
+// places, so an empty answer means something.
 func noPasswordLeak(t *testing.T, s string) {
 	secret := "/var/lib/vmnet/vms/capstone/secrets/db-password"
 	st := sb(t, s, "stat", "-c", "%a %U", secret, filepath.Dir(secret))
 	if f := strings.Fields(st.stdout); st.code != 0 || len(f) != 4 || f[0] != "600" || f[2] != "700" {
 		t.Errorf("host secret modes: %q", st.stdout)
 	}
-	host := leakScan(hostLeakRoots, "") // the VM's disk too: it holds the guest's copy, so only its owner may read it
-	if r := sb(t, s, "sh", "-c", plantCanary+host); r.code != 0 {
-		t.Errorf("leak scan on the host with a canary: exit %d\n%s%s", r.code, r.stdout, r.stderr)
-	} else {
-		canaryFound(t, "on the host", r.stdout)
+	onHost := leaks(t, "on the host", secret, func(script string) (string, int) {
+		r := sb(t, s, "sh", "-c", script)
+		return r.stdout + r.stderr, r.code
+	})
+	if len(onHost) > 0 {
+		t.Errorf("the password is readable by others on the host:\n%s", strings.Join(onHost, "\n"))
 	}
-	if r := sb(t, s, "sh", "-c", "pw="+secret+"\n"+host); r.code != 0 || strings.TrimSpace(r.stdout) != "" {
-		t.Errorf("the password is readable by others on the host (scan exit %d):\n%s%s", r.code, r.stdout, r.stderr)
-	}
-
-	// In the guest, plus the journal.
-	guestScan := leakScan(guestLeakRoots, "20M")
-	canaryFound(t, "in the guest", guest(t, s, "sh", "-c", plantCanary+guestScan))
-	journal := `journalctl -b --no-pager 2>/dev/null | grep -cF -f "$pw" | grep -v '^0$' | sed 's/^/journal lines: /' || true` + "\n"
-	if out := guest(t, s, "sh", "-c", "pw=/etc/vmnet/secrets/db-password\n"+guestScan+journal); strings.TrimSpace(out) != "" {
-		t.Errorf("the password is readable by others in the guest:\n%s", out)
+	inGuest := leaks(t, "in the guest", "/etc/vmnet/secrets/db-password", func(script string) (string, int) {
+		return guest(t, s, "sh", "-c", script), 0
+	})
+	if len(inGuest) > 0 {
+		t.Errorf("the password is readable by others in the guest:\n%s", strings.Join(inGuest, "\n"))
 	}
 	// And the guest file itself: 0600 in a 0700 directory.
 	if out := guest(t, s, "stat", "-c", "%a", "/etc/vmnet/secrets", "/etc/vmnet/secrets/db-password"); strings.Fields(out)[0] != "700" || strings.Fields(out)[1] != "600" {
