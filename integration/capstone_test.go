@@ -11,6 +11,10 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"vmnet/internal/check"
+	"vmnet/internal/vmspec"
+	"vmnet/templates"
 )
 
 var (
@@ -44,8 +48,34 @@ func lastLines(s string, n int) string {
 	return strings.Join(lines, "\n")
 }
 
+// capstoneChecks is how many checks the capstone matrix declares for the
+// capstone profile's NICs, counted by the planner itself rather than copied
+// from a run: a check that silently drops out of a run makes the lab fail.
+func capstoneChecks(t *testing.T) int {
+	t.Helper()
+	b, err := templates.Profile("capstone")
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec, err := vmspec.Parse(b, ".")
+	if err != nil {
+		t.Fatalf("the capstone profile: %v", err)
+	}
+	target := check.Target{Name: spec.Name, Spec: check.MatrixCapstone}
+	for i, n := range spec.NICs {
+		target.NICs = append(target.NICs, check.NIC{Index: i, Guest: fmt.Sprintf("eth%d", i), Network: n.Network, Bridge: n.Bridge})
+	}
+	n := len(check.CapstoneMatrix(target))
+	if n == 0 {
+		t.Fatal("the capstone matrix declares no checks")
+	}
+	return n
+}
+
 // checkJSON is what vmnet check -o json prints (the fields this test reads).
 type checkJSON struct {
+	Matrix  string     `json:"matrix"`
+	Total   int        `json:"total"`
 	Passed  int        `json:"passed"`
 	Failed  int        `json:"failed"`
 	Results []struct { // "checks" in vmnet's JSON
@@ -85,6 +115,16 @@ func guest(t *testing.T, s string, argv ...string) string {
 	return r.stdout
 }
 
+// bootID is the guest kernel's random id of the current boot: a reboot changes it.
+func bootID(t *testing.T, s string) string {
+	t.Helper()
+	id := strings.TrimSpace(guest(t, s, "cat", "/proc/sys/kernel/random/boot_id"))
+	if len(id) != 36 {
+		t.Fatalf("guest boot id %q is not a UUID", id)
+	}
+	return id
+}
+
 // The capstone lab end to end: up ends with every check green; broken hops
 // are reported with the right cause; the stack comes back after a container
 // crash and after a guest reboot; no password is readable by others on host
@@ -111,8 +151,10 @@ func TestCapstoneLab(t *testing.T) {
 	for _, p := range up.Phases {
 		t.Logf("phase %-45s %6.1fs", p.Name, p.Seconds)
 	}
-	if r.code != 0 || up.Check.Failed != 0 || up.Check.Passed < 15 {
-		t.Fatalf("vm up capstone: exit %d, %d checks passed, %d failed\n%s", r.code, up.Check.Passed, up.Check.Failed, r.stdout)
+	want := capstoneChecks(t)
+	if r.code != 0 || up.Check.Matrix != check.MatrixCapstone || up.Check.Total != want || up.Check.Passed != want || up.Check.Failed != 0 {
+		t.Fatalf("vm up capstone: exit %d, matrix %q: %d of %d checks passed, %d failed; the capstone matrix declares %d\n%s",
+			r.code, up.Check.Matrix, up.Check.Passed, up.Check.Total, up.Check.Failed, want, r.stdout)
 	}
 	var suites struct {
 		Tests    int `xml:"tests,attr"`
@@ -183,7 +225,10 @@ func TestCapstoneLab(t *testing.T) {
 	})
 
 	t.Run("the stack survives a guest reboot", func(t *testing.T) {
-		sb(t, s, "virsh", "-c", "qemu:///system", "reboot", "capstone", "--mode", "agent")
+		before := bootID(t, s)
+		if r := sb(t, s, "virsh", "-c", "qemu:///system", "reboot", "capstone", "--mode", "agent"); r.code != 0 {
+			t.Fatalf("virsh reboot capstone --mode agent: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+		}
 		time.Sleep(10 * time.Second) // the agent of the old boot must be gone
 		deadline := time.Now().Add(5 * time.Minute)
 		for {
@@ -196,6 +241,11 @@ func TestCapstoneLab(t *testing.T) {
 			}
 			time.Sleep(5 * time.Second)
 		}
+		// The agent of the old boot may still have answered: only a new boot
+		// id says that the guest really rebooted.
+		if after := bootID(t, s); after == before {
+			t.Fatalf("the guest did not reboot: boot id %s before and after virsh reboot", before)
+		}
 		if c, code := runCheck(t, s); code != 0 {
 			t.Fatalf("checks after a reboot: %d failed", c.Failed)
 		}
@@ -206,31 +256,126 @@ func TestCapstoneLab(t *testing.T) {
 	residue(t, s)
 }
 
-// noPasswordLeak looks for the lab's DB password in every file on the host
-// side (the sandbox's state, logs, libvirt files, /tmp) and in the guest,
-// and fails on any copy that others may read. The password is never put on
-// a command line here: grep reads it from the 0600 file itself.
+// leakScan is a shell script that looks for the text in the file $pw (the
+// secret) and, when $canary names a file, for the text in that one too, in
+// every regular file that the group or others may read under roots (tmpfs
+// ones included: -xdev keeps each root on its own file system), and in every
+// process's command line and environment. Each finding is one line, tagged
+// "secret:" or "canary:". Secret and canary are looked for in one pass:
+// under TCG a pass over the guest's files takes minutes. Neither text is
+// ever put on a command line: grep reads them from their 0600 files.
+func leakScan(roots string, maxSize string) string {
+	size := ""
+	if maxSize != "" {
+		size = "-size -" + maxSize
+	}
+	return `test -s "$pw" || { echo "no secret in $pw" >&2; exit 3; }
+set -- -f "$pw"; [ -z "${canary:-}" ] || set -- "$@" -f "$canary"
+# tags FILE: which of the texts FILE holds.
+tags() {
+  grep -qsF -f "$pw" -- "$1" && echo secret
+  [ -n "${canary:-}" ] && grep -qsF -f "$canary" -- "$1" && echo canary
+  true
+}
+find ` + roots + ` -xdev \( -path /proc -o -path /sys \) -prune -o -type f -perm /044 ` + size + ` -print0 2>/dev/null |
+  xargs -0 grep -lsF "$@" -- 2>/dev/null | grep -vxF -e "$pw" ${canary:+-e "$canary"} | sort -u | while read -r f; do
+    for tag in $(tags "$f"); do echo "$tag: file $(stat -c '%a %U:%G' "$f") $f"; done
+  done
+for p in /proc/[0-9]*; do
+  for what in cmdline environ; do
+    tr '\0' '\n' 2>/dev/null <"$p/$what" | grep -qF "$@" || continue
+    for tag in secret canary; do
+      pat=$pw; [ "$tag" = secret ] || pat=${canary:-}
+      [ -n "$pat" ] && tr '\0' '\n' 2>/dev/null <"$p/$what" | grep -qF -f "$pat" &&
+        echo "$tag: process ${p#/proc/} ($(cat "$p/comm" 2>/dev/null)): $what"
+    done
+  done
+done
+true
+`
+}
+
+// The roots searched: the sandbox's state, logs and libvirt files, and every
+// tmpfs; in the guest the whole root file system and its tmpfs.
+const (
+	hostLeakRoots  = "/var/lib/vmnet /var/log/libvirt /etc/libvirt /var/lib/libvirt /run /run/libvirt /tmp /dev/shm"
+	guestLeakRoots = "/ /run /tmp /var/tmp /dev/shm"
+)
+
+// plantCanary is a script to run before leakScan: it makes a random text
+// in a new 0600 file $canary and leaks it on purpose where leakScan must
+// find it: a 0644 file in /tmp, a group-readable (0640) file in /run, a 0604
+// file in /dev/shm, a process's command line and another's environment. All
+// of it goes when the script ends.
+const plantCanary = `set -e
+canary=$(mktemp)
+head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$canary"
+c=$(cat "$canary")
+leaks="/tmp/vmnet-canary.$$ /run/vmnet-canary.$$ /dev/shm/vmnet-canary.$$"
+VMNET_CANARY="$c" sleep 600 </dev/null >/dev/null 2>&1 & env_pid=$!
+sh -c 'while :; do sleep 1; done' "vmnet-canary $c" </dev/null >/dev/null 2>&1 & argv_pid=$!
+trap 'kill $env_pid $argv_pid; rm -f -- "$canary" $leaks' EXIT
+for f in $leaks; do printf 'x=%s\n' "$c" >"$f"; done
+chmod 0644 /tmp/vmnet-canary.$$; chmod 0640 /run/vmnet-canary.$$; chmod 0604 /dev/shm/vmnet-canary.$$
+set +e
+`
+
+// leaks runs plantCanary and leakScan with $pw=secret, fails the test
+// unless the scan found every planted canary, and returns its secret: lines.
+func leaks(t *testing.T, where, secret string, scan func(script string) (string, int)) []string {
+	t.Helper()
+	out, code := scan("pw=" + secret + "\n" + plantCanary + leakScanFor(where))
+	if code != 0 {
+		t.Fatalf("leak scan %s: exit %d\n%s", where, code, out)
+	}
+	for _, want := range []string{"canary: file 644 root:root /tmp/vmnet-canary.", "canary: file 640 root:root /run/vmnet-canary.",
+		"canary: file 604 root:root /dev/shm/vmnet-canary.", "(sh): cmdline", "(sleep): environ"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the leak scan %s missed a planted canary (%q), so it proves nothing:\n%s", where, want, out)
+		}
+	}
+	var found []string
+	for _, line := range strings.Split(out, "\n") {
+		if strings.HasPrefix(line, "secret:") {
+			found = append(found, line)
+		}
+	}
+	return found
+}
+
+// leakScanFor is leakScan with the roots of the host or of the guest; the
+// guest's journal is searched for the secret too.
+func leakScanFor(where string) string {
+	if where == "on the host" {
+		return leakScan(hostLeakRoots, "") // the VM's disk too: it holds the guest's copy, so only its owner may read it
+	}
+	return leakScan(guestLeakRoots, "20M") +
+		`journalctl -b --no-pager 2>/dev/null | grep -cF -f "$pw" | grep -v '^0$' | sed 's/^/secret: journal lines: /' || true` + "\n"
+}
+
+// noPasswordLeak looks for the lab's DB password on the host side (inside
+// the sandbox) and in the guest, and fails on any copy that the group or
+// others may read, and on any process that has it in its command line or
+// environment. The same pass must find a canary planted in each of those
+// places, so an empty answer means something.
 func noPasswordLeak(t *testing.T, s string) {
 	secret := "/var/lib/vmnet/vms/capstone/secrets/db-password"
 	st := sb(t, s, "stat", "-c", "%a %U", secret, filepath.Dir(secret))
 	if f := strings.Fields(st.stdout); st.code != 0 || len(f) != 4 || f[0] != "600" || f[2] != "700" {
 		t.Errorf("host secret modes: %q", st.stdout)
 	}
-	// Files others may read (the VM's disk holds the guest's copy, but only its owner may read it).
-	hostScan := `find /var/lib/vmnet /var/log/libvirt /run/libvirt /etc/libvirt /var/lib/libvirt /tmp -xdev -type f -perm -o=r -print0 2>/dev/null |
-xargs -0 grep -lsF -f ` + secret + ` -- 2>/dev/null | while read -r f; do echo "$(stat -c %a "$f") $f"; done`
-	if out := sb(t, s, "sh", "-c", hostScan).stdout; strings.TrimSpace(out) != "" {
-		t.Errorf("the password is in other files on the host:\n%s", out)
+	onHost := leaks(t, "on the host", secret, func(script string) (string, int) {
+		r := sb(t, s, "sh", "-c", script)
+		return r.stdout + r.stderr, r.code
+	})
+	if len(onHost) > 0 {
+		t.Errorf("the password is readable by others on the host:\n%s", strings.Join(onHost, "\n"))
 	}
-	// In the guest: every regular file readable by others, plus journals and
-	// process command lines and environments.
-	guestScan := `pw=/etc/vmnet/secrets/db-password; test -s $pw || exit 3
-find / -xdev \( -path /proc -o -path /sys \) -prune -o -type f -perm -o=r -size -20M -print0 2>/dev/null |
-  xargs -0 grep -lsF -f $pw -- 2>/dev/null | grep -v '^/etc/vmnet/secrets/' || true
-journalctl -b --no-pager 2>/dev/null | grep -cF -f $pw | grep -v '^0$' | sed 's/^/journal lines: /' || true
-for p in /proc/[0-9]*; do cat $p/cmdline $p/environ 2>/dev/null | tr '\0' '\n' | grep -qF -f $pw && echo "process $(cat $p/comm)"; done; true`
-	if out := guest(t, s, "sh", "-c", guestScan); strings.TrimSpace(out) != "" {
-		t.Errorf("the password is readable by others in the guest:\n%s", out)
+	inGuest := leaks(t, "in the guest", "/etc/vmnet/secrets/db-password", func(script string) (string, int) {
+		return guest(t, s, "sh", "-c", script), 0
+	})
+	if len(inGuest) > 0 {
+		t.Errorf("the password is readable by others in the guest:\n%s", strings.Join(inGuest, "\n"))
 	}
 	// And the guest file itself: 0600 in a 0700 directory.
 	if out := guest(t, s, "stat", "-c", "%a", "/etc/vmnet/secrets", "/etc/vmnet/secrets/db-password"); strings.Fields(out)[0] != "700" || strings.Fields(out)[1] != "600" {

@@ -157,8 +157,9 @@ func residue(t *testing.T, name string) {
 		{"domains", "virsh -c qemu:///system list --all --name"},
 		{"taps", "ip -o link show type tun"},
 		{"links other than lo, br0 and vmnet-nat0", "ip -o link | grep -vE ': (lo|br0|vmnet-nat0)[:@]' || true"},
-		{"DHCP reservations", "virsh -c qemu:///system net-dumpxml nat0 | grep '<host ' || true"},
-		{"DHCP leases", "virsh -c qemu:///system net-dhcp-leases nat0 | tail -n +3"},
+		// virsh's status must count: a pipe would report grep's or tail's.
+		{"DHCP reservations", "x=$(virsh -c qemu:///system net-dumpxml nat0) || exit; printf '%s\n' \"$x\" | grep '<host ' || true"},
+		{"DHCP leases", "x=$(virsh -c qemu:///system net-dhcp-leases nat0) || exit; printf '%s\n' \"$x\" | tail -n +3"},
 		{"VM state files", "find /var/lib/vmnet -mindepth 1"},
 	}
 	for _, c := range checks {
@@ -320,7 +321,8 @@ requires:
 		t.Errorf("vm up took %s for a 20s timeout", took)
 	}
 	sbVmnet(t, s, "vm", "down", "mute")
-	if r := sb(t, s, "sh", "-c", "virsh -c qemu:///system list --all --name; find /var/lib/vmnet -mindepth 1"); strings.TrimSpace(r.stdout) != "" {
-		t.Errorf("left behind: %s", r.stdout)
+	// Both commands' status counts: a failed look is not an empty one.
+	if r := sb(t, s, "sh", "-c", "virsh -c qemu:///system list --all --name && find /var/lib/vmnet -mindepth 1"); r.code != 0 || strings.TrimSpace(r.stdout) != "" {
+		t.Errorf("left behind, or the check failed (exit %d):\n%s%s", r.code, r.stdout, r.stderr)
 	}
 }

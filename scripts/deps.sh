@@ -21,6 +21,8 @@ packages=(
   # the capstone app's real parts, tested on the host in a throwaway netns,
   # its firewall (nft -c) and its cloud-init seed (schema check, ISO read-back)
   postgresql-15 nginx-light python3-flask python3-psycopg2 nftables cloud-init genisoimage
+  # the lint of every shell script (scripts/lint_test.go)
+  shellcheck
 )
 
 missing=()

@@ -12,7 +12,7 @@ bash scripts/deps.sh
 command -v go >/dev/null || { echo "test: Go is not installed (expected at /usr/local/go/bin/go)" >&2; exit 1; }
 
 stamp "gofmt and go vet"
-unformatted=$(gofmt -l cmd internal integration)
+unformatted=$(gofmt -l cmd internal integration templates scripts images)
 if [ -n "$unformatted" ]; then
   echo "gofmt would change:"; echo "$unformatted"; exit 1
 fi
@@ -22,9 +22,12 @@ stamp "build"
 mkdir -p bin
 go build -o bin/vmnet ./cmd/vmnet
 bin/vmnet --version
+# The binary the integration tests run is built with -race too, so that a
+# data race in vmnet itself (not only in the test code) fails them.
+go build -race -o bin/vmnet-race ./cmd/vmnet
 
 stamp "unit, netns and integration tests (go test -race)"
-export VMNET_INTEGRATION=1 VMNET_BIN="$PWD/bin/vmnet"
+export VMNET_INTEGRATION=1 VMNET_BIN="$PWD/bin/vmnet-race"
 # The image package's own capstone test and the lab test share the real
 # cache: one build (cold on a fresh machine, and timed), not two.
 export VMNET_TEST_CACHE=/var/cache/vmnet/images
@@ -35,14 +38,28 @@ set -e
 passed=$(grep -cE '^\s*--- PASS' /tmp/vmnet-test.$$.log || true)
 failed=$(grep -cE '^\s*--- FAIL' /tmp/vmnet-test.$$.log || true)
 skipped=$(grep -cE '^\s*--- SKIP' /tmp/vmnet-test.$$.log || true)
+# Every skip with the reason it logged, for the end of the output.
+skips=$(awk -f scripts/skips.awk /tmp/vmnet-test.$$.log)
 rm -f /tmp/vmnet-test.$$.log
-if [ "$status" -ne 0 ]; then
+summary() {
+  echo "skipped tests ($skipped), each with its reason:"
+  if [ -n "$skips" ]; then printf '%s\n' "$skips" | sed 's/^/  /'; else echo "  none"; fi
   echo "$passed passed, $failed failed, $skipped skipped"
+}
+if [ "$status" -ne 0 ]; then
+  summary
   exit "$status"
+fi
+# A skip must say why: t.Skip("reason"), never a bare t.SkipNow().
+if printf '%s\n' "$skips" | grep -q 'NO REASON GIVEN$'; then
+  summary
+  echo "test: a skipped test gave no reason (use t.Skip with one)" >&2
+  exit 1
 fi
 
 stamp "benchmark: tiny guest, vmnet vm up vs bare QEMU (printed, never asserted)"
-go test -count=1 -run '^$' -bench TinyBoot -benchtime 1x ./integration | grep -E 'tiny guest|Benchmark|^ok'
+# The plain build: -race would slow vmnet and skew the ratio.
+VMNET_BIN="$PWD/bin/vmnet" go test -count=1 -run '^$' -bench TinyBoot -benchtime 1x ./integration | grep -E 'tiny guest|Benchmark|^ok'
 
 # A count, not a duration: with -fuzztime 5s the engine sometimes ends a
 # target with "context deadline exceeded" (a Go fuzzing flake, not a finding).
@@ -57,4 +74,4 @@ for pkg in $(go list ./...); do
 done
 
 stamp "done"
-echo "$passed passed, $failed failed, $skipped skipped"
+summary

@@ -236,12 +236,47 @@ func FuzzValidateName(f *testing.F) {
 	for _, s := range []string{"br0", "1234567890123456", "a b", "..", "é"} {
 		f.Add(s)
 	}
+	alnum := func(c byte) bool { return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' }
 	f.Fuzz(func(t *testing.T, s string) {
-		if ValidateName("name", s) != nil {
+		err := ValidateName("name", s)
+		// The documented rule: 1 to 15 bytes (IFNAMSIZ - 1) of letters,
+		// digits, '-', '_' and '.', starting with a letter or digit; so
+		// never '/', ':', whitespace or NUL, which the kernel refuses.
+		want := len(s) >= 1 && len(s) <= 15 && alnum(s[0])
+		for i := 1; want && i < len(s); i++ {
+			want = alnum(s[i]) || strings.IndexByte("-_.", s[i]) >= 0
+		}
+		if (err == nil) != want {
+			t.Fatalf("ValidateName(%q) = %v; the documented rule says valid=%v", s, err, want)
+		}
+		var fe *FieldError
+		if err != nil && (!errors.As(err, &fe) || fe.Field != "name" || fe.Value != s || fe.Fix == "") {
+			t.Fatalf("ValidateName(%q): %v does not name the field, the value and the fix", s, err)
+		}
+	})
+}
+
+// FuzzParseProbe: --probe takes one unicast address; what it accepts
+// comes back the same from its own String, and a refusal is a FieldError on
+// --probe.
+func FuzzParseProbe(f *testing.F) {
+	for _, s := range []string{"192.0.2.254", "2001:db8::1", "fe80::1%eth0", "::ffff:192.0.2.1", "0.0.0.0", "::", "224.0.0.1", "ff02::1", "192.0.2.1/24", "gateway", ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		a, err := ParseProbe(s)
+		if err != nil {
+			var fe *FieldError
+			if !errors.Is(err, ErrInvalid) || !errors.As(err, &fe) || fe.Field != "--probe" || fe.Value != s {
+				t.Fatalf("ParseProbe(%q): %v is not a FieldError on --probe", s, err)
+			}
 			return
 		}
-		if len(s) == 0 || len(s) > 15 || strings.ContainsAny(s, "/: \t\n\x00") {
-			t.Fatalf("ValidateName accepted %q", s)
+		if !a.IsValid() || a.IsUnspecified() || a.IsMulticast() {
+			t.Fatalf("ParseProbe(%q) accepted %v", s, a)
+		}
+		if b, err := ParseProbe(a.String()); err != nil || b != a {
+			t.Fatalf("ParseProbe(%q) = %v, but %q gives %v, %v", s, a, a.String(), b, err)
 		}
 	})
 }

@@ -3,7 +3,10 @@ package network
 import (
 	"errors"
 	"net/netip"
+	"strings"
 	"testing"
+
+	"vmnet/internal/bridge"
 )
 
 // FuzzParseCIDR: any input is either refused with a FieldError or yields a
@@ -68,6 +71,59 @@ func FuzzParseDHCPRange(f *testing.F) {
 			t.Fatalf("range %s inside %s refused: %v", rangeString(r), cidr, err)
 		case !inside && (!errors.As(err, &fe) || fe.Field != "--dhcp-range"):
 			t.Fatalf("range %s outside the guest addresses of %s: Validate = %v", rangeString(r), cidr, err)
+		}
+	})
+}
+
+// FuzzParseMode: --mode accepts exactly the three modes, spelled as they
+// are, and refuses anything else with a FieldError on --mode that lists them.
+func FuzzParseMode(f *testing.F) {
+	for _, s := range []string{"nat", "isolated", "bridge", "NAT", "nat ", "route", "open", ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		m, err := ParseMode(s)
+		known := s == "nat" || s == "isolated" || s == "bridge"
+		if err == nil {
+			if !known || string(m) != s {
+				t.Fatalf("ParseMode(%q) = %q, accepted", s, m)
+			}
+			return
+		}
+		var fe *FieldError
+		if known || !errors.Is(err, ErrInvalid) || !errors.As(err, &fe) || fe.Field != "--mode" || !strings.Contains(fe.Fix, "isolated") {
+			t.Fatalf("ParseMode(%q): %v (%#v)", s, err, fe)
+		}
+	})
+}
+
+// FuzzValidateName: a network name is also part of a bridge name and of
+// file names under /etc/libvirt. Accepted are exactly the documented names
+// (1 to 64 letters, digits, '-', '_' and '.', starting with a letter or
+// digit), and each one's bridge is a valid interface name of vmnet's.
+func FuzzValidateName(f *testing.F) {
+	for _, s := range []string{"nat0", "default", "lab.net_1-a", "n", "-a", "_a", "a b", "a/b", "..", "", strings.Repeat("n", 64), strings.Repeat("n", 65), "nät", "abcdefghijk"} {
+		f.Add(s)
+	}
+	alnum := func(c byte) bool { return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' }
+	f.Fuzz(func(t *testing.T, s string) {
+		err := ValidateName(s)
+		want := len(s) >= 1 && len(s) <= 64 && alnum(s[0])
+		for i := 1; want && i < len(s); i++ {
+			want = alnum(s[i]) || strings.IndexByte("-_.", s[i]) >= 0
+		}
+		if (err == nil) != want {
+			t.Fatalf("ValidateName(%q) = %v; the documented rule says valid=%v", s, err, want)
+		}
+		if err != nil {
+			if !errors.Is(err, ErrInvalid) {
+				t.Fatalf("ValidateName(%q): %v is not ErrInvalid", s, err)
+			}
+			return
+		}
+		br := BridgeName(s)
+		if err := bridge.ValidateName("bridge", br); err != nil || !strings.HasPrefix(br, "vmnet-") {
+			t.Fatalf("network %q gets bridge %q: %v", s, br, err)
 		}
 	})
 }

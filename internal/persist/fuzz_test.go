@@ -142,3 +142,27 @@ func checkStructure(t *testing.T, b Backend, f File) {
 		}
 	}
 }
+
+// FuzzCheckIfName: the names that go into file names and backend syntax
+// are exactly the documented portable subset: 1 to 15 letters, digits and
+// '-', '_', '.' (not first), never "." or ".."; so an accepted name is one
+// path element and needs no quoting in any backend.
+func FuzzCheckIfName(f *testing.F) {
+	for _, s := range []string{"eth0", "enp3s0", "br-lab", "vlan.10", "br_0", "-x", ".x", ".", "..", "a/b", "a b", "a\"b", "", "abcdefghijklmnop", "abcdefghijklmno", "bré"} {
+		f.Add(s)
+	}
+	alnum := func(c byte) bool { return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' }
+	f.Fuzz(func(t *testing.T, s string) {
+		err := checkIfName(s)
+		want := len(s) >= 1 && len(s) <= 15 && alnum(s[0])
+		for i := 1; want && i < len(s); i++ {
+			want = alnum(s[i]) || strings.IndexByte("-_.", s[i]) >= 0
+		}
+		if (err == nil) != want {
+			t.Fatalf("checkIfName(%q) = %v; the documented rule says valid=%v", s, err, want)
+		}
+		if err == nil && (path.Base(s) != s || path.Clean(s) != s || s == "." || s == "..") {
+			t.Fatalf("checkIfName accepted %q, which is not one path element", s)
+		}
+	})
+}
