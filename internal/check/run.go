@@ -76,8 +76,10 @@ type Options struct {
 	// HTTPTimeout bounds an HTTP GET (default 10s: the first request wakes
 	// nginx, Flask and PostgreSQL under TCG).
 	HTTPTimeout time.Duration
-	// ExecTimeout bounds one guest command (default 30s; a podman exec
-	// under TCG takes a second or two).
+	// ExecTimeout bounds one guest command (default 60s). A podman exec
+	// under TCG takes a few seconds, but on a loaded 2-core host four at
+	// once took over 30s, and the first timeout latches the guest: every
+	// later in-guest check then fails as "could not run".
 	ExecTimeout time.Duration
 }
 
@@ -98,7 +100,7 @@ func (o Options) withDefaults(t Target) Options {
 		o.HTTPTimeout = 10 * time.Second
 	}
 	if o.ExecTimeout <= 0 {
-		o.ExecTimeout = 30 * time.Second
+		o.ExecTimeout = 60 * time.Second
 	}
 	return o
 }
