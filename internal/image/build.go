@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"vmnet/internal/debian"
 	"vmnet/internal/fsperm"
 	"vmnet/internal/initramfs"
 )
@@ -59,7 +60,7 @@ func (e *fetchError) Unwrap() error { return e.err }
 
 // build makes image r from pkgs (the kernel first) in a fresh directory and
 // publishes it. The caller holds the image's lock.
-func (c *Cache) build(ctx context.Context, r *recipe, pkgs []debPackage, hash string, p *progress) (Image, error) {
+func (c *Cache) build(ctx context.Context, r *recipe, pkgs []debian.Package, hash string, p *progress) (Image, error) {
 	nameDir := filepath.Join(c.Dir, r.Name)
 	if err := fsperm.MkdirAll(nameDir, 0o755); err != nil {
 		return Image{}, c.dirError(err)
@@ -173,7 +174,7 @@ func removeLeftovers(nameDir, keep string) {
 // buildInitramfs makes a kernel + initramfs image in dir: the recipe's kernel
 // package's vmlinuz, and a gzipped cpio with busybox, the recipe's files and
 // the modules it names with their dependencies.
-func (c *Cache) buildInitramfs(ctx context.Context, r *recipe, pkgs []debPackage, hash, dir string, b *buildLog) (manifest, error) {
+func (c *Cache) buildInitramfs(ctx context.Context, r *recipe, pkgs []debian.Package, hash, dir string, b *buildLog) (manifest, error) {
 	work := filepath.Join(dir, "work")
 	defer os.RemoveAll(work)
 	roots, debs, err := c.unpackAll(ctx, pkgs, work, b)
@@ -262,7 +263,7 @@ func (c *Cache) buildInitramfs(ctx context.Context, r *recipe, pkgs []debPackage
 
 // unpackAll gets each package's .deb (from the cache, or downloaded) and
 // unpacks it into its own directory under work; roots[i] is pkgs[i]'s.
-func (c *Cache) unpackAll(ctx context.Context, pkgs []debPackage, work string, b *buildLog) (roots, debs []string, err error) {
+func (c *Cache) unpackAll(ctx context.Context, pkgs []debian.Package, work string, b *buildLog) (roots, debs []string, err error) {
 	// Held while .debs is used, so a prune by another build cannot remove a .deb
 	// between its download and its unpacking.
 	unlock, err := c.lock(ctx, debsLock, "using the cache of .deb files", b.p)
@@ -280,7 +281,7 @@ func (c *Cache) unpackAll(ctx context.Context, pkgs []debPackage, work string, b
 		if err := os.MkdirAll(root, 0o755); err != nil {
 			return nil, nil, err
 		}
-		if err := c.src.unpack(ctx, deb, root, b); err != nil {
+		if err := c.src.Unpack(ctx, deb, root, b); err != nil {
 			return nil, nil, err
 		}
 		roots = append(roots, root)
@@ -291,12 +292,12 @@ func (c *Cache) unpackAll(ctx context.Context, pkgs []debPackage, work string, b
 
 // deb returns the path of p's .deb in the cache, downloading it unless a copy
 // with the archive's sha256 is there.
-func (c *Cache) deb(ctx context.Context, p debPackage, b *buildLog) (string, error) {
+func (c *Cache) deb(ctx context.Context, p debian.Package, b *buildLog) (string, error) {
 	dir := filepath.Join(c.Dir, debsDir)
 	if err := fsperm.MkdirAll(dir, 0o755); err != nil {
 		return "", c.dirError(err)
 	}
-	dst := filepath.Join(dir, p.debName())
+	dst := filepath.Join(dir, p.DebName())
 	if sum, err := fileSHA256(dst); err == nil && sum == p.SHA256 {
 		b.step("%s: cached .deb", p)
 		return dst, nil
@@ -307,7 +308,7 @@ func (c *Cache) deb(ctx context.Context, p debPackage, b *buildLog) (string, err
 	}
 	defer os.RemoveAll(tmp)
 	b.step("downloading %s (%s)", p, mib(p.Size))
-	got, err := c.src.download(ctx, p, tmp, b)
+	got, err := c.src.Download(ctx, p, tmp, b)
 	b.p.finish()
 	if err != nil {
 		return "", &fetchError{err}
@@ -458,7 +459,7 @@ func lastLines(file string, n int) []string {
 	return lines
 }
 
-func pkgStrings(pkgs []debPackage) []string {
+func pkgStrings(pkgs []debian.Package) []string {
 	s := make([]string, len(pkgs))
 	for i, p := range pkgs {
 		s[i] = p.String()
@@ -466,4 +467,4 @@ func pkgStrings(pkgs []debPackage) []string {
 	return s
 }
 
-func pkgList(pkgs []debPackage) string { return strings.Join(pkgStrings(pkgs), ", ") }
+func pkgList(pkgs []debian.Package) string { return strings.Join(pkgStrings(pkgs), ", ") }

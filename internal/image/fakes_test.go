@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"vmnet/images"
+	"vmnet/internal/debian"
 )
 
 // fakeModule returns a minimal ELF relocatable object with a .modinfo
@@ -98,7 +99,7 @@ func fakeKernelTree() map[string][]byte {
 
 // fakePackage is a package the fake source serves.
 type fakePackage struct {
-	pkg  debPackage
+	pkg  debian.Package
 	deb  []byte            // the .deb's bytes (arbitrary; only their sha256 matters)
 	tree map[string][]byte // what unpacking it gives
 }
@@ -115,7 +116,7 @@ type fakeSource struct {
 	onRefresh   func(*fakeSource) // what apt-get update changes
 }
 
-var _ source = (*fakeSource)(nil)
+var _ debian.Source = (*fakeSource)(nil)
 
 func newFakeSource() *fakeSource {
 	s := &fakeSource{pkgs: map[string]fakePackage{}}
@@ -132,7 +133,7 @@ func newFakeSource() *fakeSource {
 func (s *fakeSource) add(name, version, depends string, tree map[string][]byte) {
 	deb := []byte("fake deb " + name + " " + version)
 	sum := sha256.Sum256(deb)
-	p := debPackage{
+	p := debian.Package{
 		Name: name, Version: version, Arch: "amd64", SHA256: hex.EncodeToString(sum[:]), Size: int64(len(deb)),
 		Filename: fmt.Sprintf("pool/main/x/%s/%s_%s_amd64.deb", name, name, strings.ReplaceAll(version, ":", "%3a")),
 		Depends:  depends,
@@ -144,20 +145,20 @@ func (s *fakeSource) add(name, version, depends string, tree map[string][]byte) 
 	s.pkgs[name+"="+version] = fp
 }
 
-func (s *fakeSource) candidate(_ context.Context, spec string) (debPackage, error) {
+func (s *fakeSource) Candidate(_ context.Context, spec string) (debian.Package, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	fp, ok := s.pkgs[spec]
 	if !ok {
-		return debPackage{}, fmt.Errorf("Debian package %s: %w", spec, errNoCandidate)
+		return debian.Package{}, fmt.Errorf("Debian package %s: %w", spec, debian.ErrNoCandidate)
 	}
 	return fp.pkg, nil
 }
 
-func (s *fakeSource) candidates(ctx context.Context, specs []string) ([]debPackage, error) {
-	var out []debPackage
+func (s *fakeSource) Candidates(ctx context.Context, specs []string) ([]debian.Package, error) {
+	var out []debian.Package
 	for _, spec := range specs {
-		p, err := s.candidate(ctx, spec)
+		p, err := s.Candidate(ctx, spec)
 		if err != nil {
 			return nil, err
 		}
@@ -166,7 +167,7 @@ func (s *fakeSource) candidates(ctx context.Context, specs []string) ([]debPacka
 	return out, nil
 }
 
-func (s *fakeSource) refresh(_ context.Context, b *buildLog) error {
+func (s *fakeSource) Refresh(_ context.Context, log debian.Log) error {
 	s.mu.Lock()
 	s.refreshes++
 	f := s.onRefresh
@@ -181,14 +182,14 @@ func (s *fakeSource) byDeb(deb string) (fakePackage, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, fp := range s.pkgs {
-		if fp.pkg.debName() == filepath.Base(deb) {
+		if fp.pkg.DebName() == filepath.Base(deb) {
 			return fp, true
 		}
 	}
 	return fakePackage{}, false
 }
 
-func (s *fakeSource) download(_ context.Context, p debPackage, dir string, b *buildLog) (string, error) {
+func (s *fakeSource) Download(_ context.Context, p debian.Package, dir string, log debian.Log) (string, error) {
 	s.mu.Lock()
 	s.downloads++
 	fp, ok := s.pkgs[p.String()]
@@ -196,22 +197,22 @@ func (s *fakeSource) download(_ context.Context, p debPackage, dir string, b *bu
 	if !ok {
 		return "", fmt.Errorf("download %s: 404 Not Found", p)
 	}
-	b.bytes(p.Name, p.Size, p.Size)
-	file := filepath.Join(dir, p.debName())
+	log.(*buildLog).bytes(p.Name, p.Size, p.Size)
+	file := filepath.Join(dir, p.DebName())
 	return file, os.WriteFile(file, fp.deb, 0o644)
 }
 
-func (s *fakeSource) unpack(ctx context.Context, deb, dir string, b *buildLog) error {
+func (s *fakeSource) Unpack(ctx context.Context, deb, dir string, log debian.Log) error {
 	s.mu.Lock()
 	s.unpacks++
 	err, delay := s.unpackErr, s.unpackDelay
 	s.mu.Unlock()
-	fmt.Fprintf(b.log, "fake dpkg-deb -x %s %s\n", deb, dir)
+	fmt.Fprintf(log.(*buildLog).log, "fake dpkg-deb -x %s %s\n", deb, dir)
 	if delay > 0 {
 		time.Sleep(delay)
 	}
 	if err != nil {
-		fmt.Fprintf(b.log, "dpkg-deb: error: %v\n", err)
+		fmt.Fprintf(log.(*buildLog).log, "dpkg-deb: error: %v\n", err)
 		return err
 	}
 	fp, ok := s.byDeb(deb)
@@ -271,7 +272,7 @@ func (c *fakeClock) now() time.Time {
 	return c.t
 }
 
-func newTestCache(t *testing.T, fsys fs.FS, src source) *Cache {
+func newTestCache(t *testing.T, fsys fs.FS, src debian.Source) *Cache {
 	t.Helper()
 	return &Cache{Dir: t.TempDir(), recipes: fsys, src: src, now: newFakeClock().now}
 }

@@ -84,6 +84,8 @@ import (
 	"time"
 
 	"vmnet/images"
+	"vmnet/internal/debian"
+	"vmnet/internal/errs"
 	"vmnet/templates"
 )
 
@@ -125,10 +127,10 @@ type Cache struct {
 	// Dir is the cache's root directory.
 	Dir string
 
-	recipes fs.FS       // one directory per recipe (vmnet/images)
-	tmpl    fs.FS       // the trees recipes name in templates: (vmnet/templates)
-	src     source      // resolves and fetches Debian packages
-	tools   rootfsTools // installs kind rootfs images
+	recipes fs.FS         // one directory per recipe (vmnet/images)
+	tmpl    fs.FS         // the trees recipes name in templates: (vmnet/templates)
+	src     debian.Source // resolves and fetches Debian packages
+	tools   rootfsTools   // installs kind rootfs images
 	now     func() time.Time
 }
 
@@ -136,7 +138,7 @@ type Cache struct {
 // templates with the host's apt and mmdebstrap.
 func New(dir string) *Cache {
 	return &Cache{Dir: dir, recipes: images.FS, tmpl: templates.Capstone,
-		src: apt{memo: filepath.Join(dir, aptMemoFile)}, tools: hostTools{}, now: time.Now}
+		src: debian.Apt{Memo: filepath.Join(dir, aptMemoFile)}, tools: hostTools{}, now: time.Now}
 }
 
 // recipe reads and checks the recipe of image name with its templates.
@@ -208,7 +210,7 @@ func (c *Cache) Planned(ctx context.Context, name string) (Image, error) {
 		return Image{}, err
 	}
 	pkgs, hash, err := c.resolveOnce(ctx, r)
-	if errors.Is(err, errNoCandidate) {
+	if errors.Is(err, debian.ErrNoCandidate) {
 		err = withHint(fmt.Errorf("image %q: %w", name, err), "run apt-get update, or build the image first: vmnet image build "+name)
 	}
 	if err != nil {
@@ -264,7 +266,7 @@ func (c *Cache) ensure(ctx context.Context, name string, w io.Writer, force bool
 	if errors.As(err, &fe) && ctx.Err() == nil {
 		// The lists may name a version the mirror no longer has: refresh them
 		// once, and build again if that changes what the recipe resolves to.
-		if c.src.refresh(ctx, b) == nil {
+		if c.src.Refresh(ctx, b) == nil {
 			if pkgs2, hash2, err2 := c.resolveOnce(ctx, r); err2 == nil && hash2 != hash {
 				img, err = c.build(ctx, r, pkgs2, hash2, p)
 			}
@@ -278,15 +280,15 @@ func (c *Cache) ensure(ctx context.Context, name string, w io.Writer, force bool
 
 // resolve finds the Debian packages of r and its hash, running apt-get update
 // once when the package lists know no version of one of them.
-func (c *Cache) resolve(ctx context.Context, r *recipe, b *buildLog) ([]debPackage, string, error) {
+func (c *Cache) resolve(ctx context.Context, r *recipe, b *buildLog) ([]debian.Package, string, error) {
 	pkgs, hash, err := c.resolveOnce(ctx, r)
-	if errors.Is(err, errNoCandidate) {
-		if rerr := c.src.refresh(ctx, b); rerr != nil {
+	if errors.Is(err, debian.ErrNoCandidate) {
+		if rerr := c.src.Refresh(ctx, b); rerr != nil {
 			return nil, "", errors.Join(err, rerr)
 		}
 		pkgs, hash, err = c.resolveOnce(ctx, r)
 	}
-	if errors.Is(err, errNoCandidate) {
+	if errors.Is(err, debian.ErrNoCandidate) {
 		err = withHint(fmt.Errorf("image %q: %w", r.Name, err),
 			"check that apt's sources (/etc/apt/sources.list*) include Debian's main archive, then run apt-get update")
 	}
@@ -296,8 +298,8 @@ func (c *Cache) resolve(ctx context.Context, r *recipe, b *buildLog) ([]debPacka
 // resolveOnce returns the candidates of the recipe's packages, the kernel
 // first (then, for kind rootfs, the system's and the app rootfs's top-level
 // packages in their lists' order), and the recipe hash over them.
-func (c *Cache) resolveOnce(ctx context.Context, r *recipe) ([]debPackage, string, error) {
-	k, err := resolveKernel(ctx, c.src, r.Kernel)
+func (c *Cache) resolveOnce(ctx context.Context, r *recipe) ([]debian.Package, string, error) {
+	k, err := debian.ResolveKernel(ctx, c.src, r.Kernel)
 	if err != nil {
 		return nil, "", err
 	}
@@ -313,11 +315,11 @@ func (c *Cache) resolveOnce(ctx context.Context, r *recipe) ([]debPackage, strin
 		}
 		specs = append(specs, app...)
 	}
-	more, err := c.src.candidates(ctx, specs)
+	more, err := c.src.Candidates(ctx, specs)
 	if err != nil {
 		return nil, "", err
 	}
-	pkgs := append([]debPackage{k}, more...)
+	pkgs := append([]debian.Package{k}, more...)
 	return pkgs, recipeHash(r, pkgs), nil
 }
 
@@ -409,3 +411,6 @@ func (c *Cache) dirError(err error) error {
 	}
 	return fmt.Errorf("image cache: %w", err)
 }
+
+// withHint is errs.WithHint; kept short for the many callers in this package.
+func withHint(err error, hint string) error { return errs.WithHint(err, hint) }

@@ -15,6 +15,7 @@ import (
 	"github.com/vbauerster/mpb/v8"
 	"github.com/vbauerster/mpb/v8/decor"
 
+	"vmnet/internal/debian"
 	"vmnet/internal/safe"
 	"vmnet/internal/tty"
 )
@@ -242,7 +243,7 @@ func (b *buildLog) runWatch(ctx context.Context, dir string, watch func(line str
 	fmt.Fprintf(b.log, "%s $ %s %s\n", b.now().UTC().Format(timeLayout), name, strings.Join(args, " "))
 	cmd := exec.CommandContext(ctx, name, args...)
 	cmd.Dir = dir
-	cmd.Env = aptEnv()
+	cmd.Env = debian.Env()
 	// A killed vmnet takes its dpkg-deb or apt-get along, so nothing keeps
 	// writing into a build directory the next build removes.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
@@ -279,7 +280,7 @@ func (b *buildLog) runWatch(ctx context.Context, dir string, watch func(line str
 func (b *buildLog) output(ctx context.Context, name string, args ...string) (string, error) {
 	fmt.Fprintf(b.log, "%s $ %s %s\n", b.now().UTC().Format(timeLayout), name, strings.Join(args, " "))
 	cmd := exec.CommandContext(ctx, name, args...)
-	cmd.Env = aptEnv()
+	cmd.Env = debian.Env()
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	var stdout bytes.Buffer
 	var tail tailBuffer
@@ -372,4 +373,26 @@ func (t *tailBuffer) String() string {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return t.buf.String()
+}
+
+// lastLine returns the last non-empty line of s.
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return strings.TrimSpace(lines[len(lines)-1])
+}
+
+// The build's log as internal/debian sees it.
+var _ debian.Log = (*buildLog)(nil)
+
+// Step is step, for internal/debian.
+func (b *buildLog) Step(format string, a ...any) { b.step(format, a...) }
+
+// Count is count, for internal/debian.
+func (b *buildLog) Count(label string, total int64, size func() int64, work func() error) error {
+	return b.count(label, total, size, work)
+}
+
+// Run is run, for internal/debian.
+func (b *buildLog) Run(ctx context.Context, dir, name string, args ...string) error {
+	return b.run(ctx, dir, name, args...)
 }

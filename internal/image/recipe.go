@@ -14,6 +14,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"vmnet/internal/debian"
 	"vmnet/internal/valid"
 	"vmnet/internal/vmspec"
 )
@@ -376,7 +377,7 @@ func validDst(p string) bool {
 // file of its templates tree, and every resolved Debian package (name,
 // version, architecture and the .deb's sha256 from the archive). Any change
 // to any of them gives another hash.
-func recipeHash(r *recipe, pkgs []debPackage) string {
+func recipeHash(r *recipe, pkgs []debian.Package) string {
 	h := sha256.New()
 	fmt.Fprintf(h, "vmnet-image\x00%d\x00%s\x00", builderVersion, r.Name)
 	names := make([]string, 0, len(r.files))
@@ -398,7 +399,7 @@ func recipeHash(r *recipe, pkgs []debPackage) string {
 		fmt.Fprintf(h, "template\x00%s\x00%d\x00", n, len(r.tmpl[n]))
 		h.Write(r.tmpl[n])
 	}
-	sorted := append([]debPackage(nil), pkgs...)
+	sorted := append([]debian.Package(nil), pkgs...)
 	sort.Slice(sorted, func(i, j int) bool { return sorted[i].Name < sorted[j].Name })
 	for _, p := range sorted {
 		fmt.Fprintf(h, "deb\x00%s\x00%s\x00%s\x00%s\x00", p.Name, p.Version, p.Arch, p.SHA256)

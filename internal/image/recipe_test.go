@@ -9,6 +9,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"vmnet/images"
+	"vmnet/internal/debian"
 )
 
 // Every embedded recipe loads with the embedded templates, as vmnet will.
@@ -26,13 +27,13 @@ func TestEmbeddedRecipesLoad(t *testing.T) {
 }
 
 func TestRecipeHash(t *testing.T) {
-	base := func() (*recipe, []debPackage) {
+	base := func() (*recipe, []debian.Package) {
 		r := &recipe{Name: "tiny", files: map[string][]byte{
 			"recipe.yaml":   []byte("kernel: linux-image-amd64\n"),
 			"init":          []byte("#!/bin/sh\n"),
 			"udhcpc.script": []byte("#!/bin/sh\n"),
 		}}
-		pkgs := []debPackage{
+		pkgs := []debian.Package{
 			{Name: "linux-image-6.1.0-56-amd64", Version: "6.1.192-2", Arch: "amd64", SHA256: strings.Repeat("a", 64)},
 			{Name: "busybox-static", Version: "1:1.35.0-4", Arch: "amd64", SHA256: strings.Repeat("b", 64)},
 		}
@@ -45,37 +46,43 @@ func TestRecipeHash(t *testing.T) {
 	}
 	tests := []struct {
 		name   string
-		change func(r *recipe, p []debPackage) []debPackage
+		change func(r *recipe, p []debian.Package) []debian.Package
 		same   bool
 	}{
-		{"nothing", func(r *recipe, p []debPackage) []debPackage { return p }, true},
-		{"package order", func(r *recipe, p []debPackage) []debPackage { return []debPackage{p[1], p[0]} }, true},
-		{"init edited", func(r *recipe, p []debPackage) []debPackage { r.files["init"] = []byte("#!/bin/sh\n#\n"); return p }, false},
-		{"recipe.yaml edited", func(r *recipe, p []debPackage) []debPackage {
+		{"nothing", func(r *recipe, p []debian.Package) []debian.Package { return p }, true},
+		{"package order", func(r *recipe, p []debian.Package) []debian.Package { return []debian.Package{p[1], p[0]} }, true},
+		{"init edited", func(r *recipe, p []debian.Package) []debian.Package {
+			r.files["init"] = []byte("#!/bin/sh\n#\n")
+			return p
+		}, false},
+		{"recipe.yaml edited", func(r *recipe, p []debian.Package) []debian.Package {
 			r.files["recipe.yaml"] = []byte("kernel: linux-image-cloud-amd64\n")
 			return p
 		}, false},
-		{"file added", func(r *recipe, p []debPackage) []debPackage { r.files["motd"] = nil; return p }, false},
-		{"file renamed", func(r *recipe, p []debPackage) []debPackage {
+		{"file added", func(r *recipe, p []debian.Package) []debian.Package { r.files["motd"] = nil; return p }, false},
+		{"file renamed", func(r *recipe, p []debian.Package) []debian.Package {
 			r.files["init2"] = r.files["init"]
 			delete(r.files, "init")
 			return p
 		}, false},
 		// Content moved between two files must not collide.
-		{"bytes moved between files", func(r *recipe, p []debPackage) []debPackage {
+		{"bytes moved between files", func(r *recipe, p []debian.Package) []debian.Package {
 			r.files["init"] = []byte("#!/bin/sh\n#")
 			r.files["udhcpc.script"] = []byte("!/bin/sh\n")
 			return p
 		}, false},
-		{"templates file added", func(r *recipe, p []debPackage) []debPackage {
+		{"templates file added", func(r *recipe, p []debian.Package) []debian.Package {
 			r.tmpl = map[string][]byte{"enable.txt": nil}
 			return p
 		}, false},
-		{"new kernel version", func(r *recipe, p []debPackage) []debPackage { p[0].Version = "6.1.193-1"; return p }, false},
-		{"new kernel abi", func(r *recipe, p []debPackage) []debPackage { p[0].Name = "linux-image-6.1.0-57-amd64"; return p }, false},
-		{"rebuilt .deb", func(r *recipe, p []debPackage) []debPackage { p[1].SHA256 = strings.Repeat("c", 64); return p }, false},
-		{"package dropped", func(r *recipe, p []debPackage) []debPackage { return p[:1] }, false},
-		{"other image name", func(r *recipe, p []debPackage) []debPackage { r.Name = "tiny2"; return p }, false},
+		{"new kernel version", func(r *recipe, p []debian.Package) []debian.Package { p[0].Version = "6.1.193-1"; return p }, false},
+		{"new kernel abi", func(r *recipe, p []debian.Package) []debian.Package {
+			p[0].Name = "linux-image-6.1.0-57-amd64"
+			return p
+		}, false},
+		{"rebuilt .deb", func(r *recipe, p []debian.Package) []debian.Package { p[1].SHA256 = strings.Repeat("c", 64); return p }, false},
+		{"package dropped", func(r *recipe, p []debian.Package) []debian.Package { return p[:1] }, false},
+		{"other image name", func(r *recipe, p []debian.Package) []debian.Package { r.Name = "tiny2"; return p }, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"net/url"
 	"os"
 	"os/exec"
 	"path"
@@ -17,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"vmnet/internal/debian"
 	"vmnet/internal/fsperm"
 	"vmnet/internal/safe"
 )
@@ -90,61 +90,13 @@ func (hostTools) chroot(ctx context.Context, b *buildLog, root string, args ...s
 	return b.output(ctx, "chroot", append([]string{root, "/bin/sh", "-c", `umask 022 && exec "$@"`, "sh"}, args...)...)
 }
 
-// bootstrapSpec is one mmdebstrap run.
-type bootstrapSpec struct {
-	Suite    string
-	Target   string // an empty or missing directory
-	Mirrors  []string
-	Include  []string
-	Exclude  []string // dpkg path-exclude globs
-	Keep     []string // dpkg path-include globs
-	Archives string   // .deb files kept between builds
-}
-
-// mmdebstrapArgs is the mmdebstrap command line for s:
-//
-//	mmdebstrap --variant=minbase --mode=root --format=directory --include=A,B,...
-//	  --dpkgopt=force-unsafe-io --dpkgopt=path-exclude=... --dpkgopt=path-include=...
-//	  --skip=essential/unlink --setup-hook=<link in the kept .debs>
-//	  --customize-hook=<link the new .debs out> SUITE TARGET MIRROR...
-//
-// minbase is Debian's required packages plus apt; Recommends are not
-// installed (mmdebstrap's default). force-unsafe-io: a half-written image is
-// thrown away anyway, so dpkg need not fsync each file. The .debs are
-// hard-linked in and out of Archives (the same file system as the build),
-// which costs nothing; essential/unlink is skipped so the essential packages
-// downloaded are still there for the customize hook to keep.
-func mmdebstrapArgs(s bootstrapSpec) []string {
-	args := []string{"--variant=minbase", "--mode=root", "--format=directory",
-		"--include=" + strings.Join(s.Include, ","),
-		"--aptopt=Acquire::Retries \"3\"",
-		"--dpkgopt=force-unsafe-io"}
-	for _, p := range s.Exclude {
-		args = append(args, "--dpkgopt=path-exclude="+p)
-	}
-	for _, p := range s.Keep {
-		args = append(args, "--dpkgopt=path-include="+p)
-	}
-	a := shellQuote(s.Archives)
-	args = append(args, "--skip=essential/unlink",
-		`--setup-hook=mkdir -p "$1/var/cache/apt/archives" && `+
-			`for f in `+a+`/*.deb; do [ -e "$f" ] || continue; ln -f "$f" "$1/var/cache/apt/archives/" 2>/dev/null || cp "$f" "$1/var/cache/apt/archives/"; done`,
-		`--customize-hook=mkdir -p `+a+` && `+
-			`for f in "$1"/var/cache/apt/archives/*.deb; do [ -e "$f" ] || continue; t=`+a+`/"${f##*/}"; [ -e "$t" ] || ln "$f" "$t" 2>/dev/null || cp "$f" "$t"; done`,
-		s.Suite, s.Target)
-	return append(args, s.Mirrors...)
-}
-
-// shellQuote quotes s for sh.
-func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
-
 // buildRootfs makes a kind rootfs image in dir: mmdebstrap installs the
 // system and the app rootfs side by side (each spends much of its time in
 // dpkg, on one core); the recipe's files, the templates' guest tree and the
 // app rootfs are put in; units are enabled; the system's own kernel and
 // initrd are copied out; mkfs.ext4 -d turns the tree into a disk (no loop
 // mount) and qemu-img makes it the qcow2 base every VM's overlay sits on.
-func (c *Cache) buildRootfs(ctx context.Context, r *recipe, pkgs []debPackage, hash, dir string, b *buildLog) (manifest, error) {
+func (c *Cache) buildRootfs(ctx context.Context, r *recipe, pkgs []debian.Package, hash, dir string, b *buildLog) (manifest, error) {
 	if err := c.tools.check(); err != nil {
 		return manifest{}, err
 	}
@@ -182,18 +134,18 @@ func (c *Cache) buildRootfs(ctx context.Context, r *recipe, pkgs []debPackage, h
 	archives := filepath.Join(c.Dir, aptArchivesDir, r.Name)
 
 	start := c.now()
-	spec := func(target, kept string, include []string) bootstrapSpec {
-		return bootstrapSpec{Suite: r.Suite, Target: target, Mirrors: r.Mirrors, Include: include,
+	spec := func(target, kept string, include []string) debian.BootstrapSpec {
+		return debian.BootstrapSpec{Suite: r.Suite, Target: target, Mirrors: r.Mirrors, Include: include,
 			Exclude: r.ExcludePaths, Keep: r.KeepPaths, Archives: filepath.Join(archives, kept)}
 	}
 	parts := []struct {
 		label string
-		spec  bootstrapSpec
+		spec  debian.BootstrapSpec
 	}{{"system", spec(root, "system", append([]string{r.Kernel}, r.Include...))}}
 	if r.AppRootfs != "" {
 		parts = append(parts, struct {
 			label string
-			spec  bootstrapSpec
+			spec  debian.BootstrapSpec
 		}{"app", spec(app, "app", appPkgs)})
 	}
 	if err := os.MkdirAll(work, 0o755); err != nil {
@@ -207,7 +159,7 @@ func (c *Cache) buildRootfs(ctx context.Context, r *recipe, pkgs []debPackage, h
 			pb := b.part(p.label)
 			pb.step("mmdebstrap %s: %s", r.Suite, strings.Join(p.spec.Include, " "))
 			t := c.now()
-			if err := c.tools.bootstrap(bctx, pb, mmdebstrapArgs(p.spec)); err != nil {
+			if err := c.tools.bootstrap(bctx, pb, debian.MmdebstrapArgs(p.spec)); err != nil {
 				return withHint(fmt.Errorf("install the %s packages: %w", p.label, err),
 					"mmdebstrap downloads from Debian's mirror (see mirrors: in images/"+r.Name+"/"+recipeFile+"); "+
 						"inside a vmnet sandbox there is no network: build the image outside it first with: vmnet image build "+r.Name)
@@ -230,21 +182,21 @@ func (c *Cache) buildRootfs(ctx context.Context, r *recipe, pkgs []debPackage, h
 	timed("mmdebstrap", start)
 
 	t := c.now()
-	sysStatus, err := readDpkgStatus(filepath.Join(root, "var/lib/dpkg/status"))
+	sysStatus, err := debian.ReadStatus(filepath.Join(root, "var/lib/dpkg/status"))
 	if err != nil {
 		return manifest{}, err
 	}
 	installed := installedVersions(b, "system", pkgs[:1+len(r.Include)], sysStatus)
 	var appInstalled []string
 	if r.AppRootfs != "" {
-		appStatus, err := readDpkgStatus(filepath.Join(app, "var/lib/dpkg/status"))
+		appStatus, err := debian.ReadStatus(filepath.Join(app, "var/lib/dpkg/status"))
 		if err != nil {
 			return manifest{}, err
 		}
 		appInstalled = installedVersions(b, "app", pkgs[1+len(r.Include):], appStatus)
-		pruneArchives(filepath.Join(archives, "app"), appStatus)
+		debian.PruneArchives(filepath.Join(archives, "app"), appStatus)
 	}
-	pruneArchives(filepath.Join(archives, "system"), sysStatus)
+	debian.PruneArchives(filepath.Join(archives, "system"), sysStatus)
 
 	kver, err := bootKernel(root)
 	if err != nil {
@@ -485,27 +437,9 @@ func missingModules(listing string, want []string) []string {
 	return missing
 }
 
-// readDpkgStatus returns the installed packages of a dpkg status file: NAME
-// (and NAME:ARCH) → VERSION.
-func readDpkgStatus(file string) (map[string]string, error) {
-	data, err := os.ReadFile(file)
-	if err != nil {
-		return nil, fmt.Errorf("read the installed system's package list: %w", err)
-	}
-	out := map[string]string{}
-	for _, s := range parseStanzas(string(data)) {
-		if !strings.HasSuffix(s["Status"], " installed") {
-			continue
-		}
-		out[s["Package"]] = s["Version"]
-		out[s["Package"]+":"+s["Architecture"]] = s["Version"]
-	}
-	return out, nil
-}
-
 // installedVersions returns NAME=VERSION of each of pkgs as installed, and
 // says so when the mirror gave another version than the host's apt lists.
-func installedVersions(b *buildLog, label string, pkgs []debPackage, status map[string]string) []string {
+func installedVersions(b *buildLog, label string, pkgs []debian.Package, status map[string]string) []string {
 	var out []string
 	for _, p := range pkgs {
 		v, ok := status[p.Name]
@@ -519,24 +453,6 @@ func installedVersions(b *buildLog, label string, pkgs []debPackage, status map[
 		out = append(out, p.Name+"="+v)
 	}
 	return out
-}
-
-// pruneArchives removes from a directory of kept .deb files every one that
-// is not installed in status, so it holds one build's packages, not all.
-func pruneArchives(dir string, status map[string]string) {
-	entries, _ := os.ReadDir(dir)
-	for _, e := range entries {
-		name, ok := strings.CutSuffix(e.Name(), ".deb")
-		f := strings.Split(name, "_")
-		if !ok || len(f) != 3 {
-			continue
-		}
-		version, err := url.PathUnescape(f[1])
-		if err == nil && (status[f[0]+":"+f[2]] == version || status[f[0]] == version && f[2] == "all") {
-			continue
-		}
-		os.Remove(filepath.Join(dir, e.Name()))
-	}
 }
 
 // inodeOf is the inode number of a file with more than one link, else 0.

@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -399,57 +398,6 @@ func TestRootfsBuildFailures(t *testing.T) {
 	}
 }
 
-func TestMmdebstrapArgsGolden(t *testing.T) {
-	args := mmdebstrapArgs(bootstrapSpec{
-		Suite: "bookworm", Target: "/cache/capstone/.build-1/work/system",
-		Mirrors:  []string{"deb http://deb.debian.org/debian bookworm main", "deb http://deb.debian.org/debian-security bookworm-security main"},
-		Include:  []string{"linux-image-amd64", "systemd"},
-		Exclude:  []string{"/usr/share/man/*"},
-		Keep:     []string{"/usr/share/doc/*/copyright"},
-		Archives: "/cache/.apt-archives/capstone/system it's",
-	})
-	golden(t, "testdata/mmdebstrap-args.golden", strings.Join(args, "\n")+"\n")
-}
-
-// The hooks keep .debs between builds: setup links the kept ones in,
-// customize links the new ones out, both with a path that needs quoting.
-func TestMmdebstrapHooks(t *testing.T) {
-	dir := t.TempDir()
-	kept := filepath.Join(dir, "kept it's")
-	root := filepath.Join(dir, "root")
-	os.MkdirAll(kept, 0o755)
-	os.WriteFile(filepath.Join(kept, "old_1_all.deb"), []byte("old"), 0o644)
-	var setup, customize string
-	for _, a := range mmdebstrapArgs(bootstrapSpec{Suite: "s", Target: root, Include: []string{"x"}, Archives: kept}) {
-		if h, ok := strings.CutPrefix(a, "--setup-hook="); ok {
-			setup = h
-		}
-		if h, ok := strings.CutPrefix(a, "--customize-hook="); ok {
-			customize = h
-		}
-	}
-	run := func(h string) {
-		if out, err := exec.Command("sh", "-c", h, "exec", root).CombinedOutput(); err != nil {
-			t.Fatalf("hook %q: %v\n%s", h, err, out)
-		}
-	}
-	run(setup)
-	if b, err := os.ReadFile(filepath.Join(root, "var/cache/apt/archives/old_1_all.deb")); string(b) != "old" {
-		t.Fatalf("setup hook did not bring the kept .deb in: %q %v", b, err)
-	}
-	os.WriteFile(filepath.Join(root, "var/cache/apt/archives/new_2_amd64.deb"), []byte("new"), 0o644)
-	run(customize)
-	run(customize) // again: existing files are kept, not an error
-	names, _ := filepath.Glob(filepath.Join(kept, "*.deb"))
-	for i := range names {
-		names[i] = filepath.Base(names[i])
-	}
-	sort.Strings(names)
-	if !cmp.Equal(names, []string{"new_2_amd64.deb", "old_1_all.deb"}) {
-		t.Errorf("kept %v", names)
-	}
-}
-
 func TestResolveInRoot(t *testing.T) {
 	root := t.TempDir()
 	for _, d := range []string{"usr/bin", "usr/lib", "etc"} {
@@ -521,42 +469,6 @@ func TestCheckEnabled(t *testing.T) {
 			t.Errorf("checkEnabled(%q) = %v, want ok=%v", tt.out, err, tt.ok)
 		}
 	}
-}
-
-func TestPruneArchives(t *testing.T) {
-	dir := t.TempDir()
-	files := []string{"systemd_252.39-1~deb12u2_amd64.deb", "systemd_252.38-1~deb12u1_amd64.deb",
-		"tzdata_2025b-0+deb12u1_all.deb", "qemu-guest-agent_1%3a7.2+dfsg-7+deb12u18+b3_amd64.deb",
-		"gone_1.0_amd64.deb", "partial", "lock"}
-	for _, f := range files {
-		os.WriteFile(filepath.Join(dir, f), nil, 0o644)
-	}
-	status, err := readDpkgStatus(writeTemp(t, "Package: systemd\nStatus: install ok installed\nArchitecture: amd64\nVersion: 252.39-1~deb12u2\n\n"+
-		"Package: tzdata\nStatus: install ok installed\nArchitecture: all\nVersion: 2025b-0+deb12u1\n\n"+
-		"Package: qemu-guest-agent\nStatus: install ok installed\nArchitecture: amd64\nVersion: 1:7.2+dfsg-7+deb12u18+b3\n\n"+
-		"Package: gone\nStatus: deinstall ok config-files\nArchitecture: amd64\nVersion: 1.0\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	pruneArchives(dir, status)
-	entries, _ := os.ReadDir(dir)
-	var left []string
-	for _, e := range entries {
-		left = append(left, e.Name())
-	}
-	want := []string{"lock", "partial", "qemu-guest-agent_1%3a7.2+dfsg-7+deb12u18+b3_amd64.deb", "systemd_252.39-1~deb12u2_amd64.deb", "tzdata_2025b-0+deb12u1_all.deb"}
-	if !cmp.Equal(left, want) {
-		t.Errorf("left %v, want %v", left, want)
-	}
-}
-
-func writeTemp(t *testing.T, data string) string {
-	t.Helper()
-	f := filepath.Join(t.TempDir(), "status")
-	if err := os.WriteFile(f, []byte(data), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return f
 }
 
 func TestDiskSize(t *testing.T) {

@@ -1,6 +1,12 @@
 // Package initramfs writes the cpio archive ("newc" format) a Linux kernel
 // unpacks into its first root file system, and finds the kernel modules an
 // unpacked Debian kernel package must load, in load order.
+//
+// The records are written by u-root's pkg/cpio, which takes a device's
+// rdev major and minor (/dev/console is 5,1) and every header field as
+// given; this package adds what the kernel and a reproducible image need
+// around it: checked relative names, parent directories, one sorted order,
+// owner root, time zero and inodes counted from 1.
 package initramfs
 
 import (
@@ -10,6 +16,8 @@ import (
 	"path"
 	"sort"
 	"strings"
+
+	"github.com/u-root/u-root/pkg/cpio"
 )
 
 // File type bits of a cpio mode, as in stat(2).
@@ -79,7 +87,9 @@ func (f *Archive) CharDev(name string, perm, major, minor uint32) error {
 	return f.add(name, cpioEntry{mode: modeChr | perm&0o7777, rdevMajor: major, rdevMinor: minor})
 }
 
-// Write writes the archive to w, parents before children, ending with the trailer.
+// Write writes the archive to w, parents before children, ending with the
+// trailer. Every record has owner root, time zero and an inode counted from
+// 1, so the bytes depend on the entries alone.
 func (f *Archive) Write(w io.Writer) error {
 	names := make([]string, 0, len(f.entries))
 	for n := range f.entries {
@@ -88,43 +98,25 @@ func (f *Archive) Write(w io.Writer) error {
 	// A parent is a prefix of its children, so it sorts first.
 	sort.Strings(names)
 	bw := bufio.NewWriter(w)
+	rw := cpio.Newc.Writer(bw)
 	for i, n := range names {
 		e := f.entries[n]
-		nlink := uint32(1)
+		nlink := uint64(1)
 		if e.mode&0o170000 == modeDir {
 			nlink = 2
 		}
-		if err := writeCpioRecord(bw, uint32(i+1), n, e, nlink); err != nil {
+		rec := cpio.StaticRecord(e.data, cpio.Info{
+			Ino: uint64(i + 1), Mode: uint64(e.mode), NLink: nlink, Name: n,
+			Rmajor: uint64(e.rdevMajor), Rminor: uint64(e.rdevMinor),
+		})
+		if err := rw.WriteRecord(rec); err != nil {
 			return err
 		}
 	}
-	if err := writeCpioRecord(bw, 0, "TRAILER!!!", cpioEntry{}, 1); err != nil {
+	if err := cpio.WriteTrailer(rw); err != nil {
 		return err
 	}
 	return bw.Flush()
-}
-
-func writeCpioRecord(w *bufio.Writer, ino uint32, name string, e cpioEntry, nlink uint32) error {
-	// newc: magic, then 13 eight-digit hex fields: ino mode uid gid nlink mtime
-	// filesize devmajor devminor rdevmajor rdevminor namesize check.
-	_, err := fmt.Fprintf(w, "070701%08x%08x%08x%08x%08x%08x%08x%08x%08x%08x%08x%08x%08x",
-		ino, e.mode, 0, 0, nlink, 0, len(e.data), 0, 0, e.rdevMajor, e.rdevMinor, len(name)+1, 0)
-	if err != nil {
-		return err
-	}
-	w.WriteString(name)
-	w.WriteByte(0)
-	pad(w, 110+len(name)+1)
-	w.Write(e.data)
-	pad(w, len(e.data))
-	return nil
-}
-
-// pad writes zeros up to the next multiple of four.
-func pad(w *bufio.Writer, n int) {
-	for ; n%4 != 0; n++ {
-		w.WriteByte(0)
-	}
 }
 
 // cleanRelative reports whether p is a clean, relative path that stays

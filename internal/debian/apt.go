@@ -1,4 +1,8 @@
-package image
+// Package debian gets Debian packages for vmnet's image builds: the version
+// apt would install (apt-cache), the .deb file (apt-get download) and its
+// files (dpkg-deb -x), dpkg's record of an installed system, and the
+// mmdebstrap command line that installs one.
+package debian
 
 import (
 	"bufio"
@@ -21,8 +25,8 @@ import (
 	"vmnet/internal/fsperm"
 )
 
-// debPackage is one version of a Debian package as apt knows it.
-type debPackage struct {
+// Package is one version of a Debian package as apt knows it.
+type Package struct {
 	Name     string
 	Version  string
 	Arch     string
@@ -33,47 +37,56 @@ type debPackage struct {
 }
 
 // String is NAME=VERSION, as apt-get takes it.
-func (p debPackage) String() string { return p.Name + "=" + p.Version }
+func (p Package) String() string { return p.Name + "=" + p.Version }
 
 // debName is the file name the .deb is kept under in the cache.
-func (p debPackage) debName() string { return path.Base(p.Filename) }
+func (p Package) DebName() string { return path.Base(p.Filename) }
 
-// source gets Debian packages. apt is the real one; tests use a fake that
+// Source gets Debian packages. Apt is the real one; tests use a fake that
 // serves synthetic packages.
-type source interface {
-	// candidate returns the version apt would install for spec (NAME or
-	// NAME=VERSION), or an error wrapping errNoCandidate.
-	candidate(ctx context.Context, spec string) (debPackage, error)
-	// candidates is candidate for many specs at once, in their order: one
+type Source interface {
+	// Candidate returns the version apt would install for spec (NAME or
+	// NAME=VERSION), or an error wrapping ErrNoCandidate.
+	Candidate(ctx context.Context, spec string) (Package, error)
+	// Candidates is Candidate for many specs at once, in their order: one
 	// apt-cache run costs about as much as one package.
-	candidates(ctx context.Context, specs []string) ([]debPackage, error)
-	// refresh updates the package lists (apt-get update).
-	refresh(ctx context.Context, b *buildLog) error
-	// download fetches p's .deb into the empty directory dir and returns its path.
-	download(ctx context.Context, p debPackage, dir string, b *buildLog) (string, error)
-	// unpack extracts the files of a .deb into dir (dpkg-deb -x).
-	unpack(ctx context.Context, deb, dir string, b *buildLog) error
+	Candidates(ctx context.Context, specs []string) ([]Package, error)
+	// Refresh updates the package lists (apt-get update).
+	Refresh(ctx context.Context, log Log) error
+	// Download fetches p's .deb into the empty directory dir and returns its path.
+	Download(ctx context.Context, p Package, dir string, log Log) (string, error)
+	// Unpack extracts the files of a .deb into dir (dpkg-deb -x).
+	Unpack(ctx context.Context, deb, dir string, log Log) error
 }
 
-// errNoCandidate is wrapped when apt knows no installable version of a package.
-var errNoCandidate = errors.New("no installable version")
+// Log is where a build shows its steps and keeps the output of the commands
+// it runs.
+type Log interface {
+	// Step shows and logs one step of the build.
+	Step(format string, a ...any)
+	// Count runs work while showing size() against total bytes.
+	Count(label string, total int64, size func() int64, work func() error) error
+	// Run runs a command in dir with its output in the log; the error names
+	// the command and carries the last line it printed.
+	Run(ctx context.Context, dir, name string, args ...string) error
+}
 
-// withHint is errs.WithHint; kept short for the many callers in this package.
-func withHint(err error, hint string) error { return errs.WithHint(err, hint) }
+// ErrNoCandidate is wrapped when apt knows no installable version of a package.
+var ErrNoCandidate = errors.New("no installable version")
 
 const aptToolsHint = "vmnet builds guest images from Debian packages with apt-get, apt-cache and dpkg-deb: " +
 	"run it on Debian or Ubuntu"
 
-// apt is the source that uses the host's apt-cache, apt-get and dpkg-deb.
-type apt struct {
-	// memo is a file that remembers what apt-cache said while apt's state is
+// Apt is the Source that uses the host's apt-cache, apt-get and dpkg-deb.
+type Apt struct {
+	// Memo is a file that remembers what apt-cache said while apt's state is
 	// unchanged ("" for none). Where apt keeps no binary cache (Docker-made
 	// systems), each apt-cache run parses all package lists, about 0.5 s: a
 	// cache hit should not cost seconds.
-	memo string
+	Memo string
 }
 
-var _ source = apt{}
+var _ Source = Apt{}
 
 // aptState lists the files whose change can change apt's candidates: the
 // package lists, pinning, and what dpkg has installed (Debian's default paths).
@@ -96,50 +109,51 @@ func aptFingerprint(files []string) string {
 
 // aptMemo is the memo file's content.
 type aptMemo struct {
-	Fingerprint string                `json:"fingerprint"`
-	Candidates  map[string]debPackage `json:"candidates"`
+	Fingerprint string             `json:"fingerprint"`
+	Candidates  map[string]Package `json:"candidates"`
 }
 
-func (a apt) recall(fp, spec string) (debPackage, bool) {
-	if a.memo == "" {
-		return debPackage{}, false
+func (a Apt) recall(fp, spec string) (Package, bool) {
+	if a.Memo == "" {
+		return Package{}, false
 	}
 	var m aptMemo
-	data, err := os.ReadFile(a.memo)
+	data, err := os.ReadFile(a.Memo)
 	if err != nil || json.Unmarshal(data, &m) != nil || m.Fingerprint != fp {
-		return debPackage{}, false
+		return Package{}, false
 	}
 	p, ok := m.Candidates[spec]
 	return p, ok
 }
 
 // remember adds an answer to the memo; failing to is harmless.
-func (a apt) remember(fp, spec string, p debPackage) {
-	if a.memo == "" {
+func (a Apt) remember(fp, spec string, p Package) {
+	if a.Memo == "" {
 		return
 	}
 	var m aptMemo
-	if data, err := os.ReadFile(a.memo); err != nil || json.Unmarshal(data, &m) != nil || m.Fingerprint != fp {
+	if data, err := os.ReadFile(a.Memo); err != nil || json.Unmarshal(data, &m) != nil || m.Fingerprint != fp {
 		m = aptMemo{Fingerprint: fp}
 	}
 	if m.Candidates == nil {
-		m.Candidates = map[string]debPackage{}
+		m.Candidates = map[string]Package{}
 	}
 	m.Candidates[spec] = p
 	data, err := json.Marshal(m)
-	if err != nil || fsperm.MkdirAll(filepath.Dir(a.memo), 0o755) != nil {
+	if err != nil || fsperm.MkdirAll(filepath.Dir(a.Memo), 0o755) != nil {
 		return
 	}
 	// Written whole and renamed: concurrent readers never see half a file.
-	fsperm.WriteFileAtomic(a.memo, data, 0o644)
+	fsperm.WriteFileAtomic(a.Memo, data, 0o644)
 }
 
 // aptEnv gives apt's tools stable, parseable, non-interactive output.
-func aptEnv() []string {
+func Env() []string {
 	return append(os.Environ(), "LC_ALL=C", "DEBIAN_FRONTEND=noninteractive")
 }
 
-func (a apt) candidate(ctx context.Context, spec string) (debPackage, error) {
+// Candidate asks apt-cache, or the memo while apt's state is unchanged.
+func (a Apt) Candidate(ctx context.Context, spec string) (Package, error) {
 	fp := aptFingerprint(aptState())
 	if p, ok := a.recall(fp, spec); ok {
 		return p, nil
@@ -151,9 +165,10 @@ func (a apt) candidate(ctx context.Context, spec string) (debPackage, error) {
 	return p, err
 }
 
-func (a apt) candidates(ctx context.Context, specs []string) ([]debPackage, error) {
+// Candidates asks apt-cache once for the specs the memo does not answer.
+func (a Apt) Candidates(ctx context.Context, specs []string) ([]Package, error) {
 	fp := aptFingerprint(aptState())
-	out := make([]debPackage, len(specs))
+	out := make([]Package, len(specs))
 	var ask []string
 	for i, spec := range specs {
 		p, ok := a.recall(fp, spec)
@@ -180,29 +195,29 @@ func (a apt) candidates(ctx context.Context, specs []string) ([]debPackage, erro
 }
 
 // aptCacheShow asks apt-cache for the candidate version of spec.
-func aptCacheShow(ctx context.Context, spec string) (debPackage, error) {
+func aptCacheShow(ctx context.Context, spec string) (Package, error) {
 	got, err := aptCacheShowAll(ctx, []string{spec})
 	if err != nil {
-		return debPackage{}, err
+		return Package{}, err
 	}
 	return got[spec], nil
 }
 
 // aptCacheShowAll asks apt-cache for the candidate versions of specs (NAME
-// or NAME=VERSION) in one run; the error wraps errNoCandidate and names the
+// or NAME=VERSION) in one run; the error wraps ErrNoCandidate and names the
 // first spec apt knows no version of.
-func aptCacheShowAll(ctx context.Context, specs []string) (map[string]debPackage, error) {
+func aptCacheShowAll(ctx context.Context, specs []string) (map[string]Package, error) {
 	// Equals: apt-cache show --no-all-versions SPEC...
 	cmd := exec.CommandContext(ctx, "apt-cache", append([]string{"show", "--no-all-versions"}, specs...)...)
-	cmd.Env = aptEnv()
+	cmd.Env = Env()
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
 	if errors.Is(err, exec.ErrNotFound) {
-		return nil, withHint(fmt.Errorf("resolve Debian package %s: %w", strings.Join(specs, " "), err), aptToolsHint)
+		return nil, errs.WithHint(fmt.Errorf("resolve Debian package %s: %w", strings.Join(specs, " "), err), aptToolsHint)
 	}
 	// A record per spec, in their order; NAME=VERSION is found by both.
-	byName := map[string]debPackage{}
+	byName := map[string]Package{}
 	for _, s := range parseStanzas(string(out)) {
 		p, err := stanzaPackage(s)
 		if err != nil {
@@ -213,7 +228,7 @@ func aptCacheShowAll(ctx context.Context, specs []string) (map[string]debPackage
 		}
 		byName[p.String()] = p
 	}
-	got := map[string]debPackage{}
+	got := map[string]Package{}
 	for _, spec := range specs {
 		p, ok := byName[spec]
 		if !ok {
@@ -224,32 +239,34 @@ func aptCacheShowAll(ctx context.Context, specs []string) (map[string]debPackage
 			if msg == "" {
 				msg = "no such package in the lists"
 			}
-			return nil, fmt.Errorf("Debian package %s: %w (apt-cache: %s)", spec, errNoCandidate, msg)
+			return nil, fmt.Errorf("Debian package %s: %w (apt-cache: %s)", spec, ErrNoCandidate, msg)
 		}
 		got[spec] = p
 	}
 	return got, nil
 }
 
-func (apt) refresh(ctx context.Context, b *buildLog) error {
-	b.step("updating apt's package lists (apt-get update)")
-	err := b.run(ctx, "", "apt-get", "-q", "update")
+// Refresh runs apt-get update.
+func (Apt) Refresh(ctx context.Context, log Log) error {
+	log.Step("updating apt's package lists (apt-get update)")
+	err := log.Run(ctx, "", "apt-get", "-q", "update")
 	if err != nil {
-		return withHint(fmt.Errorf("apt-get update: %w", err),
+		return errs.WithHint(fmt.Errorf("apt-get update: %w", err),
 			"vmnet needs Debian's package lists to build an image: run apt-get update as root, and check that the mirror is reachable")
 	}
 	return nil
 }
 
-func (apt) download(ctx context.Context, p debPackage, dir string, b *buildLog) (string, error) {
+// Download runs apt-get download in dir, showing the .deb's size as it grows.
+func (Apt) Download(ctx context.Context, p Package, dir string, log Log) (string, error) {
 	// apt-get download writes the .deb into dir as it arrives: its size is the progress.
 	// Equals: cd DIR && apt-get download NAME=VERSION. As root, apt would hand
 	// the download to user _apt, who cannot write into our 0700 directory.
-	err := b.count(p.Name, p.Size, func() int64 { return dirSize(dir) }, func() error {
-		return b.run(ctx, dir, "apt-get", "-q", "-o", "APT::Sandbox::User=root", "download", p.String())
+	err := log.Count(p.Name, p.Size, func() int64 { return dirSize(dir) }, func() error {
+		return log.Run(ctx, dir, "apt-get", "-q", "-o", "APT::Sandbox::User=root", "download", p.String())
 	})
 	if err != nil {
-		return "", withHint(fmt.Errorf("download %s: %w", p, err),
+		return "", errs.WithHint(fmt.Errorf("download %s: %w", p, err),
 			"check that Debian's mirror is reachable from here (inside a vmnet sandbox there is no network: "+
 				"build the image outside it first with: vmnet image build IMAGE)")
 	}
@@ -260,10 +277,11 @@ func (apt) download(ctx context.Context, p debPackage, dir string, b *buildLog) 
 	return debs[0], nil
 }
 
-func (apt) unpack(ctx context.Context, deb, dir string, b *buildLog) error {
-	if err := b.run(ctx, "", "dpkg-deb", "-x", deb, dir); err != nil {
+// Unpack runs dpkg-deb -x.
+func (Apt) Unpack(ctx context.Context, deb, dir string, log Log) error {
+	if err := log.Run(ctx, "", "dpkg-deb", "-x", deb, dir); err != nil {
 		if errors.Is(err, exec.ErrNotFound) {
-			return withHint(fmt.Errorf("unpack %s: %w", filepath.Base(deb), err), aptToolsHint)
+			return errs.WithHint(fmt.Errorf("unpack %s: %w", filepath.Base(deb), err), aptToolsHint)
 		}
 		return fmt.Errorf("unpack %s: %w", filepath.Base(deb), err)
 	}
@@ -304,14 +322,14 @@ func parseStanzas(text string) []map[string]string {
 }
 
 // stanzaPackage reads the fields vmnet needs from one apt-cache show record.
-func stanzaPackage(s map[string]string) (debPackage, error) {
-	p := debPackage{
+func stanzaPackage(s map[string]string) (Package, error) {
+	p := Package{
 		Name: s["Package"], Version: s["Version"], Arch: s["Architecture"],
 		SHA256: s["SHA256"], Filename: s["Filename"], Depends: s["Depends"],
 	}
 	size, err := strconv.ParseInt(s["Size"], 10, 64)
 	if p.Name == "" || p.Version == "" || p.Filename == "" || len(p.SHA256) != 64 || err != nil {
-		return debPackage{}, fmt.Errorf("apt-cache show %s: record without Package, Version, Filename, Size or SHA256", p.Name)
+		return Package{}, fmt.Errorf("apt-cache show %s: record without Package, Version, Filename, Size or SHA256", p.Name)
 	}
 	p.Size = size
 	return p, nil
@@ -349,9 +367,9 @@ func parseDepends(s string) []dependency {
 // not a metapackage that depends on one (linux-image-amd64).
 var kernelImageRE = regexp.MustCompile(`^linux-image-[0-9]`)
 
-// resolveKernel follows a kernel metapackage to the kernel package it depends on.
-func resolveKernel(ctx context.Context, src source, spec string) (debPackage, error) {
-	p, err := src.candidate(ctx, spec)
+// ResolveKernel follows a kernel metapackage to the kernel package it depends on.
+func ResolveKernel(ctx context.Context, src Source, spec string) (Package, error) {
+	p, err := src.Candidate(ctx, spec)
 	if err != nil || kernelImageRE.MatchString(p.Name) {
 		return p, err
 	}
@@ -363,9 +381,9 @@ func resolveKernel(ctx context.Context, src source, spec string) (debPackage, er
 		if d.Op == "=" {
 			dep += "=" + d.Version
 		}
-		return src.candidate(ctx, dep)
+		return src.Candidate(ctx, dep)
 	}
-	return debPackage{}, fmt.Errorf("kernel package %s is not a linux-image-VERSION package and depends on none (Depends: %s)", p, p.Depends)
+	return Package{}, fmt.Errorf("kernel package %s is not a linux-image-VERSION package and depends on none (Depends: %s)", p, p.Depends)
 }
 
 // lastLine returns the last non-empty line of s.

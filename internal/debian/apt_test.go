@@ -1,8 +1,9 @@
-package image
+package debian
 
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -46,7 +47,7 @@ func TestParseAptShow(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := debPackage{
+	want := Package{
 		Name: "busybox-static", Version: "1:1.35.0-4+deb12u1+b1", Arch: "amd64",
 		SHA256:   "3d3fdbe91d4660c873e14b092c213fe81c1da6362daa236eb25d0171eb108744",
 		Size:     928188,
@@ -55,8 +56,8 @@ func TestParseAptShow(t *testing.T) {
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("busybox-static (-want +got):\n%s", diff)
 	}
-	if got.String() != "busybox-static=1:1.35.0-4+deb12u1+b1" || got.debName() != "busybox-static_1.35.0-4+deb12u1+b1_amd64.deb" {
-		t.Errorf("String %q debName %q", got.String(), got.debName())
+	if got.String() != "busybox-static=1:1.35.0-4+deb12u1+b1" || got.DebName() != "busybox-static_1.35.0-4+deb12u1+b1_amd64.deb" {
+		t.Errorf("String %q debName %q", got.String(), got.DebName())
 	}
 	delete(st[1], "SHA256")
 	if _, err := stanzaPackage(st[1]); err == nil {
@@ -82,11 +83,54 @@ func TestParseDepends(t *testing.T) {
 	}
 }
 
+// mapSource answers Candidate from a map, by NAME and NAME=VERSION; it
+// fetches nothing.
+type mapSource map[string]Package
+
+func (m mapSource) add(name, version, depends string) {
+	p := Package{Name: name, Version: version, Depends: depends}
+	m[name], m[p.String()] = p, p
+}
+
+func (m mapSource) Candidate(_ context.Context, spec string) (Package, error) {
+	p, ok := m[spec]
+	if !ok {
+		return Package{}, fmt.Errorf("Debian package %s: %w", spec, ErrNoCandidate)
+	}
+	return p, nil
+}
+
+func (m mapSource) Candidates(ctx context.Context, specs []string) ([]Package, error) {
+	var out []Package
+	for _, spec := range specs {
+		p, err := m.Candidate(ctx, spec)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+func (mapSource) Refresh(context.Context, Log) error { return nil }
+
+func (mapSource) Download(context.Context, Package, string, Log) (string, error) {
+	return "", errors.New("mapSource fetches nothing")
+}
+
+func (mapSource) Unpack(context.Context, string, string, Log) error {
+	return errors.New("mapSource fetches nothing")
+}
+
+const fakeKver = "6.1.0-99-amd64"
+
 func TestResolveKernel(t *testing.T) {
-	src := newFakeSource()
-	src.add("linux-image-cloud-amd64", "6.1.999-1", "linux-image-6.1.0-99-cloud-amd64 (= 6.1.999-1)", nil)
-	src.add("linux-image-6.1.0-99-cloud-amd64", "6.1.999-1", "kmod", nil)
-	src.add("linux-headers-amd64", "6.1.999-1", "linux-headers-6.1.0-99-amd64", nil)
+	src := mapSource{}
+	src.add("linux-image-amd64", "6.1.999-1", "linux-image-"+fakeKver+" (= 6.1.999-1)")
+	src.add("linux-image-"+fakeKver, "6.1.999-1", "kmod, linux-base (>= 4.3~), initramfs-tools (>= 0.120+deb8u2) | linux-initramfs-tool")
+	src.add("linux-image-cloud-amd64", "6.1.999-1", "linux-image-6.1.0-99-cloud-amd64 (= 6.1.999-1)")
+	src.add("linux-image-6.1.0-99-cloud-amd64", "6.1.999-1", "kmod")
+	src.add("linux-headers-amd64", "6.1.999-1", "linux-headers-6.1.0-99-amd64")
 	tests := []struct {
 		spec, want, err string
 	}{
@@ -97,24 +141,24 @@ func TestResolveKernel(t *testing.T) {
 		{"linux-image-nope", "", "no installable version"},
 	}
 	for _, tt := range tests {
-		p, err := resolveKernel(context.Background(), src, tt.spec)
+		p, err := ResolveKernel(context.Background(), src, tt.spec)
 		switch {
 		case tt.err != "" && (err == nil || !strings.Contains(err.Error(), tt.err)):
-			t.Errorf("resolveKernel(%s) = %v, %v; want error %q", tt.spec, p, err, tt.err)
+			t.Errorf("ResolveKernel(%s) = %v, %v; want error %q", tt.spec, p, err, tt.err)
 		case tt.err == "" && (err != nil || p.String() != tt.want):
-			t.Errorf("resolveKernel(%s) = %v, %v; want %s", tt.spec, p, err, tt.want)
+			t.Errorf("ResolveKernel(%s) = %v, %v; want %s", tt.spec, p, err, tt.want)
 		}
 	}
-	if _, err := resolveKernel(context.Background(), src, "linux-image-nope"); !errors.Is(err, errNoCandidate) {
-		t.Errorf("unknown package: %v does not wrap errNoCandidate", err)
+	if _, err := ResolveKernel(context.Background(), src, "linux-image-nope"); !errors.Is(err, ErrNoCandidate) {
+		t.Errorf("unknown package: %v does not wrap ErrNoCandidate", err)
 	}
 }
 
 // The real apt on this host: only checks that a package it certainly has
-// parses, and that an unknown one is errNoCandidate.
+// parses, and that an unknown one is ErrNoCandidate.
 func TestAptCandidate(t *testing.T) {
-	if _, err := (apt{}).candidate(context.Background(), "dpkg"); err != nil {
-		if errors.Is(err, errNoCandidate) {
+	if _, err := (Apt{}).Candidate(context.Background(), "dpkg"); err != nil {
+		if errors.Is(err, ErrNoCandidate) {
 			t.Skipf("apt's package lists are empty here (%v)", err)
 		}
 		var h interface{ Hint() string }
@@ -123,8 +167,8 @@ func TestAptCandidate(t *testing.T) {
 		}
 		t.Fatal(err)
 	}
-	_, err := (apt{}).candidate(context.Background(), "vmnet-no-such-package")
-	if !errors.Is(err, errNoCandidate) {
+	_, err := (Apt{}).Candidate(context.Background(), "vmnet-no-such-package")
+	if !errors.Is(err, ErrNoCandidate) {
 		t.Errorf("unknown package: %v", err)
 	}
 }
@@ -135,13 +179,13 @@ func TestAptMemo(t *testing.T) {
 	os.WriteFile(state[0], []byte("Package: a\n"), 0o644)
 	os.WriteFile(state[1], []byte(""), 0o644)
 	fp := aptFingerprint(state)
-	a := apt{memo: filepath.Join(dir, "cache", aptMemoFile)}
+	a := Apt{Memo: filepath.Join(dir, "cache", "memo.json")}
 	if _, ok := a.recall(fp, "busybox-static"); ok {
 		t.Fatal("recalled from an empty memo")
 	}
-	p := debPackage{Name: "busybox-static", Version: "1:1.35.0-4", SHA256: strings.Repeat("a", 64)}
+	p := Package{Name: "busybox-static", Version: "1:1.35.0-4", SHA256: strings.Repeat("a", 64)}
 	a.remember(fp, "busybox-static", p)
-	a.remember(fp, "linux-image-amd64", debPackage{Name: "linux-image-amd64"})
+	a.remember(fp, "linux-image-amd64", Package{Name: "linux-image-amd64"})
 	if got, ok := a.recall(fp, "busybox-static"); !ok || got != p {
 		t.Errorf("recall = %+v, %v", got, ok)
 	}
@@ -154,7 +198,7 @@ func TestAptMemo(t *testing.T) {
 	if _, ok := a.recall(fp2, "busybox-static"); ok {
 		t.Error("recalled an answer from before the lists changed")
 	}
-	if _, ok := (apt{}).recall(fp, "busybox-static"); ok {
+	if _, ok := (Apt{}).recall(fp, "busybox-static"); ok {
 		t.Error("apt without a memo file recalled something")
 	}
 }
@@ -162,11 +206,11 @@ func TestAptMemo(t *testing.T) {
 // The real apt: many packages in one run, in the order asked, the memo
 // answering the second time; one unknown package fails the lot with its name.
 func TestAptCandidates(t *testing.T) {
-	a := apt{memo: filepath.Join(t.TempDir(), aptMemoFile)}
+	a := Apt{Memo: filepath.Join(t.TempDir(), "memo.json")}
 	specs := []string{"dpkg", "apt", "dpkg"}
-	got, err := a.candidates(context.Background(), specs)
+	got, err := a.Candidates(context.Background(), specs)
 	if err != nil {
-		if errors.Is(err, errNoCandidate) {
+		if errors.Is(err, ErrNoCandidate) {
 			t.Skipf("apt's package lists are empty here (%v)", err)
 		}
 		var h interface{ Hint() string }
@@ -178,16 +222,16 @@ func TestAptCandidates(t *testing.T) {
 	if len(got) != 3 || got[0].Name != "dpkg" || got[1].Name != "apt" || got[2] != got[0] {
 		t.Fatalf("candidates = %+v", got)
 	}
-	again, err := a.candidates(context.Background(), specs)
+	again, err := a.Candidates(context.Background(), specs)
 	if err != nil || !cmp.Equal(again, got) {
 		t.Errorf("from the memo: %+v, %v", again, err)
 	}
-	pinned, err := a.candidates(context.Background(), []string{got[0].String()})
+	pinned, err := a.Candidates(context.Background(), []string{got[0].String()})
 	if err != nil || pinned[0] != got[0] {
 		t.Errorf("NAME=VERSION: %+v, %v", pinned, err)
 	}
-	_, err = a.candidates(context.Background(), []string{"apt", "vmnet-no-such-package"})
-	if !errors.Is(err, errNoCandidate) || !strings.Contains(err.Error(), "vmnet-no-such-package") {
+	_, err = a.Candidates(context.Background(), []string{"apt", "vmnet-no-such-package"})
+	if !errors.Is(err, ErrNoCandidate) || !strings.Contains(err.Error(), "vmnet-no-such-package") {
 		t.Errorf("unknown package: %v", err)
 	}
 }

@@ -1,0 +1,86 @@
+package debian
+
+import (
+	"flag"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files under testdata/")
+
+func golden(t *testing.T, file, got string) {
+	t.Helper()
+	if *update {
+		if err := os.MkdirAll(filepath.Dir(file), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(file, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatalf("%v (run go test -update to make it)", err)
+	}
+	if diff := cmp.Diff(string(want), got); diff != "" {
+		t.Errorf("%s (-want +got; go test -update rewrites it):\n%s", file, diff)
+	}
+}
+
+func TestMmdebstrapArgsGolden(t *testing.T) {
+	args := MmdebstrapArgs(BootstrapSpec{
+		Suite: "bookworm", Target: "/cache/capstone/.build-1/work/system",
+		Mirrors:  []string{"deb http://deb.debian.org/debian bookworm main", "deb http://deb.debian.org/debian-security bookworm-security main"},
+		Include:  []string{"linux-image-amd64", "systemd"},
+		Exclude:  []string{"/usr/share/man/*"},
+		Keep:     []string{"/usr/share/doc/*/copyright"},
+		Archives: "/cache/.apt-archives/capstone/system it's",
+	})
+	golden(t, "testdata/mmdebstrap-args.golden", strings.Join(args, "\n")+"\n")
+}
+
+// The hooks keep .debs between builds: setup links the kept ones in,
+// customize links the new ones out, both with a path that needs quoting.
+func TestMmdebstrapHooks(t *testing.T) {
+	dir := t.TempDir()
+	kept := filepath.Join(dir, "kept it's")
+	root := filepath.Join(dir, "root")
+	os.MkdirAll(kept, 0o755)
+	os.WriteFile(filepath.Join(kept, "old_1_all.deb"), []byte("old"), 0o644)
+	var setup, customize string
+	for _, a := range MmdebstrapArgs(BootstrapSpec{Suite: "s", Target: root, Include: []string{"x"}, Archives: kept}) {
+		if h, ok := strings.CutPrefix(a, "--setup-hook="); ok {
+			setup = h
+		}
+		if h, ok := strings.CutPrefix(a, "--customize-hook="); ok {
+			customize = h
+		}
+	}
+	run := func(h string) {
+		if out, err := exec.Command("sh", "-c", h, "exec", root).CombinedOutput(); err != nil {
+			t.Fatalf("hook %q: %v\n%s", h, err, out)
+		}
+	}
+	run(setup)
+	if b, err := os.ReadFile(filepath.Join(root, "var/cache/apt/archives/old_1_all.deb")); string(b) != "old" {
+		t.Fatalf("setup hook did not bring the kept .deb in: %q %v", b, err)
+	}
+	os.WriteFile(filepath.Join(root, "var/cache/apt/archives/new_2_amd64.deb"), []byte("new"), 0o644)
+	run(customize)
+	run(customize) // again: existing files are kept, not an error
+	names, _ := filepath.Glob(filepath.Join(kept, "*.deb"))
+	for i := range names {
+		names[i] = filepath.Base(names[i])
+	}
+	sort.Strings(names)
+	if !cmp.Equal(names, []string{"new_2_amd64.deb", "old_1_all.deb"}) {
+		t.Errorf("kept %v", names)
+	}
+}
