@@ -264,24 +264,9 @@ func takeover(ctx context.Context, k Kernel, spec Spec, cur *State, w desired, c
 		if err == nil {
 			return
 		}
-		var rerrs []error
-		for _, u := range slices.Backward(undo) {
-			if rerr := u(); rerr != nil {
-				rerrs = append(rerrs, rerr)
-			}
-		}
-		// Last, with the bridge gone, the NIC from the state saved before the
-		// first change, checked against it.
-		if rerr := restoreSaved(k, saved); rerr != nil {
-			rerrs = append(rerrs, rerr)
-		} else if rerr := verifySaved(k, saved); rerr != nil {
-			rerrs = append(rerrs, rerr)
-		} else if rerr := saved.remove(); rerr != nil {
-			rerrs = append(rerrs, rerr)
-		}
-		if len(rerrs) > 0 {
+		if rerr := rollBack(k, undo, saved); rerr != nil {
 			err = fmt.Errorf("%w; rollback was incomplete (%s keeps the state before; the next 'vmnet bridge create' or 'delete' tries again): %w",
-				err, saved.path, errors.Join(rerrs...))
+				err, saved.path, rerr)
 			return
 		}
 		done = append(done, "rolled back: the host is as it was before")
@@ -290,36 +275,7 @@ func takeover(ctx context.Context, k Kernel, spec Spec, cur *State, w desired, c
 
 	nic := up.link
 	name := spec.Name
-	// Undo for the bridge's own changes: delete a bridge we made; restore an existing one.
-	if cur == nil {
-		undo = append(undo, func() error {
-			l, err := k.LinkByName(name)
-			if isNotFound(err) {
-				return nil
-			}
-			if err != nil {
-				return err
-			}
-			return k.LinkDel(l)
-		})
-	} else {
-		prev := *cur
-		undo = append(undo, func() error {
-			l, err := k.LinkByName(name)
-			if err != nil {
-				return err
-			}
-			errs := []error{k.LinkSetAlias(l, alias(prev.Uplink)), k.LinkSetHardwareAddr(l, prev.MAC), k.LinkSetMTU(l, prev.MTU)}
-			for _, p := range w.addresses {
-				if !slices.Contains(prev.Addresses, p) {
-					if err := k.AddrDel(l, toAddr(p)); err != nil && !errors.Is(err, unix.EADDRNOTAVAIL) {
-						errs = append(errs, err)
-					}
-				}
-			}
-			return errors.Join(errs...)
-		})
-	}
+	undo = append(undo, undoBridgeChanges(k, name, cur, w))
 	for _, c := range changes {
 		if err := c.apply(); err != nil {
 			return done, fmt.Errorf("bridge %q: %s: %w", name, c.what, err)
@@ -349,6 +305,78 @@ func takeover(ctx context.Context, k Kernel, spec Spec, cur *State, w desired, c
 	}
 	done = append(done, up.describe(name)[1:]...)
 
+	confirmed, err := confirm(ctx, k, spec, up)
+	if err != nil {
+		return done, err
+	}
+	if confirmed != "" {
+		done = append(done, confirmed)
+	}
+	return done, commit(saved)
+}
+
+// rollBack runs the undo steps of a failed takeover in reverse order, then
+// puts the NIC back from the state saved before the first change. It returns
+// what could not be undone; nil means the host is as it was.
+func rollBack(k Kernel, undo []func() error, saved *savedUplink) error {
+	var rerrs []error
+	for _, u := range slices.Backward(undo) {
+		if rerr := u(); rerr != nil {
+			rerrs = append(rerrs, rerr)
+		}
+	}
+	// Last, with the bridge gone, the NIC from the state saved before the
+	// first change, checked against it; the saved file goes only when both
+	// succeeded, so a half rollback can be finished later.
+	if rerr := restoreSaved(k, saved); rerr != nil {
+		rerrs = append(rerrs, rerr)
+	} else if rerr := verifySaved(k, saved); rerr != nil {
+		rerrs = append(rerrs, rerr)
+	} else if rerr := saved.remove(); rerr != nil {
+		rerrs = append(rerrs, rerr)
+	}
+	return errors.Join(rerrs...)
+}
+
+// undoBridgeChanges returns the undo step for the bridge's own changes:
+// delete a bridge this takeover made; give an existing one back its alias,
+// MAC, MTU and addresses as they were in cur.
+func undoBridgeChanges(k Kernel, name string, cur *State, w desired) func() error {
+	if cur == nil {
+		return func() error {
+			l, err := k.LinkByName(name)
+			if isNotFound(err) {
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			return k.LinkDel(l)
+		}
+	}
+	prev := *cur
+	return func() error {
+		l, err := k.LinkByName(name)
+		if err != nil {
+			return err
+		}
+		errs := []error{k.LinkSetAlias(l, alias(prev.Uplink)), k.LinkSetHardwareAddr(l, prev.MAC), k.LinkSetMTU(l, prev.MTU)}
+		for _, p := range w.addresses {
+			if !slices.Contains(prev.Addresses, p) {
+				if err := k.AddrDel(l, toAddr(p)); err != nil && !errors.Is(err, unix.EADDRNOTAVAIL) {
+					errs = append(errs, err)
+				}
+			}
+		}
+		return errors.Join(errs...)
+	}
+}
+
+// confirm pings the probe target (--probe, else the NIC's IPv4 then IPv6
+// gateway) through the bridge and returns the line that says it answered.
+// With no target it returns "" and leaves a note in up.probeNote, which
+// Ensure passes on to the user: the takeover stands, unconfirmed.
+func confirm(ctx context.Context, k Kernel, spec Spec, up *uplinkState) (string, error) {
 	target := spec.Probe
 	if !target.IsValid() {
 		target = up.gw4
@@ -357,8 +385,8 @@ func takeover(ctx context.Context, k Kernel, spec Spec, cur *State, w desired, c
 		target = up.gw6
 	}
 	if !target.IsValid() {
-		up.probeNote = fmt.Sprintf("%s had no default gateway and no --probe was given: the takeover was not confirmed", nicName)
-		return done, commit(saved)
+		up.probeNote = fmt.Sprintf("%s had no default gateway and no --probe was given: the takeover was not confirmed", up.link.Attrs().Name)
+		return "", nil
 	}
 	timeout := spec.ConfirmTimeout
 	if timeout == 0 {
@@ -367,10 +395,9 @@ func takeover(ctx context.Context, k Kernel, spec Spec, cur *State, w desired, c
 	slog.Debug("probing after takeover", "target", target, "timeout", timeout)
 	start := time.Now()
 	if err := Ping(ctx, k, target, timeout); err != nil {
-		return done, fmt.Errorf("%s did not answer through %s within %s (%w)", target, name, timeout, err)
+		return "", fmt.Errorf("%s did not answer through %s within %s (%w)", target, spec.Name, timeout, err)
 	}
-	done = append(done, fmt.Sprintf("confirmed: %s answered through %s after %s", target, name, time.Since(start).Round(time.Millisecond)))
-	return done, commit(saved)
+	return fmt.Sprintf("confirmed: %s answered through %s after %s", target, spec.Name, time.Since(start).Round(time.Millisecond)), nil
 }
 
 // commit marks the saved state as that of a finished takeover: kept while

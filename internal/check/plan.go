@@ -83,19 +83,33 @@ func BasicMatrix(t Target) []Check {
 // and the API's ports closed from the host.
 func CapstoneMatrix(t Target) []Check {
 	out := BasicMatrix(t)
+	container := containerLookup(t)
+	out = append(out, vmToContainerPings(t, container)...)
+	out = append(out, containerPings(t, container)...)
+	out = append(out, appDNSChecks(t, container)...)
+	return append(out, outsideChecks(t)...)
+}
+
+// containerLookup finds a container of t by name; one podman did not report
+// comes back with State "missing", so its checks still appear and say why
+// they cannot run.
+func containerLookup(t Target) func(name string) Container {
 	byName := map[string]Container{}
 	for _, c := range t.Containers {
 		byName[c.Name] = c
 	}
-	container := func(name string) Container {
+	return func(name string) Container {
 		if c, ok := byName[name]; ok {
 			return c
 		}
 		return Container{Name: name, State: "missing"}
 	}
-	vmLabel := t.Name
+}
 
-	// VM → each container, on app-net.
+// vmToContainerPings are the VM pinging each container, on app-net.
+func vmToContainerPings(t Target, container func(string) Container) []Check {
+	var out []Check
+	vmLabel := t.Name
 	for _, name := range AppContainers {
 		c := container(name)
 		ch := Check{
@@ -106,8 +120,15 @@ func CapstoneMatrix(t Target) []Check {
 		ch.Address, ch.Unknown = addrOrWhy(c.IP, noAppAddress(c))
 		out = append(out, ch)
 	}
-	// Each container → the VM (its address on app-net) and → the host on
-	// each plain-bridge NIC (through the guest's forwarding and NAT).
+	return out
+}
+
+// containerPings are each container pinging the VM (its address on app-net)
+// and the host on each plain-bridge NIC (through the guest's forwarding and
+// NAT).
+func containerPings(t Target, container func(string) Container) []Check {
+	var out []Check
+	vmLabel := t.Name
 	for _, name := range AppContainers {
 		c := container(name)
 		gw := gatewayOf(t.Containers, c)
@@ -131,7 +152,13 @@ func CapstoneMatrix(t Target) []Check {
 			out = append(out, ch)
 		}
 	}
-	// Names on app-net, along the app's own paths: api finds db, proxy finds api.
+	return out
+}
+
+// appDNSChecks are name lookups on app-net along the app's own paths: api
+// finds db, proxy finds api.
+func appDNSChecks(t Target, container func(string) Container) []Check {
+	var out []Check
 	for _, p := range [][2]string{{AppAPI, AppDB}, {AppProxy, AppAPI}} {
 		from, to := p[0], p[1]
 		target := container(to)
@@ -146,7 +173,15 @@ func CapstoneMatrix(t Target) []Check {
 		}
 		out = append(out, ch)
 	}
-	// The whole path from outside, and the ports that must stay closed.
+	return out
+}
+
+// outsideChecks are, on every NIC, the whole path from the host (the proxy
+// answering with the API's JSON) and the database's and API's ports, which
+// must stay closed. A closed port only means something once the NIC
+// answers ping, hence Requires.
+func outsideChecks(t Target) []Check {
+	var out []Check
 	for i, n := range t.NICs {
 		ping := hostToVMPing(t, i).ID
 		ch := Check{

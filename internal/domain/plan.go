@@ -138,17 +138,8 @@ func NewPlan(spec vmspec.Spec, img ImageInfo, choice accel.Choice, stateDir stri
 	if err := spec.Validate(); err != nil {
 		return Plan{}, err
 	}
-	bad := func(problem, fix string) (Plan, error) {
-		return Plan{}, &PlanError{VM: spec.Name, Problem: problem, Fix: fix}
-	}
-	if choice.Type != accel.KVM && choice.Type != accel.QEMU {
-		return bad(fmt.Sprintf("accelerator %q is neither kvm nor qemu", choice.Type), "pick one with accel.Probe")
-	}
-	if !path.IsAbs(stateDir) || path.Clean(stateDir) != stateDir {
-		return bad(fmt.Sprintf("state directory %q is not a clean absolute path", stateDir), "use "+DefaultStateDir)
-	}
-	if err := checkImage(img); err != "" {
-		return bad(fmt.Sprintf("image %s %s", img.Name, err), "rebuild the image (vmnet image build) or fix the image description")
+	if err := checkPlanInputs(spec, img, choice, stateDir); err != nil {
+		return Plan{}, err
 	}
 	dir := path.Join(stateDir, "vms", spec.Name)
 	p := Plan{
@@ -158,8 +149,50 @@ func NewPlan(spec vmspec.Spec, img ImageInfo, choice accel.Choice, stateDir stri
 		Kernel: img.Kernel, Initrd: img.Initrd,
 		Ready: spec.Ready, Timeout: time.Duration(spec.Timeout),
 	}
+	p.planStorage(spec, img)
+	p.NICs = planNICs(spec)
+	if err := p.planReady(spec, img); err != nil {
+		return Plan{}, err
+	}
+	if p.Timeout == 0 {
+		p.Timeout = DefaultTimeoutTCG
+		if choice.Type == accel.KVM {
+			p.Timeout = DefaultTimeoutKVM
+		}
+	}
+	if err := p.planCmdline(spec, img); err != nil {
+		return Plan{}, err
+	}
+	return p, nil
+}
+
+// planError is a PlanError for VM spec.
+func planError(spec vmspec.Spec, problem, fix string) error {
+	return &PlanError{VM: spec.Name, Problem: problem, Fix: fix}
+}
+
+// checkPlanInputs refuses what NewPlan is given besides the spec: an
+// accelerator it cannot use, a state directory that is not a clean absolute
+// path, an image whose description is incomplete.
+func checkPlanInputs(spec vmspec.Spec, img ImageInfo, choice accel.Choice, stateDir string) error {
+	if choice.Type != accel.KVM && choice.Type != accel.QEMU {
+		return planError(spec, fmt.Sprintf("accelerator %q is neither kvm nor qemu", choice.Type), "pick one with accel.Probe")
+	}
+	if !path.IsAbs(stateDir) || path.Clean(stateDir) != stateDir {
+		return planError(spec, fmt.Sprintf("state directory %q is not a clean absolute path", stateDir), "use "+DefaultStateDir)
+	}
+	if err := checkImage(img); err != "" {
+		return planError(spec, fmt.Sprintf("image %s %s", img.Name, err), "rebuild the image (vmnet image build) or fix the image description")
+	}
+	return nil
+}
+
+// planStorage places the files under p.Dir: the overlay on the image's disk
+// (vda) when it has one, the data disks on the next virtio letters, and the
+// NoCloud seed for a cloud image.
+func (p *Plan) planStorage(spec vmspec.Spec, img ImageInfo) {
 	if img.Disk != "" {
-		p.Overlay = &Overlay{Path: path.Join(dir, OverlayFile), Backing: img.Disk, BackingFormat: img.DiskFormat, Target: "vda"}
+		p.Overlay = &Overlay{Path: path.Join(p.Dir, OverlayFile), Backing: img.Disk, BackingFormat: img.DiskFormat, Target: "vda"}
 	}
 	next := 0 // virtio disk letters: vda is the image's when it has one
 	if p.Overlay != nil {
@@ -167,21 +200,33 @@ func NewPlan(spec vmspec.Spec, img ImageInfo, choice accel.Choice, stateDir stri
 	}
 	for i, d := range spec.Disks {
 		p.DataDisks = append(p.DataDisks, DataDisk{
-			Path: path.Join(dir, fmt.Sprintf(dataDiskFormat, i+1)), Size: d.Size, Target: "vd" + string(rune('a'+next+i)),
+			Path: path.Join(p.Dir, fmt.Sprintf(dataDiskFormat, i+1)), Size: d.Size, Target: "vd" + string(rune('a'+next+i)),
 		})
 	}
 	if img.CloudInit {
 		// A stock cloud image configures itself from a NoCloud seed; vmnet's
 		// own images are provisioned through the guest agent instead.
-		p.Seed = path.Join(dir, SeedFile)
+		p.Seed = path.Join(p.Dir, SeedFile)
 	}
+}
+
+// planNICs gives each NIC of spec its MAC: the spec's own, else the stable
+// one derived from the VM's name and the NIC's index.
+func planNICs(spec vmspec.Spec) []NICPlan {
+	var out []NICPlan
 	for i, n := range spec.NICs {
 		mac := n.MACAddr()
 		if mac == nil {
 			mac = MAC(spec.Name, i)
 		}
-		p.NICs = append(p.NICs, NICPlan{Network: n.Network, Bridge: n.Bridge, MAC: mac, Model: "virtio", Address: n.Address, Gateway: n.Gateway})
+		out = append(out, NICPlan{Network: n.Network, Bridge: n.Bridge, MAC: mac, Model: "virtio", Address: n.Address, Gateway: n.Gateway})
 	}
+	return out
+}
+
+// planReady settles how up knows the guest is ready (the spec's choice, else
+// the image's, else a default) and refuses a choice that could never be met.
+func (p *Plan) planReady(spec vmspec.Spec, img ImageInfo) error {
 	if p.Ready.IsZero() {
 		p.Ready = img.Ready
 	}
@@ -194,31 +239,32 @@ func NewPlan(spec vmspec.Spec, img ImageInfo, choice accel.Choice, stateDir stri
 		}
 	}
 	if p.Ready.Agent && img.NoAgent {
-		return Plan{}, noAgentError(spec, img)
+		return noAgentError(spec, img)
 	}
 	if p.Ready.Lease && len(spec.Networks()) == 0 {
-		return bad("waits for a DHCP lease (the image's default) but has no NIC on a libvirt network",
+		return planError(spec, "waits for a DHCP lease (the image's default) but has no NIC on a libvirt network",
 			"add a NIC with network: nat0, or set ready: console or ready: agent")
 	}
-	if p.Timeout == 0 {
-		p.Timeout = DefaultTimeoutTCG
-		if choice.Type == accel.KVM {
-			p.Timeout = DefaultTimeoutKVM
-		}
-	}
+	return nil
+}
+
+// planCmdline sets the kernel command line for direct boot; an image that
+// boots from its disk takes none, so a cmdline in the spec is refused there
+// rather than silently dropped.
+func (p *Plan) planCmdline(spec vmspec.Spec, img ImageInfo) error {
 	if img.Kernel == "" {
 		if spec.Kernel.Cmdline != "" {
-			return bad("sets kernel.cmdline, but image "+img.Name+" boots from its disk with its own boot loader",
+			return planError(spec, "sets kernel.cmdline, but image "+img.Name+" boots from its disk with its own boot loader",
 				"leave out kernel.cmdline, or use an image with a kernel for direct boot")
 		}
-		return p, nil
+		return nil
 	}
 	p.Cmdline = cmdline(spec, img)
 	if len(p.Cmdline) >= maxCmdline {
-		return bad(fmt.Sprintf("kernel command line is %d bytes; the kernel takes at most %d", len(p.Cmdline), maxCmdline-1),
+		return planError(spec, fmt.Sprintf("kernel command line is %d bytes; the kernel takes at most %d", len(p.Cmdline), maxCmdline-1),
 			"shorten kernel.cmdline")
 	}
-	return p, nil
+	return nil
 }
 
 // noAgentError refuses readiness by the guest agent on an image without

@@ -33,37 +33,22 @@ func renderIfupdown(p *plan) []File {
 	var s stanzas
 	s.b.WriteString(header(p.Name))
 	fmt.Fprintf(&s.b, "auto %s\n", p.Name)
+	s.inet(p)
+	s.inet6(p)
+	return []File{{
+		Path: path.Join(ifupdownDir, "vmnet-"+p.Name), Mode: ifupdownMode, Content: []byte(s.b.String()),
+	}}
+}
 
-	bridgeOpts := func() {
-		s.opt("bridge_ports", yesNo(p.Uplink != "", p.Uplink, "none"))
-		s.opt("bridge_stp", yesNo(p.STP, "on", "off"))
-		if !p.STP {
-			// With STP off the kernel forwards at once anyway; a zero
-			// forward delay also stops bridge-utils from sleeping up to 32s
-			// at boot waiting for ports to reach the forwarding state.
-			// With STP on the delay is what prevents loops, so it stays.
-			s.opt("bridge_fd", "0")
-		}
-		s.opt("bridge_hw", p.mac)
-		if p.VLANFiltering {
-			s.opt("bridge_vlan_aware", "yes")
-		}
-		if p.MTU > 0 {
-			// bridge-utils also applies this MTU to the ports.
-			s.opt("mtu", fmt.Sprint(p.MTU))
-		}
-	}
-	routeUp := func(family string, gw netip.Addr) {
-		s.opt("up", fmt.Sprintf("ip %s route replace default via %s dev %s", family, gw, p.Name))
-	}
-
-	// IPv4: the first stanza carries the bridge; its method is dhcp, the
-	// first static address, or manual when the bridge has no IPv4 at all.
+// inet writes the IPv4 stanzas. The first one carries the bridge; its method
+// is dhcp, the first static address, or manual when the bridge has no IPv4
+// at all.
+func (s *stanzas) inet(p *plan) {
 	v4 := p.addr4
 	switch {
 	case p.DHCP4:
 		s.iface(p.Name, "inet", "dhcp")
-		bridgeOpts()
+		s.bridgeOptions(p)
 		if p.MTU > 0 {
 			// The dhcp method ignores "mtu"; set the bridge's own here.
 			s.opt("up", fmt.Sprintf("ip link set dev %s mtu %d", p.Name, p.MTU))
@@ -71,7 +56,7 @@ func renderIfupdown(p *plan) []File {
 		if p.gw4.IsValid() {
 			// "gateway" belongs to the static method, whose "ip route add"
 			// would fail once the DHCP client has added the same route.
-			routeUp("-4", p.gw4)
+			s.defaultRoute(p.Name, "-4", p.gw4)
 		}
 	case len(v4) > 0:
 		s.iface(p.Name, "inet", "static")
@@ -79,19 +64,22 @@ func renderIfupdown(p *plan) []File {
 		if p.gw4.IsValid() {
 			s.opt("gateway", p.gw4.String())
 		}
-		bridgeOpts()
+		s.bridgeOptions(p)
 		v4 = v4[1:]
 	default:
 		s.iface(p.Name, "inet", "manual")
-		bridgeOpts()
+		s.bridgeOptions(p)
 	}
 	for _, a := range v4 {
 		s.iface(p.Name, "inet", "static")
 		s.opt("address", a.String())
 	}
+}
 
-	// IPv6: ifupdown's inet6 static already turns router advertisements
-	// off (accept_ra 0); an uplinked bridge turns them on, like a NIC.
+// inet6 writes the IPv6 stanzas. ifupdown's inet6 static already turns
+// router advertisements off (accept_ra 0); an uplinked bridge turns them on,
+// like a NIC.
+func (s *stanzas) inet6(p *plan) {
 	for i, a := range p.addr6 {
 		s.iface(p.Name, "inet6", "static")
 		s.opt("address", a.String())
@@ -122,10 +110,35 @@ func renderIfupdown(p *plan) []File {
 			s.iface(p.Name, "inet6", "manual")
 		}
 		if p.gw6.IsValid() {
-			routeUp("-6", p.gw6)
+			s.defaultRoute(p.Name, "-6", p.gw6)
 		}
 	}
-	return []File{{
-		Path: path.Join(ifupdownDir, "vmnet-"+p.Name), Mode: ifupdownMode, Content: []byte(s.b.String()),
-	}}
+}
+
+// bridgeOptions writes the bridge_* options that bridge-utils' hook reads,
+// and the MTU; they go in the stanza that first brings the bridge up.
+func (s *stanzas) bridgeOptions(p *plan) {
+	s.opt("bridge_ports", yesNo(p.Uplink != "", p.Uplink, "none"))
+	s.opt("bridge_stp", yesNo(p.STP, "on", "off"))
+	if !p.STP {
+		// With STP off the kernel forwards at once anyway; a zero
+		// forward delay also stops bridge-utils from sleeping up to 32s
+		// at boot waiting for ports to reach the forwarding state.
+		// With STP on the delay is what prevents loops, so it stays.
+		s.opt("bridge_fd", "0")
+	}
+	s.opt("bridge_hw", p.mac)
+	if p.VLANFiltering {
+		s.opt("bridge_vlan_aware", "yes")
+	}
+	if p.MTU > 0 {
+		// bridge-utils also applies this MTU to the ports.
+		s.opt("mtu", fmt.Sprint(p.MTU))
+	}
+}
+
+// defaultRoute adds an "up" command that replaces the default route, for a
+// gateway the stanza's method cannot set itself.
+func (s *stanzas) defaultRoute(dev, family string, gw netip.Addr) {
+	s.opt("up", fmt.Sprintf("ip %s route replace default via %s dev %s", family, gw, dev))
 }

@@ -18,7 +18,15 @@ func renderNetworkManager(p *plan) []File {
 	h := header(p.Name)
 	id := "vmnet-" + p.Name
 	uuid := stableUUID(id)
+	files := []File{nmBridgeProfile(p, h, id, uuid)}
+	if p.Uplink != "" {
+		files = append(files, nmPortProfile(p, h, id, uuid))
+	}
+	return files
+}
 
+// nmBridgeProfile is the keyfile of the bridge itself, with its addresses.
+func nmBridgeProfile(p *plan, h, id, uuid string) File {
 	var w ini
 	w.b.WriteString(h)
 	w.section("connection")
@@ -68,35 +76,32 @@ func renderNetworkManager(p *plan) []File {
 		w.kv("method", "link-local")
 	}
 	w.section("proxy")
+	return File{Path: path.Join(nmDir, id+".nmconnection"), Mode: nmMode, Content: []byte(w.b.String())}
+}
 
-	files := []File{{
-		Path: path.Join(nmDir, id+".nmconnection"), Mode: nmMode, Content: []byte(w.b.String()),
-	}}
-	if p.Uplink != "" {
-		portID := id + "-port-" + p.Uplink
-		var pw ini
-		pw.b.WriteString(h)
-		pw.section("connection")
-		pw.kv("id", portID)
-		pw.kv("uuid", stableUUID(portID))
-		pw.kv("type", "ethernet")
-		// The NIC usually has a profile of its own already (the installer's
-		// or "Wired connection 1"); NM autoconnects the highest priority
-		// one, and the default is 0.
-		pw.kv("autoconnect-priority", "10")
-		pw.kv("interface-name", p.Uplink)
-		pw.kv("master", uuid) // the UUID binds the port to vmnet's profile, not any profile for the bridge name
-		pw.kv("slave-type", "bridge")
-		pw.section("ethernet")
-		if p.MTU > 0 {
-			pw.kv("mtu", strconv.Itoa(p.MTU))
-		}
-		pw.section("bridge-port")
-		files = append(files, File{
-			Path: path.Join(nmDir, portID+".nmconnection"), Mode: nmMode, Content: []byte(pw.b.String()),
-		})
+// nmPortProfile is the keyfile that enslaves the uplink NIC to the bridge
+// profile whose UUID is bridgeUUID.
+func nmPortProfile(p *plan, h, id, bridgeUUID string) File {
+	portID := id + "-port-" + p.Uplink
+	var pw ini
+	pw.b.WriteString(h)
+	pw.section("connection")
+	pw.kv("id", portID)
+	pw.kv("uuid", stableUUID(portID))
+	pw.kv("type", "ethernet")
+	// The NIC usually has a profile of its own already (the installer's
+	// or "Wired connection 1"); NM autoconnects the highest priority
+	// one, and the default is 0.
+	pw.kv("autoconnect-priority", "10")
+	pw.kv("interface-name", p.Uplink)
+	pw.kv("master", bridgeUUID) // the UUID binds the port to vmnet's profile, not any profile for the bridge name
+	pw.kv("slave-type", "bridge")
+	pw.section("ethernet")
+	if p.MTU > 0 {
+		pw.kv("mtu", strconv.Itoa(p.MTU))
 	}
-	return files
+	pw.section("bridge-port")
+	return File{Path: path.Join(nmDir, portID+".nmconnection"), Mode: nmMode, Content: []byte(pw.b.String())}
 }
 
 // nmAddresses writes addressN keys and the gateway. NM refuses a gateway on a

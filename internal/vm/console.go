@@ -29,16 +29,8 @@ func consoleExec(ctx context.Context, dom Domain, argv []string, timeout time.Du
 	b := make([]byte, 6)
 	rand.Read(b)
 	tag := hex.EncodeToString(b)
-	quoted := make([]string, len(argv))
-	for i, a := range argv {
-		quoted[i] = shellQuote(a)
-	}
-	// The markers are built by the shell (printf joins two halves), so the
-	// typed line, echoed back by the tty, never matches them.
-	line := fmt.Sprintf("printf '\\n%%s%%s\\n' VMNET-BEGIN- %s; %s; printf '\\n%%s%%s-%%d\\n' VMNET-END- %s $?\n",
-		tag, strings.Join(quoted, " "), tag)
 	// A fresh line first, in case something is half typed at the prompt.
-	if _, err := stream.Send([]byte("\x15\n" + line)); err != nil {
+	if _, err := stream.Send([]byte("\x15\n" + framedCommand(tag, argv))); err != nil {
 		return nil, 0, fmt.Errorf("write to the serial console: %s", virt.Message(err))
 	}
 	begin := "VMNET-BEGIN-" + tag
@@ -89,29 +81,52 @@ func consoleExec(ctx context.Context, dom Domain, argv []string, timeout time.Du
 				return nil, 0, fmt.Errorf("read the serial console: %s", virt.Message(c.err))
 			}
 			all = append(all, c.b...)
-			text := strings.ReplaceAll(string(all), "\r", "")
-			i := strings.Index(text, "\n"+begin+"\n")
-			if i < 0 {
-				continue
+			if out, code, ok := framedResult(all, begin, end); ok {
+				return out, code, nil
 			}
-			body := text[i+len(begin)+2:]
-			m := end.FindStringSubmatchIndex(body)
-			if m == nil {
-				continue
-			}
-			code, _ := strconv.Atoi(body[m[2]:m[3]])
-			// The END marker starts on a fresh line: drop the newline printf added.
-			out := strings.TrimSuffix(body[:m[0]], "\n")
-			if out != "" && !strings.HasSuffix(out, "\n") {
-				out += "\n"
-			}
-			return bytes.TrimLeft([]byte(out), "\n"), code, nil
 		case <-deadline:
 			return nil, 0, fmt.Errorf("%s did not finish on the serial console within %s", argv[0], timeout)
 		case <-ctx.Done():
 			return nil, 0, ctx.Err()
 		}
 	}
+}
+
+// framedCommand is the shell line that runs argv between the markers
+// tagged tag, the END marker carrying the exit status. The markers are built
+// by the shell (printf joins two halves), so the typed line, echoed back by
+// the tty, never matches them.
+func framedCommand(tag string, argv []string) string {
+	quoted := make([]string, len(argv))
+	for i, a := range argv {
+		quoted[i] = shellQuote(a)
+	}
+	return fmt.Sprintf("printf '\\n%%s%%s\\n' VMNET-BEGIN- %s; %s; printf '\\n%%s%%s-%%d\\n' VMNET-END- %s $?\n",
+		tag, strings.Join(quoted, " "), tag)
+}
+
+// framedResult finds the command's output and exit status in what the
+// console has sent so far; ok is false until both markers have arrived.
+// Everything outside the markers (the echo, the prompt, kernel messages) is
+// dropped.
+func framedResult(all []byte, begin string, end *regexp.Regexp) (out []byte, code int, ok bool) {
+	text := strings.ReplaceAll(string(all), "\r", "")
+	i := strings.Index(text, "\n"+begin+"\n")
+	if i < 0 {
+		return nil, 0, false
+	}
+	body := text[i+len(begin)+2:]
+	m := end.FindStringSubmatchIndex(body)
+	if m == nil {
+		return nil, 0, false
+	}
+	code, _ = strconv.Atoi(body[m[2]:m[3]])
+	// The END marker starts on a fresh line: drop the newline printf added.
+	s := strings.TrimSuffix(body[:m[0]], "\n")
+	if s != "" && !strings.HasSuffix(s, "\n") {
+		s += "\n"
+	}
+	return bytes.TrimLeft([]byte(s), "\n"), code, true
 }
 
 // shellQuote quotes s for a POSIX shell.

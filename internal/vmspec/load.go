@@ -270,6 +270,9 @@ func shapeName(n *yaml.Node) string {
 	return strconv.Quote(n.Value)
 }
 
+// walk checks node n, found at path, against type t, and records the line
+// of every path it meets. It follows aliases, so the visit budget and the
+// depth limit are what stop a document that expands without end.
 func (w *walker) walk(n *yaml.Node, t reflect.Type, path string, depth int) {
 	w.visits++
 	if w.visits == maxVisits+1 {
@@ -295,40 +298,12 @@ func (w *walker) walk(n *yaml.Node, t reflect.Type, path string, depth int) {
 		return // left out: the zero value, then defaults
 	}
 	if st, ok := scalarTypes[t]; ok && !(st.allowsMaps && n.Kind == yaml.MappingNode) {
-		if n.Kind != yaml.ScalarNode {
-			w.fail(n, path, "", "is "+shapeName(n)+"; it must be a single value", "write one value on the line, for example "+path+": ...")
-			return
-		}
-		if err := st.parse(n.Value); err != nil {
-			var fe *FieldError
-			if errors.As(err, &fe) {
-				w.fail(n, path, fe.Value, fe.Problem, fe.Fix)
-			} else {
-				w.fail(n, path, n.Value, err.Error(), "")
-			}
-		}
+		w.walkScalarType(n, st, path)
 		return
 	}
 	switch t.Kind() {
 	case reflect.Struct:
-		if n.Kind != yaml.MappingNode {
-			w.fail(n, path, "", "is "+shapeName(n)+"; it must be "+kindName(t), "")
-			return
-		}
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			key, val := n.Content[i], n.Content[i+1]
-			if key.Kind == yaml.ScalarNode && key.Value == "<<" && key.ShortTag() == "!!merge" {
-				w.walkMerge(val, t, path, depth+1)
-				continue
-			}
-			fieldPath := joinPath(path, key.Value)
-			f, ok := fieldByYAMLName(t, key.Value)
-			if !ok {
-				w.fail(key, fieldPath, "", unknownProblem(t, key.Value), "fields here: "+strings.Join(yamlNames(t), ", "))
-				continue
-			}
-			w.walk(val, f.Type, fieldPath, depth+1)
-		}
+		w.walkStruct(n, t, path, depth)
 	case reflect.Slice:
 		if n.Kind != yaml.SequenceNode {
 			w.fail(n, path, "", "is "+shapeName(n)+"; it must be "+kindName(t), "")
@@ -337,6 +312,59 @@ func (w *walker) walk(n *yaml.Node, t reflect.Type, path string, depth int) {
 		for i, c := range n.Content {
 			w.walk(c, t.Elem(), fmt.Sprintf("%s[%d]", path, i), depth+1)
 		}
+	default:
+		w.checkPlain(n, t, path)
+	}
+}
+
+// walkScalarType checks a value of one of vmnet's own scalar types (a
+// size, a MAC, a prefix...) with its parser, so the error is the parser's,
+// with the field's path and line added.
+func (w *walker) walkScalarType(n *yaml.Node, st scalarType, path string) {
+	if n.Kind != yaml.ScalarNode {
+		w.fail(n, path, "", "is "+shapeName(n)+"; it must be a single value", "write one value on the line, for example "+path+": ...")
+		return
+	}
+	if err := st.parse(n.Value); err != nil {
+		var fe *FieldError
+		if errors.As(err, &fe) {
+			w.fail(n, path, fe.Value, fe.Problem, fe.Fix)
+		} else {
+			w.fail(n, path, n.Value, err.Error(), "")
+		}
+	}
+}
+
+// walkStruct checks a mapping against struct t: each key must be one of
+// its YAML field names (merge keys bring in their mappings' fields), and
+// each value is walked against its field's type. It goes on after an
+// unknown key, so one run reports them all.
+func (w *walker) walkStruct(n *yaml.Node, t reflect.Type, path string, depth int) {
+	if n.Kind != yaml.MappingNode {
+		w.fail(n, path, "", "is "+shapeName(n)+"; it must be "+kindName(t), "")
+		return
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		key, val := n.Content[i], n.Content[i+1]
+		if key.Kind == yaml.ScalarNode && key.Value == "<<" && key.ShortTag() == "!!merge" {
+			w.walkMerge(val, t, path, depth+1)
+			continue
+		}
+		fieldPath := joinPath(path, key.Value)
+		f, ok := fieldByYAMLName(t, key.Value)
+		if !ok {
+			w.fail(key, fieldPath, "", unknownProblem(t, key.Value), "fields here: "+strings.Join(yamlNames(t), ", "))
+			continue
+		}
+		w.walk(val, f.Type, fieldPath, depth+1)
+	}
+}
+
+// checkPlain checks a whole number, a boolean or a string by its YAML tag,
+// so a value of the wrong kind is named with its path and line here rather
+// than by the decoder.
+func (w *walker) checkPlain(n *yaml.Node, t reflect.Type, path string) {
+	switch t.Kind() {
 	case reflect.Int:
 		if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!int" {
 			w.fail(n, path, scalarValue(n), "is not a whole number", "write a number such as 2")
