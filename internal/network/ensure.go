@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 
@@ -106,7 +109,7 @@ func (e *InUseError) Hint() string {
 // still fit; while guests are plugged in it is refused instead, naming the
 // differences. A subnet that overlaps a route in k's namespace or another
 // libvirt network is refused before anything changes.
-func Ensure(ctx context.Context, conn *libvirt.Connect, s Spec, k Kernel) (*Result, error) {
+func Ensure(ctx context.Context, conn Libvirt, s Spec, k Kernel) (*Result, error) {
 	want, err := Build(s)
 	if err != nil {
 		return nil, err
@@ -137,7 +140,7 @@ func Ensure(ctx context.Context, conn *libvirt.Connect, s Spec, k Kernel) (*Resu
 			return nil, fmt.Errorf("network %q: render XML: %w", s.Name, err)
 		}
 		slog.Debug("network XML", "network", s.Name, "xml", xmlText)
-		net, err = conn.NetworkDefineXML(xmlText)
+		net, err = conn.DefineNetwork(xmlText)
 		if err != nil {
 			return nil, fmt.Errorf("define network %q: %s: %w", s.Name, virt.Message(err), err)
 		}
@@ -161,7 +164,7 @@ func Ensure(ctx context.Context, conn *libvirt.Connect, s Spec, k Kernel) (*Resu
 		return res, err
 	}
 
-	auto, err := net.GetAutostart()
+	auto, err := net.Autostart()
 	if err != nil {
 		return res, fmt.Errorf("network %q: read autostart: %w", s.Name, err)
 	}
@@ -177,7 +180,7 @@ func Ensure(ctx context.Context, conn *libvirt.Connect, s Spec, k Kernel) (*Resu
 	}
 	if !active {
 		if err := net.Create(); err != nil && !virt.IsCode(err, libvirt.ERR_OPERATION_INVALID) {
-			return res, startError(s, err)
+			return res, startError(s, err, haveTool)
 		}
 		res.did("start network " + s.Name)
 	}
@@ -191,23 +194,42 @@ func Ensure(ctx context.Context, conn *libvirt.Connect, s Spec, k Kernel) (*Resu
 	return res, nil
 }
 
-// startError explains the usual reasons a network does not start.
-func startError(s Spec, err error) error {
-	msg := virt.Message(err)
+// startError explains the usual reasons a network does not start: a tool
+// libvirt runs for it is missing. have probes for one (haveTool), after the
+// failure, so the hint names what is missing rather than guessing it from
+// libvirt's message text.
+func startError(s Spec, err error, have func(tool string) bool) error {
 	hint := "look at libvirtd's log; 'vmnet net list' shows the network, which stays defined"
-	switch {
-	case strings.Contains(msg, "iptables") || strings.Contains(msg, "nft"):
-		hint = "NAT networks need the iptables package (apt-get install iptables)"
-	case strings.Contains(msg, "dnsmasq"):
-		hint = "networks with DHCP need dnsmasq (apt-get install dnsmasq-base)"
+	if s.Mode != ModeBridge {
+		switch {
+		case !have("iptables") && !have("nft"):
+			// libvirt writes its NAT and isolation rules with one of them.
+			hint = "NAT networks need the iptables package (apt-get install iptables)"
+		case !have("dnsmasq"):
+			hint = "networks with DHCP need dnsmasq (apt-get install dnsmasq-base)"
+		}
 	}
-	return errs.WithHint(fmt.Errorf("start network %q: %s: %w", s.Name, msg, err), hint)
+	return errs.WithHint(fmt.Errorf("start network %q: %s: %w", s.Name, virt.Message(err), err), hint)
+}
+
+// haveTool reports whether a program is on PATH or in root's sbin
+// directories, where libvirtd finds iptables, nft and dnsmasq.
+func haveTool(name string) bool {
+	if _, err := exec.LookPath(name); err == nil {
+		return true
+	}
+	for _, dir := range []string{"/usr/sbin", "/sbin"} {
+		if fi, err := os.Stat(filepath.Join(dir, name)); err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // lookup returns the network and its persistent (or, for a transient one,
 // live) definition; nil, nil when it does not exist.
-func lookup(conn *libvirt.Connect, name string) (*libvirt.Network, *libvirtxml.Network, error) {
-	net, err := conn.LookupNetworkByName(name)
+func lookup(conn Libvirt, name string) (Network, *libvirtxml.Network, error) {
+	net, err := conn.LookupNetwork(name)
 	if virt.IsNotFound(err) {
 		return nil, nil, nil
 	}
@@ -222,8 +244,8 @@ func lookup(conn *libvirt.Connect, name string) (*libvirt.Network, *libvirtxml.N
 	return net, def, nil
 }
 
-func readDef(net *libvirt.Network, flags libvirt.NetworkXMLFlags) (*libvirtxml.Network, error) {
-	text, err := net.GetXMLDesc(flags)
+func readDef(net Network, flags libvirt.NetworkXMLFlags) (*libvirtxml.Network, error) {
+	text, err := net.XMLDesc(flags)
 	if err != nil {
 		return nil, fmt.Errorf("read XML: %w", err)
 	}
@@ -237,7 +259,7 @@ func readDef(net *libvirt.Network, flags libvirt.NetworkXMLFlags) (*libvirtxml.N
 // define writes want as the persistent definition of cur's network, keeping
 // the UUID (libvirt refuses a redefinition without it) and the bridge MAC
 // (guests' neighbours and DHCP clients keep seeing the same gateway).
-func define(conn *libvirt.Connect, want, cur *libvirtxml.Network) error {
+func define(conn Libvirt, want, cur *libvirtxml.Network) error {
 	d := *want
 	d.UUID = cur.UUID
 	if modeOf(&d) != ModeBridge {
@@ -248,7 +270,7 @@ func define(conn *libvirt.Connect, want, cur *libvirtxml.Network) error {
 		return fmt.Errorf("network %q: render XML: %w", want.Name, err)
 	}
 	slog.Debug("network XML", "network", want.Name, "xml", text)
-	n, err := conn.NetworkDefineXML(text)
+	n, err := conn.DefineNetwork(text)
 	if err != nil {
 		return fmt.Errorf("define network %q: %s: %w", want.Name, virt.Message(err), err)
 	}
@@ -258,7 +280,7 @@ func define(conn *libvirt.Connect, want, cur *libvirtxml.Network) error {
 // redefine converges a vmnet network that differs from want: new
 // definition, then a restart, since libvirt applies most of a network's
 // definition only when it starts.
-func redefine(conn *libvirt.Connect, net *libvirt.Network, want, cur *libvirtxml.Network, diffs []string, res *Result) error {
+func redefine(conn Libvirt, net Network, want, cur *libvirtxml.Network, diffs []string, res *Result) error {
 	ports, err := portCount(net)
 	if err != nil {
 		return err
@@ -312,25 +334,22 @@ func keepHosts(d, cur *libvirtxml.Network) (notes []string) {
 }
 
 // portCount is the number of guest interfaces plugged into net.
-func portCount(net *libvirt.Network) (int, error) {
+func portCount(net Network) (int, error) {
 	active, err := net.IsActive()
 	if err != nil || !active {
 		return 0, err
 	}
-	ports, err := net.ListAllPorts(0)
+	ports, err := net.PortCount()
 	if err != nil {
 		return 0, fmt.Errorf("list the ports of a network: %w", err)
 	}
-	for i := range ports {
-		ports[i].Free()
-	}
-	return len(ports), nil
+	return ports, nil
 }
 
 // checkHost refuses a spec that collides with the host: a bridge-mode
 // network needs its bridge to exist; a subnet must overlap neither a route
 // nor another libvirt network; a bridge name must not be another network's.
-func checkHost(conn *libvirt.Connect, k Kernel, s Spec, exists bool) error {
+func checkHost(conn Libvirt, k Kernel, s Spec, exists bool) error {
 	if s.Mode == ModeBridge {
 		l, err := k.LinkByName(s.Bridge)
 		var nf netlink.LinkNotFoundError
@@ -346,7 +365,7 @@ func checkHost(conn *libvirt.Connect, k Kernel, s Spec, exists bool) error {
 				Fix: "name a Linux bridge ('vmnet bridge list' shows them)"}
 		}
 	}
-	nets, err := conn.ListAllNetworks(0)
+	nets, err := conn.ListNetworks()
 	if err != nil {
 		return fmt.Errorf("list libvirt networks: %w", err)
 	}
@@ -357,11 +376,11 @@ func checkHost(conn *libvirt.Connect, k Kernel, s Spec, exists bool) error {
 	}()
 	own := BridgeName(s.Name)
 	for i := range nets {
-		name, err := nets[i].GetName()
+		name, err := nets[i].Name()
 		if err != nil || name == s.Name {
 			continue
 		}
-		def, err := readDef(&nets[i], libvirt.NETWORK_XML_INACTIVE)
+		def, err := readDef(nets[i], libvirt.NETWORK_XML_INACTIVE)
 		if err != nil {
 			return fmt.Errorf("network %q: %w", name, err)
 		}
@@ -429,7 +448,7 @@ func checkRoutes(k Kernel, s Spec, exists bool) error {
 // Delete stops and undefines network name if vmnet made it. Deleting a
 // network that does not exist succeeds (Outcome Absent); a network with
 // guests plugged in is refused.
-func Delete(conn *libvirt.Connect, name string) (*Result, error) {
+func Delete(conn Libvirt, name string) (*Result, error) {
 	if err := ValidateName(name); err != nil {
 		return nil, err
 	}
@@ -495,8 +514,8 @@ type Info struct {
 }
 
 // List returns every libvirt network, vmnet's and others', sorted by name.
-func List(conn *libvirt.Connect) ([]Info, error) {
-	nets, err := conn.ListAllNetworks(0)
+func List(conn Libvirt) ([]Info, error) {
+	nets, err := conn.ListNetworks()
 	if err != nil {
 		return nil, fmt.Errorf("list libvirt networks: %w", err)
 	}
@@ -507,8 +526,8 @@ func List(conn *libvirt.Connect) ([]Info, error) {
 	}()
 	infos := []Info{}
 	for i := range nets {
-		n := &nets[i]
-		name, err := n.GetName()
+		n := nets[i]
+		name, err := n.Name()
 		if err != nil {
 			if virt.IsNotFound(err) {
 				continue // undefined since the list was made
@@ -540,7 +559,7 @@ func List(conn *libvirt.Connect) ([]Info, error) {
 		}
 		// Errors here mean the network vanished meanwhile; report it as stopped.
 		in.Active, _ = n.IsActive()
-		in.Autostart, _ = n.GetAutostart()
+		in.Autostart, _ = n.Autostart()
 		in.Persistent, _ = n.IsPersistent()
 		infos = append(infos, in)
 	}
