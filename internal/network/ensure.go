@@ -135,54 +135,18 @@ func Ensure(ctx context.Context, conn Libvirt, s Spec, k Kernel) (*Result, error
 	}
 
 	if net == nil {
-		xmlText, err := want.Marshal()
-		if err != nil {
-			return nil, fmt.Errorf("network %q: render XML: %w", s.Name, err)
-		}
-		slog.Debug("network XML", "network", s.Name, "xml", xmlText)
-		net, err = conn.DefineNetwork(xmlText)
-		if err != nil {
-			return nil, fmt.Errorf("define network %q: %s: %w", s.Name, virt.Message(err), err)
+		if net, err = create(conn, want, res); err != nil {
+			return nil, err
 		}
 		defer net.Free()
-		res.Outcome = Created
-		res.did("define network " + s.Name)
-	} else if diffs := differences(want, cur); len(diffs) > 0 {
-		if err := redefine(conn, net, want, cur, diffs, res); err != nil {
-			return res, err
-		}
-	} else if persistent, err := net.IsPersistent(); err != nil {
-		return nil, fmt.Errorf("network %q: %w", s.Name, err)
-	} else if !persistent {
-		// Started with net-create: make it survive a libvirtd restart.
-		if err := define(conn, want, cur); err != nil {
-			return res, err
-		}
-		res.did("make network " + s.Name + " persistent")
+	} else if err := converge(conn, net, want, cur, res); err != nil {
+		return res, err
 	}
 	if err := ctx.Err(); err != nil {
 		return res, err
 	}
-
-	auto, err := net.Autostart()
-	if err != nil {
-		return res, fmt.Errorf("network %q: read autostart: %w", s.Name, err)
-	}
-	if !auto {
-		if err := net.SetAutostart(true); err != nil {
-			return res, fmt.Errorf("network %q: set autostart: %s: %w", s.Name, virt.Message(err), err)
-		}
-		res.did("set autostart")
-	}
-	active, err := net.IsActive()
-	if err != nil {
-		return res, fmt.Errorf("network %q: %w", s.Name, err)
-	}
-	if !active {
-		if err := net.Create(); err != nil && !virt.IsCode(err, libvirt.ERR_OPERATION_INVALID) {
-			return res, startError(s, err, haveTool)
-		}
-		res.did("start network " + s.Name)
+	if err := start(net, s, res); err != nil {
+		return res, err
 	}
 	switch {
 	case res.Outcome == Created:
@@ -192,6 +156,102 @@ func Ensure(ctx context.Context, conn Libvirt, s Spec, k Kernel) (*Result, error
 		res.Outcome = Changed
 	}
 	return res, nil
+}
+
+// create defines a new network from want.
+func create(conn Libvirt, want *libvirtxml.Network, res *Result) (Network, error) {
+	xmlText, err := want.Marshal()
+	if err != nil {
+		return nil, fmt.Errorf("network %q: render XML: %w", want.Name, err)
+	}
+	slog.Debug("network XML", "network", want.Name, "xml", xmlText)
+	net, err := conn.DefineNetwork(xmlText)
+	if err != nil {
+		return nil, fmt.Errorf("define network %q: %s: %w", want.Name, virt.Message(err), err)
+	}
+	res.Outcome = Created
+	res.did("define network " + want.Name)
+	return net, nil
+}
+
+// converge brings an existing vmnet network's definition to want: a new
+// definition where it differs, a persistent one for a transient network,
+// and a stop where it runs an older definition than its persistent one.
+func converge(conn Libvirt, net Network, want, cur *libvirtxml.Network, res *Result) error {
+	if diffs := differences(want, cur); len(diffs) > 0 {
+		return redefine(conn, net, want, cur, diffs, res)
+	}
+	persistent, err := net.IsPersistent()
+	if err != nil {
+		return fmt.Errorf("network %q: %w", want.Name, err)
+	}
+	if !persistent {
+		// Started with net-create: make it survive a libvirtd restart.
+		if err := define(conn, want, cur); err != nil {
+			return err
+		}
+		res.did("make network " + want.Name + " persistent")
+		return nil
+	}
+	return stopStale(net, want, res)
+}
+
+// stopStale stops a running network whose live definition differs from
+// want though its persistent one matches, as a redefinition whose stop
+// failed leaves it; start then applies the definition.
+func stopStale(net Network, want *libvirtxml.Network, res *Result) error {
+	active, err := net.IsActive()
+	if err != nil {
+		return fmt.Errorf("network %q: %w", want.Name, err)
+	}
+	if !active {
+		return nil
+	}
+	live, err := readDef(net, 0)
+	if err != nil {
+		return fmt.Errorf("network %q: live definition: %w", want.Name, err)
+	}
+	diffs := differences(want, live)
+	if len(diffs) == 0 {
+		return nil
+	}
+	ports, err := portCount(net)
+	if err != nil {
+		return err
+	}
+	if ports > 0 {
+		return &InUseError{Name: want.Name, Ports: ports, Differences: diffs}
+	}
+	if err := net.Destroy(); err != nil && !virt.IsCode(err, libvirt.ERR_OPERATION_INVALID) {
+		return fmt.Errorf("stop network %q to apply its definition: %s: %w", want.Name, virt.Message(err), err)
+	}
+	res.did("stop network " + want.Name + ", which ran an older definition: " + strings.Join(diffs, ", "))
+	return nil
+}
+
+// start sets net to autostart and starts it if it is not running.
+func start(net Network, s Spec, res *Result) error {
+	auto, err := net.Autostart()
+	if err != nil {
+		return fmt.Errorf("network %q: read autostart: %w", s.Name, err)
+	}
+	if !auto {
+		if err := net.SetAutostart(true); err != nil {
+			return fmt.Errorf("network %q: set autostart: %s: %w", s.Name, virt.Message(err), err)
+		}
+		res.did("set autostart")
+	}
+	active, err := net.IsActive()
+	if err != nil {
+		return fmt.Errorf("network %q: %w", s.Name, err)
+	}
+	if !active {
+		if err := net.Create(); err != nil && !virt.IsCode(err, libvirt.ERR_OPERATION_INVALID) {
+			return startError(s, err, haveTool)
+		}
+		res.did("start network " + s.Name)
+	}
+	return nil
 }
 
 // startError explains the usual reasons a network does not start: a tool

@@ -206,3 +206,26 @@ func TestRemoveHostUpdateFailure(t *testing.T) {
 		t.Errorf("left config %v, live %v; want none", st.Hosts, st.LiveHosts)
 	}
 }
+
+// When the stop that applies a new definition fails, the network keeps
+// running the old one; a second run must still see the difference and
+// restart it, not call the network unchanged.
+func TestEnsureRedefineStopFailureIsRetried(t *testing.T) {
+	f := newFake()
+	fakeEnsure(t, f, natSpec)
+	moved := natSpec
+	moved.CIDR = netip.MustParsePrefix("203.0.113.0/24")
+	f.fail["Network.Destroy"] = errInjected
+	if _, err := Ensure(context.Background(), f, moved, noRoutes{}); !errors.Is(err, errInjected) {
+		t.Fatalf("Ensure: error %v, want the injected one", err)
+	}
+	delete(f.fail, "Network.Destroy")
+	res, err := Ensure(context.Background(), f, moved, noRoutes{})
+	if err != nil {
+		t.Fatalf("second Ensure: %v", err)
+	}
+	_, live, _ := ipv4(mustParse(f.nets["n"].live))
+	if live.Masked() != moved.CIDR || res.Outcome != Changed {
+		t.Errorf("after a second run the network runs %s (outcome %s, changes %q); want %s, changed", live.Masked(), res.Outcome, res.Changes, moved.CIDR)
+	}
+}
