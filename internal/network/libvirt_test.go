@@ -504,3 +504,39 @@ func TestEnsureMakesTransientPersistent(t *testing.T) {
 	}
 	checkRunning(t, conn, s.Name)
 }
+
+// A network that an older vmnet made, with the <vmnet:owner> element
+// instead of today's <network owner="vmnet">, is still vmnet's: Ensure
+// converges it without calling it foreign, List says vmnet, Delete removes it.
+func TestOlderOwnerMarkStillOwned(t *testing.T) {
+	conn, k := requireLab(t)
+	s := Spec{Name: "oldmark", Mode: ModeIsolated, CIDR: netip.MustParsePrefix("10.86.0.0/24")}
+	def, err := Build(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	def.Metadata = &libvirtxml.NetworkMetadata{XML: `<vmnet:owner xmlns:vmnet="https://vmnet.dev/xmlns/1">vmnet</vmnet:owner>`}
+	text, _ := def.Marshal()
+	n, err := conn.NetworkDefineXML(text)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.Free()
+	cleanupNet(t, conn, s.Name)
+	if res := ensure(t, conn, k, s); res.Outcome != Changed {
+		t.Errorf("Ensure over an older vmnet network: %+v, want it started (changed)", res)
+	}
+	checkRunning(t, conn, s.Name)
+	infos, err := List(Conn(conn))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, in := range infos {
+		if in.Name == s.Name && in.Owner != "vmnet" {
+			t.Errorf("List: %+v, want owner vmnet", in)
+		}
+	}
+	if res, err := Delete(Conn(conn), s.Name); err != nil || res.Outcome != Deleted {
+		t.Errorf("Delete = %+v, %v; want deleted", res, err)
+	}
+}
