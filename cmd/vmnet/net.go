@@ -95,7 +95,7 @@ func netCreate(c *cli.Context) error {
 		return err
 	}
 	defer k.Close()
-	res, err := network.Ensure(c.Context, conn, spec, k)
+	res, err := network.Ensure(c.Context, network.Conn(conn), spec, k)
 	if res != nil {
 		if perr := printNetResult(c, res); perr != nil && err == nil {
 			err = perr
@@ -117,7 +117,7 @@ func netDelete(c *cli.Context) error {
 		return err
 	}
 	defer conn.Close()
-	res, err := network.Delete(conn, name)
+	res, err := network.Delete(network.Conn(conn), name)
 	if res != nil {
 		if perr := printNetResult(c, res); perr != nil && err == nil {
 			err = perr
@@ -135,7 +135,7 @@ func netList(c *cli.Context) error {
 		return err
 	}
 	defer conn.Close()
-	infos, err := network.List(conn)
+	infos, err := network.List(network.Conn(conn))
 	if err != nil {
 		return err
 	}

@@ -22,6 +22,7 @@ type diagnoser struct {
 	glinks    *guestLinksProbe
 	rules     *rulesProbe
 	aardvark  *string
+	now       map[string]finding // containerNow's answers, by container
 }
 
 type hostLinkProbe struct {
@@ -40,7 +41,7 @@ type rulesProbe struct {
 }
 
 func newDiagnoser(host Host, guest Guest, t Target, results []Result, opt Options) *diagnoser {
-	d := &diagnoser{host: host, guest: guest, t: t, opt: opt, byID: map[string]*Result{}, hostLinks: map[string]hostLinkProbe{}}
+	d := &diagnoser{host: host, guest: guest, t: t, opt: opt, byID: map[string]*Result{}, hostLinks: map[string]hostLinkProbe{}, now: map[string]finding{}}
 	for i := range results {
 		d.byID[results[i].ID] = &results[i]
 	}
@@ -104,10 +105,11 @@ func (d *diagnoser) find(ctx context.Context, r *Result, f *finding) {
 		msg := firstLine(r.obs.stderr + r.obs.stdout)
 		f.add("podman exec in %s failed: %s", c.From.Container, msg)
 		d.container(c.From.Container, f)
-		// podman's own words when the container went away after it was asked
-		// about; anything else (no podman at all, exit 127) is not this cause.
-		if !f.found && r.obs.code == 125 && (strings.Contains(msg, "state improper") || strings.Contains(msg, "no such container") || strings.Contains(msg, "no container with")) {
-			f.hop, f.cause, f.found = inside(d.t, c.From.Container), CauseContainerNotRunning, true
+		// Exit 125 is podman's own failure: the container may have gone away
+		// or stopped after the inventory was taken, so ask podman again.
+		// Anything else (no podman at all, exit 127) is not this cause.
+		if !f.found && r.obs.code == 125 {
+			d.containerNow(ctx, c.From.Container, f)
 		}
 		return
 	}
@@ -375,6 +377,54 @@ func (d *diagnoser) container(name string, f *finding) {
 		}
 		f.add("%s", s)
 	}
+}
+
+// containerNow asks podman in the guest, once per container and run,
+// whether container name exists now ('podman container exists': exit 1 is
+// absent) and, when it does, whether it runs ('podman container inspect'),
+// and blames it when it is gone or stopped.
+func (d *diagnoser) containerNow(ctx context.Context, name string, f *finding) {
+	p, ok := d.now[name]
+	if !ok {
+		p = d.probeContainer(ctx, name)
+		d.now[name] = p
+	}
+	f.evidence = append(f.evidence, p.evidence...)
+	if p.found {
+		f.hop, f.cause, f.found = p.hop, p.cause, true
+	}
+}
+
+func (d *diagnoser) probeContainer(ctx context.Context, name string) finding {
+	var p finding
+	hop := inside(d.t, name)
+	out, err := d.guest.Exec(ctx, []string{"podman", "container", "exists", name}, d.opt.ExecTimeout)
+	switch {
+	case err != nil:
+		p.add("could not ask podman whether %s exists: %s", name, firstLine(err.Error()))
+		return p
+	case out.Code == 1:
+		p.blame(hop, CauseContainerNotRunning, "podman: container %s does not exist now", name)
+		return p
+	case out.Code != 0:
+		p.add("podman container exists %s: exit %d: %s", name, out.Code, firstLine(out.Stderr+out.Stdout))
+		return p
+	}
+	out, err = d.guest.Exec(ctx, []string{"podman", "container", "inspect", name}, d.opt.ExecTimeout)
+	if err != nil || out.Code != 0 {
+		p.add("podman container inspect %s failed", name)
+		return p
+	}
+	cs, err := ParseContainers(out.Stdout, []string{name})
+	switch {
+	case err != nil:
+		p.add("podman container inspect %s: %v", name, err)
+	case !cs[0].Running():
+		p.blame(hop, CauseContainerNotRunning, "podman: container %s is %s now", name, cs[0].State)
+	default:
+		p.add("podman: container %s exists and runs", name)
+	}
+	return p
 }
 
 func (d *diagnoser) containerInfo(name string) (Container, bool) {

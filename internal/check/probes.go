@@ -350,11 +350,7 @@ func Discover(ctx context.Context, g Guest, names []string, timeout time.Duratio
 		case err != nil:
 			res = append(res, Container{Name: n, State: "unknown", Error: firstLine(err.Error())})
 		case o.Code != 0:
-			c := Container{Name: n, State: "missing"}
-			if !strings.Contains(o.Stderr, "no such") {
-				c.State, c.Error = "unknown", fmt.Sprintf("podman exit %d: %s", o.Code, firstLine(o.Stderr+o.Stdout))
-			}
-			res = append(res, c)
+			res = append(res, absentOr(ctx, g, n, o, timeout))
 		default:
 			cs, perr := ParseContainers(o.Stdout, []string{n})
 			if perr != nil {
@@ -365,6 +361,17 @@ func Discover(ctx context.Context, g Guest, names []string, timeout time.Duratio
 		}
 	}
 	return res
+}
+
+// absentOr is container n after 'podman container inspect n' failed with o:
+// missing when 'podman container exists n' says so (exit 1), else unknown
+// with podman's words. podman's exit code says it, not its message text.
+func absentOr(ctx context.Context, g Guest, n string, o Output, timeout time.Duration) Container {
+	e, err := g.Exec(ctx, []string{"podman", "container", "exists", n}, timeout)
+	if err == nil && e.Code == 1 {
+		return Container{Name: n, State: "missing"}
+	}
+	return Container{Name: n, State: "unknown", Error: fmt.Sprintf("podman exit %d: %s", o.Code, firstLine(o.Stderr+o.Stdout))}
 }
 
 func allFound(cs []Container) bool {

@@ -274,7 +274,14 @@ func TestDiscover(t *testing.T) {
 			"podman container inspect db api": {out: Output{Code: 125, Stdout: one("db", "10.89.0.2"), Stderr: "Error: no such container api"}},
 			"podman container inspect db":     says(one("db", "10.89.0.2")),
 			"podman container inspect api":    exit(125, "Error: no such container api"),
+			"podman container exists api":     exit(1, ""),
 		}, []string{"db=running 10.89.0.2", "api=missing invalid IP"}},
+		{"inspect fails, the container exists", scriptedGuest{
+			"podman container inspect db api": exit(125, "Error: no such container api"),
+			"podman container inspect db":     says(one("db", "10.89.0.2")),
+			"podman container inspect api":    exit(125, "Error: no such container api"),
+			"podman container exists api":     says(""),
+		}, []string{"db=running 10.89.0.2", "api=unknown invalid IP"}},
 		{"no podman", scriptedGuest{"podman container inspect db api": {err: fmt.Errorf("guest agent: Failed to execute child process “podman” (No such file or directory)")}},
 			[]string{"db=unknown invalid IP", "api=unknown invalid IP"}},
 	} {

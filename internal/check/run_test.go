@@ -256,6 +256,48 @@ func TestDiagnosis(t *testing.T) {
 			},
 		},
 		{
+			// The inventory saw api running; it was removed before the
+			// checks ran, so podman exec fails (125) and podman now says so.
+			name: "api removed during the run",
+			break_: func(w *world, tg *Target) {
+				execFails(w, "api")
+				w.guest["podman container exists api"] = exit(1, "")
+			},
+			want: map[string]want{
+				"ping:api->capstone": {"capstone/api", CauseContainerNotRunning, "podman: container api does not exist now"},
+				apiBr0:               {"capstone/api", CauseContainerNotRunning, "podman exec in api failed"},
+				"dns:api->db":        {"capstone/api", CauseContainerNotRunning, "does not exist now"},
+			},
+		},
+		{
+			name: "api stopped during the run",
+			break_: func(w *world, tg *Target) {
+				execFails(w, "api")
+				w.guest["podman container exists api"] = says("")
+				w.guest["podman container inspect api"] = says(`[{"Name":"api","State":{"Status":"exited","Running":false,"ExitCode":137}}]`)
+			},
+			want: map[string]want{
+				"ping:api->capstone": {"capstone/api", CauseContainerNotRunning, "podman: container api is exited (code 137) now"},
+				apiBr0:               {"capstone/api", CauseContainerNotRunning, "is exited (code 137) now"},
+				"dns:api->db":        {"capstone/api", CauseContainerNotRunning, "is exited (code 137) now"},
+			},
+		},
+		{
+			// podman fails (125) but the container exists and runs: not
+			// the container's fault, and nothing else is blamed.
+			name: "podman exec fails, api runs",
+			break_: func(w *world, tg *Target) {
+				execFails(w, "api")
+				w.guest["podman container exists api"] = says("")
+				w.guest["podman container inspect api"] = says(`[{"Name":"api","State":{"Status":"running","Running":true}}]`)
+			},
+			want: map[string]want{
+				"ping:api->capstone": {"capstone/api → capstone:app-net", CauseUnknown, "podman: container api exists and runs"},
+				apiBr0:               {"capstone/api → host:br0", CauseUnknown, "exists and runs"},
+				"dns:api->db":        {"capstone/api → capstone/db", CauseUnknown, "exists and runs"},
+			},
+		},
+		{
 			name: "proxy stopped",
 			break_: func(w *world, tg *Target) {
 				w.stop(tg, "proxy")
@@ -521,5 +563,32 @@ func TestSnippet(t *testing.T) {
 		if got := snippet(tc.in, tc.n); got != tc.want {
 			t.Errorf("snippet(%q, %d) = %q, want %q", tc.in, tc.n, got, tc.want)
 		}
+	}
+}
+
+// execFails makes every podman exec into container name fail as podman
+// does when it cannot exec (exit 125), with a message that names no cause.
+func execFails(w *world, name string) {
+	for k := range w.guest {
+		if strings.HasPrefix(k, "podman exec "+name+" ") {
+			w.guest[k] = exit(125, "Error: OCI runtime error")
+		}
+	}
+}
+
+// Three checks from a container whose exec fails ask podman about it once.
+func TestContainerProbeRunsOnce(t *testing.T) {
+	w := healthyWorld()
+	execFails(w, "api")
+	w.guest["podman container exists api"] = exit(1, "")
+	run(t, w, capstoneTarget())
+	n := 0
+	for _, c := range w.calls {
+		if c == "guest podman container exists api" {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Errorf("podman container exists api ran %d times, want once", n)
 	}
 }

@@ -24,10 +24,7 @@ type Meta struct {
 	Files   []File   `xml:"file" json:"files"`
 }
 
-func (m Meta) marshal() (string, error) {
-	b, err := xml.Marshal(m)
-	return string(b), err
-}
+func (m Meta) marshal() (string, error) { return ownership.Encode("vm", m) }
 
 // ParseMetadata finds vmnet's record in a domain's XML, or takes the
 // element alone as virDomainGetMetadata returns it (libvirt strips the

@@ -1,7 +1,6 @@
 package network
 
 import (
-	"encoding/xml"
 	"fmt"
 	"net/netip"
 	"strings"
@@ -14,33 +13,33 @@ import (
 // Namespace is the XML namespace of vmnet's metadata in libvirt objects.
 const Namespace = ownership.Namespace
 
-// ownerElement is <vmnet:owner xmlns:vmnet="...">vmnet</vmnet:owner>. The
-// prefix is spelled out in the element name because libvirt keeps metadata
-// elements with the prefix they were defined with, and encoding/xml would
-// otherwise write a default namespace and invent its own prefix.
-type ownerElement struct {
-	XMLName xml.Name `xml:"vmnet:owner"`
-	NS      string   `xml:"xmlns:vmnet,attr"`
-	Owner   string   `xml:",chardata"`
-}
+// metadataName is the local name of vmnet's element in a network's <metadata>.
+const metadataName = "network"
 
-// ownerValue is the text of vmnet's owner element.
+// ownerValue is the owner vmnet writes.
 const ownerValue = ownership.Owner
 
+// ownerMetadata is <network xmlns="https://vmnet.dev/xmlns/1" owner="vmnet"/>,
+// the shape a domain's <vm> has, through the one encoder.
 func ownerMetadata() *libvirtxml.NetworkMetadata {
-	b, err := xml.Marshal(ownerElement{NS: Namespace, Owner: ownerValue})
+	x, err := ownership.Encode(metadataName, ownership.NewMark(metadataName))
 	if err != nil {
-		panic(err) // a fixed struct always marshals
+		panic(err) // a fixed mark always encodes
 	}
-	return &libvirtxml.NetworkMetadata{XML: string(b)}
+	return &libvirtxml.NetworkMetadata{XML: x}
 }
 
-// Owned reports whether a network definition carries vmnet's owner element.
-// It reads the XML by namespace URI, not by prefix or by text, so a
+// Owned reports whether a network definition carries vmnet's mark: the
+// <network owner="vmnet"> element vmnet writes, or the
+// <vmnet:owner>vmnet</vmnet:owner> that networks made by older versions
+// carry. It reads the XML by namespace URI, not by prefix or by text, so a
 // definition libvirt reformatted still counts.
 func Owned(n *libvirtxml.Network) bool {
 	if n == nil || n.Metadata == nil {
 		return false
+	}
+	if ownership.Owned(n.Metadata.XML, metadataName, false) {
+		return true
 	}
 	var text string
 	return ownership.Find(n.Metadata.XML, "owner", false, &text) && strings.TrimSpace(text) == ownerValue

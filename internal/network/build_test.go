@@ -97,7 +97,10 @@ func TestOwned(t *testing.T) {
 		metadata string // "-" for no <metadata>
 		want     bool
 	}{
-		{"vmnet's", `<vmnet:owner xmlns:vmnet="https://vmnet.dev/xmlns/1">vmnet</vmnet:owner>`, true},
+		{"vmnet's", `<network xmlns="https://vmnet.dev/xmlns/1" owner="vmnet"></network>`, true},
+		{"vmnet's, prefixed", `<v:network xmlns:v="https://vmnet.dev/xmlns/1" owner="vmnet"/>`, true},
+		{"vmnet's, other owner", `<network xmlns="https://vmnet.dev/xmlns/1" owner="alice"/>`, false},
+		{"older vmnet's", `<vmnet:owner xmlns:vmnet="https://vmnet.dev/xmlns/1">vmnet</vmnet:owner>`, true},
 		{"other prefix", `<x:owner xmlns:x="https://vmnet.dev/xmlns/1"> vmnet </x:owner>`, true},
 		{"default namespace", `<owner xmlns="https://vmnet.dev/xmlns/1">vmnet</owner>`, true},
 		{"beside other metadata", `<a:x xmlns:a="urn:a"/><vmnet:owner xmlns:vmnet="https://vmnet.dev/xmlns/1">vmnet</vmnet:owner>`, true},

@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 
@@ -106,7 +109,7 @@ func (e *InUseError) Hint() string {
 // still fit; while guests are plugged in it is refused instead, naming the
 // differences. A subnet that overlaps a route in k's namespace or another
 // libvirt network is refused before anything changes.
-func Ensure(ctx context.Context, conn *libvirt.Connect, s Spec, k Kernel) (*Result, error) {
+func Ensure(ctx context.Context, conn Libvirt, s Spec, k Kernel) (*Result, error) {
 	want, err := Build(s)
 	if err != nil {
 		return nil, err
@@ -132,54 +135,18 @@ func Ensure(ctx context.Context, conn *libvirt.Connect, s Spec, k Kernel) (*Resu
 	}
 
 	if net == nil {
-		xmlText, err := want.Marshal()
-		if err != nil {
-			return nil, fmt.Errorf("network %q: render XML: %w", s.Name, err)
-		}
-		slog.Debug("network XML", "network", s.Name, "xml", xmlText)
-		net, err = conn.NetworkDefineXML(xmlText)
-		if err != nil {
-			return nil, fmt.Errorf("define network %q: %s: %w", s.Name, virt.Message(err), err)
+		if net, err = create(conn, want, res); err != nil {
+			return nil, err
 		}
 		defer net.Free()
-		res.Outcome = Created
-		res.did("define network " + s.Name)
-	} else if diffs := differences(want, cur); len(diffs) > 0 {
-		if err := redefine(conn, net, want, cur, diffs, res); err != nil {
-			return res, err
-		}
-	} else if persistent, err := net.IsPersistent(); err != nil {
-		return nil, fmt.Errorf("network %q: %w", s.Name, err)
-	} else if !persistent {
-		// Started with net-create: make it survive a libvirtd restart.
-		if err := define(conn, want, cur); err != nil {
-			return res, err
-		}
-		res.did("make network " + s.Name + " persistent")
+	} else if err := converge(conn, net, want, cur, res); err != nil {
+		return res, err
 	}
 	if err := ctx.Err(); err != nil {
 		return res, err
 	}
-
-	auto, err := net.GetAutostart()
-	if err != nil {
-		return res, fmt.Errorf("network %q: read autostart: %w", s.Name, err)
-	}
-	if !auto {
-		if err := net.SetAutostart(true); err != nil {
-			return res, fmt.Errorf("network %q: set autostart: %s: %w", s.Name, virt.Message(err), err)
-		}
-		res.did("set autostart")
-	}
-	active, err := net.IsActive()
-	if err != nil {
-		return res, fmt.Errorf("network %q: %w", s.Name, err)
-	}
-	if !active {
-		if err := net.Create(); err != nil && !virt.IsCode(err, libvirt.ERR_OPERATION_INVALID) {
-			return res, startError(s, err)
-		}
-		res.did("start network " + s.Name)
+	if err := start(net, s, res); err != nil {
+		return res, err
 	}
 	switch {
 	case res.Outcome == Created:
@@ -191,23 +158,138 @@ func Ensure(ctx context.Context, conn *libvirt.Connect, s Spec, k Kernel) (*Resu
 	return res, nil
 }
 
-// startError explains the usual reasons a network does not start.
-func startError(s Spec, err error) error {
-	msg := virt.Message(err)
-	hint := "look at libvirtd's log; 'vmnet net list' shows the network, which stays defined"
-	switch {
-	case strings.Contains(msg, "iptables") || strings.Contains(msg, "nft"):
-		hint = "NAT networks need the iptables package (apt-get install iptables)"
-	case strings.Contains(msg, "dnsmasq"):
-		hint = "networks with DHCP need dnsmasq (apt-get install dnsmasq-base)"
+// create defines a new network from want.
+func create(conn Libvirt, want *libvirtxml.Network, res *Result) (Network, error) {
+	xmlText, err := want.Marshal()
+	if err != nil {
+		return nil, fmt.Errorf("network %q: render XML: %w", want.Name, err)
 	}
-	return errs.WithHint(fmt.Errorf("start network %q: %s: %w", s.Name, msg, err), hint)
+	slog.Debug("network XML", "network", want.Name, "xml", xmlText)
+	net, err := conn.DefineNetwork(xmlText)
+	if err != nil {
+		return nil, fmt.Errorf("define network %q: %s: %w", want.Name, virt.Message(err), err)
+	}
+	res.Outcome = Created
+	res.did("define network " + want.Name)
+	return net, nil
+}
+
+// converge brings an existing vmnet network's definition to want: a new
+// definition where it differs, a persistent one for a transient network,
+// and a stop where it runs an older definition than its persistent one.
+func converge(conn Libvirt, net Network, want, cur *libvirtxml.Network, res *Result) error {
+	if diffs := differences(want, cur); len(diffs) > 0 {
+		return redefine(conn, net, want, cur, diffs, res)
+	}
+	persistent, err := net.IsPersistent()
+	if err != nil {
+		return fmt.Errorf("network %q: %w", want.Name, err)
+	}
+	if !persistent {
+		// Started with net-create: make it survive a libvirtd restart.
+		if err := define(conn, want, cur); err != nil {
+			return err
+		}
+		res.did("make network " + want.Name + " persistent")
+		return nil
+	}
+	return stopStale(net, want, res)
+}
+
+// stopStale stops a running network whose live definition differs from
+// want though its persistent one matches, as a redefinition whose stop
+// failed leaves it; start then applies the definition.
+func stopStale(net Network, want *libvirtxml.Network, res *Result) error {
+	active, err := net.IsActive()
+	if err != nil {
+		return fmt.Errorf("network %q: %w", want.Name, err)
+	}
+	if !active {
+		return nil
+	}
+	live, err := readDef(net, 0)
+	if err != nil {
+		return fmt.Errorf("network %q: live definition: %w", want.Name, err)
+	}
+	diffs := differences(want, live)
+	if len(diffs) == 0 {
+		return nil
+	}
+	ports, err := portCount(net)
+	if err != nil {
+		return err
+	}
+	if ports > 0 {
+		return &InUseError{Name: want.Name, Ports: ports, Differences: diffs}
+	}
+	if err := net.Destroy(); err != nil && !virt.IsCode(err, libvirt.ERR_OPERATION_INVALID) {
+		return fmt.Errorf("stop network %q to apply its definition: %s: %w", want.Name, virt.Message(err), err)
+	}
+	res.did("stop network " + want.Name + ", which ran an older definition: " + strings.Join(diffs, ", "))
+	return nil
+}
+
+// start sets net to autostart and starts it if it is not running.
+func start(net Network, s Spec, res *Result) error {
+	auto, err := net.Autostart()
+	if err != nil {
+		return fmt.Errorf("network %q: read autostart: %w", s.Name, err)
+	}
+	if !auto {
+		if err := net.SetAutostart(true); err != nil {
+			return fmt.Errorf("network %q: set autostart: %s: %w", s.Name, virt.Message(err), err)
+		}
+		res.did("set autostart")
+	}
+	active, err := net.IsActive()
+	if err != nil {
+		return fmt.Errorf("network %q: %w", s.Name, err)
+	}
+	if !active {
+		if err := net.Create(); err != nil && !virt.IsCode(err, libvirt.ERR_OPERATION_INVALID) {
+			return startError(s, err, haveTool)
+		}
+		res.did("start network " + s.Name)
+	}
+	return nil
+}
+
+// startError explains the usual reasons a network does not start: a tool
+// libvirt runs for it is missing. have probes for one (haveTool), after the
+// failure, so the hint names what is missing rather than guessing it from
+// libvirt's message text.
+func startError(s Spec, err error, have func(tool string) bool) error {
+	hint := "look at libvirtd's log; 'vmnet net list' shows the network, which stays defined"
+	if s.Mode != ModeBridge {
+		switch {
+		case !have("iptables") && !have("nft"):
+			// libvirt writes its NAT and isolation rules with one of them.
+			hint = "NAT networks need the iptables package (apt-get install iptables)"
+		case !have("dnsmasq"):
+			hint = "networks with DHCP need dnsmasq (apt-get install dnsmasq-base)"
+		}
+	}
+	return errs.WithHint(fmt.Errorf("start network %q: %s: %w", s.Name, virt.Message(err), err), hint)
+}
+
+// haveTool reports whether a program is on PATH or in root's sbin
+// directories, where libvirtd finds iptables, nft and dnsmasq.
+func haveTool(name string) bool {
+	if _, err := exec.LookPath(name); err == nil {
+		return true
+	}
+	for _, dir := range []string{"/usr/sbin", "/sbin"} {
+		if fi, err := os.Stat(filepath.Join(dir, name)); err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // lookup returns the network and its persistent (or, for a transient one,
 // live) definition; nil, nil when it does not exist.
-func lookup(conn *libvirt.Connect, name string) (*libvirt.Network, *libvirtxml.Network, error) {
-	net, err := conn.LookupNetworkByName(name)
+func lookup(conn Libvirt, name string) (Network, *libvirtxml.Network, error) {
+	net, err := conn.LookupNetwork(name)
 	if virt.IsNotFound(err) {
 		return nil, nil, nil
 	}
@@ -222,8 +304,8 @@ func lookup(conn *libvirt.Connect, name string) (*libvirt.Network, *libvirtxml.N
 	return net, def, nil
 }
 
-func readDef(net *libvirt.Network, flags libvirt.NetworkXMLFlags) (*libvirtxml.Network, error) {
-	text, err := net.GetXMLDesc(flags)
+func readDef(net Network, flags libvirt.NetworkXMLFlags) (*libvirtxml.Network, error) {
+	text, err := net.XMLDesc(flags)
 	if err != nil {
 		return nil, fmt.Errorf("read XML: %w", err)
 	}
@@ -237,7 +319,7 @@ func readDef(net *libvirt.Network, flags libvirt.NetworkXMLFlags) (*libvirtxml.N
 // define writes want as the persistent definition of cur's network, keeping
 // the UUID (libvirt refuses a redefinition without it) and the bridge MAC
 // (guests' neighbours and DHCP clients keep seeing the same gateway).
-func define(conn *libvirt.Connect, want, cur *libvirtxml.Network) error {
+func define(conn Libvirt, want, cur *libvirtxml.Network) error {
 	d := *want
 	d.UUID = cur.UUID
 	if modeOf(&d) != ModeBridge {
@@ -248,7 +330,7 @@ func define(conn *libvirt.Connect, want, cur *libvirtxml.Network) error {
 		return fmt.Errorf("network %q: render XML: %w", want.Name, err)
 	}
 	slog.Debug("network XML", "network", want.Name, "xml", text)
-	n, err := conn.NetworkDefineXML(text)
+	n, err := conn.DefineNetwork(text)
 	if err != nil {
 		return fmt.Errorf("define network %q: %s: %w", want.Name, virt.Message(err), err)
 	}
@@ -258,7 +340,7 @@ func define(conn *libvirt.Connect, want, cur *libvirtxml.Network) error {
 // redefine converges a vmnet network that differs from want: new
 // definition, then a restart, since libvirt applies most of a network's
 // definition only when it starts.
-func redefine(conn *libvirt.Connect, net *libvirt.Network, want, cur *libvirtxml.Network, diffs []string, res *Result) error {
+func redefine(conn Libvirt, net Network, want, cur *libvirtxml.Network, diffs []string, res *Result) error {
 	ports, err := portCount(net)
 	if err != nil {
 		return err
@@ -312,25 +394,22 @@ func keepHosts(d, cur *libvirtxml.Network) (notes []string) {
 }
 
 // portCount is the number of guest interfaces plugged into net.
-func portCount(net *libvirt.Network) (int, error) {
+func portCount(net Network) (int, error) {
 	active, err := net.IsActive()
 	if err != nil || !active {
 		return 0, err
 	}
-	ports, err := net.ListAllPorts(0)
+	ports, err := net.PortCount()
 	if err != nil {
 		return 0, fmt.Errorf("list the ports of a network: %w", err)
 	}
-	for i := range ports {
-		ports[i].Free()
-	}
-	return len(ports), nil
+	return ports, nil
 }
 
 // checkHost refuses a spec that collides with the host: a bridge-mode
 // network needs its bridge to exist; a subnet must overlap neither a route
 // nor another libvirt network; a bridge name must not be another network's.
-func checkHost(conn *libvirt.Connect, k Kernel, s Spec, exists bool) error {
+func checkHost(conn Libvirt, k Kernel, s Spec, exists bool) error {
 	if s.Mode == ModeBridge {
 		l, err := k.LinkByName(s.Bridge)
 		var nf netlink.LinkNotFoundError
@@ -346,7 +425,7 @@ func checkHost(conn *libvirt.Connect, k Kernel, s Spec, exists bool) error {
 				Fix: "name a Linux bridge ('vmnet bridge list' shows them)"}
 		}
 	}
-	nets, err := conn.ListAllNetworks(0)
+	nets, err := conn.ListNetworks()
 	if err != nil {
 		return fmt.Errorf("list libvirt networks: %w", err)
 	}
@@ -357,11 +436,11 @@ func checkHost(conn *libvirt.Connect, k Kernel, s Spec, exists bool) error {
 	}()
 	own := BridgeName(s.Name)
 	for i := range nets {
-		name, err := nets[i].GetName()
+		name, err := nets[i].Name()
 		if err != nil || name == s.Name {
 			continue
 		}
-		def, err := readDef(&nets[i], libvirt.NETWORK_XML_INACTIVE)
+		def, err := readDef(nets[i], libvirt.NETWORK_XML_INACTIVE)
 		if err != nil {
 			return fmt.Errorf("network %q: %w", name, err)
 		}
@@ -429,7 +508,7 @@ func checkRoutes(k Kernel, s Spec, exists bool) error {
 // Delete stops and undefines network name if vmnet made it. Deleting a
 // network that does not exist succeeds (Outcome Absent); a network with
 // guests plugged in is refused.
-func Delete(conn *libvirt.Connect, name string) (*Result, error) {
+func Delete(conn Libvirt, name string) (*Result, error) {
 	if err := ValidateName(name); err != nil {
 		return nil, err
 	}
@@ -495,8 +574,8 @@ type Info struct {
 }
 
 // List returns every libvirt network, vmnet's and others', sorted by name.
-func List(conn *libvirt.Connect) ([]Info, error) {
-	nets, err := conn.ListAllNetworks(0)
+func List(conn Libvirt) ([]Info, error) {
+	nets, err := conn.ListNetworks()
 	if err != nil {
 		return nil, fmt.Errorf("list libvirt networks: %w", err)
 	}
@@ -507,8 +586,8 @@ func List(conn *libvirt.Connect) ([]Info, error) {
 	}()
 	infos := []Info{}
 	for i := range nets {
-		n := &nets[i]
-		name, err := n.GetName()
+		n := nets[i]
+		name, err := n.Name()
 		if err != nil {
 			if virt.IsNotFound(err) {
 				continue // undefined since the list was made
@@ -540,7 +619,7 @@ func List(conn *libvirt.Connect) ([]Info, error) {
 		}
 		// Errors here mean the network vanished meanwhile; report it as stopped.
 		in.Active, _ = n.IsActive()
-		in.Autostart, _ = n.GetAutostart()
+		in.Autostart, _ = n.Autostart()
 		in.Persistent, _ = n.IsPersistent()
 		infos = append(infos, in)
 	}

@@ -62,7 +62,7 @@ var (
 // targets are the copies of n's definition that exist: the persistent one
 // and, while it runs, the live one. Each is checked and updated on its own,
 // so a reservation half made by an interrupted run is completed, not refused.
-func targets(n *libvirt.Network) ([]target, error) {
+func targets(n Network) ([]target, error) {
 	var ts []target
 	persistent, err := n.IsPersistent()
 	if err != nil {
@@ -105,8 +105,8 @@ func validHostname(h string) bool {
 }
 
 // openForHosts looks up a network that can hold reservations.
-func openForHosts(conn *libvirt.Connect, network string) (*libvirt.Network, error) {
-	n, err := conn.LookupNetworkByName(network)
+func openForHosts(conn Libvirt, network string) (Network, error) {
+	n, err := conn.LookupNetwork(network)
 	if virt.IsNotFound(err) {
 		return nil, &NotFoundError{Name: network}
 	}
@@ -122,7 +122,7 @@ func openForHosts(conn *libvirt.Connect, network string) (*libvirt.Network, erro
 // the same reservation again changes nothing (changed false); a different
 // ip or hostname for the same MAC replaces the old one. An ip or hostname
 // reserved for another MAC is refused with a ConflictError.
-func AddHost(conn *libvirt.Connect, network, mac string, ip netip.Addr, hostname string) (changed bool, err error) {
+func AddHost(conn Libvirt, network, mac string, ip netip.Addr, hostname string) (changed bool, err error) {
 	mac, err = normMAC(mac)
 	if err != nil {
 		return false, err
@@ -189,7 +189,7 @@ func AddHost(conn *libvirt.Connect, network, mac string, ip netip.Addr, hostname
 // RemoveHost drops the reservation of the guest with mac from network, in
 // both its persistent and live definition. A reservation or network that
 // is already gone is success (changed false).
-func RemoveHost(conn *libvirt.Connect, network, mac string) (changed bool, err error) {
+func RemoveHost(conn Libvirt, network, mac string) (changed bool, err error) {
 	mac, err = normMAC(mac)
 	if err != nil {
 		return false, err
@@ -235,7 +235,7 @@ func RemoveHost(conn *libvirt.Connect, network, mac string) (changed bool, err e
 
 // Hosts returns the DHCP reservations in network's persistent (or, for a
 // transient network, live) definition.
-func Hosts(conn *libvirt.Connect, network string) ([]Reservation, error) {
+func Hosts(conn Libvirt, network string) ([]Reservation, error) {
 	n, err := openForHosts(conn, network)
 	if err != nil {
 		return nil, err
@@ -257,13 +257,13 @@ func Hosts(conn *libvirt.Connect, network string) ([]Reservation, error) {
 }
 
 // Leases returns the current DHCP leases of network: lower-case MAC → IP.
-func Leases(conn *libvirt.Connect, network string) (map[string]netip.Addr, error) {
+func Leases(conn Libvirt, network string) (map[string]netip.Addr, error) {
 	n, err := openForHosts(conn, network)
 	if err != nil {
 		return nil, err
 	}
 	defer n.Free()
-	leases, err := n.GetDHCPLeases()
+	leases, err := n.DHCPLeases()
 	if err != nil {
 		return nil, fmt.Errorf("network %q: read DHCP leases: %s: %w", network, virt.Message(err), err)
 	}

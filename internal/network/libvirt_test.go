@@ -129,7 +129,7 @@ func mustIP(t *testing.T, args ...string) string {
 
 func ensure(t *testing.T, conn *libvirt.Connect, k Kernel, s Spec) *Result {
 	t.Helper()
-	res, err := Ensure(context.Background(), conn, s, k)
+	res, err := Ensure(context.Background(), Conn(conn), s, k)
 	if err != nil {
 		t.Fatalf("Ensure(%+v): %v", s, err)
 	}
@@ -138,7 +138,7 @@ func ensure(t *testing.T, conn *libvirt.Connect, k Kernel, s Spec) *Result {
 
 func cleanupNet(t *testing.T, conn *libvirt.Connect, name string) {
 	t.Cleanup(func() {
-		if _, err := Delete(conn, name); err != nil {
+		if _, err := Delete(Conn(conn), name); err != nil {
 			t.Errorf("cleanup: delete network %s: %v", name, err)
 		}
 	})
@@ -191,7 +191,7 @@ func TestEnsureNATAndIsolated(t *testing.T) {
 		t.Errorf("no NAT rule for 198.51.100.0/24 in the sandbox:\n%s", out)
 	}
 
-	infos, err := List(conn)
+	infos, err := List(Conn(conn))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -213,11 +213,11 @@ func TestEnsureNATAndIsolated(t *testing.T) {
 
 	// Delete twice: deleted, then absent; the bridge goes with it.
 	for _, s := range specs {
-		res, err := Delete(conn, s.Name)
+		res, err := Delete(Conn(conn), s.Name)
 		if err != nil || res.Outcome != Deleted {
 			t.Fatalf("Delete(%s) = %+v, %v; want deleted", s.Name, res, err)
 		}
-		res, err = Delete(conn, s.Name)
+		res, err = Delete(Conn(conn), s.Name)
 		if err != nil || res.Outcome != Absent {
 			t.Fatalf("second Delete(%s) = %+v, %v; want absent", s.Name, res, err)
 		}
@@ -233,7 +233,7 @@ func TestEnsureRefusesOverlaps(t *testing.T) {
 	ensure(t, conn, k, Spec{Name: "base", Mode: ModeIsolated, CIDR: netip.MustParsePrefix("10.50.0.0/24")})
 
 	// Another libvirt network's subnet.
-	_, err := Ensure(context.Background(), conn, Spec{Name: "ovl", Mode: ModeIsolated, CIDR: netip.MustParsePrefix("10.50.0.128/25")}, k)
+	_, err := Ensure(context.Background(), Conn(conn), Spec{Name: "ovl", Mode: ModeIsolated, CIDR: netip.MustParsePrefix("10.50.0.128/25")}, k)
 	var fe *FieldError
 	if !errors.As(err, &fe) || fe.Field != "--cidr" || !strings.Contains(fe.Problem, `libvirt network "base"`) {
 		t.Fatalf("overlap with network base: %v, want a --cidr FieldError naming it", err)
@@ -245,7 +245,7 @@ func TestEnsureRefusesOverlaps(t *testing.T) {
 	t.Cleanup(func() { ipn(t, "link", "del", "vx7") })
 	mustIP(t, "addr", "add", "10.60.0.1/24", "dev", "vx7")
 	mustIP(t, "link", "set", "vx7", "up")
-	_, err = Ensure(context.Background(), conn, Spec{Name: "ovl", Mode: ModeNAT, CIDR: netip.MustParsePrefix("10.60.0.0/16")}, k)
+	_, err = Ensure(context.Background(), Conn(conn), Spec{Name: "ovl", Mode: ModeNAT, CIDR: netip.MustParsePrefix("10.60.0.0/16")}, k)
 	if !errors.As(err, &fe) || fe.Field != "--cidr" || !strings.Contains(fe.Problem, "overlaps route 10.60.0.0/24 dev vx7") {
 		t.Fatalf("overlap with a route: %v, want a --cidr FieldError naming route 10.60.0.0/24 dev vx7", err)
 	}
@@ -264,7 +264,7 @@ func TestEnsureConvergesAndKeepsReservations(t *testing.T) {
 	const mac, mac2 = "52:54:00:AA:00:01", "52:54:00:aa:00:02"
 	ip, _ := HostAddress(s.CIDR, 10)
 	for i, want := range []bool{true, false} {
-		changed, err := AddHost(conn, s.Name, mac, ip, "web")
+		changed, err := AddHost(Conn(conn), s.Name, mac, ip, "web")
 		if err != nil || changed != want {
 			t.Fatalf("AddHost #%d = %v, %v; want changed %v", i+1, changed, err, want)
 		}
@@ -289,32 +289,32 @@ func TestEnsureConvergesAndKeepsReservations(t *testing.T) {
 
 	// Conflicts: the IP or the hostname of another MAC.
 	var ce *ConflictError
-	if _, err := AddHost(conn, s.Name, mac2, ip, "db"); !errors.As(err, &ce) || ce.What != "IP" {
+	if _, err := AddHost(Conn(conn), s.Name, mac2, ip, "db"); !errors.As(err, &ce) || ce.What != "IP" {
 		t.Errorf("AddHost with a taken IP = %v, want a ConflictError on the IP", err)
 	}
 	ip2, _ := HostAddress(s.CIDR, 11)
-	if _, err := AddHost(conn, s.Name, mac2, ip2, "web"); !errors.As(err, &ce) || ce.What != "hostname" {
+	if _, err := AddHost(Conn(conn), s.Name, mac2, ip2, "web"); !errors.As(err, &ce) || ce.What != "hostname" {
 		t.Errorf("AddHost with a taken hostname = %v, want a ConflictError on the hostname", err)
 	}
-	if _, err := AddHost(conn, s.Name, mac2, netip.MustParseAddr("10.71.0.5"), ""); !errors.Is(err, ErrInvalid) {
+	if _, err := AddHost(Conn(conn), s.Name, mac2, netip.MustParseAddr("10.71.0.5"), ""); !errors.Is(err, ErrInvalid) {
 		t.Errorf("AddHost outside the subnet = %v, want a FieldError", err)
 	}
-	if _, err := AddHost(conn, s.Name, mac2, Gateway(s.CIDR), ""); !errors.Is(err, ErrInvalid) {
+	if _, err := AddHost(Conn(conn), s.Name, mac2, Gateway(s.CIDR), ""); !errors.Is(err, ErrInvalid) {
 		t.Errorf("AddHost of the gateway = %v, want a FieldError", err)
 	}
 	var nf *NotFoundError
-	if _, err := AddHost(conn, "nosuchnet", mac2, ip2, ""); !errors.As(err, &nf) {
+	if _, err := AddHost(Conn(conn), "nosuchnet", mac2, ip2, ""); !errors.As(err, &nf) {
 		t.Errorf("AddHost on a missing network = %v, want NotFoundError", err)
 	}
 	// A second guest, then the first one moves to another address.
-	if changed, err := AddHost(conn, s.Name, mac2, ip2, "db"); err != nil || !changed {
+	if changed, err := AddHost(Conn(conn), s.Name, mac2, ip2, "db"); err != nil || !changed {
 		t.Fatalf("AddHost(mac2) = %v, %v", changed, err)
 	}
 	ip3, _ := HostAddress(s.CIDR, 12)
-	if changed, err := AddHost(conn, s.Name, mac, ip3, "web"); err != nil || !changed {
+	if changed, err := AddHost(Conn(conn), s.Name, mac, ip3, "web"); err != nil || !changed {
 		t.Fatalf("AddHost moving mac to %s = %v, %v", ip3, changed, err)
 	}
-	hosts, err := Hosts(conn, s.Name)
+	hosts, err := Hosts(Conn(conn), s.Name)
 	if err != nil || len(hosts) != 2 || hosts[0] != (Reservation{MAC: "52:54:00:aa:00:01", IP: ip3, Hostname: "web"}) {
 		t.Fatalf("Hosts = %+v, %v; want web on %s and db", hosts, err, ip3)
 	}
@@ -327,7 +327,7 @@ func TestEnsureConvergesAndKeepsReservations(t *testing.T) {
 		t.Fatalf("Ensure with a new range = %+v, want changed naming the range", res)
 	}
 	checkRunning(t, conn, s.Name)
-	if after, _ := Hosts(conn, s.Name); len(after) != 2 {
+	if after, _ := Hosts(Conn(conn), s.Name); len(after) != 2 {
 		t.Errorf("reservations after the redefinition = %+v, want both kept", after)
 	}
 	if res := ensure(t, conn, k, s2); res.Outcome != Unchanged {
@@ -344,20 +344,20 @@ func TestEnsureConvergesAndKeepsReservations(t *testing.T) {
 		t.Errorf("bridge after the move:\n%s", out)
 	}
 	ensure(t, conn, k, s2) // back, for RemoveHost below
-	if changed, err := AddHost(conn, s.Name, mac2, ip2, "db"); err != nil || !changed {
+	if changed, err := AddHost(Conn(conn), s.Name, mac2, ip2, "db"); err != nil || !changed {
 		t.Fatalf("AddHost(mac2) after the move = %v, %v", changed, err)
 	}
 
 	for i, want := range []bool{true, false} {
-		changed, err := RemoveHost(conn, s.Name, strings.ToLower(mac2))
+		changed, err := RemoveHost(Conn(conn), s.Name, strings.ToLower(mac2))
 		if err != nil || changed != want {
 			t.Fatalf("RemoveHost #%d = %v, %v; want changed %v", i+1, changed, err, want)
 		}
 	}
-	if changed, err := RemoveHost(conn, "nosuchnet", mac); err != nil || changed {
+	if changed, err := RemoveHost(Conn(conn), "nosuchnet", mac); err != nil || changed {
 		t.Errorf("RemoveHost on a missing network = %v, %v; want false, nil", changed, err)
 	}
-	leases, err := Leases(conn, s.Name)
+	leases, err := Leases(Conn(conn), s.Name)
 	if err != nil || len(leases) != 0 {
 		t.Errorf("Leases with no guests = %v, %v; want empty", leases, err)
 	}
@@ -368,11 +368,11 @@ func TestBridgeMode(t *testing.T) {
 	s := Spec{Name: "brnet", Mode: ModeBridge, Bridge: "br7"}
 	cleanupNet(t, conn, s.Name)
 	var fe *FieldError
-	if _, err := Ensure(context.Background(), conn, s, k); !errors.As(err, &fe) || fe.Field != "--bridge" || !strings.Contains(fe.Problem, "does not exist") {
+	if _, err := Ensure(context.Background(), Conn(conn), s, k); !errors.As(err, &fe) || fe.Field != "--bridge" || !strings.Contains(fe.Problem, "does not exist") {
 		t.Fatalf("bridge mode without the bridge: %v, want a --bridge FieldError", err)
 	}
 	mustIP(t, "link", "add", "br7", "type", "veth", "peer", "name", "br7p")
-	if _, err := Ensure(context.Background(), conn, s, k); !errors.As(err, &fe) || !strings.Contains(fe.Problem, "veth link, not a bridge") {
+	if _, err := Ensure(context.Background(), Conn(conn), s, k); !errors.As(err, &fe) || !strings.Contains(fe.Problem, "veth link, not a bridge") {
 		t.Fatalf("bridge mode on a veth: %v, want a --bridge FieldError", err)
 	}
 	mustIP(t, "link", "del", "br7")
@@ -385,7 +385,7 @@ func TestBridgeMode(t *testing.T) {
 	if res := ensure(t, conn, k, s); res.Outcome != Unchanged {
 		t.Fatalf("second Ensure = %+v, want unchanged", res)
 	}
-	if _, err := AddHost(conn, s.Name, "52:54:00:00:00:09", netip.MustParseAddr("192.0.2.9"), ""); err == nil {
+	if _, err := AddHost(Conn(conn), s.Name, "52:54:00:00:00:09", netip.MustParseAddr("192.0.2.9"), ""); err == nil {
 		t.Error("AddHost on a bridge-mode network succeeded")
 	}
 }
@@ -402,16 +402,16 @@ func TestForeignNetwork(t *testing.T) {
 	t.Cleanup(func() { n.Undefine(); n.Free() })
 
 	var fo *errs.ForeignError
-	if _, err := Delete(conn, "foreign"); !errors.As(err, &fo) {
+	if _, err := Delete(Conn(conn), "foreign"); !errors.As(err, &fo) {
 		t.Errorf("Delete of a foreign network = %v, want ForeignError", err)
 	}
-	if _, err := Ensure(context.Background(), conn, Spec{Name: "foreign", Mode: ModeIsolated, CIDR: netip.MustParsePrefix("10.81.0.0/24")}, k); !errors.As(err, &fo) {
+	if _, err := Ensure(context.Background(), Conn(conn), Spec{Name: "foreign", Mode: ModeIsolated, CIDR: netip.MustParsePrefix("10.81.0.0/24")}, k); !errors.As(err, &fo) {
 		t.Errorf("Ensure over a foreign network = %v, want ForeignError", err)
 	}
-	if _, err := Ensure(context.Background(), conn, Spec{Name: "mine", Mode: ModeIsolated, CIDR: netip.MustParsePrefix("10.80.0.0/16")}, k); !errors.Is(err, ErrInvalid) {
+	if _, err := Ensure(context.Background(), Conn(conn), Spec{Name: "mine", Mode: ModeIsolated, CIDR: netip.MustParsePrefix("10.80.0.0/16")}, k); !errors.Is(err, ErrInvalid) {
 		t.Errorf("Ensure overlapping an inactive foreign network = %v, want a FieldError", err)
 	}
-	infos, err := List(conn)
+	infos, err := List(Conn(conn))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -461,26 +461,26 @@ func TestInUse(t *testing.T) {
 	})
 
 	var iu *InUseError
-	if _, err := Delete(conn, s.Name); !errors.As(err, &iu) || iu.Ports != 1 {
+	if _, err := Delete(Conn(conn), s.Name); !errors.As(err, &iu) || iu.Ports != 1 {
 		t.Errorf("Delete of a network in use = %v, want InUseError with 1 port", err)
 	}
 	s2 := s
 	s2.DHCPRange = [2]netip.Addr{netip.MustParseAddr("10.90.0.100"), netip.MustParseAddr("10.90.0.110")}
-	if _, err := Ensure(context.Background(), conn, s2, k); !errors.As(err, &iu) || !strings.Contains(err.Error(), "DHCP range") {
+	if _, err := Ensure(context.Background(), Conn(conn), s2, k); !errors.As(err, &iu) || !strings.Contains(err.Error(), "DHCP range") {
 		t.Errorf("Ensure changing a network in use = %v, want InUseError naming the DHCP range", err)
 	}
 	if res := ensure(t, conn, k, s); res.Outcome != Unchanged {
 		t.Errorf("Ensure of a network in use, unchanged = %+v", res)
 	}
 	// Reservations change live without a restart, guest or no guest.
-	if changed, err := AddHost(conn, s.Name, "52:54:00:00:90:01", netip.MustParseAddr("10.90.0.5"), "g"); err != nil || !changed {
+	if changed, err := AddHost(Conn(conn), s.Name, "52:54:00:00:90:01", netip.MustParseAddr("10.90.0.5"), "g"); err != nil || !changed {
 		t.Errorf("AddHost on a network in use = %v, %v", changed, err)
 	}
 	if err := d.Destroy(); err != nil {
 		t.Fatal(err)
 	}
 	destroyed = true
-	if res, err := Delete(conn, s.Name); err != nil || res.Outcome != Deleted {
+	if res, err := Delete(Conn(conn), s.Name); err != nil || res.Outcome != Deleted {
 		t.Errorf("Delete after the guest stopped = %+v, %v", res, err)
 	}
 }
@@ -503,4 +503,40 @@ func TestEnsureMakesTransientPersistent(t *testing.T) {
 		t.Fatalf("Ensure of a transient vmnet network = %+v, want changed, made persistent", res)
 	}
 	checkRunning(t, conn, s.Name)
+}
+
+// A network that an older vmnet made, with the <vmnet:owner> element
+// instead of today's <network owner="vmnet">, is still vmnet's: Ensure
+// converges it without calling it foreign, List says vmnet, Delete removes it.
+func TestOlderOwnerMarkStillOwned(t *testing.T) {
+	conn, k := requireLab(t)
+	s := Spec{Name: "oldmark", Mode: ModeIsolated, CIDR: netip.MustParsePrefix("10.86.0.0/24")}
+	def, err := Build(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	def.Metadata = &libvirtxml.NetworkMetadata{XML: `<vmnet:owner xmlns:vmnet="https://vmnet.dev/xmlns/1">vmnet</vmnet:owner>`}
+	text, _ := def.Marshal()
+	n, err := conn.NetworkDefineXML(text)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.Free()
+	cleanupNet(t, conn, s.Name)
+	if res := ensure(t, conn, k, s); res.Outcome != Changed {
+		t.Errorf("Ensure over an older vmnet network: %+v, want it started (changed)", res)
+	}
+	checkRunning(t, conn, s.Name)
+	infos, err := List(Conn(conn))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, in := range infos {
+		if in.Name == s.Name && in.Owner != "vmnet" {
+			t.Errorf("List: %+v, want owner vmnet", in)
+		}
+	}
+	if res, err := Delete(Conn(conn), s.Name); err != nil || res.Outcome != Deleted {
+		t.Errorf("Delete = %+v, %v; want deleted", res, err)
+	}
 }

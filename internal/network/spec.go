@@ -14,8 +14,10 @@
 //	AddHost, RemoveHost, Hosts, Leases          DHCP reservations (virNetworkUpdate) and leases
 //
 // Ownership lives on the network itself: vmnet's networks carry
-// <vmnet:owner xmlns:vmnet="https://vmnet.dev/xmlns/1">vmnet</vmnet:owner> in
-// their <metadata>, and vmnet changes or deletes no network without it.
+// <network xmlns="https://vmnet.dev/xmlns/1" owner="vmnet"/> in their
+// <metadata> (internal/ownership writes it, the shape a domain's mark has;
+// the <vmnet:owner> element older versions wrote still counts), and vmnet
+// changes or deletes no network without it.
 //
 // Checks that need the host (routes that overlap a subnet, the bridge a
 // bridge-mode network uses) read the network namespace where libvirtd runs,

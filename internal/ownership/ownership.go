@@ -1,11 +1,15 @@
-// Package ownership reads vmnet's ownership mark in the <metadata> of the
-// libvirt objects it makes, domains and networks alike: one decoder, by
-// namespace URI (never by prefix or text), so a definition libvirt has
-// reformatted still counts, and so do the shapes older vmnet versions wrote.
+// Package ownership writes and reads vmnet's ownership mark in the
+// <metadata> of the libvirt objects it makes, domains and networks alike.
+// One encoder writes one shape, an element in vmnet's namespace with an
+// owner attribute (<vm xmlns="NS" owner="vmnet" .../>, <network xmlns="NS"
+// owner="vmnet"/>); one decoder reads it by namespace URI (never by prefix
+// or text), so a definition libvirt has reformatted still counts, and so do
+// the shapes older vmnet versions wrote.
 package ownership
 
 import (
 	"encoding/xml"
+	"fmt"
 	"strings"
 )
 
@@ -40,4 +44,40 @@ func Find(x, local string, bare bool, v any) bool {
 		se.Name.Space = Namespace // so a v with a namespaced XMLName matches
 		return dec.DecodeElement(v, &se) == nil
 	}
+}
+
+// Mark is vmnet's element with only the ownership mark in it, named by
+// XMLName's Local (in Namespace); richer records (a domain's) have the
+// same XMLName and owner attribute and more.
+type Mark struct {
+	XMLName xml.Name
+	Owner   string `xml:"owner,attr"`
+}
+
+// NewMark is the mark for an object of kind local ("network").
+func NewMark(local string) Mark {
+	return Mark{XMLName: xml.Name{Space: Namespace, Local: local}, Owner: Owner}
+}
+
+// Encode renders v as the element vmnet puts in an object's <metadata>.
+// v is a struct whose XMLName is local in Namespace and whose owner
+// attribute is Owner (Mark, or a record with the same two fields); Encode
+// refuses anything Owned would not read back as vmnet's, so every object
+// vmnet writes carries the same shape.
+func Encode(local string, v any) (string, error) {
+	b, err := xml.Marshal(v)
+	if err != nil {
+		return "", fmt.Errorf("encode vmnet metadata: %w", err)
+	}
+	if !Owned(string(b), local, false) {
+		return "", fmt.Errorf("encode vmnet metadata: %s is not a <%s> element in %s with owner %q", b, local, Namespace, Owner)
+	}
+	return string(b), nil
+}
+
+// Owned reports whether x holds a local element in vmnet's namespace whose
+// owner attribute is Owner (bare as for Find).
+func Owned(x, local string, bare bool) bool {
+	var m Mark
+	return Find(x, local, bare, &m) && m.Owner == Owner
 }

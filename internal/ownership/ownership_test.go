@@ -1,6 +1,9 @@
 package ownership
 
-import "testing"
+import (
+	"encoding/xml"
+	"testing"
+)
 
 // Both shapes vmnet has written are found by namespace: a domain's <vm
 // owner=...> element and a network's <owner>vmnet</owner>; the bare form
@@ -30,6 +33,36 @@ func TestFind(t *testing.T) {
 		}
 		if got != tc.want {
 			t.Errorf("%s: found %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
+
+// Encode writes the mark so that Owned reads it back, and refuses a value
+// that is not vmnet's element of that name.
+func TestEncode(t *testing.T) {
+	x, err := Encode("network", NewMark("network"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `<network xmlns="https://vmnet.dev/xmlns/1" owner="vmnet"></network>`; x != want {
+		t.Errorf("Encode = %s, want %s", x, want)
+	}
+	if !Owned(x, "network", false) || Owned(x, "vm", false) {
+		t.Errorf("Owned(%s) is not true for network only", x)
+	}
+	other := NewMark("network")
+	other.Owner = "alice"
+	for _, tc := range []struct {
+		name  string
+		local string
+		v     any
+	}{
+		{"other owner", "network", other},
+		{"other name", "vm", NewMark("network")},
+		{"no namespace", "network", Mark{XMLName: xml.Name{Local: "network"}, Owner: Owner}},
+	} {
+		if x, err := Encode(tc.local, tc.v); err == nil {
+			t.Errorf("%s: Encode = %s, want an error", tc.name, x)
 		}
 	}
 }

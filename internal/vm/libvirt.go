@@ -81,9 +81,12 @@ var (
 
 // LibvirtConn is the real Libvirt over a libvirt connection, for Env.Conn.
 // The connection stays the caller's to close.
-func LibvirtConn(c *libvirt.Connect) Libvirt { return libvirtConn{c: c} }
+func LibvirtConn(c *libvirt.Connect) Libvirt { return libvirtConn{c: c, n: network.Conn(c)} }
 
-type libvirtConn struct{ c *libvirt.Connect }
+type libvirtConn struct {
+	c *libvirt.Connect
+	n network.Libvirt // the same connection, as the network package sees it
+}
 
 type libvirtDomain struct {
 	c *libvirt.Connect // for the console's stream
@@ -119,7 +122,7 @@ func (l libvirtConn) ListDomains() ([]Domain, error) {
 }
 
 func (l libvirtConn) NetworkActive(name string) (bool, error) {
-	n, err := l.c.LookupNetworkByName(name)
+	n, err := l.n.LookupNetwork(name)
 	if err != nil {
 		return false, err
 	}
@@ -128,38 +131,38 @@ func (l libvirtConn) NetworkActive(name string) (bool, error) {
 }
 
 func (l libvirtConn) EnsureNetwork(ctx context.Context, s network.Spec, k network.Kernel) (*network.Result, error) {
-	return network.Ensure(ctx, l.c, s, k)
+	return network.Ensure(ctx, l.n, s, k)
 }
 
 func (l libvirtConn) DeleteNetwork(name string) (*network.Result, error) {
-	return network.Delete(l.c, name)
+	return network.Delete(l.n, name)
 }
 
-func (l libvirtConn) Networks() ([]network.Info, error) { return network.List(l.c) }
+func (l libvirtConn) Networks() ([]network.Info, error) { return network.List(l.n) }
 
 func (l libvirtConn) Hosts(net string) ([]network.Reservation, error) {
-	return network.Hosts(l.c, net)
+	return network.Hosts(l.n, net)
 }
 
 func (l libvirtConn) AddHost(net, mac string, ip netip.Addr, hostname string) (bool, error) {
-	return network.AddHost(l.c, net, mac, ip, hostname)
+	return network.AddHost(l.n, net, mac, ip, hostname)
 }
 
 func (l libvirtConn) RemoveHost(net, mac string) (bool, error) {
-	return network.RemoveHost(l.c, net, mac)
+	return network.RemoveHost(l.n, net, mac)
 }
 
 func (l libvirtConn) Leases(net string) (map[string]netip.Addr, error) {
-	return network.Leases(l.c, net)
+	return network.Leases(l.n, net)
 }
 
 func (l libvirtConn) DHCPLeases(net string) ([]libvirt.NetworkDHCPLease, error) {
-	n, err := l.c.LookupNetworkByName(net)
+	n, err := l.n.LookupNetwork(net)
 	if err != nil {
 		return nil, err
 	}
 	defer n.Free()
-	return n.GetDHCPLeases()
+	return n.DHCPLeases()
 }
 
 func (d libvirtDomain) QemuAgentCommand(cmd string, timeout libvirt.DomainQemuAgentCommandTimeout, flags uint32) (string, error) {
