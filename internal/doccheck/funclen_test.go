@@ -31,7 +31,6 @@ var longFuncs = map[string]string{
 	"internal/image.Cache.configureRootfs": "being restructured",
 	"internal/image.Cache.buildInitramfs":  "being restructured",
 	"internal/image.recipe.validate":       "being restructured",
-	"internal/network.Ensure":              "being restructured",
 	"internal/check.diagnoser.path":        "being restructured",
 }
 
