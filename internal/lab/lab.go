@@ -148,7 +148,12 @@ func (e *Errors) Error() string {
 }
 
 // Hint gives the fix for each problem.
-func (e *Errors) Hint() string { return e.List.Hint() }
+func (e *Errors) Hint() string {
+	if h := e.List.Hint(); h != "" {
+		return h
+	}
+	return "compare the file with examples/office.lab.yaml, which has every kind of entry"
+}
 
 // Unwrap lets errors.As find each *errs.FieldError.
 func (e *Errors) Unwrap() []error { return e.List.Unwrap() }

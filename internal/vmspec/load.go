@@ -353,7 +353,7 @@ func (w *walker) walk(n *yaml.Node, t reflect.Type, path string, depth int) {
 // is walked under path.key.
 func (w *walker) walkMap(n *yaml.Node, t reflect.Type, path string, depth int) {
 	if n.Kind != yaml.MappingNode {
-		w.fail(n, path, "", "is "+shapeName(n)+"; it must be a mapping of names (name: value lines)", "")
+		w.fail(n, path, "", "is "+shapeName(n)+"; it must be a mapping of names (name: value lines)", "write one entry per line, the name, a colon and its fields: web: {image: tiny}")
 		return
 	}
 	for i := 0; i+1 < len(n.Content); i += 2 {
