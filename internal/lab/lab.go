@@ -9,7 +9,9 @@ package lab
 
 import (
 	"fmt"
+	"io"
 	"net/netip"
+	"os"
 	"path/filepath"
 	"reflect"
 	"sort"
@@ -234,4 +236,38 @@ func (l *Lab) defaults(dir string) {
 			c.Path = "/"
 		}
 	}
+}
+
+// Load reads and parses the lab file at path (Parse). A file that is
+// missing, unreadable or too large is invalid input too (exit 2).
+func Load(path string) (Lab, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return Lab{}, &FileError{Path: path, Err: err}
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, vmspec.MaxSpecSize+1))
+	if err != nil {
+		return Lab{}, &FileError{Path: path, Err: err}
+	}
+	return Parse(data, path)
+}
+
+// FileError says a lab file could not be read.
+type FileError struct {
+	Path string
+	Err  error
+}
+
+func (e *FileError) Error() string { return fmt.Sprintf("read lab file %s: %v", e.Path, e.Err) }
+
+func (e *FileError) Unwrap() error { return e.Err }
+
+// Is makes errors.Is(err, errs.ErrInvalid) true: the user named a file
+// that is missing or not a file.
+func (e *FileError) Is(target error) bool { return target == errs.ErrInvalid }
+
+// Hint says what the argument must be.
+func (e *FileError) Hint() string {
+	return "give the path of a lab file that exists, such as examples/office.lab.yaml"
 }
