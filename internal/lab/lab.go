@@ -179,7 +179,7 @@ func Parse(data []byte, file string) (Lab, error) {
 	var l Lab
 	if err := yaml.Unmarshal(data, &l); err != nil {
 		return Lab{}, &Errors{File: file, List: vmspec.Errors{{Form: errs.PathForm, Field: "lab",
-			Problem: "cannot be decoded: " + strings.TrimPrefix(err.Error(), "yaml: "), Fix: "compare it with examples/office.lab.yaml"}}}
+			Problem: "cannot be decoded: " + strings.Join(strings.Fields(strings.TrimPrefix(err.Error(), "yaml: ")), " "), Fix: "compare it with examples/office.lab.yaml"}}}
 	}
 	l.NetworkOrder = fileOrder(l.Networks, "networks", lines)
 	l.NodeOrder = fileOrder(l.Nodes, "nodes", lines)

@@ -92,6 +92,8 @@ func TestParseRefuses(t *testing.T) {
 		{"no nics", edit(t, "    nics: [{net: lan, address: 192.0.2.20/24}, {net: back}]\n", ""), "nodes.client.nics is missing"},
 		{"cidr host bits", edit(t, "198.51.100.0/24", "198.51.100.1/24"), "has host bits set"},
 		{"bridge without address", edit(t, "{kind: bridge, address: 192.0.2.1/24}", "{kind: bridge}"), "networks.lan.address is missing"},
+		{"duplicate network", edit(t, "  back:", "  lan:"), "office.lab.yaml:5: networks.lan is declared twice (first at line 4)"},
+		{"duplicate node", edit(t, "  client:", "  web:"), "office.lab.yaml:15: nodes.web is declared twice (first at line 7)"},
 		{"nodes a list", "name: x\nnodes: [a]\n", "nodes is a list; it must be a mapping of names"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -356,12 +356,18 @@ func (w *walker) walkMap(n *yaml.Node, t reflect.Type, path string, depth int) {
 		w.fail(n, path, "", "is "+shapeName(n)+"; it must be a mapping of names (name: value lines)", "write one entry per line, the name, a colon and its fields: web: {image: tiny}")
 		return
 	}
+	seen := map[string]int{}
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		key, val := n.Content[i], n.Content[i+1]
 		if key.Kind != yaml.ScalarNode {
 			w.fail(key, path, "", "has a key that is "+shapeName(key)+"; keys here are names", "write each entry as name: value")
 			continue
 		}
+		if first, dup := seen[key.Value]; dup {
+			w.fail(key, joinPath(path, key.Value), "", fmt.Sprintf("is declared twice (first at line %d)", first), "give each entry its own name, or merge the two")
+			continue
+		}
+		seen[key.Value] = key.Line
 		w.walk(val, t.Elem(), joinPath(path, key.Value), depth+1)
 	}
 }
