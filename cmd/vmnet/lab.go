@@ -15,7 +15,7 @@ import (
 func labCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "lab",
-		Usage: "work with a lab file: a whole topology of networks, VMs (nodes) and checks in one YAML file",
+		Usage: "validate and draw a lab file: networks, VMs (nodes) and checks in one YAML file (up, down, inspect, check come next)",
 		Description: "A lab file declares networks (kind nat, isolated or bridge), nodes with their NICs, and checks;\n" +
 			"examples/office.lab.yaml is a complete one. Today vmnet validates and draws a lab;\n" +
 			"lab up, down, inspect and check, which build, remove, show and test it, come next.",

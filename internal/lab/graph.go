@@ -168,7 +168,7 @@ func mermaid(l Lab) []byte {
 	netID := map[string]string{}
 	for i, name := range l.NodeOrder {
 		nodeID[name] = fmt.Sprintf("node%d", i)
-		fmt.Fprintf(&b, "  %s[%s]:::node\n", nodeID[name], mermaidText(nodeLines(name, l.Nodes[name])))
+		fmt.Fprintf(&b, "  %s[%s]:::vm\n", nodeID[name], mermaidText(nodeLines(name, l.Nodes[name])))
 	}
 	for i, name := range l.NetworkOrder {
 		n := l.Networks[name]
@@ -181,7 +181,7 @@ func mermaid(l Lab) []byte {
 			fmt.Fprintf(&b, "  %s ---|%s| %s\n", nodeID[name], mermaidText([]string{nicLabel(i, nic, " ")}), netID[nic.Net])
 		}
 	}
-	fmt.Fprintf(&b, "  classDef node fill:%s,stroke:%s,stroke-width:2px\n", nodeFill, nodeStroke)
+	fmt.Fprintf(&b, "  classDef vm fill:%s,stroke:%s,stroke-width:2px\n", nodeFill, nodeStroke)
 	for _, kind := range Kinds {
 		st := netStyles[kind]
 		line := fmt.Sprintf("  classDef %s fill:%s,stroke:%s,stroke-width:2px", st.mmdClass, st.fill, st.stroke)
