@@ -14,6 +14,8 @@ packages=(
   libvirt-daemon-system libvirt-clients qemu-system-x86 qemu-utils dnsmasq-base iptables
   # dhcp_release: vm down releases the guest's lease in libvirt's dnsmasq
   dnsmasq-utils
+  # lab graph: SVG and PNG through Graphviz's dot
+  graphviz
   # virt-xml-validate needs xmllint
   libxml2-utils
   # guest images: Debian root file systems and ext4 images without loop mounts

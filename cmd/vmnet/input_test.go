@@ -78,6 +78,10 @@ func TestEveryInputErrorExits2(t *testing.T) {
 	big := specFile(t, dir, "big.yaml", good+"# "+strings.Repeat("x", vmspec.MaxSpecSize)+"\n")
 	missing := filepath.Join(dir, "missing.yaml")
 	asDir := filepath.Join(dir, "dir.yaml")
+	const goodLab = "name: l1\nnetworks:\n  lan: {kind: bridge, address: 192.0.2.1/24}\nnodes:\n  web:\n    image: tiny\n    nics: [{net: lan, address: 192.0.2.10/24}]\n"
+	labMissingNet := specFile(t, dir, "missingnet.lab.yaml", strings.Replace(goodLab, "net: lan,", "net: lan2,", 1))
+	labNotYAML := specFile(t, dir, "notyaml.lab.yaml", "name: l1\nnodes: [\n")
+	labUnknown := specFile(t, dir, "unknown.lab.yaml", goodLab+"netwrks: {}\n")
 	if err := os.Mkdir(asDir, 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -182,6 +186,21 @@ func TestEveryInputErrorExits2(t *testing.T) {
 		{[]string{"vm", "exec", "t1", "--"}, "missing COMMAND"},
 		{[]string{"vm", "exec", "../etc", "--", "ls"}, "../etc"},
 		{[]string{"vm", "exec", "--timeout", "soon", "t1", "--", "ls"}, "timeout"},
+
+		// lab
+		{[]string{"lab", "frob"}, `unknown command "frob"`},
+		{[]string{"lab", "validate"}, "missing FILE"},
+		{[]string{"lab", "validate", "a", "b"}, "takes one FILE"},
+		{[]string{"lab", "validate", missing}, "missing.yaml"},
+		{[]string{"lab", "validate", asDir}, "dir.yaml"},
+		{[]string{"lab", "validate", labNotYAML}, "notyaml.lab.yaml:"},
+		{[]string{"lab", "validate", labUnknown}, "unknown.lab.yaml:8: netwrks is not a known field (did you mean networks?)"},
+		{[]string{"lab", "validate", labMissingNet}, `missingnet.lab.yaml:7: nodes.web.nics[0].net: "lan2" is not a network of this lab`},
+		{[]string{"lab", "graph"}, "missing FILE"},
+		{[]string{"lab", "graph", missing}, "missing.yaml"},
+		{[]string{"lab", "graph", labMissingNet, "--format", "dot"}, "missingnet.lab.yaml:7"},
+		{[]string{"lab", "graph", labMissingNet, "--format", "jpeg"}, `--format "jpeg"`},
+		{[]string{"lab", "graph", labMissingNet, "--nope"}, "flag provided but not defined"},
 
 		// check
 		{[]string{"check"}, "missing NAME"},

@@ -131,6 +131,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			vmCommand(),
 			imageCommand(),
 			checkCommand(),
+			labCommand(),
 			doctorCommand(),
 		},
 	}

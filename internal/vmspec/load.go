@@ -115,7 +115,7 @@ func Parse(data []byte, dir string) (Spec, error) {
 	if root.Kind == 0 || len(root.Content) == 0 {
 		return Spec{}, Errors{{Form: errs.PathForm, Field: "spec", Problem: "is empty", Fix: "write at least name, image and nics; see the built-in profile tiny"}}
 	}
-	w := walker{lines: map[string]int{}}
+	w := walker{lines: map[string]int{}, root: "spec"}
 	w.walk(root.Content[0], reflect.TypeFor[Spec](), "", 0)
 	if len(w.errs) > 0 {
 		return Spec{}, w.errs
@@ -142,6 +142,34 @@ func Parse(data []byte, dir string) (Spec, error) {
 		return Spec{}, err
 	}
 	return s, nil
+}
+
+// CheckYAML checks the YAML document data against the Go type t the way
+// Parse checks a spec, before anything is decoded: every unknown key (with
+// the closest known one), every value of the wrong shape or unparsable
+// size, address or duration, with its field path and line. Maps are walked
+// key by key, with paths like networks.lan.cidr. root names the document in
+// messages ("lab"). It returns the line of every field path met, for
+// errors found later, and the errors; an empty document is an error too.
+func CheckYAML(data []byte, t reflect.Type, root string) (lines map[string]int, problems Errors) {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		fe := syntaxError(err)
+		fe.Field = root
+		return nil, Errors{fe}
+	}
+	if doc.Kind == 0 || len(doc.Content) == 0 {
+		return nil, Errors{{Form: errs.PathForm, Field: root, Problem: "is empty", Fix: "write at least name and nodes"}}
+	}
+	w := walker{lines: map[string]int{}, root: root}
+	w.walk(doc.Content[0], t, "", 0)
+	return w.lines, w.errs
+}
+
+// LineOf returns the line of field in lines (from CheckYAML), or of the
+// nearest enclosing field there; 0 when none is known.
+func LineOf(lines map[string]int, field string) int {
+	return (&walker{lines: lines}).line(field)
 }
 
 // yamlLine finds the line in yaml.v3's syntax errors, which have no
@@ -179,6 +207,7 @@ func (s *Spec) resolvePaths(dir string) {
 type walker struct {
 	errs   Errors
 	lines  map[string]int // field path -> line, for errors found later by Validate
+	root   string         // the document's name in messages: "spec"
 	visits int            // nodes walked, aliases expanded: bounds "billion laughs" documents
 }
 
@@ -223,7 +252,7 @@ func parseAddr(s string) error {
 
 func (w *walker) fail(n *yaml.Node, field, value, problem, fix string) {
 	if field == "" {
-		field = "spec"
+		field = w.root
 	}
 	if len(w.errs) < maxErrors {
 		w.errs = append(w.errs, &FieldError{Form: errs.PathForm, Field: field, Value: value, Problem: problem, Fix: fix, Line: n.Line})
@@ -312,8 +341,34 @@ func (w *walker) walk(n *yaml.Node, t reflect.Type, path string, depth int) {
 		for i, c := range n.Content {
 			w.walk(c, t.Elem(), fmt.Sprintf("%s[%d]", path, i), depth+1)
 		}
+	case reflect.Map:
+		w.walkMap(n, t, path, depth)
 	default:
 		w.checkPlain(n, t, path)
+	}
+}
+
+// walkMap checks a mapping of names to values of t's element type (the
+// networks and nodes of a lab): each key must be a single word, each value
+// is walked under path.key.
+func (w *walker) walkMap(n *yaml.Node, t reflect.Type, path string, depth int) {
+	if n.Kind != yaml.MappingNode {
+		w.fail(n, path, "", "is "+shapeName(n)+"; it must be a mapping of names (name: value lines)", "write one entry per line, the name, a colon and its fields: web: {image: tiny}")
+		return
+	}
+	seen := map[string]int{}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		key, val := n.Content[i], n.Content[i+1]
+		if key.Kind != yaml.ScalarNode {
+			w.fail(key, path, "", "has a key that is "+shapeName(key)+"; keys here are names", "write each entry as name: value")
+			continue
+		}
+		if first, dup := seen[key.Value]; dup {
+			w.fail(key, joinPath(path, key.Value), "", fmt.Sprintf("is declared twice (first at line %d)", first), "give each entry its own name, or merge the two")
+			continue
+		}
+		seen[key.Value] = key.Line
+		w.walk(val, t.Elem(), joinPath(path, key.Value), depth+1)
 	}
 }
 
@@ -440,13 +495,7 @@ func yamlNames(t reflect.Type) []string {
 // unknownProblem says a key is unknown, with the closest known name when it
 // looks like a typo of one.
 func unknownProblem(t reflect.Type, key string) string {
-	best, bestDist := "", 3
-	for _, name := range yamlNames(t) {
-		if d := editDistance(strings.ToLower(key), name); d < bestDist {
-			best, bestDist = name, d
-		}
-	}
-	if best != "" {
+	if best := Closest(key, yamlNames(t)); best != "" {
 		return fmt.Sprintf("is not a known field (did you mean %s?)", best)
 	}
 	return "is not a known field"
@@ -474,4 +523,16 @@ func editDistance(a, b string) int {
 		prev, cur = cur, prev
 	}
 	return prev[len(b)]
+}
+
+// Closest is the name among names nearest to word, when word looks like a
+// typo of it (edit distance below 3); "" when none does.
+func Closest(word string, names []string) string {
+	best, bestDist := "", 3
+	for _, name := range names {
+		if d := editDistance(strings.ToLower(word), strings.ToLower(name)); d < bestDist {
+			best, bestDist = name, d
+		}
+	}
+	return best
 }

@@ -1,0 +1,194 @@
+package lab
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os/exec"
+	"strings"
+
+	"vmnet/internal/errs"
+)
+
+// Graph formats.
+const (
+	FormatDOT     = "dot"
+	FormatMermaid = "mermaid"
+	FormatSVG     = "svg"
+	FormatPNG     = "png"
+)
+
+// Formats lists the formats Render draws.
+var Formats = []string{FormatSVG, FormatPNG, FormatDOT, FormatMermaid}
+
+// netStyle is how one kind of network is drawn, the same in every format:
+// shape, colour and a word in the label, so the kinds differ at a glance
+// and in black and white.
+type netStyle struct {
+	word      string // in the label
+	dotShape  string
+	dotStyle  string
+	fill      string
+	stroke    string
+	mmdOpen   string // Mermaid shape brackets
+	mmdClose  string
+	mmdClass  string
+	mmdStroke string // Mermaid stroke-dasharray, "" for solid
+}
+
+var netStyles = map[string]netStyle{
+	KindNAT:      {"NAT", "hexagon", "filled", "#fde68a", "#b45309", "{{", "}}", "nat", ""},
+	KindBridge:   {"bridge", "cds", "filled", "#bbf7d0", "#15803d", "[/", "/]", "bridge", ""},
+	KindIsolated: {"isolated", "ellipse", "filled,dashed", "#e5e7eb", "#4b5563", "([", "])", "isolated", "5 3"},
+}
+
+const (
+	nodeFill   = "#dbeafe"
+	nodeStroke = "#1d4ed8"
+)
+
+// Graph draws the lab from the file alone, as Graphviz DOT or Mermaid
+// text: each node (VM) a rounded box, each network a shape of its kind
+// with its kind and subnet, an edge per NIC labelled with the guest's
+// interface name and its address (or DHCP).
+func Graph(l Lab, format string) ([]byte, error) {
+	switch format {
+	case FormatDOT:
+		return dot(l), nil
+	case FormatMermaid:
+		return mermaid(l), nil
+	}
+	return nil, formatError(format)
+}
+
+func formatError(format string) error {
+	return &errs.FieldError{Field: "--format", Value: format, Problem: "is not a graph format",
+		Fix: "use one of " + strings.Join(Formats, ", ")}
+}
+
+// Render draws the lab in format; svg and png run Graphviz's dot on the
+// DOT text.
+func Render(ctx context.Context, l Lab, format string) ([]byte, error) {
+	if format != FormatSVG && format != FormatPNG {
+		return Graph(l, format)
+	}
+	path, err := exec.LookPath("dot")
+	if err != nil {
+		return nil, errs.WithHint(fmt.Errorf("draw %s: Graphviz's dot is not installed", format),
+			"install it (apt-get install graphviz), or use --format dot or --format mermaid, which need nothing")
+	}
+	var out, stderr bytes.Buffer
+	cmd := exec.CommandContext(ctx, path, "-T"+format)
+	cmd.Stdin = bytes.NewReader(dot(l))
+	cmd.Stdout, cmd.Stderr = &out, &stderr
+	if err := cmd.Run(); err != nil {
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			return nil, fmt.Errorf("dot -T%s: %w: %s", format, err, strings.TrimSpace(stderr.String()))
+		}
+		return nil, fmt.Errorf("dot -T%s: %w", format, err)
+	}
+	return out.Bytes(), nil
+}
+
+// nicLabel is "eth1\n192.0.2.10/24" or "eth0\nDHCP".
+func nicLabel(i int, n NIC, sep string) string {
+	addr := "DHCP"
+	if n.Address.IsValid() {
+		addr = n.Address.String()
+	}
+	return fmt.Sprintf("eth%d%s%s", i, sep, addr)
+}
+
+func nodeLines(name string, n Node) []string {
+	lines := []string{name, fmt.Sprintf("%s · %d vCPU · %s", n.Image, n.VCPUs, n.Memory)}
+	if n.App != "" {
+		lines = append(lines, "app "+n.App)
+	}
+	return lines
+}
+
+func netLines(name string, n Network) []string {
+	st := netStyles[n.Kind]
+	return []string{name, st.word + " " + n.Subnet().String(), "host " + n.HostAddr().String()}
+}
+
+// dotQuote quotes s as a DOT ID: every identifier is quoted, so names
+// with '-' or '.' are safe.
+func dotQuote(s string) string {
+	return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`).Replace(s) + `"`
+}
+
+func dot(l Lab) []byte {
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "graph %s {\n", dotQuote(l.Name))
+	fmt.Fprintf(&b, "  graph [rankdir=LR, nodesep=0.5, ranksep=1.6, pad=0.3, fontname=\"Helvetica\", labelloc=t, fontsize=16, label=%s];\n", dotQuote("lab "+l.Name))
+	b.WriteString("  node [fontname=\"Helvetica\", fontsize=11, penwidth=1.5];\n")
+	b.WriteString("  edge [fontname=\"Helvetica\", fontsize=10, penwidth=1.2, color=\"#374151\"];\n")
+	for _, name := range l.NodeOrder {
+		n := l.Nodes[name]
+		fmt.Fprintf(&b, "  %s [shape=box, style=\"rounded,filled\", fillcolor=%s, color=%s, margin=\"0.2,0.1\", label=%s];\n",
+			dotQuote("node/"+name), dotQuote(nodeFill), dotQuote(nodeStroke), dotQuote(strings.Join(nodeLines(name, n), "\n")))
+	}
+	for _, name := range l.NetworkOrder {
+		n := l.Networks[name]
+		st := netStyles[n.Kind]
+		fmt.Fprintf(&b, "  %s [shape=%s, style=%s, fillcolor=%s, color=%s, margin=\"0.25,0.12\", label=%s];\n",
+			dotQuote("net/"+name), st.dotShape, dotQuote(st.dotStyle), dotQuote(st.fill), dotQuote(st.stroke), dotQuote(strings.Join(netLines(name, n), "\n")))
+	}
+	for _, name := range l.NodeOrder {
+		for i, nic := range l.Nodes[name].NICs {
+			st := netStyles[l.Networks[nic.Net].Kind]
+			fmt.Fprintf(&b, "  %s -- %s [label=%s, color=%s];\n",
+				dotQuote("node/"+name), dotQuote("net/"+nic.Net), dotQuote(nicLabel(i, nic, "\n")), dotQuote(st.stroke))
+		}
+	}
+	b.WriteString("}\n")
+	return b.Bytes()
+}
+
+// mermaidText makes s safe inside a quoted Mermaid label.
+func mermaidText(lines []string) string {
+	r := strings.NewReplacer(`"`, "#quot;", "<", "#lt;", ">", "#gt;")
+	out := make([]string, len(lines))
+	for i, s := range lines {
+		out[i] = r.Replace(s)
+	}
+	return `"` + strings.Join(out, "<br/>") + `"`
+}
+
+// mermaid draws a `graph LR` that GitHub renders. Mermaid IDs are
+// generated (node0, net0): a name with '-' would read as an edge there;
+// the names themselves are in quoted labels.
+func mermaid(l Lab) []byte {
+	var b bytes.Buffer
+	b.WriteString("graph LR\n")
+	nodeID := map[string]string{}
+	netID := map[string]string{}
+	for i, name := range l.NodeOrder {
+		nodeID[name] = fmt.Sprintf("node%d", i)
+		fmt.Fprintf(&b, "  %s[%s]:::vm\n", nodeID[name], mermaidText(nodeLines(name, l.Nodes[name])))
+	}
+	for i, name := range l.NetworkOrder {
+		n := l.Networks[name]
+		st := netStyles[n.Kind]
+		netID[name] = fmt.Sprintf("net%d", i)
+		fmt.Fprintf(&b, "  %s%s%s%s:::%s\n", netID[name], st.mmdOpen, mermaidText(netLines(name, n)), st.mmdClose, st.mmdClass)
+	}
+	for _, name := range l.NodeOrder {
+		for i, nic := range l.Nodes[name].NICs {
+			fmt.Fprintf(&b, "  %s ---|%s| %s\n", nodeID[name], mermaidText([]string{nicLabel(i, nic, " ")}), netID[nic.Net])
+		}
+	}
+	fmt.Fprintf(&b, "  classDef vm fill:%s,stroke:%s,stroke-width:2px\n", nodeFill, nodeStroke)
+	for _, kind := range Kinds {
+		st := netStyles[kind]
+		line := fmt.Sprintf("  classDef %s fill:%s,stroke:%s,stroke-width:2px", st.mmdClass, st.fill, st.stroke)
+		if st.mmdStroke != "" {
+			line += ",stroke-dasharray:" + st.mmdStroke
+		}
+		b.WriteString(line + "\n")
+	}
+	return b.Bytes()
+}

@@ -1,0 +1,273 @@
+// Package lab reads a lab file: one YAML document that declares a whole
+// topology — networks (NAT, isolated, Linux bridge), nodes (VMs) with their
+// NICs, and checks — validates all of it before anything on the host
+// changes, and draws it (Graph). It is pure: no libvirt, no netlink.
+//
+// The YAML keys are a contract that examples and tests use: extend, don't
+// rename.
+package lab
+
+import (
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"reflect"
+	"sort"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+
+	"vmnet/internal/errs"
+	"vmnet/internal/vmspec"
+)
+
+// Network kinds.
+const (
+	KindNAT      = "nat"      // libvirt NAT network: host .1, DHCP in the upper half
+	KindIsolated = "isolated" // libvirt isolated network: guests and host only
+	KindBridge   = "bridge"   // a Linux bridge made with netlink, host address on it
+)
+
+// Kinds lists the network kinds, for messages.
+var Kinds = []string{KindNAT, KindIsolated, KindBridge}
+
+// Check expectations.
+const (
+	ExpectReach   = "reach"
+	ExpectBlocked = "blocked"
+)
+
+// Host is the name of the host in checks' from and to.
+const Host = "host"
+
+// Apps are the built-in applications a node may run.
+var Apps = []string{"capstone"}
+
+// Defaults for a node.
+const (
+	DefaultVCPUs  = vmspec.DefaultVCPUs
+	DefaultMemory = vmspec.Size(vmspec.DefaultMemory)
+)
+
+// Lab is a parsed, validated lab file.
+type Lab struct {
+	Name     string             `yaml:"name"`     // a DNS label; the ownership tag of everything the lab makes
+	Networks map[string]Network `yaml:"networks"` // name → network
+	Nodes    map[string]Node    `yaml:"nodes"`    // name → VM
+	Checks   []Check            `yaml:"checks"`   // declared checks, beside the derived ones
+
+	NetworkOrder []string `yaml:"-"` // network names in file order
+	NodeOrder    []string `yaml:"-"` // node names in file order
+}
+
+// Network is one network of a lab.
+type Network struct {
+	Kind    string       `yaml:"kind"`    // nat, isolated or bridge
+	CIDR    netip.Prefix `yaml:"cidr"`    // nat and isolated: the subnet; the host gets its first address
+	Address netip.Prefix `yaml:"address"` // bridge: the host's address on it, with the subnet's prefix
+}
+
+// Subnet is the network's subnet.
+func (n Network) Subnet() netip.Prefix {
+	if n.Kind == KindBridge {
+		return n.Address.Masked()
+	}
+	return n.CIDR.Masked()
+}
+
+// HostAddr is the host's address on the network.
+func (n Network) HostAddr() netip.Addr {
+	if n.Kind == KindBridge {
+		return n.Address.Addr()
+	}
+	if !n.CIDR.IsValid() {
+		return netip.Addr{}
+	}
+	return n.CIDR.Masked().Addr().Next()
+}
+
+// Pool is the network's DHCP pool; zero for a bridge, which has none.
+func (n Network) Pool() [2]netip.Addr {
+	if n.Kind == KindBridge {
+		return [2]netip.Addr{}
+	}
+	return vmspec.DefaultPool(n.CIDR)
+}
+
+// Node is one VM of a lab.
+type Node struct {
+	Image  string      `yaml:"image"`  // built-in image name or a disk image path
+	VCPUs  int         `yaml:"vcpus"`  // default 1
+	Memory vmspec.Size `yaml:"memory"` // default 256MiB
+	NICs   []NIC       `yaml:"nics"`   // guest order: eth0, eth1, ...
+	App    string      `yaml:"app"`    // a built-in application in the guest; "" for none
+}
+
+// NIC is one network interface of a node.
+type NIC struct {
+	Net     string       `yaml:"net"`     // a network of the lab
+	Address netip.Prefix `yaml:"address"` // static address; invalid for DHCP
+}
+
+// Check is a declared check: from host or a node, to a node, node:net or
+// an address, with exactly one probe.
+type Check struct {
+	From   string `yaml:"from"`
+	To     string `yaml:"to"`
+	Ping   bool   `yaml:"ping"`
+	TCP    int    `yaml:"tcp"`
+	HTTP   int    `yaml:"http"`
+	Path   string `yaml:"path"` // http: default /
+	Body   string `yaml:"body"` // http: a regular expression the body must match
+	DNS    string `yaml:"dns"`
+	Expect string `yaml:"expect"` // reach (default) or blocked
+}
+
+// Errors is every problem of one lab file, in file order. Each line reads
+// FILE:LINE: FIELD: problem.
+type Errors struct {
+	File string
+	List vmspec.Errors
+}
+
+func (e *Errors) Error() string {
+	parts := make([]string, len(e.List))
+	for i, fe := range e.List {
+		c := *fe
+		c.Line = 0
+		switch {
+		case e.File != "" && fe.Line > 0:
+			parts[i] = fmt.Sprintf("%s:%d: %s", e.File, fe.Line, c.Error())
+		case e.File != "":
+			parts[i] = e.File + ": " + c.Error()
+		default:
+			parts[i] = fe.Error()
+		}
+	}
+	return strings.Join(parts, "; ")
+}
+
+// Hint gives the fix for each problem.
+func (e *Errors) Hint() string {
+	if h := e.List.Hint(); h != "" {
+		return h
+	}
+	return "compare the file with examples/office.lab.yaml, which has every kind of entry"
+}
+
+// Unwrap lets errors.As find each *errs.FieldError.
+func (e *Errors) Unwrap() []error { return e.List.Unwrap() }
+
+// Is makes errors.Is(err, errs.ErrInvalid) true: exit code 2.
+func (e *Errors) Is(target error) bool { return target == errs.ErrInvalid }
+
+// Parse parses one lab file's content (file is its name in messages, and
+// the directory relative image paths are taken from), fills in the
+// defaults and validates it. Nothing is changed anywhere: a lab refused
+// here leaves the host as it was.
+func Parse(data []byte, file string) (Lab, error) {
+	if len(data) > vmspec.MaxSpecSize {
+		return Lab{}, &Errors{File: file, List: vmspec.Errors{{Form: errs.PathForm, Field: "lab",
+			Problem: fmt.Sprintf("is larger than %d bytes", vmspec.MaxSpecSize), Fix: "write a smaller lab file"}}}
+	}
+	lines, problems := vmspec.CheckYAML(data, reflect.TypeFor[Lab](), "lab")
+	if len(problems) > 0 {
+		return Lab{}, &Errors{File: file, List: problems}
+	}
+	var l Lab
+	if err := yaml.Unmarshal(data, &l); err != nil {
+		return Lab{}, &Errors{File: file, List: vmspec.Errors{{Form: errs.PathForm, Field: "lab",
+			Problem: "cannot be decoded: " + strings.Join(strings.Fields(strings.TrimPrefix(err.Error(), "yaml: ")), " "), Fix: "compare it with examples/office.lab.yaml"}}}
+	}
+	l.NetworkOrder = fileOrder(l.Networks, "networks", lines)
+	l.NodeOrder = fileOrder(l.Nodes, "nodes", lines)
+	l.defaults(filepath.Dir(file))
+	if es := l.validate(); len(es) > 0 {
+		for _, e := range es {
+			if e.Line == 0 {
+				e.Line = vmspec.LineOf(lines, e.Field)
+			}
+		}
+		return Lab{}, &Errors{File: file, List: es}
+	}
+	return l, nil
+}
+
+// fileOrder lists m's names in the order of their lines in the file.
+func fileOrder[V any](m map[string]V, prefix string, lines map[string]int) []string {
+	names := make([]string, 0, len(m))
+	for name := range m {
+		names = append(names, name)
+	}
+	sort.Slice(names, func(i, j int) bool {
+		li, lj := lines[prefix+"."+names[i]], lines[prefix+"."+names[j]]
+		if li != lj {
+			return li < lj
+		}
+		return names[i] < names[j]
+	})
+	return names
+}
+
+// defaults fills in what a lab may leave out.
+func (l *Lab) defaults(dir string) {
+	for name, n := range l.Nodes {
+		if n.VCPUs == 0 {
+			n.VCPUs = DefaultVCPUs
+		}
+		if n.Memory == 0 {
+			n.Memory = DefaultMemory
+		}
+		if vmspec.IsImagePath(n.Image) && !filepath.IsAbs(n.Image) && dir != "" {
+			if abs, err := filepath.Abs(filepath.Join(dir, n.Image)); err == nil {
+				n.Image = abs
+			}
+		}
+		l.Nodes[name] = n
+	}
+	for i := range l.Checks {
+		c := &l.Checks[i]
+		if c.Expect == "" {
+			c.Expect = ExpectReach
+		}
+		if c.HTTP != 0 && c.Path == "" {
+			c.Path = "/"
+		}
+	}
+}
+
+// Load reads and parses the lab file at path (Parse). A file that is
+// missing, unreadable or too large is invalid input too (exit 2).
+func Load(path string) (Lab, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return Lab{}, &FileError{Path: path, Err: err}
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, vmspec.MaxSpecSize+1))
+	if err != nil {
+		return Lab{}, &FileError{Path: path, Err: err}
+	}
+	return Parse(data, path)
+}
+
+// FileError says a lab file could not be read.
+type FileError struct {
+	Path string
+	Err  error
+}
+
+func (e *FileError) Error() string { return fmt.Sprintf("read lab file %s: %v", e.Path, e.Err) }
+
+func (e *FileError) Unwrap() error { return e.Err }
+
+// Is makes errors.Is(err, errs.ErrInvalid) true: the user named a file
+// that is missing or not a file.
+func (e *FileError) Is(target error) bool { return target == errs.ErrInvalid }
+
+// Hint says what the argument must be.
+func (e *FileError) Hint() string {
+	return "give the path of a lab file that exists, such as examples/office.lab.yaml"
+}
