@@ -1,30 +1,9 @@
 package integration
 
 import (
-	"crypto/rand"
-	"encoding/hex"
-	"os/exec"
 	"strings"
 	"testing"
 )
-
-// addrSandbox is a sandbox of this file's own (prefix ha-), removed at the end.
-func addrSandbox(t *testing.T) string {
-	t.Helper()
-	bin := vmnetBin(t)
-	b := make([]byte, 3)
-	rand.Read(b)
-	name := "ha-" + hex.EncodeToString(b)
-	if out, err := exec.Command(bin, "sandbox", "up", name).CombinedOutput(); err != nil {
-		t.Fatalf("sandbox up: %v\n%s", err, out)
-	}
-	t.Cleanup(func() {
-		if out, err := exec.Command(bin, "sandbox", "down", name).CombinedOutput(); err != nil {
-			t.Errorf("sandbox down: %v\n%s", err, out)
-		}
-	})
-	return name
-}
 
 // labState is what a refused vm up must leave as it was: links, libvirt
 // networks and domains, vmnet's VM state.
@@ -76,7 +55,7 @@ func refused(t *testing.T, s, spec, vmName, field, want, free string) {
 // link is refused before anything is made. The first case is the report: the
 // host's own address on br0, which made vm up's checks ping the host itself.
 func TestStaticAddressHeldByOthers(t *testing.T) {
-	s := addrSandbox(t)
+	s := newSandbox(t)
 
 	t.Run("the host's address on an existing bridge", func(t *testing.T) {
 		sbVmnet(t, s, "bridge", "create", "br0", "--address", "192.0.2.1/24")
