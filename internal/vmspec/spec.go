@@ -142,6 +142,21 @@ func (s *Spec) Defaults() {
 			s.Requires.Networks[i].Mode = ModeNAT
 		}
 	}
+	// An empty list is no list: `commands: [~]` decodes to an empty, non-nil
+	// slice, which would make the same spec hash differently (Hash marshals
+	// the spec, and omitzero tells empty from nil).
+	nilIfEmpty(&s.Disks)
+	nilIfEmpty(&s.NICs)
+	nilIfEmpty(&s.Provision.Files)
+	nilIfEmpty(&s.Provision.Commands)
+	nilIfEmpty(&s.Requires.Networks)
+	nilIfEmpty(&s.Requires.Bridges)
+}
+
+func nilIfEmpty[T any](s *[]T) {
+	if len(*s) == 0 {
+		*s = nil
+	}
 }
 
 // Networks lists the libvirt networks the NICs use, once each, in NIC order.
