@@ -7,7 +7,7 @@
 # rendered for every backend and accepted by that backend's own tool), a NAT
 # network, the tiny guest pinged both ways, then the capstone lab: a Debian
 # guest running nginx -> Flask -> PostgreSQL in podman behind nftables, which
-# `vmnet vm up capstone` ends by proving with every connectivity check green;
+# `vmnet lab up capstone` ends by proving with every connectivity check green;
 # then a teardown that leaves nothing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -68,11 +68,12 @@ in_lab "$vmnet" vm exec tiny -- ping -c 1 -W 3 198.51.100.1
 in_lab "$vmnet" vm exec tiny -- ping -c 1 -W 3 192.0.2.1
 in_lab "$vmnet" vm down tiny
 
-say "the capstone lab: vm up ends with the check matrix (exit 0 only when every check passes)"
-in_lab "$vmnet" vm up capstone --junit "$preview/capstone-junit.xml"
+say "the capstone lab: lab up ends with the check matrix (exit 0 only when every check passes)"
+in_lab "$vmnet" lab up capstone --junit "$preview/capstone-junit.xml"
 in_lab curl -sS --noproxy '*' --max-time 10 http://192.0.2.10:8080/
 echo
-in_lab "$vmnet" check capstone >/dev/null && echo "vmnet check capstone: all green again"
-in_lab "$vmnet" vm down capstone
+in_lab "$vmnet" lab inspect capstone
+in_lab "$vmnet" lab check capstone >/dev/null && echo "vmnet lab check capstone: all green again"
+in_lab "$vmnet" lab down capstone
 in_lab "$vmnet" net delete nat0
 say "lab ok"

@@ -32,7 +32,7 @@ export VMNET_INTEGRATION=1 VMNET_BIN="$PWD/bin/vmnet-race"
 # cache: one build (cold on a fresh machine, and timed), not two.
 export VMNET_TEST_CACHE=/var/cache/vmnet/images
 set +e
-go test -race -count=1 -timeout 20m -v ./... 2>&1 | tee /tmp/vmnet-test.$$.log | grep -vE '^=== (RUN|PAUSE|CONT|NAME)'
+go test -race -count=1 -timeout 40m -v ./... 2>&1 | tee /tmp/vmnet-test.$$.log | grep -vE '^=== (RUN|PAUSE|CONT|NAME)'
 status=${PIPESTATUS[0]} # go test's own status, whatever grep says
 set -e
 passed=$(grep -cE '^\s*--- PASS' /tmp/vmnet-test.$$.log || true)
@@ -57,9 +57,9 @@ if printf '%s\n' "$skips" | grep -q 'NO REASON GIVEN$'; then
   exit 1
 fi
 
-stamp "benchmark: tiny guest, vmnet vm up vs bare QEMU (printed, never asserted)"
+stamp "benchmarks: tiny guest vs bare QEMU, and labs of 1-8 VMs (printed, never asserted)"
 # The plain build: -race would slow vmnet and skew the ratio.
-VMNET_BIN="$PWD/bin/vmnet" go test -count=1 -run '^$' -bench TinyBoot -benchtime 1x ./integration | grep -E 'tiny guest|Benchmark|^ok'
+VMNET_BIN="$PWD/bin/vmnet" go test -count=1 -run '^$' -bench 'TinyBoot|LabScale' -benchtime 1x ./integration | grep -E 'tiny guest|lab scale|Benchmark|^ok'
 
 # A count, not a duration: with -fuzztime 5s the engine sometimes ends a
 # target with "context deadline exceeded" (a Go fuzzing flake, not a finding).

@@ -10,16 +10,67 @@ import (
 
 	"vmnet/internal/errs"
 	"vmnet/internal/lab"
+	"vmnet/templates"
 )
 
 func labCommand() *cli.Command {
+	accelFlag := &cli.StringFlag{Name: "accel", Value: "auto", Usage: "accelerator: auto (KVM only where a test guest really runs), kvm or tcg"}
+	junitFlag := &cli.StringFlag{Name: "junit", Usage: "also write the checks as JUnit XML to `FILE` (for CI)", TakesFile: true}
 	return &cli.Command{
 		Name:  "lab",
-		Usage: "validate and draw a lab file: networks, VMs (nodes) and checks in one YAML file (up, down, inspect, check come next)",
-		Description: "A lab file declares networks (kind nat, isolated or bridge), nodes with their NICs, and checks;\n" +
-			"examples/office.lab.yaml is a complete one. Today vmnet validates and draws a lab;\n" +
-			"lab up, down, inspect and check, which build, remove, show and test it, come next.",
+		Usage: "bring up, check, inspect, draw and remove whole labs: networks, VMs (nodes) and checks in one YAML file",
+		Description: "A lab file declares networks (kind nat, isolated or bridge), nodes (VMs) with their NICs, and\n" +
+			"checks; examples/office.lab.yaml is a complete one. Built-in labs: " + strings.Join(templates.LabNames(), ", ") + ".\n" +
+			"Everything a lab makes carries its name, so 'lab down NAME' needs no file.\n\n" +
+			"Examples:\n" +
+			"   vmnet sandbox up lab && vmnet sandbox exec lab -- vmnet lab up capstone\n" +
+			"   vmnet lab up examples/office.lab.yaml --node client\n" +
+			"   vmnet lab inspect office -o json\n" +
+			"   vmnet lab down office",
 		Subcommands: []*cli.Command{
+			{
+				Name:      "up",
+				Usage:     "bring a lab up (every node at once) and end with its checks",
+				ArgsUsage: "FILE|NAME",
+				Description: "Validates the whole lab before anything changes, builds each image once, makes the lab's\n" +
+					"missing networks and bridges, boots every node at once, and ends with the check matrix: the\n" +
+					"derived checks (every NIC host <-> VM both ways, VM <-> VM on every shared network, the app's\n" +
+					"own) and the declared ones. A second up of a running lab changes nothing. When a node fails,\n" +
+					"what this up made is removed again.",
+				Flags: []cli.Flag{accelFlag,
+					&cli.StringSliceFlag{Name: "node", Usage: "bring up only `NODE` (repeat for more) and the networks it uses"},
+					&cli.BoolFlag{Name: "no-check", Usage: "skip the checks that end a successful up"},
+					junitFlag,
+				},
+				Action: labUp,
+			},
+			{
+				Name:        "down",
+				Aliases:     []string{"rm"},
+				Usage:       "remove everything a lab made, found by its tag (no file needed)",
+				ArgsUsage:   "NAME",
+				Description: "Removes the lab's VMs (disks, logs, DHCP reservations), the networks and bridges it made and its\nsaved file. Removing a lab that is gone succeeds; down also cleans up after an up killed midway.",
+				Action:      labDown,
+			},
+			{
+				Name:    "list",
+				Aliases: []string{"ls"},
+				Usage:   "list the labs that are up, with their nodes and networks",
+				Action:  labList,
+			},
+			{
+				Name:      "inspect",
+				Usage:     "show a lab's nodes (state, NICs, addresses) and networks",
+				ArgsUsage: "NAME",
+				Action:    labInspect,
+			},
+			{
+				Name:      "check",
+				Usage:     "run a lab's checks again: derived and declared, with the failing hop named",
+				ArgsUsage: "NAME|FILE",
+				Flags:     []cli.Flag{junitFlag},
+				Action:    labCheck,
+			},
 			{
 				Name:      "validate",
 				Usage:     "check a lab file, changing nothing: every error with its line and field",

@@ -11,6 +11,7 @@ import (
 
 	"vmnet/internal/doctor"
 	"vmnet/internal/image"
+	"vmnet/internal/labrun"
 	"vmnet/internal/network"
 	"vmnet/internal/sandbox"
 	"vmnet/internal/vm"
@@ -47,7 +48,8 @@ type jsonOutput interface {
 		vmUpView | *vm.DownResult | []vm.Info |
 		sandbox.Result | []sandbox.Info |
 		imageBuildView | []image.Image | removedView |
-		[]doctor.Finding
+		[]doctor.Finding |
+		labUpView | *labrun.DownResult | []labrun.Summary | *labrun.Inspection
 }
 
 // writeJSON prints v for --output json. Every type it prints follows one

@@ -17,6 +17,7 @@ import (
 	"vmnet/internal/bridge"
 	"vmnet/internal/doctor"
 	"vmnet/internal/image"
+	"vmnet/internal/labrun"
 	"vmnet/internal/network"
 	"vmnet/internal/report"
 	"vmnet/internal/sandbox"
@@ -32,6 +33,7 @@ var outputTypes = []reflect.Type{
 	reflect.TypeFor[sandbox.Result](), reflect.TypeFor[[]sandbox.Info](),
 	reflect.TypeFor[imageBuildView](), reflect.TypeFor[[]image.Image](), reflect.TypeFor[removedView](),
 	reflect.TypeFor[[]doctor.Finding](),
+	reflect.TypeFor[labUpView](), reflect.TypeFor[*labrun.DownResult](), reflect.TypeFor[[]labrun.Summary](), reflect.TypeFor[*labrun.Inspection](),
 }
 
 // alsoWalked: the check report (check --output json prints it through

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 
@@ -11,7 +12,9 @@ import (
 	"vmnet/internal/accel"
 	"vmnet/internal/check"
 	"vmnet/internal/domain"
+	"vmnet/internal/lab"
 	"vmnet/internal/labenv"
+	"vmnet/internal/labrun"
 	"vmnet/internal/report"
 	"vmnet/internal/vm"
 	"vmnet/internal/vmspec"
@@ -110,6 +113,9 @@ func loadSpec(c *cli.Context) (vmspec.Spec, error) {
 }
 
 func vmUp(c *cli.Context) error {
+	if l, ok := oneNodeLab(c.Args().First()); ok && c.NArg() == 1 {
+		return vmUpLab(c, l)
+	}
 	spec, err := loadSpec(c)
 	if err != nil {
 		return err
@@ -141,6 +147,62 @@ func vmUp(c *cli.Context) error {
 		}
 		res.Phases = append(res.Phases, vm.Phase{Name: "checks", Seconds: time.Since(start).Seconds()})
 	}
+	return vmUpOutput(c, res, rep)
+}
+
+// oneNodeLab is the built-in lab that `vm up NAME` brings up: one whose
+// only node is called NAME, as the capstone lab's is (the design card's
+// `vm up capstone` is a one-node lab).
+func oneNodeLab(arg string) (lab.Lab, bool) {
+	if !lab.IsBuiltinName(arg) {
+		return lab.Lab{}, false
+	}
+	if _, err := templates.Lab(arg); err != nil {
+		return lab.Lab{}, false
+	}
+	l, err := lab.LoadRef(arg)
+	if err != nil || len(l.NodeOrder) != 1 || l.NodeOrder[0] != arg {
+		return lab.Lab{}, false
+	}
+	return l, true
+}
+
+// vmUpLab is vm up of a one-node lab: the lab comes up (tagged, so `lab
+// down` removes it too), its checks run, and the output is vm up's.
+func vmUpLab(c *cli.Context, l lab.Lab) error {
+	if err := accel.ValidateWant(c.String("accel")); err != nil {
+		return err
+	}
+	if err := checkJUnitPath(c.String("junit")); err != nil {
+		return err
+	}
+	env, done, err := vmEnv(c, true)
+	if err != nil {
+		return err
+	}
+	defer done()
+	fmt.Fprintf(env.Progress, "accelerator: %s (%s)\n", env.Accel.Type, env.Accel.Reason)
+	lr, err := labrun.Up(c.Context, env, l, labrun.Options{})
+	if err != nil {
+		return err
+	}
+	res := lr.Nodes[0].UpResult
+	res.Changes = append(lr.Changes, res.Changes...)
+	var rep *check.Report
+	if !c.Bool("no-check") {
+		start := time.Now()
+		fmt.Fprintf(env.Progress, "checking %s\n", res.Name)
+		if rep, err = check.Lab(c.Context, env, l, check.Options{}); err != nil {
+			return err
+		}
+		res.Phases = append(res.Phases, vm.Phase{Name: "checks", Seconds: time.Since(start).Seconds()})
+	}
+	return vmUpOutput(c, res, rep)
+}
+
+// vmUpOutput prints what vm up did and the checks it ended with, and
+// returns their verdict.
+func vmUpOutput(c *cli.Context, res *vm.UpResult, rep *check.Report) error {
 	if f, _ := outputFormat(c); f == "json" {
 		out := vmUpView{UpResult: res, ReadySeconds: res.Ready.Seconds()}
 		if rep != nil {
@@ -215,9 +277,20 @@ func vmDown(c *cli.Context) error {
 		return err
 	}
 	defer done()
+	labName := ""
+	if infos, err := vm.List(env); err == nil {
+		if i := slices.IndexFunc(infos, func(in vm.Info) bool { return in.Name == name }); i >= 0 {
+			labName = infos[i].Lab
+		}
+	}
 	res, err := vm.Down(c.Context, env, name)
 	if err != nil {
 		return err
+	}
+	if forgot, err := labrun.Forget(env, labName); err != nil {
+		return err
+	} else if forgot {
+		res.Changes = append(res.Changes, "remove lab "+labName+"'s saved file (its last VM is gone)")
 	}
 	if f, _ := outputFormat(c); f == "json" {
 		return writeJSON(c.App.Writer, res)

@@ -14,6 +14,7 @@ import (
 // Spec is the desired state of one bridge, as the user asked for it.
 type Spec struct {
 	Name          string
+	Lab           string
 	Addresses     []netip.Prefix   // converged exactly, unless an uplink is involved (then added only)
 	MTU           int              // 0: the uplink's MTU, or the kernel default for a new bridge
 	STP           bool             // spanning tree on or off

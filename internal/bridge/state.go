@@ -39,6 +39,7 @@ type State struct {
 	Ports         []string         `json:"ports"`
 	Managed       bool             `json:"managed"`          // vmnet's alias is on the link
 	Uplink        string           `json:"uplink,omitempty"` // recorded in the alias at takeover
+	Lab           string           `json:"lab,omitempty"`
 
 	alias string // the link's alias as read
 }

@@ -21,6 +21,7 @@ import (
 
 	"vmnet/internal/errs"
 	"vmnet/internal/vmspec"
+	"vmnet/templates"
 )
 
 // Network kinds.
@@ -60,6 +61,7 @@ type Lab struct {
 
 	NetworkOrder []string `yaml:"-"` // network names in file order
 	NodeOrder    []string `yaml:"-"` // node names in file order
+	Source       []byte   `yaml:"-"` // the file as read: lab up keeps a copy for check and inspect
 }
 
 // Network is one network of a lab.
@@ -181,6 +183,7 @@ func Parse(data []byte, file string) (Lab, error) {
 		return Lab{}, &Errors{File: file, List: vmspec.Errors{{Form: errs.PathForm, Field: "lab",
 			Problem: "cannot be decoded: " + strings.Join(strings.Fields(strings.TrimPrefix(err.Error(), "yaml: ")), " "), Fix: "compare it with examples/office.lab.yaml"}}}
 	}
+	l.Source = data
 	l.NetworkOrder = fileOrder(l.Networks, "networks", lines)
 	l.NodeOrder = fileOrder(l.Nodes, "nodes", lines)
 	l.defaults(filepath.Dir(file))
@@ -251,6 +254,30 @@ func Load(path string) (Lab, error) {
 		return Lab{}, &FileError{Path: path, Err: err}
 	}
 	return Parse(data, path)
+}
+
+// IsBuiltinName reports whether ref names a built-in lab rather than a
+// file: a word without '/' and without a .yaml or .yml suffix.
+func IsBuiltinName(ref string) bool {
+	return ref != "" && !strings.ContainsRune(ref, '/') && !strings.HasSuffix(ref, ".yaml") && !strings.HasSuffix(ref, ".yml")
+}
+
+// LoadRef reads a built-in lab by name (capstone, duo) or a lab file by
+// path.
+func LoadRef(ref string) (Lab, error) {
+	if !IsBuiltinName(ref) {
+		return Load(ref)
+	}
+	data, err := templates.Lab(ref)
+	if err != nil {
+		return Lab{}, &errs.FieldError{Field: "lab", Value: ref, Problem: "is not a built-in lab",
+			Fix: "use one of " + strings.Join(templates.LabNames(), ", ") + ", or the path of a lab file (such as examples/office.lab.yaml)"}
+	}
+	l, err := Parse(data, "")
+	if err != nil {
+		return Lab{}, fmt.Errorf("built-in lab %s: %w", ref, err)
+	}
+	return l, nil
 }
 
 // FileError says a lab file could not be read.

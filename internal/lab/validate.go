@@ -149,6 +149,8 @@ func (l Lab) validateNodes(p *problems) {
 		}
 		if n.App != "" && !slices.Contains(Apps, n.App) {
 			p.add(base+".app", n.App, "is not a built-in application"+didYouMean(n.App, Apps), "use one of: "+strings.Join(Apps, ", ")+", or leave app out")
+		} else if want := AppImages[n.App]; want != "" && n.Image != want && !vmspec.IsImagePath(n.Image) {
+			p.add(base+".app", n.App, "needs image "+want+", which has its containers built in; image "+n.Image+" has not", "use image: "+want+", or leave app out")
 		}
 		switch {
 		case len(n.NICs) == 0:

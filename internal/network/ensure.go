@@ -571,6 +571,7 @@ type Info struct {
 	Active     bool   `json:"active"`
 	Autostart  bool   `json:"autostart"`
 	Persistent bool   `json:"persistent"`
+	Lab        string `json:"lab,omitempty"`
 }
 
 // List returns every libvirt network, vmnet's and others', sorted by name.

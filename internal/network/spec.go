@@ -62,6 +62,7 @@ type Spec struct {
 	DHCPRange [2]netip.Addr
 	// Bridge is the existing Linux bridge of a bridge-mode network.
 	Bridge string
+	Lab    string
 }
 
 // FieldError is bad user input; it is errs.FieldError, so the CLI maps it

@@ -22,6 +22,7 @@ type Info struct {
 	State string    `json:"state"` // running, shut off, ...
 	Owner string    `json:"owner"` // vmnet or other
 	NICs  []NICInfo `json:"nics"`
+	Lab   string    `json:"lab,omitempty"`
 }
 
 var stateNames = map[libvirt.DomainState]string{
@@ -132,3 +133,6 @@ func Exec(ctx context.Context, e Env, name string, argv []string, timeout time.D
 	out, code, err := consoleExec(ctx, dom, argv, timeout)
 	return out, nil, code, err
 }
+
+// OfLab is a placeholder until the lab tags land.
+func OfLab(e Env, lab string) ([]string, error) { return nil, nil }

@@ -35,6 +35,7 @@ type Spec struct {
 	Timeout   Duration  `yaml:"timeout" json:"timeout,omitempty"`    // how long to wait for Ready; 0: chosen by accelerator
 	Provision Provision `yaml:"provision" json:"provision,omitzero"` // what to put into the guest once it is up
 	Requires  Requires  `yaml:"requires" json:"requires,omitzero"`   // networks and bridges vmnet makes when missing
+	Lab       string    `yaml:"-" json:"lab,omitempty"`
 }
 
 // Disk is an extra, empty data disk.

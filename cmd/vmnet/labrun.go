@@ -1,0 +1,271 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"vmnet/internal/accel"
+	"vmnet/internal/check"
+	"vmnet/internal/lab"
+	"vmnet/internal/labrun"
+	"vmnet/internal/report"
+	"vmnet/internal/vmspec"
+)
+
+// labRef is the one FILE|NAME argument of lab up and lab check.
+func labRef(c *cli.Context) (string, error) {
+	switch c.NArg() {
+	case 1:
+		return c.Args().First(), nil
+	case 0:
+		return "", usagef("%s: missing FILE|NAME, a lab file or a built-in lab (for example: vmnet %s capstone)", commandPath(c), commandPath(c))
+	default:
+		return "", usagef("%s: takes one FILE|NAME, got %d arguments: %s", commandPath(c), c.NArg(), strings.Join(c.Args().Slice(), " "))
+	}
+}
+
+// labName is the one NAME argument of lab down and lab inspect.
+func labName(c *cli.Context) (string, error) {
+	name, err := oneName(c)
+	if err != nil {
+		return "", err
+	}
+	if err := vmspec.ValidateName(name); err != nil {
+		return "", err
+	}
+	return name, nil
+}
+
+func labUp(c *cli.Context) error {
+	ref, err := labRef(c)
+	if err != nil {
+		return err
+	}
+	l, err := lab.LoadRef(ref)
+	if err != nil {
+		return err
+	}
+	// Refuse every bad input before connecting to libvirt.
+	if err := accel.ValidateWant(c.String("accel")); err != nil {
+		return err
+	}
+	if err := checkJUnitPath(c.String("junit")); err != nil {
+		return err
+	}
+	env, done, err := vmEnv(c, true)
+	if err != nil {
+		return err
+	}
+	defer done()
+	fmt.Fprintf(env.Progress, "accelerator: %s (%s)\n", env.Accel.Type, env.Accel.Reason)
+	res, err := labrun.Up(c.Context, env, l, labrun.Options{Nodes: c.StringSlice("node")})
+	if err != nil {
+		return err
+	}
+	var rep *check.Report
+	if !c.Bool("no-check") {
+		start := time.Now()
+		fmt.Fprintf(env.Progress, "checking lab %s\n", l.Name)
+		if rep, err = check.Lab(c.Context, env, l, check.Options{}); err != nil {
+			return err
+		}
+		res.ChecksSeconds = time.Since(start).Seconds()
+	}
+	return labUpOutput(c, res, rep)
+}
+
+// labUpOutput prints what lab up did and the checks it ended with.
+func labUpOutput(c *cli.Context, res *labrun.UpResult, rep *check.Report) error {
+	if f, _ := outputFormat(c); f == "json" {
+		out := labUpView{UpResult: res}
+		if rep != nil {
+			j := report.ToJSON(rep)
+			out.Check = &j
+		}
+		if err := writeJSON(c.App.Writer, out); err != nil {
+			return err
+		}
+		if path := c.String("junit"); path != "" && rep != nil {
+			if err := writeJUnit(path, rep); err != nil {
+				return err
+			}
+		}
+		if rep != nil {
+			return rep.Err()
+		}
+		return nil
+	}
+	w := c.App.Writer
+	fmt.Fprintf(w, "lab %s: %s, every node ready after %.1fs\n", res.Lab, res.Outcome, res.Seconds)
+	for _, ch := range res.Changes {
+		fmt.Fprintf(w, "  - %s\n", ch)
+	}
+	t := newTable("NODE", "OUTCOME", "READY", "NIC", "ON", "MAC", "ADDRESS")
+	for _, n := range res.Nodes {
+		for i, nic := range n.NICs {
+			node, outcome, ready := n.Node, n.Outcome, fmt.Sprintf("%.1fs", n.ReadySeconds)
+			if i > 0 {
+				node, outcome, ready = "", "", ""
+			}
+			t.row(node, outcome, ready, fmt.Sprintf("eth%d", nic.Index), nicOn(nic.Network, nic.Bridge), nic.MAC, dash(nic.Address))
+		}
+	}
+	if err := t.write(w); err != nil {
+		return err
+	}
+	if rep == nil {
+		return nil
+	}
+	fmt.Fprintln(w)
+	return checkOutput(c, rep, "table")
+}
+
+// labUpView is what lab up prints as JSON: the result and the checks.
+type labUpView struct {
+	*labrun.UpResult
+	Check *report.JSONReport `json:"check,omitempty"`
+}
+
+func nicOn(network, bridge string) string {
+	if bridge != "" {
+		return "bridge " + bridge
+	}
+	return "network " + network
+}
+
+func labDown(c *cli.Context) error {
+	name, err := labName(c)
+	if err != nil {
+		return err
+	}
+	env, done, err := vmEnv(c, false)
+	if err != nil {
+		return err
+	}
+	defer done()
+	res, err := labrun.Down(c.Context, env, name)
+	if err != nil {
+		return err
+	}
+	if f, _ := outputFormat(c); f == "json" {
+		return writeJSON(c.App.Writer, res)
+	}
+	fmt.Fprintf(c.App.Writer, "lab %s: %s\n", res.Lab, res.Outcome)
+	for _, ch := range res.Changes {
+		fmt.Fprintf(c.App.Writer, "  - %s\n", ch)
+	}
+	return nil
+}
+
+func labList(c *cli.Context) error {
+	if c.NArg() > 0 {
+		return usagef("lab list takes no arguments")
+	}
+	env, done, err := vmEnv(c, false)
+	if err != nil {
+		return err
+	}
+	defer done()
+	labs, err := labrun.List(env)
+	if err != nil {
+		return err
+	}
+	if f, _ := outputFormat(c); f == "json" {
+		return writeJSON(c.App.Writer, labs)
+	}
+	t := newTable("LAB", "NODES", "RUNNING", "NETWORKS MADE", "FILE SAVED")
+	for _, s := range labs {
+		t.row(s.Lab, dash(strings.Join(s.Nodes, ", ")), fmt.Sprint(s.Running), dash(strings.Join(s.Networks, ", ")), yesNo(s.File))
+	}
+	return t.write(c.App.Writer)
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
+}
+
+func labInspect(c *cli.Context) error {
+	name, err := labName(c)
+	if err != nil {
+		return err
+	}
+	env, done, err := vmEnv(c, false)
+	if err != nil {
+		return err
+	}
+	defer done()
+	in, err := labrun.Inspect(env, name)
+	if err != nil {
+		return err
+	}
+	if f, _ := outputFormat(c); f == "json" {
+		return writeJSON(c.App.Writer, in)
+	}
+	w := c.App.Writer
+	fmt.Fprintf(w, "lab %s\n", in.Lab)
+	t := newTable("NODE", "STATE", "NIC", "ON", "MAC", "ADDRESS", "FROM")
+	for _, n := range in.Nodes {
+		if len(n.NICs) == 0 {
+			t.row(n.Node, n.State, "-", "-", "-", "-", "-")
+		}
+		for i, nic := range n.NICs {
+			node, state := n.Node, n.State
+			if i > 0 {
+				node, state = "", ""
+			}
+			t.row(node, state, fmt.Sprintf("eth%d", nic.Index), nicOn(nic.Network, nic.Bridge), nic.MAC, dash(nic.Address), dash(nic.Source))
+		}
+	}
+	if err := t.write(w); err != nil {
+		return err
+	}
+	fmt.Fprintln(w)
+	nt := newTable("NETWORK", "KIND", "SUBNET", "MADE BY THE LAB")
+	for _, n := range in.Networks {
+		nt.row(n.Name, dash(n.Kind), dash(n.Subnet), yesNo(n.Made))
+	}
+	return nt.write(w)
+}
+
+func labCheck(c *cli.Context) error {
+	ref, err := labRef(c)
+	if err != nil {
+		return err
+	}
+	format, err := outputFormat(c)
+	if err != nil {
+		return err
+	}
+	if err := checkJUnitPath(c.String("junit")); err != nil {
+		return err
+	}
+	var l lab.Lab
+	if !lab.IsBuiltinName(ref) {
+		if l, err = lab.Load(ref); err != nil {
+			return err
+		}
+	} else if err := vmspec.ValidateName(ref); err != nil {
+		return err
+	}
+	env, done, err := vmEnv(c, false)
+	if err != nil {
+		return err
+	}
+	defer done()
+	if l.Name == "" {
+		if l, err = labrun.Saved(env.StateDir, ref); err != nil {
+			return err
+		}
+	}
+	rep, err := check.Lab(c.Context, env, l, check.Options{})
+	if err != nil {
+		return err
+	}
+	return checkOutput(c, rep, format)
+}

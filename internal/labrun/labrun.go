@@ -1,0 +1,400 @@
+// Package labrun brings whole labs up and down: the lab's networks and
+// bridges first (each made only when missing, and tagged with the lab's
+// name), then every node's VM at once through the VM lifecycle (vm.Up),
+// and on the way down everything that carries the lab's tag, found on the
+// objects themselves, so `lab down` works after the lab file is deleted or
+// edited and after an `up` that was killed at any point.
+package labrun
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"vmnet/internal/bridge"
+	"vmnet/internal/domain"
+	"vmnet/internal/errs"
+	"vmnet/internal/fsperm"
+	"vmnet/internal/lab"
+	"vmnet/internal/network"
+	"vmnet/internal/safe"
+	"vmnet/internal/vm"
+	"vmnet/internal/vmspec"
+)
+
+// Options tune Up.
+type Options struct {
+	// Nodes brings up only these nodes (and the networks they use); empty
+	// means every node.
+	Nodes []string
+}
+
+// UpResult says what Up did.
+type UpResult struct {
+	Lab     string       `json:"lab"`
+	Outcome string       `json:"outcome"` // created, changed, unchanged
+	Changes []string     `json:"changes"` // the lab's networks and bridges made
+	Nodes   []NodeResult `json:"nodes"`
+	Seconds float64      `json:"seconds"` // from start until every node was ready
+	// ChecksSeconds is how long the checks that ended up took (set by the
+	// caller that ran them).
+	ChecksSeconds float64 `json:"checks_seconds,omitempty"`
+}
+
+// NodeResult is one node's vm.Up.
+type NodeResult struct {
+	Node string `json:"node"`
+	*vm.UpResult
+	ReadySeconds float64 `json:"ready_seconds"`
+}
+
+// NodeError says which nodes failed to come up and why; the rest of the lab
+// was rolled back to what existed before this up.
+type NodeError struct {
+	Lab    string
+	Failed map[string]error
+	Undo   []string // what the rollback removed, or could not
+}
+
+func (e *NodeError) Error() string {
+	var parts []string
+	for _, n := range sortedKeys(e.Failed) {
+		parts = append(parts, fmt.Sprintf("node %s: %v", n, e.Failed[n]))
+	}
+	msg := fmt.Sprintf("lab %s: %s", e.Lab, strings.Join(parts, "; "))
+	if len(e.Undo) > 0 {
+		msg += "; rolled back: " + strings.Join(e.Undo, ", ")
+	}
+	return msg
+}
+
+// Unwrap lets errors.Is and errors.As see each node's error (ErrInvalid
+// from a node's spec gives exit code 2).
+func (e *NodeError) Unwrap() []error {
+	var out []error
+	for _, n := range sortedKeys(e.Failed) {
+		out = append(out, e.Failed[n])
+	}
+	return out
+}
+
+// Hint says what to do next.
+func (e *NodeError) Hint() string {
+	for _, err := range e.Unwrap() {
+		var h interface{ Hint() string }
+		if errors.As(err, &h) && h.Hint() != "" {
+			return h.Hint()
+		}
+	}
+	return fmt.Sprintf("'vmnet vm console NODE' shows a node's console; 'vmnet lab down %s' removes what is left", e.Lab)
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+// Up brings lab l up in e: it plans every selected node's spec (refusing a
+// bad lab before anything changes), keeps a copy of the lab file, builds
+// each image once, makes the lab's missing networks and bridges, then
+// brings every node up at once. A second Up of a running lab changes
+// nothing. When a node fails, what this Up made is removed again (the
+// nodes it created, the networks and bridges it made) and the error names
+// each failed node.
+func Up(ctx context.Context, e vm.Env, l lab.Lab, opt Options) (*UpResult, error) {
+	start := time.Now()
+	specs, err := selectSpecs(l, opt.Nodes)
+	if err != nil {
+		return nil, err
+	}
+	if err := saveRecord(e.StateDir, l); err != nil {
+		return nil, err
+	}
+	if err := buildImages(ctx, e, specs); err != nil {
+		return nil, err
+	}
+	res := &UpResult{Lab: l.Name, Changes: []string{}}
+	made, err := ensureNetworks(ctx, e, l, specs, res)
+	if err != nil {
+		made.run(ctx, e)
+		return nil, err
+	}
+	failed := upNodes(ctx, e, specs, res)
+	res.Seconds = time.Since(start).Seconds()
+	if len(failed) > 0 {
+		return nil, rollback(ctx, e, l.Name, res, failed, made)
+	}
+	res.Outcome = outcome(res)
+	return res, nil
+}
+
+// selectSpecs plans the nodes opt names (all when none), in lab order.
+func selectSpecs(l lab.Lab, nodes []string) ([]vmspec.Spec, error) {
+	for _, n := range nodes {
+		if _, ok := l.Nodes[n]; !ok {
+			return nil, &errs.FieldError{Field: "--node", Value: n, Problem: "is not a node of lab " + l.Name,
+				Fix: "use one of: " + strings.Join(l.NodeOrder, ", ")}
+		}
+	}
+	var specs []vmspec.Spec
+	for _, name := range l.NodeOrder {
+		if len(nodes) > 0 && !slices.Contains(nodes, name) {
+			continue
+		}
+		s, err := l.Spec(name)
+		if err != nil {
+			return nil, err
+		}
+		specs = append(specs, s)
+	}
+	return specs, nil
+}
+
+// buildImages finds (or builds, once) every image the nodes boot, one at a
+// time, before anything else: nodes that share an image do not build it
+// twice, and a missing image changes nothing.
+func buildImages(ctx context.Context, e vm.Env, specs []vmspec.Spec) error {
+	seen := map[string]bool{}
+	for _, s := range specs {
+		if seen[s.Image] {
+			continue
+		}
+		seen[s.Image] = true
+		if _, err := e.Image(ctx, s); err != nil {
+			return fmt.Errorf("image %s of node %s: %w", s.Image, s.Name, err)
+		}
+	}
+	return nil
+}
+
+// made is what this Up created, newest last, for a rollback.
+type made struct{ networks, bridges []string }
+
+// run removes what this Up made, newest first, and says what it removed
+// or could not.
+func (m made) run(ctx context.Context, e vm.Env) []string {
+	var out []string
+	for _, n := range slices.Backward(m.networks) {
+		if _, err := e.Conn.DeleteNetwork(n); err != nil {
+			out = append(out, fmt.Sprintf("network %s left: %v", n, err))
+			continue
+		}
+		out = append(out, "network "+n)
+	}
+	for _, b := range slices.Backward(m.bridges) {
+		if _, err := bridge.Delete(ctx, e.Bridges, b, bridge.Options{HostID: e.HostID}); err != nil {
+			out = append(out, fmt.Sprintf("bridge %s left: %v", b, err))
+			continue
+		}
+		out = append(out, "bridge "+b)
+	}
+	return out
+}
+
+// ensureNetworks makes the bridges and libvirt networks the nodes use when
+// they are missing, tagged with the lab's name; one that exists is used as
+// it is, and stays out of the lab's (and its down's) hands.
+func ensureNetworks(ctx context.Context, e vm.Env, l lab.Lab, specs []vmspec.Spec, res *UpResult) (made, error) {
+	var m made
+	for _, b := range used(l.Requires().Bridges, specs, func(b vmspec.BridgeReq) string { return b.Name }) {
+		if _, err := e.Bridges.LinkByName(b.Name); err == nil {
+			continue
+		}
+		r, err := bridge.Ensure(ctx, e.Bridges, bridge.Spec{Name: b.Name, Lab: l.Name, Addresses: []netip.Prefix{b.Address}}, bridge.Options{HostID: e.HostID})
+		if err != nil {
+			return m, fmt.Errorf("bridge %s of lab %s: %w", b.Name, l.Name, err)
+		}
+		if r.Created {
+			m.bridges = append(m.bridges, b.Name)
+			res.Changes = append(res.Changes, fmt.Sprintf("create bridge %s (%s)", b.Name, b.Address))
+		}
+	}
+	for _, n := range used(l.Requires().Networks, specs, func(n vmspec.NetworkReq) string { return n.Name }) {
+		if active, err := e.Conn.NetworkActive(n.Name); err == nil && active {
+			continue
+		}
+		r, err := e.Conn.EnsureNetwork(ctx, network.Spec{Name: n.Name, Mode: network.Mode(n.Mode), CIDR: n.CIDR, Lab: l.Name}, e.Routes)
+		if err != nil {
+			return m, fmt.Errorf("network %s of lab %s: %w", n.Name, l.Name, err)
+		}
+		if r.Outcome == network.Created {
+			m.networks = append(m.networks, n.Name)
+		}
+		if r.Outcome != network.Unchanged {
+			res.Changes = append(res.Changes, fmt.Sprintf("create %s network %s (%s)", n.Mode, n.Name, n.CIDR))
+		}
+	}
+	return m, nil
+}
+
+// used keeps the requirements that one of specs' NICs attaches to.
+func used[T any](all []T, specs []vmspec.Spec, nameOf func(T) string) []T {
+	var out []T
+	for _, r := range all {
+		if slices.ContainsFunc(specs, func(s vmspec.Spec) bool {
+			return slices.Contains(s.Networks(), nameOf(r)) || slices.Contains(s.Bridges(), nameOf(r))
+		}) {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// upNodes runs vm.Up for every spec at once; each node's progress lines
+// carry its name. It returns the nodes that failed.
+func upNodes(ctx context.Context, e vm.Env, specs []vmspec.Spec, res *UpResult) map[string]error {
+	results := make([]NodeResult, len(specs))
+	failed := map[string]error{}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	out := &lineWriter{w: e.Progress}
+	for i, s := range specs {
+		ne := e
+		ne.Progress = out.prefixed(s.Name + ": ")
+		safe.Go(&wg, "vm up "+s.Name, func() error {
+			r, err := vm.Up(ctx, ne, s)
+			if err != nil {
+				return err
+			}
+			results[i] = NodeResult{Node: s.Name, UpResult: r, ReadySeconds: r.Ready.Seconds()}
+			return nil
+		}, func(err error) {
+			if err != nil {
+				mu.Lock()
+				failed[s.Name] = err
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	for _, r := range results {
+		if r.UpResult != nil {
+			res.Nodes = append(res.Nodes, r)
+		}
+	}
+	return failed
+}
+
+// rollback removes the nodes this Up created (a node that ran before stays)
+// and the networks and bridges it made.
+func rollback(ctx context.Context, e vm.Env, name string, res *UpResult, failed map[string]error, m made) error {
+	ne := &NodeError{Lab: name, Failed: failed}
+	for _, n := range res.Nodes {
+		if n.Outcome != "created" {
+			continue
+		}
+		if _, err := vm.Down(ctx, e, n.Node); err != nil {
+			ne.Undo = append(ne.Undo, fmt.Sprintf("node %s left: %v", n.Node, err))
+			continue
+		}
+		ne.Undo = append(ne.Undo, "node "+n.Node)
+	}
+	ne.Undo = append(ne.Undo, m.run(ctx, e)...)
+	return ne
+}
+
+// outcome sums up the nodes' outcomes: created when every node was,
+// unchanged when nothing changed, changed otherwise.
+func outcome(res *UpResult) string {
+	created, unchanged := len(res.Nodes) > 0, len(res.Changes) == 0
+	for _, n := range res.Nodes {
+		created = created && n.Outcome == "created"
+		unchanged = unchanged && n.Outcome == "unchanged"
+	}
+	switch {
+	case unchanged:
+		return "unchanged"
+	case created:
+		return "created"
+	}
+	return "changed"
+}
+
+// lineWriter writes whole lines from several goroutines, each with its
+// prefix, so concurrent nodes' progress stays readable.
+type lineWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+// prefixed is a writer whose lines go to w with prefix in front.
+func (l *lineWriter) prefixed(prefix string) io.Writer {
+	if l.w == nil {
+		return nil
+	}
+	return &prefixWriter{l: l, prefix: prefix}
+}
+
+type prefixWriter struct {
+	l      *lineWriter
+	prefix string
+	buf    []byte
+}
+
+// Write passes on each complete line with the prefix; a partial line waits
+// for its end.
+func (p *prefixWriter) Write(b []byte) (int, error) {
+	p.buf = append(p.buf, b...)
+	for {
+		i := bytes.IndexByte(p.buf, '\n')
+		if i < 0 {
+			return len(b), nil
+		}
+		p.l.mu.Lock()
+		_, err := fmt.Fprintf(p.l.w, "%s%s\n", p.prefix, p.buf[:i])
+		p.l.mu.Unlock()
+		p.buf = p.buf[i+1:]
+		if err != nil {
+			return len(b), err
+		}
+	}
+}
+
+// recordDir is where Up keeps a copy of lab name's file.
+func recordDir(stateDir, name string) string {
+	if stateDir == "" {
+		stateDir = domain.DefaultStateDir
+	}
+	return filepath.Join(stateDir, "labs", name)
+}
+
+// saveRecord keeps the lab file as up read it, for check and inspect by
+// name; down removes it. It is written before anything else changes.
+func saveRecord(stateDir string, l lab.Lab) error {
+	dir := recordDir(stateDir, l.Name)
+	if err := fsperm.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("keep lab %s's file: %w", l.Name, err)
+	}
+	return fsperm.WriteFileAtomic(filepath.Join(dir, "lab.yaml"), l.Source, 0o644)
+}
+
+// ErrNoRecord is matched when a lab has no saved file: it was never
+// brought up here, or it was brought down.
+var ErrNoRecord = errors.New("no saved lab file")
+
+// Saved reads the lab file Up kept for lab name.
+func Saved(stateDir, name string) (lab.Lab, error) {
+	path := filepath.Join(recordDir(stateDir, name), "lab.yaml")
+	data, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return lab.Lab{}, errs.WithHint(fmt.Errorf("lab %s: %w (it is not up here)", name, ErrNoRecord),
+			"bring it up first: vmnet lab up FILE, or name the lab file instead of the lab")
+	}
+	if err != nil {
+		return lab.Lab{}, err
+	}
+	return lab.Parse(data, path)
+}
