@@ -138,16 +138,10 @@ func (e *UnknownImageError) Hint() string {
 	return "images this vmnet can build: " + strings.Join(e.Known, ", ")
 }
 
-var nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,31}$`)
-
-// ValidateName checks an image name: lower-case letters, digits and '-', at
-// most 32, starting with a letter or digit (it becomes a directory name).
-func ValidateName(name string) error {
-	if !nameRE.MatchString(name) {
-		return fmt.Errorf("image name %q: use 1 to 32 lower-case letters, digits and '-', starting with a letter or digit, for example tiny", name)
-	}
-	return nil
-}
+// ValidateName checks an image name; valid.ImageName holds the rule (1 to
+// 32 lower-case letters, digits and '-', starting with a letter or digit:
+// it becomes a directory name).
+func ValidateName(name string) error { return valid.ImageName(name) }
 
 // recipeNames lists the recipe directories in fsys.
 func recipeNames(fsys fs.FS) ([]string, error) {
