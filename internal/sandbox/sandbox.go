@@ -520,26 +520,3 @@ func lock(ctx context.Context) (func(), error) {
 	}
 	return func() { _ = fl.Unlock() }, nil
 }
-
-// URI returns a libvirt URI that reaches the sandbox's libvirtd from outside
-// it: /proc/PID/root shows the daemon's own mount namespace, socket included.
-// Tests use it to drive a real, sandboxed libvirtd without entering it.
-func URI(name string) (string, error) {
-	if err := ValidateName(name); err != nil {
-		return "", err
-	}
-	infos, err := List()
-	if err != nil {
-		return "", err
-	}
-	for _, in := range infos {
-		if in.Name != name {
-			continue
-		}
-		if !in.LibvirtdAlive {
-			return "", errs.WithHint(fmt.Errorf("sandbox %q has no running libvirtd", name), "repair it with: vmnet sandbox up "+name)
-		}
-		return fmt.Sprintf("qemu:///system?socket=/proc/%d/root/run/libvirt/libvirt-sock", in.LibvirtdPID), nil
-	}
-	return "", &NotFoundError{Name: name}
-}
