@@ -2,7 +2,9 @@
 // share: the way into a sandbox's libvirtd from outside it, golden files,
 // and a fake Debian kernel package. Only tests import it; it is a package
 // of its own because one package's _test.go files are not visible to
-// another's tests.
+// another's tests. It imports internal/sandbox (for SandboxURI), so the
+// tests of sandbox and of what sandbox imports (errs, fsperm, valid) cannot
+// use it.
 package testutil
 
 import (

@@ -52,11 +52,7 @@ func VMName(field, name string) error {
 // digits and '-', starting with a letter or digit, because it becomes a
 // directory name in the image cache.
 func ImageName(name string) error {
-	ok := name != "" && len(name) <= MaxImageName && name[0] != '-'
-	for _, r := range name {
-		ok = ok && (lowerOrDigit(r) || r == '-')
-	}
-	if ok {
+	if isLowerWord(name, MaxImageName) {
 		return nil
 	}
 	return &errs.FieldError{Field: "image name", Value: name,
@@ -68,11 +64,7 @@ func ImageName(name string) error {
 // a-z, 0-9 and '-', starting and ending with a letter or digit. The name
 // becomes a netns name and a directory name, and people type it often.
 func SandboxName(name string) error {
-	ok := name != "" && len(name) <= MaxSandboxName && name[0] != '-' && name[len(name)-1] != '-'
-	for _, r := range name {
-		ok = ok && (lowerOrDigit(r) || r == '-')
-	}
-	if ok {
+	if isLowerWord(name, MaxSandboxName) && name[len(name)-1] != '-' {
 		return nil
 	}
 	return &errs.FieldError{Field: "sandbox NAME", Value: name,
@@ -85,20 +77,8 @@ func SandboxName(name string) error {
 // with a letter or digit. libvirt takes almost anything, but the name also
 // becomes part of the bridge name and of file names under /etc/libvirt.
 func NetworkName(name string) error {
-	bad := func(problem string) error {
-		return &errs.FieldError{Field: "network name", Value: name, Problem: problem,
-			Fix: "use 1 to 64 letters, digits, '-', '_' and '.', starting with a letter or digit, for example nat0"}
-	}
-	switch {
-	case name == "":
-		return bad("is empty")
-	case len(name) > MaxNetworkName:
-		return bad(fmt.Sprintf("is %d bytes long; vmnet allows at most %d", len(name), MaxNetworkName))
-	}
-	if p := nameChars(name, "a network name"); p != "" {
-		return bad(p)
-	}
-	return nil
+	return portableName("network name", name, MaxNetworkName, "vmnet", "a network name",
+		"use 1 to 64 letters, digits, '-', '_' and '.', starting with a letter or digit, for example nat0")
 }
 
 // SpecNetworkName checks a network name at field of a VM spec or lab file:
@@ -140,6 +120,35 @@ func nameChars(name, what string) string {
 		}
 	}
 	return ""
+}
+
+// portableName is the check of interface and network names: not empty, at
+// most max bytes (the limit set by whom), and nameChars' characters; a
+// refusal is a FieldError on field with fix.
+func portableName(field, name string, max int, limitBy, what, fix string) error {
+	problem := ""
+	switch {
+	case name == "":
+		problem = "is empty"
+	case len(name) > max:
+		problem = fmt.Sprintf("is %d bytes long; %s allows at most %d", len(name), limitBy, max)
+	default:
+		problem = nameChars(name, what)
+	}
+	if problem == "" {
+		return nil
+	}
+	return &errs.FieldError{Field: field, Value: name, Problem: problem, Fix: fix}
+}
+
+// isLowerWord reports whether name is 1 to max characters from a-z, 0-9
+// and '-', not starting with '-'.
+func isLowerWord(name string, max int) bool {
+	ok := name != "" && len(name) <= max && name[0] != '-'
+	for _, r := range name {
+		ok = ok && (lowerOrDigit(r) || r == '-')
+	}
+	return ok
 }
 
 // lowerOrDigit reports whether r is in a-z or 0-9.

@@ -23,20 +23,8 @@ const maxInterfaceName = 15
 // InterfaceName checks an interface name the way the kernel's dev_valid_name
 // does, so a bad name fails here with a clear message rather than as EINVAL.
 func InterfaceName(field, name string) error {
-	bad := func(problem string) error {
-		return &errs.FieldError{Field: field, Value: name, Problem: problem,
-			Fix: "use 1 to 15 letters, digits, '-', '_' and '.', starting with a letter or digit, for example br0"}
-	}
-	switch {
-	case name == "":
-		return bad("is empty")
-	case len(name) > maxInterfaceName:
-		return bad(fmt.Sprintf("is %d bytes long; Linux allows at most %d", len(name), maxInterfaceName))
-	}
-	if p := nameChars(name, "an interface name"); p != "" {
-		return bad(p)
-	}
-	return nil
+	return portableName(field, name, maxInterfaceName, "Linux", "an interface name",
+		"use 1 to 15 letters, digits, '-', '_' and '.', starting with a letter or digit, for example br0")
 }
 
 // ParseAddress parses an interface address in CIDR form, such as
