@@ -164,58 +164,84 @@ func (d *diagnoser) find(ctx context.Context, r *Result, f *finding) {
 func (d *diagnoser) path(ctx context.Context, n NIC, c Check, f *finding) {
 	if n.Bridge == "" {
 		f.add("libvirt names no host bridge for %s", n.Guest)
-	} else {
-		br, err := d.hostLink(n.Bridge)
-		switch {
-		case err != nil:
-			f.add("could not read %s on the host: %v", n.Bridge, err)
-		case !br.Exists:
-			f.blame("host:"+n.Bridge, CauseBridgeDown, "%s does not exist on the host", n.Bridge)
-			return
-		case !br.Up:
-			f.blame("host:"+n.Bridge, CauseBridgeDown, "%s is administratively down (ip link set %s up)", n.Bridge, n.Bridge)
-			return
-		default:
-			f.add("%s is administratively up (operational state %s)", n.Bridge, br.OperState)
-		}
-		if n.Tap == "" {
-			f.add("libvirt names no tap device for %s", n.Guest)
-		} else if tap, err := d.hostLink(n.Tap); err != nil {
-			f.add("could not read %s on the host: %v", n.Tap, err)
-		} else {
-			switch {
-			case !tap.Exists:
-				f.blame("tap "+n.Tap, CauseTapNotAttached, "%s (the host side of %s:%s) does not exist", n.Tap, d.t.Name, n.Guest)
-				return
-			case tap.Master == "":
-				f.blame("tap "+n.Tap, CauseTapNotAttached, "%s is not a port of any bridge; it belongs in %s (ip link set %s master %s)", n.Tap, n.Bridge, n.Tap, n.Bridge)
-				return
-			case tap.Master != n.Bridge:
-				f.blame("tap "+n.Tap, CauseTapNotAttached, "%s is a port of %s, not of %s", n.Tap, tap.Master, n.Bridge)
-				return
-			case !tap.Up:
-				f.blame("tap "+n.Tap, CauseTapDown, "%s is a port of %s but administratively down (ip link set %s up)", n.Tap, n.Bridge, n.Tap)
-				return
-			default:
-				f.add("%s is a port of %s and up", n.Tap, n.Bridge)
-			}
-		}
-		// The host's own address matters when the host is an end of the path.
-		if c.From.Kind == OnHost || c.Target == n.HostLabel() {
-			if br, err := d.hostLink(n.Bridge); err == nil {
-				switch {
-				case !n.Host.IsValid():
-					f.blame("host:"+n.Bridge, CauseHostAddressMissing, "%s has no IPv4 address on the host", n.Bridge)
-					return
-				case !hasAddr(br.Addrs, n.Host):
-					f.blame("host:"+n.Bridge, CauseHostAddressMissing, "%s does not have %s (it has %s)", n.Bridge, n.Host, prefixes(br.Addrs))
-					return
-				default:
-					f.add("%s has %s", n.Bridge, n.Host)
-				}
-			}
-		}
+	} else if d.bridgeHop(n, f) || d.tapHop(n, f) || d.hostAddressHop(n, c, f) {
+		return
 	}
+	d.guestNICHop(ctx, n, f)
+}
+
+// bridgeHop blames n's host bridge when it is missing or down, and says
+// whether it did.
+func (d *diagnoser) bridgeHop(n NIC, f *finding) (blamed bool) {
+	br, err := d.hostLink(n.Bridge)
+	switch {
+	case err != nil:
+		f.add("could not read %s on the host: %v", n.Bridge, err)
+	case !br.Exists:
+		f.blame("host:"+n.Bridge, CauseBridgeDown, "%s does not exist on the host", n.Bridge)
+		return true
+	case !br.Up:
+		f.blame("host:"+n.Bridge, CauseBridgeDown, "%s is administratively down (ip link set %s up)", n.Bridge, n.Bridge)
+		return true
+	default:
+		f.add("%s is administratively up (operational state %s)", n.Bridge, br.OperState)
+	}
+	return false
+}
+
+// tapHop blames n's tap when it is missing, outside n's bridge or down, and
+// says whether it did.
+func (d *diagnoser) tapHop(n NIC, f *finding) (blamed bool) {
+	if n.Tap == "" {
+		f.add("libvirt names no tap device for %s", n.Guest)
+		return false
+	}
+	tap, err := d.hostLink(n.Tap)
+	if err != nil {
+		f.add("could not read %s on the host: %v", n.Tap, err)
+		return false
+	}
+	switch {
+	case !tap.Exists:
+		f.blame("tap "+n.Tap, CauseTapNotAttached, "%s (the host side of %s:%s) does not exist", n.Tap, d.t.Name, n.Guest)
+	case tap.Master == "":
+		f.blame("tap "+n.Tap, CauseTapNotAttached, "%s is not a port of any bridge; it belongs in %s (ip link set %s master %s)", n.Tap, n.Bridge, n.Tap, n.Bridge)
+	case tap.Master != n.Bridge:
+		f.blame("tap "+n.Tap, CauseTapNotAttached, "%s is a port of %s, not of %s", n.Tap, tap.Master, n.Bridge)
+	case !tap.Up:
+		f.blame("tap "+n.Tap, CauseTapDown, "%s is a port of %s but administratively down (ip link set %s up)", n.Tap, n.Bridge, n.Tap)
+	default:
+		f.add("%s is a port of %s and up", n.Tap, n.Bridge)
+		return false
+	}
+	return true
+}
+
+// hostAddressHop blames n's bridge when the host is an end of check c and
+// the bridge lacks the host's address, and says whether it did. The host's
+// own address matters only then.
+func (d *diagnoser) hostAddressHop(n NIC, c Check, f *finding) (blamed bool) {
+	if c.From.Kind != OnHost && c.Target != n.HostLabel() {
+		return false
+	}
+	br, err := d.hostLink(n.Bridge)
+	switch {
+	case err != nil:
+		return false
+	case !n.Host.IsValid():
+		f.blame("host:"+n.Bridge, CauseHostAddressMissing, "%s has no IPv4 address on the host", n.Bridge)
+	case !hasAddr(br.Addrs, n.Host):
+		f.blame("host:"+n.Bridge, CauseHostAddressMissing, "%s does not have %s (it has %s)", n.Bridge, n.Host, prefixes(br.Addrs))
+	default:
+		f.add("%s has %s", n.Bridge, n.Host)
+		return false
+	}
+	return true
+}
+
+// guestNICHop blames guest NIC n when the guest lacks it, or it is down,
+// without carrier or without its address.
+func (d *diagnoser) guestNICHop(ctx context.Context, n NIC, f *finding) {
 	links, err := d.guestLinks(ctx)
 	if err != nil {
 		f.add("could not read the guest's NICs: %v", err)

@@ -20,6 +20,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"vmnet/internal/errs"
+	"vmnet/internal/testutil"
 	"vmnet/templates"
 )
 
@@ -91,23 +92,7 @@ func TestGolden(t *testing.T) {
 				t.Fatal(err)
 			}
 			for name, got := range map[string][]byte{"user-data": s.UserData, "meta-data": s.MetaData, "network-config": s.NetworkConfig} {
-				file := filepath.Join("testdata", c.name, name)
-				if *update {
-					if err := os.MkdirAll(filepath.Dir(file), 0o755); err != nil {
-						t.Fatal(err)
-					}
-					if err := os.WriteFile(file, got, 0o644); err != nil {
-						t.Fatal(err)
-					}
-					continue
-				}
-				want, err := os.ReadFile(file)
-				if err != nil {
-					t.Fatalf("%v (run go test -update to create it)", err)
-				}
-				if d := cmp.Diff(string(want), string(got)); d != "" {
-					t.Errorf("%s differs (-want +got; go test -update rewrites it):\n%s", file, d)
-				}
+				testutil.Golden(t, filepath.Join("testdata", c.name, name), got, *update)
 			}
 		})
 	}

@@ -262,7 +262,7 @@ func (Apt) Download(ctx context.Context, p Package, dir string, log Log) (string
 	// apt-get download writes the .deb into dir as it arrives: its size is the progress.
 	// Equals: cd DIR && apt-get download NAME=VERSION. As root, apt would hand
 	// the download to user _apt, who cannot write into our 0700 directory.
-	err := log.Count(p.Name, p.Size, func() int64 { return dirSize(dir) }, func() error {
+	err := log.Count(p.Name, p.Size, func() int64 { return DirSize(dir) }, func() error {
 		return log.Run(ctx, dir, "apt-get", "-q", "-o", "APT::Sandbox::User=root", "download", p.String())
 	})
 	if err != nil {
@@ -392,8 +392,9 @@ func lastLine(s string) string {
 	return strings.TrimSpace(lines[len(lines)-1])
 }
 
-// dirSize is the total size of the regular files under dir.
-func dirSize(dir string) int64 {
+// DirSize is the total size of the regular files under dir: how far a
+// download into dir has come, and how much a built image takes.
+func DirSize(dir string) int64 {
 	var n int64
 	filepath.WalkDir(dir, func(_ string, d os.DirEntry, err error) error {
 		if err == nil && d.Type().IsRegular() {

@@ -10,29 +10,11 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"vmnet/internal/testutil"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files under testdata/")
-
-func golden(t *testing.T, file, got string) {
-	t.Helper()
-	if *update {
-		if err := os.MkdirAll(filepath.Dir(file), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(file, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(file)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to make it)", err)
-	}
-	if diff := cmp.Diff(string(want), got); diff != "" {
-		t.Errorf("%s (-want +got; go test -update rewrites it):\n%s", file, diff)
-	}
-}
 
 func TestMmdebstrapArgsGolden(t *testing.T) {
 	args := MmdebstrapArgs(BootstrapSpec{
@@ -43,7 +25,7 @@ func TestMmdebstrapArgsGolden(t *testing.T) {
 		Keep:     []string{"/usr/share/doc/*/copyright"},
 		Archives: "/cache/.apt-archives/capstone/system it's",
 	})
-	golden(t, "testdata/mmdebstrap-args.golden", strings.Join(args, "\n")+"\n")
+	testutil.Golden(t, "testdata/mmdebstrap-args.golden", []byte(strings.Join(args, "\n")+"\n"), *update)
 }
 
 // The hooks keep .debs between builds: setup links the kept ones in,

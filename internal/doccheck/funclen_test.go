@@ -17,26 +17,10 @@ import (
 // for the steps would tell the reader more than the comments between them.
 const maxFuncLines = 80
 
-// longFuncs are the functions allowed past maxFuncLines, as
-// "package-dir.Func" or "package-dir.Type.Method", each with the reason.
-// An entry whose function is gone or short again fails the test too, so the
-// list only ever shrinks.
-var longFuncs = map[string]string{
-	// None stays long for a reason of its own. The ones below were in code
-	// being reorganised while this rule came in (internal/image, part of it
-	// now internal/debian; internal/check's diagnosis); they are the next
-	// to split, each into its build or diagnosis steps.
-	"internal/image.Cache.buildRootfs":     "not split yet: the next to split",
-	"internal/image.Cache.configureRootfs": "not split yet: the next to split",
-	"internal/image.Cache.buildInitramfs":  "not split yet: the next to split",
-	"internal/image.recipe.validate":       "not split yet: the next to split",
-	"internal/check.diagnoser.path":        "not split yet: the next to split",
-}
-
 // TestFunctionsAreShort fails on each function outside tests that is longer
-// than maxFuncLines and not in longFuncs, and on each entry of longFuncs that
-// no longer needs to be there. Tests are exempt: a table of cases reads
-// best in one piece.
+// than maxFuncLines. There is no list of exceptions: every long function
+// so far read better as named steps. Tests are exempt: a table of cases
+// reads best in one piece.
 func TestFunctionsAreShort(t *testing.T) {
 	long := map[string]int{} // key -> lines
 	where := map[string]string{}
@@ -61,15 +45,7 @@ func TestFunctionsAreShort(t *testing.T) {
 	}
 	sort.Strings(keys)
 	for _, k := range keys {
-		if _, ok := longFuncs[k]; !ok {
-			t.Errorf("%s: %s is %d lines, over %d: split it into named steps, or add it to longFuncs with the reason it stays long",
-				where[k], k, long[k], maxFuncLines)
-		}
-	}
-	for k := range longFuncs {
-		if _, ok := long[k]; !ok {
-			t.Errorf("longFuncs lists %s, which is gone or at most %d lines now: remove it from the list", k, maxFuncLines)
-		}
+		t.Errorf("%s: %s is %d lines, over %d: split it into named steps", where[k], k, long[k], maxFuncLines)
 	}
 }
 
@@ -80,7 +56,7 @@ type longFunc struct {
 }
 
 // longFunctions returns the functions of one file over maxFuncLines, keyed
-// as in longFuncs.
+// as "package-dir.Func" or "package-dir.Type.Method".
 func longFunctions(t *testing.T, path string) map[string]longFunc {
 	fset := token.NewFileSet()
 	f, err := parser.ParseFile(fset, path, nil, 0)

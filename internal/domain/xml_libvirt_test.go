@@ -11,6 +11,7 @@ import (
 	"libvirt.org/go/libvirtxml"
 
 	"vmnet/internal/sandbox"
+	"vmnet/internal/testutil"
 	"vmnet/internal/virt"
 )
 
@@ -41,7 +42,7 @@ func TestLibvirtAcceptsDomains(t *testing.T) {
 	if _, err := sandbox.Up(ctx, name); err != nil {
 		t.Fatalf("sandbox up: %v", err)
 	}
-	uri, err := sandbox.URI(name)
+	uri, err := testutil.SandboxURI(name)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,6 +14,7 @@ import (
 	"libvirt.org/go/libvirtxml"
 
 	"vmnet/internal/accel"
+	"vmnet/internal/testutil"
 	"vmnet/internal/vmspec"
 )
 
@@ -122,19 +123,7 @@ func TestGolden(t *testing.T) {
 	for _, c := range goldenCases() {
 		t.Run(c.name, func(t *testing.T) {
 			got := render(t, c)
-			file := filepath.Join("testdata", c.name+".xml")
-			if *update {
-				if err := os.WriteFile(file, []byte(got), 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(file)
-			if err != nil {
-				t.Fatalf("%v (run go test -update to create it)", err)
-			}
-			if d := cmp.Diff(string(want), got); d != "" {
-				t.Errorf("%s differs (-want +got; go test -update rewrites it):\n%s", file, d)
-			}
+			testutil.Golden(t, filepath.Join("testdata", c.name+".xml"), []byte(got), *update)
 		})
 	}
 }

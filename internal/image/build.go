@@ -194,48 +194,15 @@ func (c *Cache) buildInitramfs(ctx context.Context, r *recipe, pkgs []debian.Pac
 	}
 	b.step("kernel %s; %d modules in load order: %s", kver, len(order), strings.Join(initramfs.Names(order), " "))
 
-	fsys := initramfs.New()
-	for _, d := range []string{"bin", "sbin", "usr/bin", "usr/sbin", "dev", "proc", "sys", "run", "etc/vmnet"} {
-		if err := fsys.Dir(d, 0o755); err != nil {
-			return manifest{}, err
-		}
-	}
-	fsys.Dir("tmp", 0o1777)
-	fsys.Dir("root", 0o700)
-	// The kernel opens /dev/console for init before anything mounts devtmpfs.
-	fsys.CharDev("dev/console", 0o600, 5, 1)
-	fsys.CharDev("dev/null", 0o666, 1, 3)
-	var list strings.Builder
-	for _, m := range order {
-		data, err := os.ReadFile(filepath.Join(modRoot, m.Path))
-		if err != nil {
-			return manifest{}, err
-		}
-		dst := "lib/modules/" + kver + "/" + m.Path
-		if err := fsys.File(dst, 0o644, data); err != nil {
-			return manifest{}, err
-		}
-		fmt.Fprintf(&list, "/%s\n", dst)
-	}
-	if err := fsys.File("etc/vmnet/modules", 0o644, []byte(list.String())); err != nil {
+	fsys, err := initramfsSkeleton()
+	if err != nil {
 		return manifest{}, err
 	}
-	for i, rp := range r.Packages {
-		for _, f := range rp.Files {
-			if err := addFromPackage(fsys, roots[i+1], f, rp.Name); err != nil {
-				return manifest{}, err
-			}
-		}
+	if err := addModules(fsys, modRoot, kver, order); err != nil {
+		return manifest{}, err
 	}
-	for _, f := range r.Files {
-		if err := fsys.File(f.Dst, uint32(f.mode), r.files[f.Src]); err != nil {
-			return manifest{}, err
-		}
-	}
-	for dst, target := range r.Symlinks {
-		if err := fsys.Symlink(dst, target); err != nil {
-			return manifest{}, err
-		}
+	if err := r.addToInitramfs(fsys, roots[1:]); err != nil {
+		return manifest{}, err
 	}
 	// Which build this is, for a person at the guest's console.
 	ident := fmt.Sprintf("name=%s\nhash=%s\nkernel=%s\npackages=%s\n", r.Name, hash, kver, pkgList(pkgs))
@@ -259,6 +226,66 @@ func (c *Cache) buildInitramfs(ctx context.Context, r *recipe, pkgs []debian.Pac
 		Cmdline: r.Cmdline, ReadyLine: r.readyLine(),
 		Packages: pkgStrings(pkgs), Debs: debs, Modules: initramfs.Names(order), Files: files,
 	}, nil
+}
+
+// initramfsSkeleton returns an initramfs with the directories and device
+// nodes every one has.
+func initramfsSkeleton() (*initramfs.Archive, error) {
+	fsys := initramfs.New()
+	for _, d := range []string{"bin", "sbin", "usr/bin", "usr/sbin", "dev", "proc", "sys", "run", "etc/vmnet"} {
+		if err := fsys.Dir(d, 0o755); err != nil {
+			return nil, err
+		}
+	}
+	fsys.Dir("tmp", 0o1777)
+	fsys.Dir("root", 0o700)
+	// The kernel opens /dev/console for init before anything mounts devtmpfs.
+	fsys.CharDev("dev/console", 0o600, 5, 1)
+	fsys.CharDev("dev/null", 0o666, 1, 3)
+	return fsys, nil
+}
+
+// addModules puts the kernel modules of order into fsys, from the tree
+// modRoot (/lib/modules/KVER), and their list in load order as
+// etc/vmnet/modules, which the init script loads one by one.
+func addModules(fsys *initramfs.Archive, modRoot, kver string, order []initramfs.Module) error {
+	var list strings.Builder
+	for _, m := range order {
+		data, err := os.ReadFile(filepath.Join(modRoot, m.Path))
+		if err != nil {
+			return err
+		}
+		dst := "lib/modules/" + kver + "/" + m.Path
+		if err := fsys.File(dst, 0o644, data); err != nil {
+			return err
+		}
+		fmt.Fprintf(&list, "/%s\n", dst)
+	}
+	return fsys.File("etc/vmnet/modules", 0o644, []byte(list.String()))
+}
+
+// addToInitramfs puts the recipe's files into fsys: those it takes from its
+// packages (unpacked at roots, one per r.Packages entry), its own files and
+// its symlinks.
+func (r *recipe) addToInitramfs(fsys *initramfs.Archive, roots []string) error {
+	for i, rp := range r.Packages {
+		for _, f := range rp.Files {
+			if err := addFromPackage(fsys, roots[i], f, rp.Name); err != nil {
+				return err
+			}
+		}
+	}
+	for _, f := range r.Files {
+		if err := fsys.File(f.Dst, uint32(f.mode), r.files[f.Src]); err != nil {
+			return err
+		}
+	}
+	for dst, target := range r.Symlinks {
+		if err := fsys.Symlink(dst, target); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // unpackAll gets each package's .deb (from the cache, or downloaded) and

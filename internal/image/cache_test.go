@@ -12,9 +12,11 @@ import (
 	"testing"
 	"testing/fstest"
 	"time"
-	"vmnet/internal/debian"
 
 	"github.com/google/go-cmp/cmp"
+
+	"vmnet/internal/debian"
+	"vmnet/internal/testutil"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files under testdata/")
@@ -39,13 +41,13 @@ func TestEnsureBuildsOnceThenHits(t *testing.T) {
 	if img.Cmdline != "console=ttyS0 quiet" || img.ReadyLine != ReadyPrefix {
 		t.Errorf("Cmdline %q, ReadyLine %q", img.Cmdline, img.ReadyLine)
 	}
-	if want := []string{"linux-image-" + fakeKver + "=6.1.999-1", "busybox-static=1:1.35.0-4"}; !cmp.Equal(img.Packages, want) {
+	if want := []string{"linux-image-" + testutil.FakeKver + "=6.1.999-1", "busybox-static=1:1.35.0-4"}; !cmp.Equal(img.Packages, want) {
 		t.Errorf("Packages = %v, want %v", img.Packages, want)
 	}
 	if k, _ := os.ReadFile(img.Kernel); string(k) != "fake bzImage\n" {
 		t.Errorf("kernel = %q", k)
 	}
-	for _, want := range []string{"downloading linux-image-" + fakeKver, "unpacking busybox-static", "modules in load order", "built in"} {
+	for _, want := range []string{"downloading linux-image-" + testutil.FakeKver, "unpacking busybox-static", "modules in load order", "built in"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("progress lacks %q:\n%s", want, out.String())
 		}
@@ -80,20 +82,21 @@ func TestInitramfsGolden(t *testing.T) {
 	for _, f := range files {
 		byName[f.Name] = f
 	}
-	wantOrder := "/lib/modules/" + fakeKver + "/kernel/drivers/virtio/virtio_pci_modern_dev.ko\n" +
-		"/lib/modules/" + fakeKver + "/kernel/drivers/virtio/virtio_ring.ko\n" +
-		"/lib/modules/" + fakeKver + "/kernel/drivers/virtio/virtio.ko\n" +
-		"/lib/modules/" + fakeKver + "/kernel/drivers/virtio/virtio_pci_legacy_dev.ko\n" +
-		"/lib/modules/" + fakeKver + "/kernel/drivers/virtio/virtio_pci.ko\n" +
-		"/lib/modules/" + fakeKver + "/kernel/net/core/failover.ko\n" +
-		"/lib/modules/" + fakeKver + "/kernel/drivers/net/net_failover.ko\n" +
-		"/lib/modules/" + fakeKver + "/kernel/drivers/net/virtio_net.ko\n" +
-		"/lib/modules/" + fakeKver + "/kernel/drivers/block/virtio_blk.ko\n" +
-		"/lib/modules/" + fakeKver + "/kernel/drivers/char/virtio_console.ko\n" +
-		"/lib/modules/" + fakeKver + "/kernel/drivers/char/hw_random/virtio-rng.ko\n" +
-		"/lib/modules/" + fakeKver + "/kernel/net/vmw_vsock/vsock.ko\n" +
-		"/lib/modules/" + fakeKver + "/kernel/net/vmw_vsock/vmw_vsock_virtio_transport_common.ko\n" +
-		"/lib/modules/" + fakeKver + "/kernel/net/vmw_vsock/vmw_vsock_virtio_transport.ko\n"
+	mod := "/lib/modules/" + testutil.FakeKver + "/kernel/"
+	wantOrder := mod + "drivers/virtio/virtio_pci_modern_dev.ko\n" +
+		mod + "drivers/virtio/virtio_ring.ko\n" +
+		mod + "drivers/virtio/virtio.ko\n" +
+		mod + "drivers/virtio/virtio_pci_legacy_dev.ko\n" +
+		mod + "drivers/virtio/virtio_pci.ko\n" +
+		mod + "net/core/failover.ko\n" +
+		mod + "drivers/net/net_failover.ko\n" +
+		mod + "drivers/net/virtio_net.ko\n" +
+		mod + "drivers/block/virtio_blk.ko\n" +
+		mod + "drivers/char/virtio_console.ko\n" +
+		mod + "drivers/char/hw_random/virtio-rng.ko\n" +
+		mod + "net/vmw_vsock/vsock.ko\n" +
+		mod + "net/vmw_vsock/vmw_vsock_virtio_transport_common.ko\n" +
+		mod + "net/vmw_vsock/vmw_vsock_virtio_transport.ko\n"
 	if diff := cmp.Diff(wantOrder, string(byName["etc/vmnet/modules"].Data)); diff != "" {
 		t.Errorf("etc/vmnet/modules (-want +got):\n%s", diff)
 	}
@@ -101,7 +104,7 @@ func TestInitramfsGolden(t *testing.T) {
 	if !bytes.Equal(byName["init"].Data, initSrc) {
 		t.Error("/init is not images/tiny/init")
 	}
-	golden(t, "testdata/tiny-initramfs.golden", listing(files))
+	testutil.Golden(t, "testdata/tiny-initramfs.golden", []byte(listing(files)), *update)
 }
 
 func TestRecipeChangeRebuildsAndReplaces(t *testing.T) {
@@ -130,8 +133,8 @@ func TestRecipeChangeRebuildsAndReplaces(t *testing.T) {
 	}
 
 	// A new kernel in apt's lists is a new recipe hash too.
-	src.add("linux-image-amd64", "6.1.1000-1", "linux-image-"+fakeKver+" (= 6.1.1000-1)", nil)
-	src.add("linux-image-"+fakeKver, "6.1.1000-1", "", fakeKernelTree())
+	src.add("linux-image-amd64", "6.1.1000-1", "linux-image-"+testutil.FakeKver+" (= 6.1.1000-1)", nil)
+	src.add("linux-image-"+testutil.FakeKver, "6.1.1000-1", "", testutil.FakeKernelTree())
 	img3, built, err := c.Ensure(ctx, "tiny", nil)
 	if err != nil || !built || img3.Hash == img.Hash {
 		t.Fatalf("Ensure after a kernel update: built=%v err=%v same hash=%v", built, err, img3.Hash == img.Hash)
@@ -363,26 +366,6 @@ func TestUnwritableCacheHasAdvice(t *testing.T) {
 	var h interface{ Hint() string }
 	if err == nil || !errors.As(err, &h) || !strings.Contains(h.Hint(), EnvCache) {
 		t.Errorf("Ensure into an unwritable dir = %v", err)
-	}
-}
-
-func golden(t *testing.T, file, got string) {
-	t.Helper()
-	if *update {
-		if err := os.MkdirAll(filepath.Dir(file), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(file, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(file)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to make it)", err)
-	}
-	if diff := cmp.Diff(string(want), got); diff != "" {
-		t.Errorf("%s (-want +got; go test -update rewrites it):\n%s", file, diff)
 	}
 }
 

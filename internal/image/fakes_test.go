@@ -1,12 +1,9 @@
 package image
 
 import (
-	"bytes"
 	"compress/gzip"
 	"context"
 	"crypto/sha256"
-	"debug/elf"
-	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -24,78 +21,8 @@ import (
 
 	"vmnet/images"
 	"vmnet/internal/debian"
+	"vmnet/internal/testutil"
 )
-
-// fakeModule returns a minimal ELF relocatable object with a .modinfo
-// section, which is all readModinfo looks at.
-func fakeModule(name string, deps ...string) []byte {
-	modinfo := "license=GPL\x00depends=" + strings.Join(deps, ",") + "\x00name=" + name + "\x00vermagic=6.1.0\x00"
-	shstrtab := "\x00.modinfo\x00.shstrtab\x00"
-	const ehsize, shentsize = 64, 64
-	infoOff := uint64(ehsize)
-	strOff := infoOff + uint64(len(modinfo))
-	shOff := (strOff + uint64(len(shstrtab)) + 7) &^ 7
-	var b bytes.Buffer
-	binary.Write(&b, binary.LittleEndian, elf.Header64{
-		Ident:     [elf.EI_NIDENT]byte{0x7f, 'E', 'L', 'F', byte(elf.ELFCLASS64), byte(elf.ELFDATA2LSB), byte(elf.EV_CURRENT)},
-		Type:      uint16(elf.ET_REL),
-		Machine:   uint16(elf.EM_X86_64),
-		Version:   uint32(elf.EV_CURRENT),
-		Shoff:     shOff,
-		Ehsize:    ehsize,
-		Shentsize: shentsize,
-		Shnum:     3,
-		Shstrndx:  2,
-	})
-	b.WriteString(modinfo)
-	b.WriteString(shstrtab)
-	for uint64(b.Len()) < shOff {
-		b.WriteByte(0)
-	}
-	for _, s := range []elf.Section64{
-		{},
-		{Name: 1, Type: uint32(elf.SHT_PROGBITS), Off: infoOff, Size: uint64(len(modinfo)), Addralign: 1},
-		{Name: 10, Type: uint32(elf.SHT_STRTAB), Off: strOff, Size: uint64(len(shstrtab)), Addralign: 1},
-	} {
-		binary.Write(&b, binary.LittleEndian, s)
-	}
-	return b.Bytes()
-}
-
-const fakeKver = "6.1.0-99-amd64"
-
-// fakeKernelTree is an unpacked kernel package with the modules the tiny
-// recipe needs, their real dependencies, some unrelated ones and a built-in.
-func fakeKernelTree() map[string][]byte {
-	mods := map[string][]string{
-		"drivers/virtio/virtio_ring.ko":                      nil,
-		"drivers/virtio/virtio.ko":                           {"virtio_ring"},
-		"drivers/virtio/virtio_pci_modern_dev.ko":            nil,
-		"drivers/virtio/virtio_pci_legacy_dev.ko":            nil,
-		"drivers/virtio/virtio_pci.ko":                       {"virtio_pci_modern_dev", "virtio_ring", "virtio", "virtio_pci_legacy_dev"},
-		"net/core/failover.ko":                               nil,
-		"drivers/net/net_failover.ko":                        {"failover"},
-		"drivers/net/virtio_net.ko":                          {"net_failover", "virtio", "virtio_ring"},
-		"drivers/block/virtio_blk.ko":                        {"virtio", "virtio_ring"},
-		"drivers/char/virtio_console.ko":                     {"virtio", "virtio_ring"},
-		"drivers/char/hw_random/virtio-rng.ko":               {"virtio", "virtio_ring"},
-		"net/vmw_vsock/vsock.ko":                             nil,
-		"net/vmw_vsock/vmw_vsock_virtio_transport_common.ko": {"vsock"},
-		"net/vmw_vsock/vmw_vsock_virtio_transport.ko":        {"virtio", "vmw_vsock_virtio_transport_common", "virtio_ring", "vsock"},
-		"drivers/net/e1000/e1000.ko":                         nil,
-		"fs/fuse/virtiofs.ko":                                {"fuse", "virtio", "virtio_ring"},
-	}
-	tree := map[string][]byte{
-		"boot/vmlinuz-" + fakeKver:                     []byte("fake bzImage\n"),
-		"boot/config-" + fakeKver:                      []byte("CONFIG_PACKET=y\n"),
-		"lib/modules/" + fakeKver + "/modules.builtin": []byte("kernel/fs/fuse/fuse.ko\nkernel/drivers/char/hw_random/rng-core.ko\n"),
-	}
-	for p, deps := range mods {
-		name := strings.TrimSuffix(filepath.Base(p), ".ko")
-		tree["lib/modules/"+fakeKver+"/kernel/"+p] = fakeModule(strings.ReplaceAll(name, "-", "_"), deps...)
-	}
-	return tree
-}
 
 // fakePackage is a package the fake source serves.
 type fakePackage struct {
@@ -120,8 +47,8 @@ var _ debian.Source = (*fakeSource)(nil)
 
 func newFakeSource() *fakeSource {
 	s := &fakeSource{pkgs: map[string]fakePackage{}}
-	s.add("linux-image-amd64", "6.1.999-1", "linux-image-"+fakeKver+" (= 6.1.999-1)", nil)
-	s.add("linux-image-"+fakeKver, "6.1.999-1", "kmod, linux-base (>= 4.3~), initramfs-tools (>= 0.120+deb8u2) | linux-initramfs-tool", fakeKernelTree())
+	s.add("linux-image-amd64", "6.1.999-1", "linux-image-"+testutil.FakeKver+" (= 6.1.999-1)", nil)
+	s.add("linux-image-"+testutil.FakeKver, "6.1.999-1", "kmod, linux-base (>= 4.3~), initramfs-tools (>= 0.120+deb8u2) | linux-initramfs-tool", testutil.FakeKernelTree())
 	s.add("busybox-static", "1:1.35.0-4", "", map[string][]byte{
 		"bin/busybox":                            []byte("#!fake busybox\n"),
 		"usr/share/doc/busybox-static/copyright": []byte("GPL\n"),

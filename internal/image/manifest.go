@@ -9,6 +9,7 @@ import (
 	"sort"
 	"time"
 
+	"vmnet/internal/debian"
 	"vmnet/internal/fsperm"
 )
 
@@ -107,7 +108,7 @@ func (m manifest) image(dir string) Image {
 		Name: m.Name, Hash: m.Hash, Dir: dir,
 		Kernel: filepath.Join(dir, m.Kernel), Initrd: filepath.Join(dir, m.Initrd),
 		Cmdline: m.Cmdline, ReadyLine: m.ReadyLine, ReadyAgent: m.ReadyAgent, Built: m.Built,
-		Packages: m.Packages, AppPackages: m.AppPackages, Size: dirSize(dir),
+		Packages: m.Packages, AppPackages: m.AppPackages, Size: debian.DirSize(dir),
 	}
 	if m.Disk != "" {
 		img.Disk = filepath.Join(dir, m.Disk)
@@ -146,18 +147,4 @@ func sortImages(imgs []Image) {
 		}
 		return imgs[i].Built.After(imgs[j].Built)
 	})
-}
-
-// dirSize is the total size of the regular files under dir.
-func dirSize(dir string) int64 {
-	var n int64
-	filepath.WalkDir(dir, func(_ string, d os.DirEntry, err error) error {
-		if err == nil && d.Type().IsRegular() {
-			if fi, err := d.Info(); err == nil {
-				n += fi.Size()
-			}
-		}
-		return nil
-	})
-	return n
 }

@@ -138,16 +138,10 @@ func (e *UnknownImageError) Hint() string {
 	return "images this vmnet can build: " + strings.Join(e.Known, ", ")
 }
 
-var nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,31}$`)
-
-// ValidateName checks an image name: lower-case letters, digits and '-', at
-// most 32, starting with a letter or digit (it becomes a directory name).
-func ValidateName(name string) error {
-	if !nameRE.MatchString(name) {
-		return fmt.Errorf("image name %q: use 1 to 32 lower-case letters, digits and '-', starting with a letter or digit, for example tiny", name)
-	}
-	return nil
-}
+// ValidateName checks an image name; valid.ImageName holds the rule (1 to
+// 32 lower-case letters, digits and '-', starting with a letter or digit:
+// it becomes a directory name).
+func ValidateName(name string) error { return valid.ImageName(name) }
 
 // recipeNames lists the recipe directories in fsys.
 func recipeNames(fsys fs.FS) ([]string, error) {
@@ -201,42 +195,75 @@ func loadRecipe(fsys fs.FS, name string) (*recipe, error) {
 	return r, r.validate()
 }
 
+// validate checks the recipe, fills in its defaults (kind) and parses its
+// modes; the first problem found is returned as a RecipeError.
 func (r *recipe) validate() error {
-	bad := func(field, problem string) error { return &RecipeError{Image: r.Name, Field: field, Problem: problem} }
 	if r.Kind == "" {
 		r.Kind = kindInitramfs
 	}
+	if err := r.validateBoot(); err != nil {
+		return err
+	}
+	claim := r.claimer()
+	if err := r.validateContents(claim); err != nil {
+		return err
+	}
+	if r.Kind == kindRootfs {
+		return r.validateRootfs(r.bad, claim)
+	}
+	return r.validateInitramfs()
+}
+
+// bad is the RecipeError for a problem with field.
+func (r *recipe) bad(field, problem string) error {
+	return &RecipeError{Image: r.Name, Field: field, Problem: problem}
+}
+
+// validateBoot checks what every image needs to boot and be seen up: its
+// kind, kernel, ready line, console and module names.
+func (r *recipe) validateBoot() error {
 	if r.Kind != kindInitramfs && r.Kind != kindRootfs {
-		return bad("kind", fmt.Sprintf("%q is not a kind of image; use %s (the default) or %s", r.Kind, kindInitramfs, kindRootfs))
+		return r.bad("kind", fmt.Sprintf("%q is not a kind of image; use %s (the default) or %s", r.Kind, kindInitramfs, kindRootfs))
 	}
 	if r.Kernel == "" {
-		return bad("kernel", "is empty; name a Debian kernel package such as linux-image-amd64")
+		return r.bad("kernel", "is empty; name a Debian kernel package such as linux-image-amd64")
 	}
 	if r.Ready == "" {
-		return bad("ready", "is empty; name the line the guest prints when it is up, such as VMNET-READY, or agent")
+		return r.bad("ready", "is empty; name the line the guest prints when it is up, such as VMNET-READY, or agent")
 	}
 	if !strings.Contains(r.Cmdline, "console=") {
-		return bad("cmdline", "has no console=; the ready line is read from the serial console (console=ttyS0)")
+		return r.bad("cmdline", "has no console=; the ready line is read from the serial console (console=ttyS0)")
 	}
 	for i, m := range r.Modules {
 		if m == "" || strings.ContainsAny(m, "/ ") {
-			return bad(fmt.Sprintf("modules[%d]", i), fmt.Sprintf("%q is not a module name", m))
+			return r.bad(fmt.Sprintf("modules[%d]", i), fmt.Sprintf("%q is not a module name", m))
 		}
 	}
+	return nil
+}
+
+// claimer returns the check of a path the recipe puts into the image at
+// field: a clean relative path, and not one put there already.
+func (r *recipe) claimer() func(field, dst string) error {
 	dsts := map[string]bool{}
-	claim := func(field, dst string) error {
+	return func(field, dst string) error {
 		if !validDst(dst) {
-			return bad(field, fmt.Sprintf("%q is not a clean relative path inside the image", dst))
+			return r.bad(field, fmt.Sprintf("%q is not a clean relative path inside the image", dst))
 		}
 		if dsts[dst] {
-			return bad(field, fmt.Sprintf("%q is put into the image twice", dst))
+			return r.bad(field, fmt.Sprintf("%q is put into the image twice", dst))
 		}
 		dsts[dst] = true
 		return nil
 	}
+}
+
+// validateContents checks what the recipe puts into the image: files from
+// packages, its own files (parsing their modes) and symlinks.
+func (r *recipe) validateContents(claim func(field, dst string) error) error {
 	for i, p := range r.Packages {
 		if p.Name == "" {
-			return bad(fmt.Sprintf("packages[%d].name", i), "is empty")
+			return r.bad(fmt.Sprintf("packages[%d].name", i), "is empty")
 		}
 		for j, f := range p.Files {
 			if err := claim(fmt.Sprintf("packages[%d].files[%d]", i, j), f); err != nil {
@@ -248,14 +275,14 @@ func (r *recipe) validate() error {
 		f := &r.Files[i]
 		field := fmt.Sprintf("files[%d]", i)
 		if _, ok := r.files[f.Src]; !ok {
-			return bad(field+".src", fmt.Sprintf("%q is not a file in images/%s", f.Src, r.Name))
+			return r.bad(field+".src", fmt.Sprintf("%q is not a file in images/%s", f.Src, r.Name))
 		}
 		if err := claim(field+".dst", f.Dst); err != nil {
 			return err
 		}
 		m, err := parseMode(f.Mode)
 		if err != nil {
-			return bad(field+".mode", err.Error())
+			return r.bad(field+".mode", err.Error())
 		}
 		f.mode = m
 	}
@@ -264,14 +291,17 @@ func (r *recipe) validate() error {
 			return err
 		}
 		if target == "" {
-			return bad("symlinks", fmt.Sprintf("%q points nowhere", dst))
+			return r.bad("symlinks", fmt.Sprintf("%q points nowhere", dst))
 		}
 	}
-	if r.Kind == kindRootfs {
-		return r.validateRootfs(bad, claim)
-	}
+	return nil
+}
+
+// validateInitramfs refuses, in a kind initramfs recipe, the fields only a
+// rootfs image has.
+func (r *recipe) validateInitramfs() error {
 	if r.agentReady() {
-		return bad("ready", "agent needs kind rootfs: an initramfs image has no guest agent; name a console line")
+		return r.bad("ready", "agent needs kind rootfs: an initramfs image has no guest agent; name a console line")
 	}
 	for field, set := range map[string]bool{
 		"suite": r.Suite != "", "mirrors": len(r.Mirrors) > 0, "include": len(r.Include) > 0,
@@ -279,7 +309,7 @@ func (r *recipe) validate() error {
 		"app_rootfs": r.AppRootfs != "", "dirs": len(r.Dirs) > 0, "enable": len(r.Enable) > 0, "disable": len(r.Disable) > 0, "disk_headroom": r.DiskHeadroom != "",
 	} {
 		if set {
-			return bad(field, "is only for kind rootfs; an initramfs image takes files from packages (packages[].files)")
+			return r.bad(field, "is only for kind rootfs; an initramfs image takes files from packages (packages[].files)")
 		}
 	}
 	return nil

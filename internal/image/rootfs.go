@@ -97,179 +97,41 @@ func (hostTools) chroot(ctx context.Context, b *buildLog, root string, args ...s
 // initrd are copied out; mkfs.ext4 -d turns the tree into a disk (no loop
 // mount) and qemu-img makes it the qcow2 base every VM's overlay sits on.
 func (c *Cache) buildRootfs(ctx context.Context, r *recipe, pkgs []debian.Package, hash, dir string, b *buildLog) (manifest, error) {
-	if err := c.tools.check(); err != nil {
+	if err := c.checkRootfsTools(); err != nil {
 		return manifest{}, err
-	}
-	for _, t := range []string{"mkfs.ext4", "qemu-img"} {
-		if _, err := exec.LookPath(t); err != nil {
-			return manifest{}, withHint(fmt.Errorf("%s: %w", t, err), rootfsToolsHint)
-		}
 	}
 	appPkgs, err := r.appPackages()
 	if err != nil && r.AppRootfs != "" {
 		return manifest{}, err
 	}
-	phases := map[string]float64{}
-	var phasesMu sync.Mutex
-	timed := func(name string, start time.Time) {
-		phasesMu.Lock()
-		defer phasesMu.Unlock()
-		phases[name] = c.now().Sub(start).Seconds()
-	}
-
-	work := filepath.Join(dir, "work")
-	root := filepath.Join(work, "system")
-	app := filepath.Join(work, "app")
-	removed := make(chan struct{})
-	removeWork := sync.OnceFunc(func() {
-		safe.Go(nil, "removing the build's trees", func() error {
-			defer close(removed)
-			t := c.now()
-			os.RemoveAll(work)
-			b.step("removed the build's trees in %.1fs", c.now().Sub(t).Seconds())
-			return nil
-		}, nil)
-	})
-	defer func() { removeWork(); <-removed }()
-	archives := filepath.Join(c.Dir, aptArchivesDir, r.Name)
-
+	rb := c.newRootfsBuild(r, hash, dir, b)
+	defer rb.removeWorkAndWait()
 	start := c.now()
-	spec := func(target, kept string, include []string) debian.BootstrapSpec {
-		return debian.BootstrapSpec{Suite: r.Suite, Target: target, Mirrors: r.Mirrors, Include: include,
-			Exclude: r.ExcludePaths, Keep: r.KeepPaths, Archives: filepath.Join(archives, kept)}
-	}
-	parts := []struct {
-		label string
-		spec  debian.BootstrapSpec
-	}{{"system", spec(root, "system", append([]string{r.Kernel}, r.Include...))}}
-	if r.AppRootfs != "" {
-		parts = append(parts, struct {
-			label string
-			spec  debian.BootstrapSpec
-		}{"app", spec(app, "app", appPkgs)})
-	}
-	if err := os.MkdirAll(work, 0o755); err != nil {
+	if err := rb.bootstrap(ctx, appPkgs); err != nil {
 		return manifest{}, err
 	}
-	bctx, cancel := context.WithCancel(ctx)
-	errs := make([]error, len(parts))
-	var wg sync.WaitGroup
-	for i, p := range parts {
-		safe.Go(&wg, "mmdebstrap "+p.label, func() error {
-			pb := b.part(p.label)
-			pb.step("mmdebstrap %s: %s", r.Suite, strings.Join(p.spec.Include, " "))
-			t := c.now()
-			if err := c.tools.bootstrap(bctx, pb, debian.MmdebstrapArgs(p.spec)); err != nil {
-				return withHint(fmt.Errorf("install the %s packages: %w", p.label, err),
-					"mmdebstrap downloads from Debian's mirror (see mirrors: in images/"+r.Name+"/"+recipeFile+"); "+
-						"inside a vmnet sandbox there is no network: build the image outside it first with: vmnet image build "+r.Name)
-			}
-			timed("mmdebstrap "+p.label, t)
-			pb.step("installed in %.0fs", c.now().Sub(t).Seconds())
-			return nil
-		}, func(err error) {
-			if err != nil {
-				errs[i] = err
-				cancel() // the other part's log lines would bury this failure's
-			}
-		})
-	}
-	wg.Wait()
-	cancel()
-	if err := firstError(errs); err != nil {
-		return manifest{}, err
-	}
-	timed("mmdebstrap", start)
+	rb.phases.since("mmdebstrap", start)
 
 	t := c.now()
-	sysStatus, err := debian.ReadStatus(filepath.Join(root, "var/lib/dpkg/status"))
+	installed, appInstalled, err := rb.readInstalled(pkgs)
 	if err != nil {
 		return manifest{}, err
 	}
-	installed := installedVersions(b, "system", pkgs[:1+len(r.Include)], sysStatus)
-	var appInstalled []string
-	if r.AppRootfs != "" {
-		appStatus, err := debian.ReadStatus(filepath.Join(app, "var/lib/dpkg/status"))
-		if err != nil {
-			return manifest{}, err
-		}
-		appInstalled = installedVersions(b, "app", pkgs[1+len(r.Include):], appStatus)
-		debian.PruneArchives(filepath.Join(archives, "app"), appStatus)
+	kver, err := bootKernel(rb.root)
+	if err != nil {
+		return manifest{}, err
 	}
-	debian.PruneArchives(filepath.Join(archives, "system"), sysStatus)
+	if err := c.configureRootfs(ctx, r, hash, kver, installed, rb.root, rb.app, b); err != nil {
+		return manifest{}, err
+	}
+	if err := rb.copyBoot(ctx, kver); err != nil {
+		return manifest{}, err
+	}
+	rb.phases.since("configure", t)
 
-	kver, err := bootKernel(root)
-	if err != nil {
+	if err := rb.makeDisk(ctx); err != nil {
 		return manifest{}, err
 	}
-	if err := c.configureRootfs(ctx, r, hash, kver, installed, root, app, b); err != nil {
-		return manifest{}, err
-	}
-	initrd := filepath.Join(root, "boot", "initrd.img-"+kver)
-	list, err := c.tools.chroot(ctx, b, root, "lsinitramfs", "/boot/initrd.img-"+kver)
-	if err != nil {
-		return manifest{}, fmt.Errorf("list the initrd: %w", err)
-	}
-	if missing := missingModules(list, initrdModules); len(missing) > 0 {
-		return manifest{}, withHint(fmt.Errorf("the initrd %s lacks %s: the guest could not mount root=/dev/vda", filepath.Base(initrd), strings.Join(missing, ", ")),
-			"initramfs-tools must build it with MODULES=most (its default; MODULES=dep looks at the build host)")
-	}
-	if err := copyFile(filepath.Join(root, "boot", "vmlinuz-"+kver), filepath.Join(dir, kernelFile)); err != nil {
-		return manifest{}, fmt.Errorf("copy the kernel: %w", err)
-	}
-	if err := copyFile(initrd, filepath.Join(dir, initrdFile)); err != nil {
-		return manifest{}, fmt.Errorf("copy the initrd: %w", err)
-	}
-	b.step("kernel %s; its initrd holds %s", kver, strings.Join(initrdModules, ", "))
-	timed("configure", t)
-
-	t = c.now()
-	raw := filepath.Join(dir, "disk.raw") // outside work, which goes while the disk is converted
-	content, files, err := treeSize(root)
-	if err != nil {
-		return manifest{}, err
-	}
-	size := diskSize(content, r.headroom)
-	inodes := files + r.headroom/inodeRatio
-	b.step("disk: %s in %d files + %s free → %s ext4", mib(content), files, mib(r.headroom), mib(size))
-	if err := os.WriteFile(raw, nil, 0o644); err != nil {
-		return manifest{}, err
-	}
-	if err := os.Truncate(raw, size); err != nil {
-		return manifest{}, err
-	}
-	uuid := hash[0:8] + "-" + hash[8:12] + "-" + hash[12:16] + "-" + hash[16:20] + "-" + hash[20:32]
-	// -m 0: everything in the guest runs as root, reserved blocks would only
-	// hide the headroom. The UUID and hash seed come from the recipe hash.
-	// The bytes mkfs has put into the (sparse) image, against the tree's; its
-	// own metadata makes it reach the tree's size a little early.
-	err = b.count("ext4 image", content, func() int64 { return allocated(raw) }, func() error {
-		return b.run(ctx, "", "mkfs.ext4", "-q", "-F", "-t", "ext4", "-m", "0", "-L", r.Name,
-			"-U", uuid, "-E", "hash_seed="+uuid, "-N", fmt.Sprint(inodes), "-d", root, raw)
-	})
-	if err != nil {
-		return manifest{}, fmt.Errorf("make the ext4 file system: %w", err)
-	}
-	timed("mkfs.ext4", t)
-	removeWork() // the trees are in the disk now; removing them overlaps with the conversion
-
-	t = c.now()
-	// Not compressed: a compressed base is slower to read at every boot.
-	qcow := filepath.Join(dir, diskFile)
-	// The qcow2 holds the raw image's allocated blocks, and little else.
-	err = b.count("qcow2 disk", allocated(raw), func() int64 { return allocated(qcow) }, func() error {
-		return b.run(ctx, "", "qemu-img", "convert", "-q", "-W", "-f", "raw", "-O", "qcow2", raw, qcow)
-	})
-	if err != nil {
-		return manifest{}, fmt.Errorf("convert the disk to qcow2: %w", err)
-	}
-	// The base of every VM's overlay: QEMU, as libvirt-qemu, reads it.
-	// qemu-img made it through the umask.
-	if err := os.Chmod(filepath.Join(dir, diskFile), 0o644); err != nil {
-		return manifest{}, err
-	}
-	timed("qemu-img convert", t)
-	os.Remove(raw)
 	sizes, err := fileSizes(dir, kernelFile, initrdFile, diskFile)
 	if err != nil {
 		return manifest{}, err
@@ -279,8 +141,264 @@ func (c *Cache) buildRootfs(ctx context.Context, r *recipe, pkgs []debian.Packag
 		Format: manifestFormat, Name: r.Name, Hash: hash,
 		Kernel: kernelFile, Initrd: initrdFile, Disk: diskFile,
 		Cmdline: r.Cmdline, ReadyLine: r.readyLine(), ReadyAgent: r.agentReady(),
-		Packages: installed, AppPackages: appInstalled, Files: sizes, PhaseSeconds: phases,
+		Packages: installed, AppPackages: appInstalled, Files: sizes, PhaseSeconds: rb.phases.seconds(),
 	}, nil
+}
+
+// checkRootfsTools says whether a rootfs image can be built here: the
+// bootstrap tools, and mkfs.ext4 and qemu-img for the disk.
+func (c *Cache) checkRootfsTools() error {
+	if err := c.tools.check(); err != nil {
+		return err
+	}
+	for _, t := range []string{"mkfs.ext4", "qemu-img"} {
+		if _, err := exec.LookPath(t); err != nil {
+			return withHint(fmt.Errorf("%s: %w", t, err), rootfsToolsHint)
+		}
+	}
+	return nil
+}
+
+// phaseTimes records how long each phase of a build took, in seconds, for
+// the manifest. The two bootstraps record theirs at the same time.
+type phaseTimes struct {
+	now func() time.Time
+	mu  sync.Mutex
+	m   map[string]float64
+}
+
+// since records phase name as having run from start until now.
+func (p *phaseTimes) since(name string, start time.Time) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.m[name] = p.now().Sub(start).Seconds()
+}
+
+// seconds returns the phases recorded so far.
+func (p *phaseTimes) seconds() map[string]float64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.m
+}
+
+// rootfsBuild is one rootfs image build in progress: its recipe, where its
+// trees are, and how long each phase took.
+type rootfsBuild struct {
+	c        *Cache
+	r        *recipe
+	b        *buildLog
+	hash     string
+	dir      string // the build directory: the artefacts go here
+	work     string // dir/work, the trees; removed once they are in the disk
+	root     string // work/system, the guest's root file system
+	app      string // work/app, the app rootfs, moved into root by configureRootfs
+	archives string // the .debs kept for the next build of this image
+	phases   *phaseTimes
+
+	removeWork func() // starts removing work, once
+	removed    chan struct{}
+}
+
+// newRootfsBuild lays out a build of r in dir.
+func (c *Cache) newRootfsBuild(r *recipe, hash, dir string, b *buildLog) *rootfsBuild {
+	work := filepath.Join(dir, "work")
+	rb := &rootfsBuild{c: c, r: r, b: b, hash: hash, dir: dir, work: work,
+		root: filepath.Join(work, "system"), app: filepath.Join(work, "app"),
+		archives: filepath.Join(c.Dir, aptArchivesDir, r.Name),
+		phases:   &phaseTimes{now: c.now, m: map[string]float64{}},
+		removed:  make(chan struct{})}
+	// Removing a 1 GB tree takes seconds: it overlaps with the conversion
+	// to qcow2 (makeDisk starts it), and the build waits for it at the end.
+	rb.removeWork = sync.OnceFunc(func() {
+		safe.Go(nil, "removing the build's trees", func() error {
+			defer close(rb.removed)
+			t := c.now()
+			os.RemoveAll(work)
+			b.step("removed the build's trees in %.1fs", c.now().Sub(t).Seconds())
+			return nil
+		}, nil)
+	})
+	return rb
+}
+
+// removeWorkAndWait removes the trees, if that has not started, and waits
+// until they are gone.
+func (rb *rootfsBuild) removeWorkAndWait() {
+	rb.removeWork()
+	<-rb.removed
+}
+
+// bootstrapPart is one mmdebstrap run of a build: the system or the app rootfs.
+type bootstrapPart struct {
+	label string
+	spec  debian.BootstrapSpec
+}
+
+// parts returns the mmdebstrap runs of the build: the system with the
+// kernel, and the app rootfs when the recipe has one.
+func (rb *rootfsBuild) parts(appPkgs []string) []bootstrapPart {
+	r := rb.r
+	spec := func(target, kept string, include []string) debian.BootstrapSpec {
+		return debian.BootstrapSpec{Suite: r.Suite, Target: target, Mirrors: r.Mirrors, Include: include,
+			Exclude: r.ExcludePaths, Keep: r.KeepPaths, Archives: filepath.Join(rb.archives, kept)}
+	}
+	parts := []bootstrapPart{{"system", spec(rb.root, "system", append([]string{r.Kernel}, r.Include...))}}
+	if r.AppRootfs != "" {
+		parts = append(parts, bootstrapPart{"app", spec(rb.app, "app", appPkgs)})
+	}
+	return parts
+}
+
+// bootstrap runs the build's mmdebstrap parts side by side; the first to
+// fail stops the other.
+func (rb *rootfsBuild) bootstrap(ctx context.Context, appPkgs []string) error {
+	if err := os.MkdirAll(rb.work, 0o755); err != nil {
+		return err
+	}
+	parts := rb.parts(appPkgs)
+	bctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errs := make([]error, len(parts))
+	var wg sync.WaitGroup
+	for i, p := range parts {
+		safe.Go(&wg, "mmdebstrap "+p.label, func() error { return rb.bootstrapPart(bctx, p) }, func(err error) {
+			if err != nil {
+				errs[i] = err
+				cancel() // the other part's log lines would bury this failure's
+			}
+		})
+	}
+	wg.Wait()
+	return firstError(errs)
+}
+
+// bootstrapPart runs one mmdebstrap, logging under the part's label.
+func (rb *rootfsBuild) bootstrapPart(ctx context.Context, p bootstrapPart) error {
+	r, c := rb.r, rb.c
+	pb := rb.b.part(p.label)
+	pb.step("mmdebstrap %s: %s", r.Suite, strings.Join(p.spec.Include, " "))
+	t := c.now()
+	if err := c.tools.bootstrap(ctx, pb, debian.MmdebstrapArgs(p.spec)); err != nil {
+		return withHint(fmt.Errorf("install the %s packages: %w", p.label, err),
+			"mmdebstrap downloads from Debian's mirror (see mirrors: in images/"+r.Name+"/"+recipeFile+"); "+
+				"inside a vmnet sandbox there is no network: build the image outside it first with: vmnet image build "+r.Name)
+	}
+	rb.phases.since("mmdebstrap "+p.label, t)
+	pb.step("installed in %.0fs", c.now().Sub(t).Seconds())
+	return nil
+}
+
+// readInstalled returns NAME=VERSION of the recipe's packages as dpkg
+// installed them in the system and the app rootfs, and prunes the kept
+// .debs to the installed ones. pkgs is the system's (kernel first), then
+// the app's.
+func (rb *rootfsBuild) readInstalled(pkgs []debian.Package) (installed, appInstalled []string, err error) {
+	r := rb.r
+	sysStatus, err := debian.ReadStatus(filepath.Join(rb.root, "var/lib/dpkg/status"))
+	if err != nil {
+		return nil, nil, err
+	}
+	installed = installedVersions(rb.b, "system", pkgs[:1+len(r.Include)], sysStatus)
+	if r.AppRootfs != "" {
+		appStatus, err := debian.ReadStatus(filepath.Join(rb.app, "var/lib/dpkg/status"))
+		if err != nil {
+			return nil, nil, err
+		}
+		appInstalled = installedVersions(rb.b, "app", pkgs[1+len(r.Include):], appStatus)
+		debian.PruneArchives(filepath.Join(rb.archives, "app"), appStatus)
+	}
+	debian.PruneArchives(filepath.Join(rb.archives, "system"), sysStatus)
+	return installed, appInstalled, nil
+}
+
+// copyBoot checks that the system's initrd can mount the root disk and
+// copies it and the kernel out of the tree: the guest boots them directly.
+func (rb *rootfsBuild) copyBoot(ctx context.Context, kver string) error {
+	initrd := filepath.Join(rb.root, "boot", "initrd.img-"+kver)
+	list, err := rb.c.tools.chroot(ctx, rb.b, rb.root, "lsinitramfs", "/boot/initrd.img-"+kver)
+	if err != nil {
+		return fmt.Errorf("list the initrd: %w", err)
+	}
+	if missing := missingModules(list, initrdModules); len(missing) > 0 {
+		return withHint(fmt.Errorf("the initrd %s lacks %s: the guest could not mount root=/dev/vda", filepath.Base(initrd), strings.Join(missing, ", ")),
+			"initramfs-tools must build it with MODULES=most (its default; MODULES=dep looks at the build host)")
+	}
+	if err := copyFile(filepath.Join(rb.root, "boot", "vmlinuz-"+kver), filepath.Join(rb.dir, kernelFile)); err != nil {
+		return fmt.Errorf("copy the kernel: %w", err)
+	}
+	if err := copyFile(initrd, filepath.Join(rb.dir, initrdFile)); err != nil {
+		return fmt.Errorf("copy the initrd: %w", err)
+	}
+	rb.b.step("kernel %s; its initrd holds %s", kver, strings.Join(initrdModules, ", "))
+	return nil
+}
+
+// makeDisk turns the system tree into the image's qcow2 disk: an ext4 file
+// system made from the tree, then converted.
+func (rb *rootfsBuild) makeDisk(ctx context.Context) error {
+	raw := filepath.Join(rb.dir, "disk.raw") // outside work, which goes while the disk is converted
+	defer os.Remove(raw)
+	t := rb.c.now()
+	if err := rb.makeExt4(ctx, raw); err != nil {
+		return err
+	}
+	rb.phases.since("mkfs.ext4", t)
+	rb.removeWork() // the trees are in the disk now; removing them overlaps with the conversion
+
+	t = rb.c.now()
+	if err := rb.convertDisk(ctx, raw); err != nil {
+		return err
+	}
+	rb.phases.since("qemu-img convert", t)
+	return nil
+}
+
+// makeExt4 makes the raw ext4 image of the system tree at raw, sized for
+// the tree and the recipe's headroom.
+func (rb *rootfsBuild) makeExt4(ctx context.Context, raw string) error {
+	r, hash := rb.r, rb.hash
+	content, files, err := treeSize(rb.root)
+	if err != nil {
+		return err
+	}
+	size := diskSize(content, r.headroom)
+	inodes := files + r.headroom/inodeRatio
+	rb.b.step("disk: %s in %d files + %s free → %s ext4", mib(content), files, mib(r.headroom), mib(size))
+	if err := os.WriteFile(raw, nil, 0o644); err != nil {
+		return err
+	}
+	if err := os.Truncate(raw, size); err != nil {
+		return err
+	}
+	uuid := hash[0:8] + "-" + hash[8:12] + "-" + hash[12:16] + "-" + hash[16:20] + "-" + hash[20:32]
+	// -m 0: everything in the guest runs as root, reserved blocks would only
+	// hide the headroom. The UUID and hash seed come from the recipe hash.
+	// The bytes mkfs has put into the (sparse) image, against the tree's; its
+	// own metadata makes it reach the tree's size a little early.
+	err = rb.b.count("ext4 image", content, func() int64 { return allocated(raw) }, func() error {
+		return rb.b.run(ctx, "", "mkfs.ext4", "-q", "-F", "-t", "ext4", "-m", "0", "-L", r.Name,
+			"-U", uuid, "-E", "hash_seed="+uuid, "-N", fmt.Sprint(inodes), "-d", rb.root, raw)
+	})
+	if err != nil {
+		return fmt.Errorf("make the ext4 file system: %w", err)
+	}
+	return nil
+}
+
+// convertDisk converts the raw image to the build's qcow2 disk.
+func (rb *rootfsBuild) convertDisk(ctx context.Context, raw string) error {
+	// Not compressed: a compressed base is slower to read at every boot.
+	qcow := filepath.Join(rb.dir, diskFile)
+	// The qcow2 holds the raw image's allocated blocks, and little else.
+	err := rb.b.count("qcow2 disk", allocated(raw), func() int64 { return allocated(qcow) }, func() error {
+		return rb.b.run(ctx, "", "qemu-img", "convert", "-q", "-W", "-f", "raw", "-O", "qcow2", raw, qcow)
+	})
+	if err != nil {
+		return fmt.Errorf("convert the disk to qcow2: %w", err)
+	}
+	// The base of every VM's overlay: QEMU, as libvirt-qemu, reads it.
+	// qemu-img made it through the umask.
+	return os.Chmod(qcow, 0o644)
 }
 
 // firstError returns the first error that is not just a cancellation caused
@@ -305,6 +423,42 @@ func firstError(errs []error) error {
 // tree and the app rootfs into root, enables and disables units and locks
 // root's password.
 func (c *Cache) configureRootfs(ctx context.Context, r *recipe, hash, kver string, installed []string, root, app string, b *buildLog) error {
+	if err := r.placeFiles(root); err != nil {
+		return err
+	}
+	guest := r.guestFiles()
+	for _, f := range guest {
+		if err := writeInRoot(root, f.Dst, f.Data, f.Mode); err != nil {
+			return fmt.Errorf("templates/%s/%s/%s: %w", r.Templates, guestTreeDir, f.Dst, err)
+		}
+	}
+	ident := fmt.Sprintf("name=%s\nhash=%s\nkernel=%s\npackages=%s\n", r.Name, hash, kver, strings.Join(installed, ", "))
+	if err := writeInRoot(root, "etc/vmnet/image", []byte(ident), 0o644); err != nil {
+		return err
+	}
+	if r.AppRootfs != "" {
+		if err := placeAppRootfs(root, app, r.AppRootfs); err != nil {
+			return err
+		}
+	}
+	units, err := r.enableUnits()
+	if err != nil {
+		return err
+	}
+	if err := c.setUnits(ctx, b, root, units, r.Disable); err != nil {
+		return err
+	}
+	if _, err := c.tools.chroot(ctx, b, root, "passwd", "--lock", "root"); err != nil {
+		return fmt.Errorf("lock root's password: %w", err)
+	}
+	b.step("configured: %d files from images/%s, %d from templates/%s/%s; enabled %s; disabled %s",
+		len(r.Files), r.Name, len(guest), r.Templates, guestTreeDir, strings.Join(units, " "), strings.Join(r.Disable, " "))
+	return nil
+}
+
+// placeFiles writes the recipe's files, dirs and symlinks into root, each
+// with the recipe's mode.
+func (r *recipe) placeFiles(root string) error {
 	for _, f := range r.Files {
 		if err := writeInRoot(root, f.Dst, r.files[f.Src], f.mode); err != nil {
 			return err
@@ -332,60 +486,50 @@ func (c *Cache) configureRootfs(ctx context.Context, r *recipe, hash, kver strin
 			return err
 		}
 	}
-	guest := r.guestFiles()
-	for _, f := range guest {
-		if err := writeInRoot(root, f.Dst, f.Data, f.Mode); err != nil {
-			return fmt.Errorf("templates/%s/%s/%s: %w", r.Templates, guestTreeDir, f.Dst, err)
-		}
-	}
-	ident := fmt.Sprintf("name=%s\nhash=%s\nkernel=%s\npackages=%s\n", r.Name, hash, kver, strings.Join(installed, ", "))
-	if err := writeInRoot(root, "etc/vmnet/image", []byte(ident), 0o644); err != nil {
-		return err
-	}
-	if r.AppRootfs != "" {
-		// The build host's name and resolver are no business of the image;
-		// podman gives each container its own resolv.conf and hostname.
-		for f, data := range map[string]string{"etc/hostname": "app\n", "etc/resolv.conf": "# podman writes each container's resolv.conf\n"} {
-			if err := writeInRoot(app, f, []byte(data), 0o644); err != nil {
-				return err
-			}
-		}
-		dst, err := resolveInRoot(root, r.AppRootfs)
-		if err != nil {
+	return nil
+}
+
+// placeAppRootfs moves the app rootfs tree app to rel inside root.
+func placeAppRootfs(root, app, rel string) error {
+	// The build host's name and resolver are no business of the image;
+	// podman gives each container its own resolv.conf and hostname.
+	for f, data := range map[string]string{"etc/hostname": "app\n", "etc/resolv.conf": "# podman writes each container's resolv.conf\n"} {
+		if err := writeInRoot(app, f, []byte(data), 0o644); err != nil {
 			return err
 		}
-		if err := fsperm.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-			return err
-		}
-		if err := os.Rename(app, dst); err != nil {
-			return fmt.Errorf("move the app rootfs into place: %w", err)
-		}
 	}
-	units, err := r.enableUnits()
+	dst, err := resolveInRoot(root, rel)
 	if err != nil {
 		return err
 	}
-	if len(units) > 0 {
-		if _, err := c.tools.chroot(ctx, b, root, append([]string{"systemctl", "--root=/", "enable"}, units...)...); err != nil {
+	if err := fsperm.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return err
+	}
+	if err := os.Rename(app, dst); err != nil {
+		return fmt.Errorf("move the app rootfs into place: %w", err)
+	}
+	return nil
+}
+
+// setUnits enables and disables systemd units inside root, and checks that
+// each unit to enable is enabled.
+func (c *Cache) setUnits(ctx context.Context, b *buildLog, root string, enable, disable []string) error {
+	if len(enable) > 0 {
+		if _, err := c.tools.chroot(ctx, b, root, append([]string{"systemctl", "--root=/", "enable"}, enable...)...); err != nil {
 			return fmt.Errorf("enable units: %w", err)
 		}
 		// systemctl enable succeeds, with a warning, for a unit without an
 		// [Install] section: it would silently never start.
-		out, _ := c.tools.chroot(ctx, b, root, append([]string{"systemctl", "--root=/", "is-enabled"}, units...)...)
-		if err := checkEnabled(units, out); err != nil {
+		out, _ := c.tools.chroot(ctx, b, root, append([]string{"systemctl", "--root=/", "is-enabled"}, enable...)...)
+		if err := checkEnabled(enable, out); err != nil {
 			return err
 		}
 	}
-	if len(r.Disable) > 0 {
-		if _, err := c.tools.chroot(ctx, b, root, append([]string{"systemctl", "--root=/", "disable"}, r.Disable...)...); err != nil {
+	if len(disable) > 0 {
+		if _, err := c.tools.chroot(ctx, b, root, append([]string{"systemctl", "--root=/", "disable"}, disable...)...); err != nil {
 			return fmt.Errorf("disable units: %w", err)
 		}
 	}
-	if _, err := c.tools.chroot(ctx, b, root, "passwd", "--lock", "root"); err != nil {
-		return fmt.Errorf("lock root's password: %w", err)
-	}
-	b.step("configured: %d files from images/%s, %d from templates/%s/%s; enabled %s; disabled %s",
-		len(r.Files), r.Name, len(guest), r.Templates, guestTreeDir, strings.Join(units, " "), strings.Join(r.Disable, " "))
 	return nil
 }
 

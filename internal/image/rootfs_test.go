@@ -18,6 +18,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"vmnet/internal/fsperm"
+	"vmnet/internal/testutil"
 )
 
 // fakeTools stands in for mmdebstrap and chroot: bootstrap writes a small
@@ -90,9 +91,9 @@ func (f *fakeTools) bootstrap(ctx context.Context, b *buildLog, args []string) e
 	for _, p := range include {
 		name := p
 		if name == "linux-image-amd64" {
-			name = "linux-image-" + fakeKver
-			files["boot/vmlinuz-"+fakeKver] = "fake bzImage\n"
-			files["boot/initrd.img-"+fakeKver] = "fake initrd\n"
+			name = "linux-image-" + testutil.FakeKver
+			files["boot/vmlinuz-"+testutil.FakeKver] = "fake bzImage\n"
+			files["boot/initrd.img-"+testutil.FakeKver] = "fake initrd\n"
 		}
 		fmt.Fprintf(&status, "Package: %s\nStatus: install ok installed\nArchitecture: amd64\nVersion: 1.0-1\n\n", name)
 		files["var/cache/apt/archives/"+name+"_1.0-1_amd64.deb"] = "deb " + name
@@ -131,9 +132,9 @@ func (f *fakeTools) chroot(ctx context.Context, b *buildLog, root string, args .
 		if f.initrd != "" {
 			return f.initrd, nil
 		}
-		return "usr/lib/modules/" + fakeKver + "/kernel/drivers/virtio/virtio_pci.ko\n" +
-			"usr/lib/modules/" + fakeKver + "/kernel/drivers/block/virtio_blk.ko\n" +
-			"usr/lib/modules/" + fakeKver + "/kernel/fs/ext4/ext4.ko\nscripts/local\n", nil
+		return "usr/lib/modules/" + testutil.FakeKver + "/kernel/drivers/virtio/virtio_pci.ko\n" +
+			"usr/lib/modules/" + testutil.FakeKver + "/kernel/drivers/block/virtio_blk.ko\n" +
+			"usr/lib/modules/" + testutil.FakeKver + "/kernel/fs/ext4/ext4.ko\nscripts/local\n", nil
 	case len(args) > 2 && args[0] == "systemctl" && args[2] == "is-enabled":
 		state := "enabled"
 		if f.disabled {
@@ -252,7 +253,7 @@ func TestRootfsBuild(t *testing.T) {
 	if i, _ := os.ReadFile(img.Initrd); string(i) != "fake initrd\n" {
 		t.Errorf("initrd = %q", i)
 	}
-	if img.Packages[0] != "linux-image-"+fakeKver+"=1.0-1" || !cmp.Equal(img.AppPackages, []string{"postgresql-15=1.0-1", "python3-flask=1.0-1", "nginx-light=1.0-1"}) {
+	if img.Packages[0] != "linux-image-"+testutil.FakeKver+"=1.0-1" || !cmp.Equal(img.AppPackages, []string{"postgresql-15=1.0-1", "python3-flask=1.0-1", "nginx-light=1.0-1"}) {
 		t.Errorf("Packages %v, AppPackages %v", img.Packages, img.AppPackages)
 	}
 	for _, want := range []string{"system: fake mmdebstrap linux-image-amd64 systemd", "app: fake mmdebstrap postgresql-15 python3-flask nginx-light",
@@ -325,7 +326,7 @@ func TestRootfsBuild(t *testing.T) {
 	if d := disk[app+"/etc/resolv.conf"].data; strings.Contains(d, "10.9.9.9") {
 		t.Errorf("the app rootfs kept the build host's resolv.conf: %q", d)
 	}
-	if d := disk["/etc/vmnet/image"].data; !strings.Contains(d, "hash="+img.Hash) || !strings.Contains(d, "kernel="+fakeKver) {
+	if d := disk["/etc/vmnet/image"].data; !strings.Contains(d, "hash="+img.Hash) || !strings.Contains(d, "kernel="+testutil.FakeKver) {
 		t.Errorf("/etc/vmnet/image = %q", d)
 	}
 

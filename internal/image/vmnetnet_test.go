@@ -9,6 +9,8 @@ import (
 	"sort"
 	"strings"
 	"testing"
+
+	"vmnet/internal/testutil"
 )
 
 // The capstone guest's vmnet-net, run by the host's sh (dash, as in the
@@ -47,7 +49,7 @@ func TestVmnetNetScript(t *testing.T) {
 			if !strings.Contains(stderr.String(), tt.stderrHas) || (tt.stderrHas == "" && stderr.Len() > 0) {
 				t.Errorf("stderr %q, want %q", stderr.String(), tt.stderrHas)
 			}
-			golden(t, filepath.Join("testdata", "vmnet-net", strings.ReplaceAll(tt.name, " ", "-")+".golden"), renderTree(t, root))
+			testutil.Golden(t, filepath.Join("testdata", "vmnet-net", strings.ReplaceAll(tt.name, " ", "-")+".golden"), []byte(renderTree(t, root)), *update)
 		})
 	}
 }

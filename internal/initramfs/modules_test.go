@@ -7,11 +7,13 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"vmnet/internal/testutil"
 )
 
 func TestReadModinfo(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "virtio-rng.ko")
-	if err := os.WriteFile(file, fakeModule("virtio_rng", "virtio", "virtio-ring"), 0o644); err != nil {
+	if err := os.WriteFile(file, testutil.FakeModule("virtio_rng", "virtio", "virtio-ring"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	name, deps, err := readModinfo(file)
@@ -89,13 +91,13 @@ var cmpEmpty = cmp.Comparer(func(a, b []string) bool {
 
 func TestScanModules(t *testing.T) {
 	root := t.TempDir()
-	for p, data := range fakeKernelTree() {
+	for p, data := range testutil.FakeKernelTree() {
 		file := filepath.Join(root, p)
 		os.MkdirAll(filepath.Dir(file), 0o755)
 		os.WriteFile(file, data, 0o644)
 	}
 	kver, err := KernelVersion(root)
-	if err != nil || kver != fakeKver {
+	if err != nil || kver != testutil.FakeKver {
 		t.Fatalf("KernelVersion = %q, %v", kver, err)
 	}
 	modRoot := filepath.Join(root, "lib/modules", kver)

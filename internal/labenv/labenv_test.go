@@ -15,6 +15,7 @@ import (
 
 	"vmnet/internal/image"
 	"vmnet/internal/sandbox"
+	"vmnet/internal/testutil"
 )
 
 // The domain learns from the image whether a guest agent can answer.
@@ -51,7 +52,7 @@ func TestOpenKernelInLibvirtdNamespace(t *testing.T) {
 	if _, err := sandbox.Up(ctx, name); err != nil {
 		t.Fatal(err)
 	}
-	uri, err := sandbox.URI(name)
+	uri, err := testutil.SandboxURI(name)
 	if err != nil {
 		t.Fatal(err)
 	}

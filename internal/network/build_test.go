@@ -3,12 +3,13 @@ package network
 import (
 	"flag"
 	"net/netip"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+
+	"vmnet/internal/testutil"
 
 	"libvirt.org/go/libvirtxml"
 )
@@ -39,19 +40,7 @@ func TestBuildGolden(t *testing.T) {
 				t.Fatal(err)
 			}
 			got += "\n"
-			path := filepath.Join("testdata", "golden", tc.name+".xml")
-			if *update {
-				if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatalf("%v (run go test -run TestBuildGolden -update to write it)", err)
-			}
-			if got != string(want) {
-				t.Errorf("Build(%s) differs from %s (run with -update if the change is meant):\n--- got\n%s--- want\n%s", tc.name, path, got, want)
-			}
+			testutil.Golden(t, filepath.Join("testdata", "golden", tc.name+".xml"), []byte(got), *update)
 			// What vmnet writes it must read back as its own, unchanged in shape.
 			back := &libvirtxml.Network{}
 			if err := back.Unmarshal(got); err != nil {

@@ -11,6 +11,7 @@ import (
 	"libvirt.org/go/libvirtxml"
 
 	"vmnet/internal/errs"
+	"vmnet/internal/valid"
 	"vmnet/internal/virt"
 )
 
@@ -91,19 +92,6 @@ func normMAC(mac string) (string, error) {
 	return hw.String(), nil
 }
 
-func validHostname(h string) bool {
-	if len(h) > 63 {
-		return false
-	}
-	for i, r := range h {
-		ok := r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' && i > 0 && i < len(h)-1
-		if !ok {
-			return false
-		}
-	}
-	return true
-}
-
 // openForHosts looks up a network that can hold reservations.
 func openForHosts(conn Libvirt, network string) (Network, error) {
 	n, err := conn.LookupNetwork(network)
@@ -127,7 +115,7 @@ func AddHost(conn Libvirt, network, mac string, ip netip.Addr, hostname string) 
 	if err != nil {
 		return false, err
 	}
-	if hostname != "" && !validHostname(hostname) {
+	if hostname != "" && !valid.IsDNSLabel(hostname) {
 		return false, &FieldError{Field: "hostname", Value: hostname, Problem: "is not a DNS label",
 			Fix: "use 1 to 63 letters, digits and '-', not starting or ending with '-'"}
 	}

@@ -21,6 +21,7 @@ import (
 
 	"vmnet/internal/errs"
 	"vmnet/internal/sandbox"
+	"vmnet/internal/testutil"
 	"vmnet/internal/virt"
 )
 
@@ -92,7 +93,7 @@ func requireLab(t *testing.T) (*libvirt.Connect, *netlink.Handle) {
 		if _, lab.err = sandbox.Up(ctx, name); lab.err != nil {
 			return
 		}
-		uri, err := sandbox.URI(name)
+		uri, err := testutil.SandboxURI(name)
 		if err != nil {
 			lab.err = err
 			return

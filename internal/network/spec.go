@@ -74,7 +74,6 @@ var ErrInvalid = errs.ErrInvalid
 
 // Limits on user input.
 const (
-	maxNameLen = 64
 	// minBits and maxBits bound the subnet size: a /29 still leaves a gateway,
 	// a few static addresses and a DHCP pool; larger than /8 is a mistake.
 	minBits = 8
@@ -94,30 +93,9 @@ func ParseMode(s string) (Mode, error) {
 		Fix: "use nat (private subnet with outbound NAT), isolated (private subnet, no way out) or bridge (an existing Linux bridge)"}
 }
 
-// ValidateName checks a network name. libvirt takes almost anything, but the
-// name also becomes part of the bridge name and of file names under /etc/libvirt.
-func ValidateName(name string) error {
-	bad := func(problem string) error {
-		return &FieldError{Field: "network name", Value: name, Problem: problem,
-			Fix: fmt.Sprintf("use 1 to %d letters, digits, '-', '_' and '.', starting with a letter or digit, for example nat0", maxNameLen)}
-	}
-	switch {
-	case name == "":
-		return bad("is empty")
-	case len(name) > maxNameLen:
-		return bad(fmt.Sprintf("is %d bytes long; vmnet allows at most %d", len(name), maxNameLen))
-	}
-	for i, r := range name {
-		ok := r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || i > 0 && (r == '-' || r == '_' || r == '.')
-		if !ok && i == 0 {
-			return bad(fmt.Sprintf("starts with %q; start it with a letter or digit", r))
-		}
-		if !ok {
-			return bad(fmt.Sprintf("contains %q, which is not allowed in a network name", r))
-		}
-	}
-	return nil
-}
+// ValidateName checks a network name; valid.NetworkName holds the rule
+// (and says why a spec's network names are held to a shorter one).
+func ValidateName(name string) error { return valid.NetworkName(name) }
 
 // ParseCIDR parses --cidr: an IPv4 subnet written as its network address.
 func ParseCIDR(s string) (netip.Prefix, error) {

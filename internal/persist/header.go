@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"fmt"
 	"strings"
+
+	"vmnet/internal/valid"
 )
 
 // headerMarker starts the first line of every file vmnet writes. It is how
@@ -35,24 +37,7 @@ func parseHeader(content []byte) (string, bool) {
 }
 
 // checkIfName accepts the interface names vmnet will put into file names and
-// configuration syntax. Linux allows almost any byte in a name; this is the
-// portable subset (what udev and people use: eth0, enp3s0, br-lab, vlan.10),
-// so no backend's syntax needs quoting and no name can escape a directory.
-func checkIfName(name string) error {
-	switch {
-	case name == "":
-		return fmt.Errorf("is empty")
-	case len(name) > 15:
-		return fmt.Errorf("%q is longer than the kernel's 15 characters", name)
-	case name == "." || name == "..":
-		return fmt.Errorf("%q is not an interface name", name)
-	}
-	for i, r := range name {
-		ok := r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' ||
-			i > 0 && (r == '-' || r == '_' || r == '.')
-		if !ok {
-			return fmt.Errorf("%q: only letters, digits and - _ . (not first) are allowed", name)
-		}
-	}
-	return nil
-}
+// configuration syntax: valid.InterfaceName's portable subset (what udev and
+// people use: eth0, enp3s0, br-lab, vlan.10), so no backend's syntax needs
+// quoting and no name can escape a directory.
+func checkIfName(name string) error { return valid.InterfaceName("interface name", name) }

@@ -5,10 +5,11 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"vmnet/internal/testutil"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -89,22 +90,7 @@ func TestRenderGolden(t *testing.T) {
 		for _, b := range renderBackends() {
 			t.Run(c.name+"/"+string(b), func(t *testing.T) {
 				got := dump(Render(b, c.br(t)))
-				golden := filepath.Join("testdata", "golden", c.name+"."+string(b))
-				if *update {
-					if err := os.MkdirAll(filepath.Dir(golden), 0o755); err != nil {
-						t.Fatal(err)
-					}
-					if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
-						t.Fatal(err)
-					}
-				}
-				want, err := os.ReadFile(golden)
-				if err != nil {
-					t.Fatalf("%v (run go test -update to create it)", err)
-				}
-				if diff := cmp.Diff(string(want), got); diff != "" {
-					t.Errorf("Render(%s, %s) differs from %s (-want +got):\n%s", b, c.name, golden, diff)
-				}
+				testutil.Golden(t, filepath.Join("testdata", "golden", c.name+"."+string(b)), []byte(got), *update)
 			})
 		}
 	}

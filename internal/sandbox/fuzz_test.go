@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"vmnet/internal/errs"
 )
 
 // documentedName is ValidateName's rule as its doc comment states it,
@@ -27,7 +29,7 @@ func documentedName(s string) bool {
 
 // FuzzValidateName: a sandbox name becomes a netns, directory and file
 // name; ValidateName accepts exactly the documented names and refuses the
-// rest with a NameError that quotes the name.
+// rest with an invalid-input error that quotes the name.
 func FuzzValidateName(f *testing.F) {
 	for _, s := range []string{"lab", "lab1", "it-3fa2c1", "ht-0a1b2c", "a", "-a", "a-", "Lab", "a_b", "a.b", "../x", "a\n", "abcdefghijklmnopqrstu", "abcdefghijklmnopqrst", ""} {
 		f.Add(s)
@@ -37,8 +39,8 @@ func FuzzValidateName(f *testing.F) {
 		if want := documentedName(s); (err == nil) != want {
 			t.Fatalf("ValidateName(%q) = %v; the documented rule says valid=%v", s, err, want)
 		}
-		if err != nil && (!errors.Is(err, ErrInvalidName) || !strings.Contains(err.Error(), strconv.Quote(s))) {
-			t.Fatalf("ValidateName(%q): %v: not ErrInvalidName, or the name is not in the message", s, err)
+		if err != nil && (!errors.Is(err, errs.ErrInvalid) || !strings.Contains(err.Error(), strconv.Quote(s))) {
+			t.Fatalf("ValidateName(%q): %v: not errs.ErrInvalid, or the name is not in the message", s, err)
 		}
 	})
 }

@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"vmnet/internal/errs"
 )
 
 // requireSandbox skips the test unless it can make real sandboxes here.
@@ -288,13 +290,13 @@ func TestSandboxForeignNetns(t *testing.T) {
 
 func TestSandboxInvalidName(t *testing.T) {
 	ctx := context.Background()
-	if _, err := Up(ctx, "Bad_Name"); !errors.Is(err, ErrInvalidName) {
-		t.Errorf("Up(Bad_Name) = %v, want ErrInvalidName", err)
+	if _, err := Up(ctx, "Bad_Name"); !errors.Is(err, errs.ErrInvalid) {
+		t.Errorf("Up(Bad_Name) = %v, want errs.ErrInvalid", err)
 	}
-	if err := Down(ctx, "../x"); !errors.Is(err, ErrInvalidName) {
-		t.Errorf("Down(../x) = %v, want ErrInvalidName", err)
+	if err := Down(ctx, "../x"); !errors.Is(err, errs.ErrInvalid) {
+		t.Errorf("Down(../x) = %v, want errs.ErrInvalid", err)
 	}
-	if _, err := Exec(ctx, "", []string{"true"}, Stdio{}); !errors.Is(err, ErrInvalidName) {
-		t.Errorf("Exec(\"\") = %v, want ErrInvalidName", err)
+	if _, err := Exec(ctx, "", []string{"true"}, Stdio{}); !errors.Is(err, errs.ErrInvalid) {
+		t.Errorf("Exec(\"\") = %v, want errs.ErrInvalid", err)
 	}
 }

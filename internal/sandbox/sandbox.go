@@ -40,7 +40,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"strings"
 	"syscall"
@@ -50,6 +49,7 @@ import (
 
 	"vmnet/internal/errs"
 	"vmnet/internal/fsperm"
+	"vmnet/internal/valid"
 )
 
 // StateDir holds one directory per sandbox; its existence marks the sandbox as vmnet's.
@@ -59,7 +59,7 @@ const StateDir = "/run/vmnet/sandbox"
 const EnvVar = "VMNET_SANDBOX"
 
 // MaxNameLen is the longest sandbox name accepted.
-const MaxNameLen = 20
+const MaxNameLen = valid.MaxSandboxName
 
 const (
 	netnsDir    = "/run/netns"
@@ -67,9 +67,6 @@ const (
 	// readyTimeout bounds the wait for a new libvirtd to answer.
 	readyTimeout = 30 * time.Second
 )
-
-// ErrInvalidName is wrapped by the error for a sandbox name that is not accepted.
-var ErrInvalidName = errors.New("invalid sandbox name")
 
 // ErrNotFound is matched (errors.Is) by the error for a sandbox that does not exist.
 var ErrNotFound = errors.New("sandbox does not exist")
@@ -116,27 +113,10 @@ type Stdio struct {
 	Stderr io.Writer
 }
 
-var nameRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]*[a-z0-9])?$`)
-
 // ValidateName checks a sandbox name: 1 to MaxNameLen characters from a-z, 0-9
-// and '-', starting and ending with a letter or digit.
-func ValidateName(name string) error {
-	if len(name) <= MaxNameLen && nameRE.MatchString(name) {
-		return nil
-	}
-	return &NameError{Name: name}
-}
-
-// NameError is the error for a sandbox name that is not accepted; it matches ErrInvalidName.
-type NameError struct{ Name string }
-
-func (e *NameError) Error() string {
-	return fmt.Sprintf("invalid sandbox NAME %q: use 1 to %d characters from a-z, 0-9 and '-', starting and ending with a letter or digit (for example \"lab1\")",
-		e.Name, MaxNameLen)
-}
-
-// Is makes errors.Is(err, ErrInvalidName) true.
-func (e *NameError) Is(target error) bool { return target == ErrInvalidName }
+// and '-', starting and ending with a letter or digit (valid.SandboxName). A
+// refusal is an errs.FieldError, so it matches errs.ErrInvalid (exit 2).
+func ValidateName(name string) error { return valid.SandboxName(name) }
 
 // layout is where a sandbox's pieces live.
 type layout struct {
@@ -539,27 +519,4 @@ func lock(ctx context.Context) (func(), error) {
 		return nil, fmt.Errorf("sandbox: lock %s: %w", StateDir, err)
 	}
 	return func() { _ = fl.Unlock() }, nil
-}
-
-// URI returns a libvirt URI that reaches the sandbox's libvirtd from outside
-// it: /proc/PID/root shows the daemon's own mount namespace, socket included.
-// Tests use it to drive a real, sandboxed libvirtd without entering it.
-func URI(name string) (string, error) {
-	if err := ValidateName(name); err != nil {
-		return "", err
-	}
-	infos, err := List()
-	if err != nil {
-		return "", err
-	}
-	for _, in := range infos {
-		if in.Name != name {
-			continue
-		}
-		if !in.LibvirtdAlive {
-			return "", errs.WithHint(fmt.Errorf("sandbox %q has no running libvirtd", name), "repair it with: vmnet sandbox up "+name)
-		}
-		return fmt.Sprintf("qemu:///system?socket=/proc/%d/root/run/libvirt/libvirt-sock", in.LibvirtdPID), nil
-	}
-	return "", &NotFoundError{Name: name}
 }

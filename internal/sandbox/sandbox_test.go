@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"vmnet/internal/errs"
 )
 
 func TestValidateName(t *testing.T) {
@@ -19,8 +21,8 @@ func TestValidateName(t *testing.T) {
 	for _, name := range []string{"", "Lab", "lab_1", "-lab", "lab-", "la b", "lab/x", "..", "lab.1",
 		strings.Repeat("x", MaxNameLen+1), "ß"} {
 		err := ValidateName(name)
-		if !errors.Is(err, ErrInvalidName) {
-			t.Errorf("ValidateName(%q) = %v, want ErrInvalidName", name, err)
+		if !errors.Is(err, errs.ErrInvalid) {
+			t.Errorf("ValidateName(%q) = %v, want errs.ErrInvalid", name, err)
 			continue
 		}
 		// The message names the field and says how to fix it.

@@ -1,5 +1,5 @@
 // Package valid holds the checks of user input that several packages share:
-// interface, network and VM names, hostnames, interface addresses, MACs and
+// interface, network, VM, image and sandbox names, hostnames, interface addresses, MACs and
 // Debian package names. Each refusal is an *errs.FieldError that names the
 // field and the fix, so it maps to exit code 2 wherever it is raised.
 //
@@ -23,26 +23,8 @@ const maxInterfaceName = 15
 // InterfaceName checks an interface name the way the kernel's dev_valid_name
 // does, so a bad name fails here with a clear message rather than as EINVAL.
 func InterfaceName(field, name string) error {
-	bad := func(problem string) error {
-		return &errs.FieldError{Field: field, Value: name, Problem: problem,
-			Fix: "use 1 to 15 letters, digits, '-', '_' and '.', starting with a letter or digit, for example br0"}
-	}
-	switch {
-	case name == "":
-		return bad("is empty")
-	case len(name) > maxInterfaceName:
-		return bad(fmt.Sprintf("is %d bytes long; Linux allows at most %d", len(name), maxInterfaceName))
-	}
-	for i, r := range name {
-		ok := r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || i > 0 && (r == '-' || r == '_' || r == '.')
-		if !ok && i == 0 {
-			return bad(fmt.Sprintf("starts with %q; start it with a letter or digit", r))
-		}
-		if !ok {
-			return bad(fmt.Sprintf("contains %q, which is not allowed in an interface name", r))
-		}
-	}
-	return nil
+	return portableName(field, name, maxInterfaceName, "Linux", "an interface name",
+		"use 1 to 15 letters, digits, '-', '_' and '.', starting with a letter or digit, for example br0")
 }
 
 // ParseAddress parses an interface address in CIDR form, such as
@@ -128,15 +110,25 @@ func ParseMAC(s string) (net.HardwareAddr, error) {
 	return mac, nil
 }
 
-// hostnameRE: labels of 1 to 63 letters, digits and '-', not starting or
-// ending with '-', separated by '.' (RFC 1123).
-var hostnameRE = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$`)
+// label is one DNS label: 1 to 63 letters, digits and '-', not starting or
+// ending with '-' (RFC 1123).
+const label = `[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?`
+
+// hostnameRE: labels separated by '.'.
+var hostnameRE = regexp.MustCompile(`^` + label + `(\.` + label + `)*$`)
+
+// labelRE: one label, as a DHCP reservation's host name is.
+var labelRE = regexp.MustCompile(`^` + label + `$`)
 
 // MaxHostname is the longest hostname DNS allows.
 const MaxHostname = 253
 
 // IsHostname reports whether s is a valid hostname (RFC 1123, at most 253 bytes).
 func IsHostname(s string) bool { return s != "" && len(s) <= MaxHostname && hostnameRE.MatchString(s) }
+
+// IsDNSLabel reports whether s is one DNS label: 1 to 63 letters, digits and
+// '-', not starting or ending with '-' (a hostname without dots).
+func IsDNSLabel(s string) bool { return labelRE.MatchString(s) }
 
 // debNameRE matches a Debian package name (Debian Policy 5.6.1).
 var debNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9+.-]+$`)

@@ -12,7 +12,7 @@ import (
 	"github.com/vishvananda/netns"
 )
 
-// procSocket matches the URIs sandbox.URI returns, which reach a libvirtd
+// procSocket matches the URIs testutil.SandboxURI returns, which reach a libvirtd
 // through its /proc/PID/root.
 var procSocket = regexp.MustCompile(`^/proc/([0-9]+)/root/`)
 
@@ -27,7 +27,7 @@ var defaultSockets = []string{"", "/run/libvirt/libvirt-sock", "/var/run/libvirt
 // Netns returns a handle to the network namespace of the libvirtd that uri
 // reaches: the bridges, taps and routes of its networks are there, so that is
 // where vmnet must look for and make them. For a daemon behind
-// /proc/PID/root (sandbox.URI) it is PID's; for the local qemu:///system
+// /proc/PID/root (testutil.SandboxURI) it is PID's; for the local qemu:///system
 // daemon, the one its pid file names; otherwise (a remote URI, a socket
 // vmnet cannot place, no pid file) the namespace vmnet runs in. Inside a
 // sandbox, or beside the host's libvirtd, that is the same namespace. The

@@ -18,7 +18,6 @@ import (
 	"strings"
 	"time"
 
-	"vmnet/internal/errs"
 	"vmnet/internal/valid"
 )
 
@@ -116,7 +115,7 @@ const (
 	MaxDiskSize   = 16 << 40
 	MaxDisks      = 24 // vdb..vdy, after the image's vda
 	MaxNICs       = 16
-	MaxNameLen    = 63 // a DNS label: the name is also the guest's hostname
+	MaxNameLen    = valid.MaxVMName // a DNS label: the name is also the guest's hostname
 	MaxCmdline    = 1024
 	MaxTimeout    = Duration(time.Hour)
 )
@@ -244,29 +243,9 @@ func ValidateName(name string) error {
 }
 
 // validateName: the name is the libvirt domain name, a directory name and
-// the guest's hostname, so it must be a DNS label.
+// the guest's hostname; valid.VMName holds the rule.
 func validateName(l *errorList, name string) {
-	const fix = "use 1 to 63 lowercase letters, digits and '-', starting with a letter, for example web1"
-	switch {
-	case name == "":
-		l.add("name", "", "is missing", fix)
-		return
-	case len(name) > MaxNameLen:
-		l.add("name", name, fmt.Sprintf("is %d characters long; at most %d are allowed", len(name), MaxNameLen), fix)
-		return
-	case name[0] < 'a' || name[0] > 'z':
-		l.add("name", name, "does not start with a lowercase letter", fix)
-		return
-	case name[len(name)-1] == '-':
-		l.add("name", name, "ends with '-'", fix)
-		return
-	}
-	for _, r := range name {
-		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-') {
-			l.add("name", name, fmt.Sprintf("contains %q; a hostname allows only lowercase letters, digits and '-'", r), fix)
-			return
-		}
-	}
+	l.addErr("name", valid.VMName("name", name))
 }
 
 func validateImage(l *errorList, image string) {
@@ -298,25 +277,9 @@ func isWord(s string) bool {
 	return true
 }
 
-// ValidateNetworkName checks a libvirt network name. libvirt accepts almost
-// anything; vmnet keeps to names that are safe in paths, iptables comments
-// and shell commands.
-func ValidateNetworkName(field, name string) error {
-	const fix = "use 1 to 50 letters, digits, '-', '_' and '.', starting with a letter or digit, for example nat0"
-	switch {
-	case name == "":
-		return &FieldError{Form: errs.PathForm, Field: field, Problem: "is empty", Fix: fix}
-	case len(name) > 50:
-		return &FieldError{Form: errs.PathForm, Field: field, Value: name, Problem: fmt.Sprintf("is %d characters long; at most 50 are allowed", len(name)), Fix: fix}
-	}
-	for i, r := range name {
-		ok := r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || i > 0 && (r == '-' || r == '_' || r == '.')
-		if !ok {
-			return &FieldError{Form: errs.PathForm, Field: field, Value: name, Problem: fmt.Sprintf("contains %q, which is not allowed in a network name", r), Fix: fix}
-		}
-	}
-	return nil
-}
+// ValidateNetworkName checks a libvirt network name at field of a spec:
+// valid.SpecNetworkName, kept here for the lab package.
+func ValidateNetworkName(field, name string) error { return valid.SpecNetworkName(field, name) }
 
 func (s Spec) validateNICs(l *errorList) {
 	if len(s.NICs) > MaxNICs {
