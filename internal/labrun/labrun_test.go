@@ -1,0 +1,102 @@
+package labrun
+
+import (
+	"bytes"
+	"errors"
+	"strings"
+	"testing"
+
+	"vmnet/internal/errs"
+	"vmnet/internal/lab"
+	"vmnet/internal/vm"
+	"vmnet/internal/vmspec"
+)
+
+func office(t *testing.T) lab.Lab {
+	t.Helper()
+	l, err := lab.Load("../../examples/office.lab.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+// --node picks nodes in lab order; an unknown one is invalid input (exit 2)
+// naming the flag and the lab's nodes.
+func TestSelectSpecs(t *testing.T) {
+	l := office(t)
+	specs, err := selectSpecs(l, []string{"client"})
+	if err != nil || len(specs) != 1 || specs[0].Name != "client" {
+		t.Fatalf("--node client: %v, %v", specs, err)
+	}
+	all, err := selectSpecs(l, nil)
+	if err != nil || len(all) != 2 || all[0].Name != "web" {
+		t.Fatalf("all nodes: %v, %v", all, err)
+	}
+	_, err = selectSpecs(l, []string{"db"})
+	var fe *errs.FieldError
+	if !errors.Is(err, errs.ErrInvalid) || !errors.As(err, &fe) || fe.Field != "--node" || !strings.Contains(fe.Hint(), "web, client") {
+		t.Errorf("--node db: %v", err)
+	}
+}
+
+// Only the networks a selected node uses are made: --node client needs lan
+// and back, not nat0.
+func TestUsedNetworks(t *testing.T) {
+	l := office(t)
+	specs, _ := selectSpecs(l, []string{"client"})
+	var nets []string
+	for _, n := range used(l.Requires().Networks, specs, func(n vmNet) string { return n.Name }) {
+		nets = append(nets, n.Name)
+	}
+	var brs []string
+	for _, b := range used(l.Requires().Bridges, specs, func(b vmBridge) string { return b.Name }) {
+		brs = append(brs, b.Name)
+	}
+	if strings.Join(nets, ",") != "back" || strings.Join(brs, ",") != "lan" {
+		t.Errorf("client uses networks %v and bridges %v, want back and lan", nets, brs)
+	}
+}
+
+// The lab's outcome: created when every node was, unchanged only when
+// nothing changed anywhere.
+func TestOutcome(t *testing.T) {
+	node := func(o string) NodeResult { return NodeResult{UpResult: &vm.UpResult{Outcome: o}} }
+	for _, tc := range []struct {
+		changes []string
+		nodes   []NodeResult
+		want    string
+	}{
+		{[]string{"create bridge lan"}, []NodeResult{node("created"), node("created")}, "created"},
+		{nil, []NodeResult{node("unchanged"), node("unchanged")}, "unchanged"},
+		{[]string{"create bridge lan"}, []NodeResult{node("unchanged")}, "changed"},
+		{nil, []NodeResult{node("created"), node("unchanged")}, "changed"},
+		{nil, []NodeResult{node("started")}, "changed"},
+	} {
+		if got := outcome(&UpResult{Changes: tc.changes, Nodes: tc.nodes}); got != tc.want {
+			t.Errorf("changes %v, nodes %v: %s, want %s", tc.changes, tc.nodes, got, tc.want)
+		}
+	}
+}
+
+// Concurrent nodes' progress comes out in whole lines, each with its
+// node's name; a partial line waits for its end.
+func TestPrefixedLines(t *testing.T) {
+	var b bytes.Buffer
+	l := &lineWriter{w: &b}
+	web, client := l.prefixed("web: "), l.prefixed("client: ")
+	web.Write([]byte("boot"))
+	client.Write([]byte("ready\n"))
+	web.Write([]byte("ing\nready\n"))
+	if got, want := b.String(), "client: ready\nweb: booting\nweb: ready\n"; got != want {
+		t.Errorf("got %q, want %q", got, want)
+	}
+	if (&lineWriter{}).prefixed("x") != nil {
+		t.Error("no progress writer should give a nil writer")
+	}
+}
+
+type (
+	vmNet    = vmspec.NetworkReq
+	vmBridge = vmspec.BridgeReq
+)
