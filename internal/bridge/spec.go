@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"vmnet/internal/errs"
+	"vmnet/internal/ownership"
 	"vmnet/internal/valid"
 )
 
@@ -20,6 +21,11 @@ type Spec struct {
 	VLANFiltering bool             // 802.1Q filtering on the bridge
 	MAC           net.HardwareAddr // nil: keep the bridge's MAC, or derive a stable one for a new bridge
 	Uplink        string           // NIC to take over; "" for none
+	// Lab is the lab that makes the bridge ("" for none), written into the
+	// ownership alias (lab=NAME) so the lab's down finds it. Only a bridge
+	// Ensure creates gets it: a bridge that existed before the lab is not
+	// the lab's, and Ensure keeps its tag (or none) as it is.
+	Lab string
 
 	// Probe is the address that must answer after an uplink takeover; the
 	// uplink's default gateway when not set.
@@ -67,6 +73,9 @@ func ParseProbe(s string) (netip.Addr, error) {
 // Validate checks the parts of a spec that need no look at the host.
 func (s Spec) Validate() error {
 	if err := ValidateName("bridge name", s.Name); err != nil {
+		return err
+	}
+	if err := ownership.CheckLab("lab", s.Lab); err != nil {
 		return err
 	}
 	if s.Uplink != "" {
