@@ -19,8 +19,9 @@ import (
 // Info is one VM as list shows it.
 type Info struct {
 	Name  string    `json:"name"`
-	State string    `json:"state"` // running, shut off, ...
-	Owner string    `json:"owner"` // vmnet or other
+	State string    `json:"state"`         // running, shut off, ...
+	Owner string    `json:"owner"`         // vmnet or other
+	Lab   string    `json:"lab,omitempty"` // the lab that made it (its metadata's lab); "" for none
 	NICs  []NICInfo `json:"nics"`
 }
 
@@ -64,7 +65,7 @@ func describe(e Env, d Domain) (Info, error) {
 		return in, err
 	}
 	if owned {
-		in.Owner = "vmnet"
+		in.Owner, in.Lab = "vmnet", meta.Lab
 		if nics, err := nicInfo(e.Conn, meta.Dir); err == nil && nics != nil {
 			in.NICs = nics
 		}

@@ -139,6 +139,11 @@ func (s *Spec) Defaults() {
 	if s.Memory == 0 {
 		s.Memory = DefaultMemory
 	}
+	// Copies before the writes below: specs that share these slices (a
+	// lab's VMs, made from one template) may be given defaults at the same
+	// time by Ups running at once, and must not see each other's writes.
+	s.Provision.Files = slices.Clone(s.Provision.Files)
+	s.Requires.Networks = slices.Clone(s.Requires.Networks)
 	for i := range s.Provision.Files {
 		if s.Provision.Files[i].Mode == 0 {
 			s.Provision.Files[i].Mode = 0o644

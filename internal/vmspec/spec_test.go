@@ -345,3 +345,18 @@ func TestParseAliasBomb(t *testing.T) {
 		t.Errorf("Parse took %s on an alias bomb", d)
 	}
 }
+
+// Defaults writes into copies: a spec that shares its slices with another
+// (a lab's VMs, made from one template, given defaults by Ups running at
+// once) leaves the other as it was.
+func TestDefaultsDoesNotWriteThroughSharedSlices(t *testing.T) {
+	a := Spec{Name: "a", Requires: Requires{Networks: []NetworkReq{{Name: "nat0"}}}, Provision: Provision{Files: []File{{Path: "/x"}}}}
+	b := a
+	a.Defaults()
+	if b.Requires.Networks[0].Mode != "" || b.Provision.Files[0].Mode != 0 {
+		t.Errorf("Defaults of a copy changed the original: %+v, %+v", b.Requires.Networks[0], b.Provision.Files[0])
+	}
+	if a.Requires.Networks[0].Mode != ModeNAT || a.Provision.Files[0].Mode != 0o644 {
+		t.Errorf("Defaults: %+v, %+v", a.Requires.Networks[0], a.Provision.Files[0])
+	}
+}
