@@ -1,8 +1,11 @@
 // Package vm runs vmnet's guests over libvirt: up (ensure what the spec
 // requires, image, overlay, DHCP reservations, domain; wait until the guest is
 // ready), down (remove all of it, found by ownership records, also after an up
-// that was killed midway), list, console and exec. Deciding names, MACs and
-// XML is the pure domain package's job; this package does the side effects.
+// that was killed midway), list, console and exec; and OfLab, the VMs a lab
+// made (their metadata and records carry the lab's name, Spec.Lab). Ups and
+// Downs of different VMs may run at once on one Env (see shared). Deciding
+// names, MACs and XML is the pure domain package's job; this package does
+// the side effects.
 package vm
 
 import (
