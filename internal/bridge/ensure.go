@@ -46,6 +46,7 @@ type desired struct {
 	addresses []netip.Prefix
 	additive  bool // an uplink is involved: add addresses, never remove them
 	uplink    string
+	lab       string // the alias's lab tag: the spec's for a new bridge, else the bridge's own
 }
 
 // Ensure makes the bridge match spec: it creates it when missing, converges
@@ -80,6 +81,9 @@ func Ensure(ctx context.Context, k Kernel, spec Spec, opt Options) (*Result, err
 		if reclaimed {
 			res.Notes = append(res.Notes, fmt.Sprintf("bridge %s was brought up by the host's network config from vmnet's files; vmnet marks it as its own again", spec.Name))
 		}
+	}
+	if cur != nil && cur.Lab != spec.Lab {
+		res.Notes = append(res.Notes, labNote(cur))
 	}
 	up, err := resolveUplink(k, spec, cur, res)
 	if err != nil {
@@ -117,6 +121,14 @@ func Ensure(ctx context.Context, k Kernel, spec Spec, opt Options) (*Result, err
 	}
 	res.Persist, err = files.write()
 	return res, err
+}
+
+// labNote says that an existing bridge keeps its lab tag.
+func labNote(cur *State) string {
+	if cur.Lab == "" {
+		return fmt.Sprintf("bridge %s existed before and belongs to no lab; it stays so", cur.Name)
+	}
+	return fmt.Sprintf("bridge %s belongs to lab %s and stays so", cur.Name, cur.Lab)
 }
 
 // resolveUplink reads the uplink the bridge takes over or already has, nil
@@ -201,8 +213,11 @@ func claim(k Kernel, cur *State, opt Options) (reclaimed bool, err error) {
 
 // decide fills in every default of the spec from what exists.
 func decide(spec Spec, cur *State, up *uplinkState, hostID string) desired {
-	w := desired{stp: spec.STP, vlan: spec.VLANFiltering, addresses: slices.Clone(spec.Addresses)}
+	w := desired{stp: spec.STP, vlan: spec.VLANFiltering, addresses: slices.Clone(spec.Addresses), lab: spec.Lab}
 	sortPrefixes(w.addresses)
+	if cur != nil {
+		w.lab = cur.Lab // a bridge that exists is not this lab's to claim, nor to disown
+	}
 	switch {
 	case spec.MAC != nil:
 		w.mac = spec.MAC
@@ -243,13 +258,13 @@ func plan(k Kernel, name string, cur *State, w desired) []change {
 		cs = append(cs, upChange(k, name))
 		return cs
 	}
-	if want := alias(w.uplink); cur.alias != want {
+	if want := alias(w.uplink, w.lab); cur.alias != want {
 		cs = append(cs, change{what: fmt.Sprintf("set alias %q", want), apply: func() error {
 			l, err := link()
 			if err != nil {
 				return err
 			}
-			return k.LinkSetAlias(l, alias(w.uplink))
+			return k.LinkSetAlias(l, alias(w.uplink, w.lab))
 		}})
 	}
 	if w.mac.String() != cur.MAC.String() {
@@ -338,7 +353,7 @@ func createChange(k Kernel, name string, w desired) change {
 				return err
 			}
 			// The alias marks ownership before anything else can fail.
-			if err := k.LinkSetAlias(l, alias(w.uplink)); err != nil {
+			if err := k.LinkSetAlias(l, alias(w.uplink, w.lab)); err != nil {
 				return err
 			}
 			// Setting the MAC explicitly pins it: the kernel would otherwise

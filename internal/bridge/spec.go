@@ -8,19 +8,24 @@ import (
 	"time"
 
 	"vmnet/internal/errs"
+	"vmnet/internal/ownership"
 	"vmnet/internal/valid"
 )
 
 // Spec is the desired state of one bridge, as the user asked for it.
 type Spec struct {
 	Name          string
-	Lab           string
 	Addresses     []netip.Prefix   // converged exactly, unless an uplink is involved (then added only)
 	MTU           int              // 0: the uplink's MTU, or the kernel default for a new bridge
 	STP           bool             // spanning tree on or off
 	VLANFiltering bool             // 802.1Q filtering on the bridge
 	MAC           net.HardwareAddr // nil: keep the bridge's MAC, or derive a stable one for a new bridge
 	Uplink        string           // NIC to take over; "" for none
+	// Lab is the lab that makes the bridge ("" for none), written into the
+	// ownership alias (lab=NAME) so the lab's down finds it. Only a bridge
+	// Ensure creates gets it: a bridge that existed before the lab is not
+	// the lab's, and Ensure keeps its tag (or none) as it is.
+	Lab string
 
 	// Probe is the address that must answer after an uplink takeover; the
 	// uplink's default gateway when not set.
@@ -68,6 +73,9 @@ func ParseProbe(s string) (netip.Addr, error) {
 // Validate checks the parts of a spec that need no look at the host.
 func (s Spec) Validate() error {
 	if err := ValidateName("bridge name", s.Name); err != nil {
+		return err
+	}
+	if err := ownership.CheckLab("lab", s.Lab); err != nil {
 		return err
 	}
 	if s.Uplink != "" {

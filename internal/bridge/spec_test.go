@@ -7,6 +7,8 @@ import (
 	"os"
 	"strings"
 	"testing"
+
+	"vmnet/internal/ownership"
 )
 
 func TestValidateName(t *testing.T) {
@@ -145,27 +147,37 @@ func TestStableMAC(t *testing.T) {
 
 func TestAlias(t *testing.T) {
 	for _, tc := range []struct {
-		alias   string
-		managed bool
-		uplink  string
+		alias       string
+		managed     bool
+		uplink, lab string
 	}{
-		{alias(""), true, ""},
-		{alias("eth0"), true, "eth0"},
-		{"", false, ""},
-		{"vmnet-managedX", false, ""},
-		{"someone else's bridge", false, ""},
+		{alias("", ""), true, "", ""},
+		{alias("eth0", ""), true, "eth0", ""},
+		{alias("", "office"), true, "", "office"},
+		{alias("eth0", "office"), true, "eth0", "office"},
+		{"vmnet-managed lab=office uplink=eth0", true, "eth0", "office"}, // order-independent
+		{"vmnet-managed  lab=office\tfuture=1 ", true, "", "office"},     // unknown tags skipped
+		{"vmnet-managed", true, "", ""},                                  // every bridge before labs
+		{"vmnet-managed uplink=eth1", true, "eth1", ""},
+		{"", false, "", ""},
+		{"vmnet-managedX", false, "", ""},
+		{"someone else's bridge", false, "", ""},
+		{"mine lab=office uplink=eth0", false, "", ""},
 	} {
-		m, u := parseAlias(tc.alias)
-		if m != tc.managed || u != tc.uplink {
-			t.Errorf("parseAlias(%q) = %v, %q; want %v, %q", tc.alias, m, u, tc.managed, tc.uplink)
+		m, u, l := parseAlias(tc.alias)
+		if m != tc.managed || u != tc.uplink || l != tc.lab {
+			t.Errorf("parseAlias(%q) = %v, %q, %q; want %v, %q, %q", tc.alias, m, u, l, tc.managed, tc.uplink, tc.lab)
 		}
+	}
+	if got := alias("eth0", "office"); got != "vmnet-managed uplink=eth0 lab=office" {
+		t.Errorf("alias = %q", got)
 	}
 }
 
 func TestPlanDescribesConvergence(t *testing.T) {
 	p := netip.MustParsePrefix
 	mac := net.HardwareAddr{2, 0, 0, 0, 0, 1}
-	cur := &State{Name: "br0", MAC: mac, MTU: 1500, Up: true, Managed: true, alias: alias(""), Addresses: []netip.Prefix{p("192.0.2.1/24")}}
+	cur := &State{Name: "br0", MAC: mac, MTU: 1500, Up: true, Managed: true, alias: alias("", ""), Addresses: []netip.Prefix{p("192.0.2.1/24")}}
 	same := desired{mac: mac, mtu: 1500, addresses: []netip.Prefix{p("192.0.2.1/24")}}
 	if cs := plan(nil, "br0", cur, same); len(cs) != 0 {
 		t.Fatalf("plan for an identical bridge = %v, want nothing", whats(cs))
@@ -282,12 +294,20 @@ func FuzzParseProbe(f *testing.F) {
 }
 
 func FuzzParseAlias(f *testing.F) {
-	f.Add(alias("eth0"))
+	f.Add(alias("eth0", ""))
+	f.Add(alias("eth0", "office"))
 	f.Add("vmnet-managed uplink=")
+	f.Add("vmnet-managed lab=a lab=b")
 	f.Fuzz(func(t *testing.T, s string) {
-		managed, uplink := parseAlias(s)
-		if !managed && uplink != "" {
-			t.Fatalf("parseAlias(%q) found an uplink on a foreign alias", s)
+		managed, uplink, lab := parseAlias(s)
+		if !managed && (uplink != "" || lab != "") {
+			t.Fatalf("parseAlias(%q) found an uplink or a lab on a foreign alias", s)
+		}
+		if managed && ownership.CheckLab("lab", lab) == nil && ValidateName("uplink", uplink) == nil {
+			// What alias writes, parseAlias reads back.
+			if m, u, l := parseAlias(alias(uplink, lab)); !m || u != uplink || l != lab {
+				t.Fatalf("alias(%q, %q) reads back as %v, %q, %q", uplink, lab, m, u, l)
+			}
 		}
 	})
 }

@@ -19,7 +19,9 @@ import (
 
 // aliasPrefix marks a bridge as vmnet's: it is written to the link's alias
 // (ip link set BR alias ...), so ownership lives on the object itself and a
-// later run, or a run after a crash, finds it without any state file.
+// later run, or a run after a crash, finds it without any state file. Tags
+// follow it as KEY=VALUE fields: uplink=NIC (an uplink takeover) and
+// lab=NAME (the lab that made the bridge), in any order.
 const aliasPrefix = "vmnet-managed"
 
 // ErrNotFound is returned when a link does not exist.
@@ -39,7 +41,7 @@ type State struct {
 	Ports         []string         `json:"ports"`
 	Managed       bool             `json:"managed"`          // vmnet's alias is on the link
 	Uplink        string           `json:"uplink,omitempty"` // recorded in the alias at takeover
-	Lab           string           `json:"lab,omitempty"`
+	Lab           string           `json:"lab,omitempty"`    // the lab that made it, recorded in the alias
 
 	alias string // the link's alias as read
 }
@@ -49,26 +51,38 @@ func isNotFound(err error) bool {
 	return errors.As(err, &nf)
 }
 
-// alias renders the ownership alias for a bridge.
-func alias(uplink string) string {
-	if uplink == "" {
-		return aliasPrefix
+// alias renders the ownership alias for a bridge: the prefix, then the
+// uplink and the lab when there are (ownership.CheckLab keeps spaces and
+// '=' out of a lab; an interface name has neither).
+func alias(uplink, lab string) string {
+	a := aliasPrefix
+	if uplink != "" {
+		a += " uplink=" + uplink
 	}
-	return aliasPrefix + " uplink=" + uplink
+	if lab != "" {
+		a += " lab=" + lab
+	}
+	return a
 }
 
-// parseAlias reports whether an alias is vmnet's and which uplink it records.
-func parseAlias(a string) (managed bool, uplink string) {
+// parseAlias reports whether an alias is vmnet's and which uplink and lab
+// it records, whatever the order of the tags; unknown tags are skipped (a
+// newer vmnet's), and a foreign alias records nothing.
+func parseAlias(a string) (managed bool, uplink, lab string) {
 	fields := strings.Fields(a)
 	if len(fields) == 0 || fields[0] != aliasPrefix {
-		return false, ""
+		return false, "", ""
 	}
 	for _, f := range fields[1:] {
-		if v, ok := strings.CutPrefix(f, "uplink="); ok {
+		k, v, _ := strings.Cut(f, "=")
+		switch k {
+		case "uplink":
 			uplink = v
+		case "lab":
+			lab = v
 		}
 	}
-	return true, uplink
+	return true, uplink, lab
 }
 
 // userAddresses lists the addresses a user manages on a link: global and
@@ -131,7 +145,7 @@ func inspect(k Kernel, br *netlink.Bridge) (*State, error) {
 		OperState: a.OperState.String(),
 	}
 	st.alias = a.Alias
-	st.Managed, st.Uplink = parseAlias(a.Alias)
+	st.Managed, st.Uplink, st.Lab = parseAlias(a.Alias)
 	if br.VlanFiltering != nil {
 		st.VLANFiltering = *br.VlanFiltering
 	}

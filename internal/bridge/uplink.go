@@ -360,7 +360,7 @@ func undoBridgeChanges(k Kernel, name string, cur *State, w desired) func() erro
 		if err != nil {
 			return err
 		}
-		errs := []error{k.LinkSetAlias(l, alias(prev.Uplink)), k.LinkSetHardwareAddr(l, prev.MAC), k.LinkSetMTU(l, prev.MTU)}
+		errs := []error{k.LinkSetAlias(l, alias(prev.Uplink, prev.Lab)), k.LinkSetHardwareAddr(l, prev.MAC), k.LinkSetMTU(l, prev.MTU)}
 		for _, p := range w.addresses {
 			if !slices.Contains(prev.Addresses, p) {
 				if err := k.AddrDel(l, toAddr(p)); err != nil && !errors.Is(err, unix.EADDRNOTAVAIL) {

@@ -14,12 +14,14 @@ const Owner = ownership.Owner
 
 // Meta is vmnet's record on a domain it made: that it is vmnet's, which
 // spec it came from, and every file vmnet made for it, so `down` can clean
-// up even after an `up` that was killed half way.
+// up even after an `up` that was killed half way. Lab is the lab that made
+// the VM ("" for none, and for every domain made before labs).
 type Meta struct {
 	XMLName xml.Name `xml:"https://vmnet.dev/xmlns/1 vm" json:"-"`
 	Owner   string   `xml:"owner,attr" json:"owner"`
 	Spec    string   `xml:"spec,attr" json:"spec"`
 	Hash    string   `xml:"hash,attr" json:"hash"`
+	Lab     string   `xml:"lab,attr,omitempty" json:"lab,omitempty"`
 	Dir     string   `xml:"dir" json:"dir"`
 	Files   []File   `xml:"file" json:"files"`
 }

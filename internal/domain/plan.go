@@ -67,6 +67,7 @@ type Plan struct {
 	UUID     string // derived from the name, so a re-define never clashes with an old UUID
 	SpecName string
 	SpecHash string
+	Lab      string // the lab that made the VM (spec.Lab): its ownership tag; "" for none
 	Accel    accel.Choice
 	VCPUs    int
 	Memory   vmspec.Size
@@ -143,7 +144,7 @@ func NewPlan(spec vmspec.Spec, img ImageInfo, choice accel.Choice, stateDir stri
 	}
 	dir := path.Join(stateDir, "vms", spec.Name)
 	p := Plan{
-		Name: spec.Name, UUID: uuidFor(spec.Name), SpecName: spec.Name, SpecHash: spec.Hash(),
+		Name: spec.Name, UUID: uuidFor(spec.Name), SpecName: spec.Name, SpecHash: spec.Hash(), Lab: spec.Lab,
 		Accel: choice, VCPUs: spec.VCPUs, Memory: spec.Memory,
 		Dir: dir, ConsoleLog: path.Join(dir, ConsoleLogFile),
 		Kernel: img.Kernel, Initrd: img.Initrd,

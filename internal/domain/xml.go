@@ -22,7 +22,7 @@ func Build(p Plan) (*libvirtxml.Domain, error) {
 	if p.Name == "" || p.UUID == "" {
 		return nil, fmt.Errorf("build domain: the plan has no name or UUID (make it with NewPlan)")
 	}
-	meta, err := Meta{Owner: Owner, Spec: p.SpecName, Hash: p.SpecHash, Dir: p.Dir, Files: p.Files()}.marshal()
+	meta, err := Meta{Owner: Owner, Spec: p.SpecName, Hash: p.SpecHash, Lab: p.Lab, Dir: p.Dir, Files: p.Files()}.marshal()
 	if err != nil {
 		return nil, fmt.Errorf("build domain %q: %w", p.Name, err)
 	}

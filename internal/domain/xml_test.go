@@ -99,6 +99,12 @@ func goldenCases() []goldenCase {
 			s.Name, s.Image = "appliance", boot.Disk
 			return s
 		}, boot, kvm},
+		// A lab's VM: its metadata carries the lab's name.
+		{"tiny-lab-tcg", func(t *testing.T) vmspec.Spec {
+			s := loadTiny(t)
+			s.Name, s.Lab = "office-web", "office"
+			return s
+		}, tinyImage, tcg},
 	}
 }
 
@@ -334,6 +340,45 @@ func TestPlanReadyDefault(t *testing.T) {
 	}
 	if addr := p.NICs[0].Address; addr != netip.MustParsePrefix("192.0.2.10/24") {
 		t.Errorf("address %v", addr)
+	}
+}
+
+// A lab's VM carries lab="NAME" in its record and reads it back; a VM
+// without a lab has no attribute, and a record written before labs (the
+// golden files of VMs without a lab stand for one) reads as lab "".
+func TestMetadataLab(t *testing.T) {
+	for _, tc := range []struct{ lab, attr string }{{"office", ` lab="office"`}, {"", ""}} {
+		s := loadTiny(t)
+		s.Lab = tc.lab
+		p, err := NewPlan(s, tinyImage, tcg, DefaultStateDir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d, err := Build(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		x := d.Metadata.XML
+		if !strings.Contains(x, `owner="vmnet" spec="tiny" hash="`+p.SpecHash+`"`+tc.attr+`>`) {
+			t.Errorf("lab %q: metadata %s, want the attribute %q after the hash", tc.lab, x, tc.attr)
+		}
+		if got, ok := ParseMetadata(x); !ok || got.Lab != tc.lab {
+			t.Errorf("lab %q: ParseMetadata(%s) = %+v, %v", tc.lab, x, got, ok)
+		}
+	}
+	old, err := os.ReadFile(filepath.Join("testdata", "tiny-tcg.xml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(old), "lab=") {
+		t.Fatal("testdata/tiny-tcg.xml has a lab attribute; it stands for a record from before labs")
+	}
+	if got, ok := ParseMetadata(string(old)); !ok || got.Lab != "" || got.Spec != "tiny" {
+		t.Errorf("a record without a lab attribute reads as %+v, %v; want vmnet's, lab \"\"", got, ok)
+	}
+	bare := `<vm owner="vmnet" spec="web" hash="abc" lab="office"><dir>/d</dir></vm>` // as virDomainGetMetadata returns it
+	if got, ok := ParseMetadata(bare); !ok || got.Lab != "office" {
+		t.Errorf("ParseMetadata(%s) = %+v, %v; want lab office", bare, got, ok)
 	}
 }
 

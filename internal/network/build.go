@@ -20,13 +20,26 @@ const metadataName = "network"
 const ownerValue = ownership.Owner
 
 // ownerMetadata is <network xmlns="https://vmnet.dev/xmlns/1" owner="vmnet"/>,
-// the shape a domain's <vm> has, through the one encoder.
-func ownerMetadata() *libvirtxml.NetworkMetadata {
-	x, err := ownership.Encode(metadataName, ownership.NewMark(metadataName))
+// the shape a domain's <vm> has, through the one encoder; with lab="NAME"
+// for a lab's network.
+func ownerMetadata(lab string) *libvirtxml.NetworkMetadata {
+	m := ownership.NewMark(metadataName)
+	m.Lab = lab
+	x, err := ownership.Encode(metadataName, m)
 	if err != nil {
-		panic(err) // a fixed mark always encodes
+		panic(err) // a mark of vmnet's always encodes
 	}
 	return &libvirtxml.NetworkMetadata{XML: x}
+}
+
+// labOf is the lab a network definition's mark names; "" for none, for
+// the marks written before labs and for a network that is not vmnet's.
+func labOf(n *libvirtxml.Network) string {
+	if n == nil || n.Metadata == nil {
+		return ""
+	}
+	m, _ := ownership.ReadMark(n.Metadata.XML, metadataName, false)
+	return m.Lab
 }
 
 // Owned reports whether a network definition carries vmnet's mark: the
@@ -52,7 +65,7 @@ func Build(s Spec) (*libvirtxml.Network, error) {
 		return nil, err
 	}
 	s = s.withDefaults()
-	n := &libvirtxml.Network{Name: s.Name, Metadata: ownerMetadata()}
+	n := &libvirtxml.Network{Name: s.Name, Metadata: ownerMetadata(s.Lab)}
 	if s.Mode == ModeBridge {
 		n.Forward = &libvirtxml.NetworkForward{Mode: "bridge"}
 		n.Bridge = &libvirtxml.NetworkBridge{Name: s.Bridge}

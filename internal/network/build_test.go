@@ -26,6 +26,7 @@ var buildCases = []struct {
 		DHCPRange: rng("203.0.113.200", "203.0.113.250")}},
 	{"nat-long-name", Spec{Name: "capstone-frontend", Mode: ModeNAT, CIDR: netip.MustParsePrefix("10.77.0.0/16")}},
 	{"bridge", Spec{Name: "br0net", Mode: ModeBridge, Bridge: "br0"}},
+	{"nat-lab", Spec{Name: "office-lan", Mode: ModeNAT, CIDR: netip.MustParsePrefix("198.51.100.0/24"), Lab: "office"}},
 }
 
 func TestBuildGolden(t *testing.T) {

@@ -126,6 +126,9 @@ func Ensure(ctx context.Context, conn Libvirt, s Spec, k Kernel) (*Result, error
 		if !Owned(cur) {
 			return nil, foreign(s.Name)
 		}
+		if have := labOf(cur); have != s.Lab {
+			res.Notes = append(res.Notes, labNote(s.Name, have))
+		}
 	}
 	if err := checkHost(conn, k, s, net != nil); err != nil {
 		return nil, err
@@ -156,6 +159,14 @@ func Ensure(ctx context.Context, conn Libvirt, s Spec, k Kernel) (*Result, error
 		res.Outcome = Changed
 	}
 	return res, nil
+}
+
+// labNote says that an existing network keeps its lab tag, have.
+func labNote(name, have string) string {
+	if have == "" {
+		return fmt.Sprintf("network %s existed before and belongs to no lab; it stays so", name)
+	}
+	return fmt.Sprintf("network %s belongs to lab %s and stays so", name, have)
 }
 
 // create defines a new network from want.
@@ -317,11 +328,13 @@ func readDef(net Network, flags libvirt.NetworkXMLFlags) (*libvirtxml.Network, e
 }
 
 // define writes want as the persistent definition of cur's network, keeping
-// the UUID (libvirt refuses a redefinition without it) and the bridge MAC
-// (guests' neighbours and DHCP clients keep seeing the same gateway).
+// the UUID (libvirt refuses a redefinition without it), the bridge MAC
+// (guests' neighbours and DHCP clients keep seeing the same gateway) and
+// the lab tag: a network that existed is not the lab's that converges it.
 func define(conn Libvirt, want, cur *libvirtxml.Network) error {
 	d := *want
 	d.UUID = cur.UUID
+	d.Metadata = ownerMetadata(labOf(cur))
 	if modeOf(&d) != ModeBridge {
 		d.MAC = cur.MAC
 	}
@@ -561,8 +574,9 @@ func Delete(conn Libvirt, name string) (*Result, error) {
 // Info is one libvirt network as List reports it.
 type Info struct {
 	Name       string `json:"name"`
-	Owner      string `json:"owner"` // "vmnet" or "other"
-	Mode       Mode   `json:"mode"`  // nat, isolated, bridge, or libvirt's forward mode (route, open, ...)
+	Owner      string `json:"owner"`         // "vmnet" or "other"
+	Lab        string `json:"lab,omitempty"` // the lab that made it (its mark's lab); "" for none
+	Mode       Mode   `json:"mode"`          // nat, isolated, bridge, or libvirt's forward mode (route, open, ...)
 	Bridge     string `json:"bridge"`
 	CIDR       string `json:"cidr"`    // subnet, "" for none
 	Gateway    string `json:"gateway"` // "" for none
@@ -571,7 +585,6 @@ type Info struct {
 	Active     bool   `json:"active"`
 	Autostart  bool   `json:"autostart"`
 	Persistent bool   `json:"persistent"`
-	Lab        string `json:"lab,omitempty"`
 }
 
 // List returns every libvirt network, vmnet's and others', sorted by name.
@@ -604,7 +617,7 @@ func List(conn Libvirt) ([]Info, error) {
 		}
 		in := Info{Name: name, Owner: "other", Mode: modeOf(def)}
 		if Owned(def) {
-			in.Owner = "vmnet"
+			in.Owner, in.Lab = "vmnet", labOf(def)
 		}
 		if def.Bridge != nil {
 			in.Bridge = def.Bridge.Name

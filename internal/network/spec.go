@@ -17,7 +17,9 @@
 // <network xmlns="https://vmnet.dev/xmlns/1" owner="vmnet"/> in their
 // <metadata> (internal/ownership writes it, the shape a domain's mark has;
 // the <vmnet:owner> element older versions wrote still counts), and vmnet
-// changes or deletes no network without it.
+// changes or deletes no network without it. A network a lab made carries
+// the lab's name in that mark (lab="NAME", Spec.Lab, Info.Lab); Ensure
+// never retags a network that exists.
 //
 // Checks that need the host (routes that overlap a subnet, the bridge a
 // bridge-mode network uses) read the network namespace where libvirtd runs,
@@ -33,6 +35,7 @@ import (
 	"strings"
 
 	"vmnet/internal/errs"
+	"vmnet/internal/ownership"
 	"vmnet/internal/valid"
 )
 
@@ -62,7 +65,12 @@ type Spec struct {
 	DHCPRange [2]netip.Addr
 	// Bridge is the existing Linux bridge of a bridge-mode network.
 	Bridge string
-	Lab    string
+	// Lab is the lab that makes the network ("" for none): Build writes it
+	// into the ownership mark (lab="NAME"), so the lab's down finds it.
+	// Ensure writes it only on a network it creates: a network that existed
+	// before the lab, even with the same definition, is not the lab's, and
+	// keeps its own tag (or none), however it is converged.
+	Lab string
 }
 
 // FieldError is bad user input; it is errs.FieldError, so the CLI maps it
@@ -238,6 +246,9 @@ func (s Spec) withDefaults() Spec {
 // Validate checks everything about a spec that needs no look at the host.
 func (s Spec) Validate() error {
 	if err := ValidateName(s.Name); err != nil {
+		return err
+	}
+	if err := ownership.CheckLab("lab", s.Lab); err != nil {
 		return err
 	}
 	if _, err := ParseMode(string(s.Mode)); err != nil {

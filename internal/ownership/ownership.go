@@ -4,13 +4,16 @@
 // owner attribute (<vm xmlns="NS" owner="vmnet" .../>, <network xmlns="NS"
 // owner="vmnet"/>); one decoder reads it by namespace URI (never by prefix
 // or text), so a definition libvirt has reformatted still counts, and so do
-// the shapes older vmnet versions wrote.
+// the shapes older vmnet versions wrote. An object a lab made carries the
+// lab's name too (lab="NAME", Mark.Lab), so the lab's down finds it.
 package ownership
 
 import (
 	"encoding/xml"
 	"fmt"
 	"strings"
+
+	"vmnet/internal/errs"
 )
 
 // Namespace is vmnet's XML namespace in libvirt metadata.
@@ -49,9 +52,14 @@ func Find(x, local string, bare bool, v any) bool {
 // Mark is vmnet's element with only the ownership mark in it, named by
 // XMLName's Local (in Namespace); richer records (a domain's) have the
 // same XMLName and owner attribute and more.
+//
+// Lab is the lab that made the object ("" for none): `vmnet lab down NAME`
+// finds what a lab made by it, after the lab's file is gone too. A mark
+// without the attribute (every mark before labs) reads as Lab "".
 type Mark struct {
 	XMLName xml.Name
 	Owner   string `xml:"owner,attr"`
+	Lab     string `xml:"lab,attr,omitempty"`
 }
 
 // NewMark is the mark for an object of kind local ("network").
@@ -78,6 +86,47 @@ func Encode(local string, v any) (string, error) {
 // Owned reports whether x holds a local element in vmnet's namespace whose
 // owner attribute is Owner (bare as for Find).
 func Owned(x, local string, bare bool) bool {
-	var m Mark
-	return Find(x, local, bare, &m) && m.Owner == Owner
+	_, ok := ReadMark(x, local, bare)
+	return ok
+}
+
+// ReadMark is the mark of the local element in x (bare as for Find); ok is
+// false when there is none or it does not say vmnet owns the object.
+func ReadMark(x, local string, bare bool) (m Mark, ok bool) {
+	if !Find(x, local, bare, &m) || m.Owner != Owner {
+		return Mark{}, false
+	}
+	return m, true
+}
+
+// MaxLab is the longest lab name: a DNS label, like a VM's name.
+const MaxLab = 63
+
+// CheckLab checks a lab tag before it goes on an object: "" (no lab) or a
+// lab name, 1 to 63 lowercase letters, digits and '-', starting with a
+// letter and not ending with '-' (the rule for VM names). It must survive
+// every place a tag lives: XML attributes, JSON and a bridge's alias, whose
+// fields are separated by spaces and split at '='.
+func CheckLab(field, lab string) error {
+	if lab == "" {
+		return nil
+	}
+	bad := func(problem string) error {
+		return &errs.FieldError{Field: field, Value: lab, Problem: problem, Form: errs.PathForm,
+			Fix: "use 1 to 63 lowercase letters, digits and '-', starting with a letter, for example office"}
+	}
+	switch {
+	case len(lab) > MaxLab:
+		return bad(fmt.Sprintf("is %d characters long; at most %d are allowed", len(lab), MaxLab))
+	case lab[0] < 'a' || lab[0] > 'z':
+		return bad("does not start with a lowercase letter")
+	case lab[len(lab)-1] == '-':
+		return bad("ends with '-'")
+	}
+	for _, r := range lab {
+		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-') {
+			return bad(fmt.Sprintf("contains %q; only lowercase letters, digits and '-' are allowed", r))
+		}
+	}
+	return nil
 }

@@ -2,6 +2,7 @@ package ownership
 
 import (
 	"encoding/xml"
+	"strings"
 	"testing"
 )
 
@@ -63,6 +64,52 @@ func TestEncode(t *testing.T) {
 	} {
 		if x, err := Encode(tc.local, tc.v); err == nil {
 			t.Errorf("%s: Encode = %s, want an error", tc.name, x)
+		}
+	}
+}
+
+// A lab's mark carries the lab and reads back with it; a mark without the
+// attribute (every mark before labs) still reads as owned, with no lab.
+func TestMarkLab(t *testing.T) {
+	m := NewMark("network")
+	m.Lab = "office"
+	x, err := Encode("network", m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `<network xmlns="https://vmnet.dev/xmlns/1" owner="vmnet" lab="office"></network>`; x != want {
+		t.Errorf("Encode = %s, want %s", x, want)
+	}
+	got, ok := ReadMark(x, "network", false)
+	if !ok || got.Lab != "office" {
+		t.Errorf("ReadMark(%s) = %+v, %v; want lab office", x, got, ok)
+	}
+	for _, old := range []string{
+		`<network xmlns="https://vmnet.dev/xmlns/1" owner="vmnet"/>`,
+		`<metadata><network xmlns="https://vmnet.dev/xmlns/1" owner="vmnet"></network></metadata>`,
+	} {
+		got, ok := ReadMark(old, "network", false)
+		if !ok || got.Lab != "" {
+			t.Errorf("ReadMark(%s) = %+v, %v; want owned, no lab", old, got, ok)
+		}
+	}
+	if _, ok := ReadMark(`<network xmlns="https://vmnet.dev/xmlns/1" owner="alice" lab="office"/>`, "network", false); ok {
+		t.Error("a mark of another owner reads as vmnet's")
+	}
+	if x, err := Encode("network", NewMark("network")); err != nil || strings.Contains(x, "lab") {
+		t.Errorf("a mark without a lab encodes as %s, %v; want no lab attribute", x, err)
+	}
+}
+
+func TestCheckLab(t *testing.T) {
+	for lab, ok := range map[string]bool{"": true, "office": true, "lab-2": true, "a": true, strings.Repeat("a", 63): true,
+		strings.Repeat("a", 64): false, "Office": false, "2lab": false, "lab-": false, "my lab": false, "a=b": false, "lab.x": false} {
+		err := CheckLab("lab", lab)
+		if (err == nil) != ok {
+			t.Errorf("CheckLab(%q) = %v, want ok %v", lab, err, ok)
+		}
+		if err != nil && !strings.Contains(err.Error(), "lab") {
+			t.Errorf("CheckLab(%q) = %v; the error does not name the field", lab, err)
 		}
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"libvirt.org/go/libvirt"
 	"libvirt.org/go/libvirtxml"
@@ -27,6 +28,14 @@ type fakeLibvirt struct {
 	doms   map[string]*fakeDom
 	nets   map[string]*fakeNet
 	logDir string // Create writes NAME.log here, as libvirt's QEMU driver does
+	// delay is how long each network call waits before it runs, so that
+	// Ups running at once interleave as they would on a real libvirtd.
+	// Set it before they start.
+	delay time.Duration
+	// ensured counts the EnsureNetwork calls that found no network to
+	// converge and created it; calls counts every call by method.
+	ensured int
+	calls   map[string]int
 }
 
 type fakeDom struct {
@@ -49,9 +58,17 @@ func newFake(logDir string) *fakeLibvirt {
 	return &fakeLibvirt{fail: map[string]error{}, doms: map[string]*fakeDom{}, nets: map[string]*fakeNet{}, logDir: logDir}
 }
 
+// err is the failure injected for method, and counts the call; f.mu held.
 func (f *fakeLibvirt) err(method string) error {
+	if f.calls == nil {
+		f.calls = map[string]int{}
+	}
+	f.calls[method]++
 	return f.fail[method]
 }
+
+// slow waits f.delay, before the call takes f.mu.
+func (f *fakeLibvirt) slow() { time.Sleep(f.delay) }
 
 func notFound(code libvirt.ErrorNumber, what string) error {
 	return libvirt.Error{Code: code, Domain: libvirt.FROM_NONE, Message: what + " not found", Level: libvirt.ERR_ERROR}
@@ -86,6 +103,7 @@ func (f *fakeLibvirt) DefineDomain(x string) (Domain, error) {
 }
 
 func (f *fakeLibvirt) ListDomains() ([]Domain, error) {
+	f.slow()
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if err := f.err("ListDomains"); err != nil {
@@ -99,6 +117,7 @@ func (f *fakeLibvirt) ListDomains() ([]Domain, error) {
 }
 
 func (f *fakeLibvirt) NetworkActive(name string) (bool, error) {
+	f.slow()
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if err := f.err("NetworkActive"); err != nil {
@@ -112,6 +131,7 @@ func (f *fakeLibvirt) NetworkActive(name string) (bool, error) {
 }
 
 func (f *fakeLibvirt) EnsureNetwork(ctx context.Context, s network.Spec, k network.Kernel) (*network.Result, error) {
+	f.slow()
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if err := f.err("EnsureNetwork"); err != nil {
@@ -121,8 +141,9 @@ func (f *fakeLibvirt) EnsureNetwork(ctx context.Context, s network.Spec, k netwo
 		return &network.Result{Name: s.Name, Outcome: network.Unchanged}, nil
 	}
 	r := network.DefaultDHCPRange(s.CIDR)
+	f.ensured++
 	f.nets[s.Name] = &fakeNet{info: network.Info{
-		Name: s.Name, Owner: "vmnet", Mode: s.Mode, Bridge: network.BridgeName(s.Name),
+		Name: s.Name, Owner: "vmnet", Lab: s.Lab, Mode: s.Mode, Bridge: network.BridgeName(s.Name),
 		CIDR: s.CIDR.Masked().String(), Gateway: network.Gateway(s.CIDR).String(),
 		DHCPRange: r[0].String() + "-" + r[1].String(), Active: true, Persistent: true, Autostart: true,
 	}}
@@ -143,6 +164,7 @@ func (f *fakeLibvirt) DeleteNetwork(name string) (*network.Result, error) {
 }
 
 func (f *fakeLibvirt) Networks() ([]network.Info, error) {
+	f.slow()
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if err := f.err("Networks"); err != nil {
@@ -167,6 +189,7 @@ func (f *fakeLibvirt) net(name string) (*fakeNet, error) {
 }
 
 func (f *fakeLibvirt) Hosts(net string) ([]network.Reservation, error) {
+	f.slow()
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if err := f.err("Hosts"); err != nil {
@@ -180,6 +203,7 @@ func (f *fakeLibvirt) Hosts(net string) ([]network.Reservation, error) {
 }
 
 func (f *fakeLibvirt) AddHost(net, mac string, ip netip.Addr, hostname string) (bool, error) {
+	f.slow()
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if err := f.err("AddHost"); err != nil {

@@ -19,10 +19,10 @@ import (
 // Info is one VM as list shows it.
 type Info struct {
 	Name  string    `json:"name"`
-	State string    `json:"state"` // running, shut off, ...
-	Owner string    `json:"owner"` // vmnet or other
+	State string    `json:"state"`         // running, shut off, ...
+	Owner string    `json:"owner"`         // vmnet or other
+	Lab   string    `json:"lab,omitempty"` // the lab that made it (its metadata's lab); "" for none
 	NICs  []NICInfo `json:"nics"`
-	Lab   string    `json:"lab,omitempty"`
 }
 
 var stateNames = map[libvirt.DomainState]string{
@@ -65,7 +65,7 @@ func describe(e Env, d Domain) (Info, error) {
 		return in, err
 	}
 	if owned {
-		in.Owner = "vmnet"
+		in.Owner, in.Lab = "vmnet", meta.Lab
 		if nics, err := nicInfo(e.Conn, meta.Dir); err == nil && nics != nil {
 			in.NICs = nics
 		}
@@ -133,6 +133,3 @@ func Exec(ctx context.Context, e Env, name string, argv []string, timeout time.D
 	out, code, err := consoleExec(ctx, dom, argv, timeout)
 	return out, nil, code, err
 }
-
-// OfLab is a placeholder until the lab tags land.
-func OfLab(e Env, lab string) ([]string, error) { return nil, nil }

@@ -20,9 +20,12 @@ const recordFile = "vmnet.json"
 
 // record is what recordFile holds.
 type record struct {
-	Owner string      `json:"owner"` // always domain.Owner
-	Name  string      `json:"name"`
-	Hash  string      `json:"hash"` // the spec's hash
+	Owner string `json:"owner"` // always domain.Owner
+	Name  string `json:"name"`
+	Hash  string `json:"hash"` // the spec's hash
+	// Lab is the lab that made the VM ("" for none): OfLab finds an up of a
+	// lab that was killed before the domain, and its metadata, existed.
+	Lab   string      `json:"lab,omitempty"`
 	NICs  []nicRecord `json:"nics"`
 	Files []string    `json:"files"`
 	// Provisioned is the spec hash the guest was provisioned for; "" until

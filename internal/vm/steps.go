@@ -34,6 +34,9 @@ type upStep struct {
 	// ready marks the steps after the guest is ready: a failure there keeps
 	// the VM (the next up finishes the job; 'vmnet vm exec' looks inside).
 	ready bool
+	// locked steps run holding shared (see there): they read and change
+	// what other VMs' Ups read and change too.
+	locked bool
 }
 
 // upSteps are Up's steps in order.
@@ -41,11 +44,11 @@ var upSteps = []upStep{
 	{name: "check addresses", run: (*upRun).checkAddresses},
 	{name: "image", run: (*upRun).findImage},
 	{name: "plan", run: (*upRun).makePlan},
-	{name: "check MACs", run: (*upRun).checkMACs},
-	{name: "look up", run: (*upRun).lookUp},
-	{name: "require", run: (*upRun).require},
-	{name: "prepare", run: (*upRun).prepare},
-	{name: "define", run: (*upRun).define},
+	{name: "check MACs and addresses", run: (*upRun).checkMACs, locked: true},
+	{name: "look up", run: (*upRun).lookUp, locked: true},
+	{name: "require", run: (*upRun).require, locked: true},
+	{name: "prepare", run: (*upRun).prepare, locked: true},
+	{name: "define", run: (*upRun).define, locked: true},
 	{name: "start", run: (*upRun).start},
 	{name: "wait ready", run: (*upRun).waitReady},
 	{name: "provision", run: (*upRun).provision, ready: true},
@@ -72,22 +75,35 @@ type upRun struct {
 // second Up of a running VM with the same spec changes nothing. A failure
 // before the guest is ready takes back what this up made (UpFailedError);
 // the error names the step (StepError).
+//
+// Ups of different VMs may run at once on one Env: the steps that read and
+// change what VMs share run one Up at a time (shared), the others, image,
+// boot and wait included, side by side.
 func Up(ctx context.Context, e Env, spec vmspec.Spec) (*UpResult, error) {
 	r := &upRun{ctx: ctx, e: e, spec: spec, res: &UpResult{Name: spec.Name, Accel: e.Accel}}
+	var h hold
+	defer h.unlock()
 	defer func() {
 		if r.dom != nil {
 			r.dom.Free()
 		}
 	}()
 	for _, s := range upSteps {
+		if s.locked {
+			h.lock()
+		} else {
+			h.unlock()
+		}
 		if err := s.run(r); err != nil {
 			err = &StepError{Op: "up", Step: s.name, Err: err}
 			if s.ready {
 				return r.res, err
 			}
+			h.lock() // the rollback removes what others may be about to use
 			return r.res, r.undo.run(ctx, spec, err)
 		}
 	}
+	h.unlock()
 	var err error
 	if r.active {
 		r.res.NICs, err = nicInfo(e.Conn, r.plan.Dir)
@@ -123,7 +139,15 @@ func (r *upRun) makePlan() (err error) {
 	return err
 }
 
-func (r *upRun) checkMACs() error { return checkMACs(r.e.Conn, r.plan) }
+// checkMACs refuses a MAC another domain has, and checks the static
+// addresses again: the first check ran before the image, without shared,
+// and another Up may have claimed an address since.
+func (r *upRun) checkMACs() error {
+	if err := checkAddresses(r.e, r.spec); err != nil {
+		return err
+	}
+	return checkMACs(r.e.Conn, r.plan)
+}
 
 // lookUp finds an existing domain of that name: it must be vmnet's, from
 // the same spec.
@@ -275,9 +299,18 @@ type downRun struct {
 
 // Down removes the VM and everything vmnet made for it: the domain, its
 // disks, seed and logs, and its DHCP reservations. It succeeds when the VM
-// is already gone, and cleans up after an up that was killed midway. The
-// error names the step that failed (StepError).
+// is already gone, and cleans up after an up that was killed midway (a
+// lab's VM too: OfLab finds those by their record). The error names the
+// step that failed (StepError). It runs holding shared: it is quick, and
+// it frees addresses and may remove STATEDIR/vms, which Ups look at.
 func Down(ctx context.Context, e Env, name string) (*DownResult, error) {
+	shared.Lock()
+	defer shared.Unlock()
+	return down(ctx, e, name)
+}
+
+// down is Down for a caller that holds shared (an Up's rollback).
+func down(ctx context.Context, e Env, name string) (*DownResult, error) {
 	r := &downRun{e: e, name: name, res: &DownResult{Name: name, Outcome: "absent"}}
 	defer func() {
 		if r.dom != nil {

@@ -129,17 +129,17 @@ func TestUpDownOnFake(t *testing.T) {
 // the job), and a down then removes it all. Every step needs a case here.
 func TestUpFailsAtEachStep(t *testing.T) {
 	inject := map[string]func(l *stepLab){
-		"check addresses": func(l *stepLab) { l.f.fail["Networks"] = errInjected },
-		"image":           func(l *stepLab) { l.imgErr = errInjected },
-		"plan":            func(l *stepLab) { l.img.Kernel = "relative/vmlinuz" },
-		"check MACs":      func(l *stepLab) { l.f.fail["ListDomains"] = errInjected },
-		"look up":         func(l *stepLab) { l.f.fail["LookupDomain"] = errInjected },
-		"require":         func(l *stepLab) { l.f.fail["EnsureNetwork"] = errInjected },
-		"prepare":         func(l *stepLab) { l.f.fail["AddHost"] = errInjected },
-		"define":          func(l *stepLab) { l.f.fail["DefineDomain"] = errInjected },
-		"start":           func(l *stepLab) { l.f.fail["Domain.Create"] = errInjected },
-		"wait ready":      func(l *stepLab) { l.f.fail["QemuAgentCommand guest-ping"] = errInjected },
-		"provision":       func(l *stepLab) { l.f.fail["QemuAgentCommand guest-exec"] = errInjected },
+		"check addresses":          func(l *stepLab) { l.f.fail["Networks"] = errInjected },
+		"image":                    func(l *stepLab) { l.imgErr = errInjected },
+		"plan":                     func(l *stepLab) { l.img.Kernel = "relative/vmlinuz" },
+		"check MACs and addresses": func(l *stepLab) { l.f.fail["ListDomains"] = errInjected },
+		"look up":                  func(l *stepLab) { l.f.fail["LookupDomain"] = errInjected },
+		"require":                  func(l *stepLab) { l.f.fail["EnsureNetwork"] = errInjected },
+		"prepare":                  func(l *stepLab) { l.f.fail["AddHost"] = errInjected },
+		"define":                   func(l *stepLab) { l.f.fail["DefineDomain"] = errInjected },
+		"start":                    func(l *stepLab) { l.f.fail["Domain.Create"] = errInjected },
+		"wait ready":               func(l *stepLab) { l.f.fail["QemuAgentCommand guest-ping"] = errInjected },
+		"provision":                func(l *stepLab) { l.f.fail["QemuAgentCommand guest-exec"] = errInjected },
 	}
 	for _, s := range upSteps {
 		if _, ok := inject[s.name]; !ok {

@@ -109,7 +109,7 @@ func (l *undoList) run(ctx context.Context, spec vmspec.Spec, err error) error {
 func undoVM(e Env, name string) rollback {
 	return func(ctx context.Context, st *undoState) {
 		u := st.u
-		if _, derr := Down(ctx, e, name); derr != nil {
+		if _, derr := down(ctx, e, name); derr != nil { // Up holds shared
 			u.Left = append(u.Left, fmt.Sprintf("VM %s (%s): remove it with 'vmnet vm down %s'", name, derr, name))
 			st.vmRuns = true
 			return
@@ -148,13 +148,19 @@ func keptRunning(name string) rollback {
 }
 
 // undoNetwork deletes a network this up created, unless the VM still runs
-// on it. A VM that existed shut off finds it made again by the next up.
-func undoNetwork(e Env, n string) rollback {
+// on it, or another VM was put on it meanwhile (an Up running beside this
+// one, which found it made). A VM that existed shut off finds it made
+// again by the next up.
+func undoNetwork(e Env, vm, n string) rollback {
 	return func(ctx context.Context, st *undoState) {
 		u := st.u
 		u.removedOrLeft = append(u.removedOrLeft, "network "+n)
 		if st.vmRuns {
 			u.Left = append(u.Left, fmt.Sprintf("network %s: remove it with 'vmnet net delete %s' once the VM is gone", n, n))
+			return
+		}
+		if other := usedBy(e, vm, func(nic nicRecord) bool { return nic.Network == n }); other != "" {
+			u.Left = append(u.Left, fmt.Sprintf("network %s, which %s uses now: remove it with 'vmnet net delete %s' when no VM does", n, other, n))
 			return
 		}
 		if _, derr := e.Conn.DeleteNetwork(n); derr != nil {
@@ -166,13 +172,18 @@ func undoNetwork(e Env, n string) rollback {
 }
 
 // undoBridge deletes a bridge this up created, unless the VM still runs on
-// it or something else plugged into it since.
-func undoBridge(e Env, b string) rollback {
+// it, or another VM was put on it (it may not be plugged in yet), or
+// something else plugged into it since.
+func undoBridge(e Env, vm, b string) rollback {
 	return func(ctx context.Context, st *undoState) {
 		u := st.u
 		u.removedOrLeft = append(u.removedOrLeft, "bridge "+b)
 		if st.vmRuns {
 			u.Left = append(u.Left, fmt.Sprintf("bridge %s: remove it with 'vmnet bridge delete %s' once the VM is gone", b, b))
+			return
+		}
+		if other := usedBy(e, vm, func(nic nicRecord) bool { return nic.Bridge == b }); other != "" {
+			u.Left = append(u.Left, fmt.Sprintf("bridge %s, which %s uses now: remove it with 'vmnet bridge delete %s' when no VM does", b, other, b))
 			return
 		}
 		bs, ierr := bridge.Inspect(e.Bridges, b)
@@ -194,4 +205,20 @@ func undoBridge(e Env, b string) rollback {
 			u.Removed = append(u.Removed, "bridge "+b)
 		}
 	}
+}
+
+// usedBy names the first VM but vm whose record has a NIC that on says is
+// on the network or bridge ("VM web1"); "" when there is none. When the
+// records cannot be read it says so: the network or bridge then stays.
+func usedBy(e Env, vm string, on func(nicRecord) bool) string {
+	others, err := otherRecords(e.StateDir, vm)
+	if err != nil {
+		return fmt.Sprintf("perhaps another VM (%v)", err)
+	}
+	for _, r := range others {
+		if slices.ContainsFunc(r.NICs, on) {
+			return "VM " + r.Name
+		}
+	}
+	return ""
 }

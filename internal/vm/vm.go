@@ -1,8 +1,11 @@
 // Package vm runs vmnet's guests over libvirt: up (ensure what the spec
 // requires, image, overlay, DHCP reservations, domain; wait until the guest is
 // ready), down (remove all of it, found by ownership records, also after an up
-// that was killed midway), list, console and exec. Deciding names, MACs and
-// XML is the pure domain package's job; this package does the side effects.
+// that was killed midway), list, console and exec; and OfLab, the VMs a lab
+// made (their metadata and records carry the lab's name, Spec.Lab). Ups and
+// Downs of different VMs may run at once on one Env (see shared). Deciding
+// names, MACs and XML is the pure domain package's job; this package does
+// the side effects.
 package vm
 
 import (
@@ -12,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -149,12 +153,13 @@ func ensureRequired(ctx context.Context, e Env, spec vmspec.Spec, res *UpResult,
 		if _, err := e.Bridges.LinkByName(b.Name); err == nil {
 			continue
 		}
-		r, err := bridge.Ensure(ctx, e.Bridges, bridge.Spec{Name: b.Name, Addresses: []netip.Prefix{b.Address}}, bridge.Options{HostID: e.HostID})
+		bs := bridge.Spec{Name: b.Name, Addresses: []netip.Prefix{b.Address}, Lab: spec.Lab}
+		r, err := bridge.Ensure(ctx, e.Bridges, bs, bridge.Options{HostID: e.HostID})
 		if err != nil {
 			return fmt.Errorf("bridge %s that %s needs: %w", b.Name, spec.Name, err)
 		}
 		if !r.Unchanged() {
-			u.push(undoBridge(e, b.Name))
+			u.push(undoBridge(e, spec.Name, b.Name))
 			res.Changes = append(res.Changes, fmt.Sprintf("create bridge %s (%s)", b.Name, b.Address))
 			e.say("created bridge %s with %s", b.Name, b.Address)
 		}
@@ -167,12 +172,12 @@ func ensureRequired(ctx context.Context, e Env, spec vmspec.Spec, res *UpResult,
 		if mode == "" {
 			mode = network.Mode(vmspec.ModeNAT)
 		}
-		r, err := e.Conn.EnsureNetwork(ctx, network.Spec{Name: n.Name, Mode: mode, CIDR: n.CIDR}, e.Routes)
+		r, err := e.Conn.EnsureNetwork(ctx, network.Spec{Name: n.Name, Mode: mode, CIDR: n.CIDR, Lab: spec.Lab}, e.Routes)
 		if err != nil {
 			return fmt.Errorf("network %s that %s needs: %w", n.Name, spec.Name, err)
 		}
 		if r.Outcome == network.Created {
-			u.push(undoNetwork(e, n.Name))
+			u.push(undoNetwork(e, spec.Name, n.Name))
 		}
 		if r.Outcome != network.Unchanged {
 			res.Changes = append(res.Changes, fmt.Sprintf("create %s network %s (%s)", mode, n.Name, n.CIDR))
@@ -206,7 +211,7 @@ func checkMACs(conn Libvirt, plan domain.Plan) error {
 // prepare makes the VM's directory, record, disks and DHCP reservations.
 // The record comes first so that down finds everything after a crash.
 func prepare(e Env, plan domain.Plan, res *UpResult) (record, error) {
-	rec := record{Owner: domain.Owner, Name: plan.Name, Hash: plan.SpecHash, Agent: plan.Ready.Agent}
+	rec := record{Owner: domain.Owner, Name: plan.Name, Hash: plan.SpecHash, Lab: plan.Lab, Agent: plan.Ready.Agent}
 	for _, f := range plan.Files() {
 		rec.Files = append(rec.Files, f.Path)
 	}
@@ -263,14 +268,28 @@ func prepare(e Env, plan domain.Plan, res *UpResult) (record, error) {
 			res.Changes = append(res.Changes, "create disk "+d.Path)
 		}
 	}
+	return rec, reserveAll(e, plan, &rec, res)
+}
+
+// reserveAll gives each of the record's DHCP NICs on a network its
+// reservation, saving the record after each. It runs holding shared, so
+// two VMs never pick the same free address.
+func reserveAll(e Env, plan domain.Plan, rec *record, res *UpResult) error {
+	var statics map[netip.Addr]bool
 	for i := range rec.NICs {
 		n := &rec.NICs[i]
 		if n.Network == "" || n.Static.IsValid() {
 			continue
 		}
-		ip, err := reserve(e.Conn, plan.Name, n)
+		if statics == nil {
+			var err error
+			if statics, err = staticAddrs(e.StateDir, *rec); err != nil {
+				return err
+			}
+		}
+		ip, err := reserve(e.Conn, plan.Name, n, statics)
 		if err != nil {
-			return rec, err
+			return err
 		}
 		if n.Reserved != ip {
 			n.Reserved = ip
@@ -278,22 +297,45 @@ func prepare(e Env, plan domain.Plan, res *UpResult) (record, error) {
 			e.say("reserved %s on %s for NIC %s", ip, n.Network, n.MAC)
 		}
 		// Saved after each reservation: a crash right after still finds it.
-		if err := writeRecord(plan.Dir, rec); err != nil {
-			return rec, err
+		if err := writeRecord(plan.Dir, *rec); err != nil {
+			return err
 		}
 	}
-	return rec, nil
+	return nil
+}
+
+// staticAddrs are the static NIC addresses of this VM (rec) and of every
+// other VM with a record: guests configure them themselves, so no DHCP
+// <host> entry shows them, and a reservation must not hand one out.
+func staticAddrs(stateDir string, rec record) (map[netip.Addr]bool, error) {
+	others, err := otherRecords(stateDir, rec.Name)
+	if err != nil {
+		return nil, err
+	}
+	out := map[netip.Addr]bool{}
+	for _, r := range append(others, rec) {
+		for _, n := range r.NICs {
+			if n.Network != "" && n.Static.IsValid() {
+				out[n.Static.Addr()] = true
+			}
+		}
+	}
+	return out, nil
 }
 
 // reserve gives a network NIC a predictable address: a DHCP reservation in
 // the lower half of the subnet (outside vmnet's default DHCP pool), derived
-// from the MAC, moving on when another host holds it.
-func reserve(conn Libvirt, vmName string, n *nicRecord) (netip.Addr, error) {
+// from the MAC, moving on when another host, or a VM's static address
+// (statics), holds it.
+func reserve(conn Libvirt, vmName string, n *nicRecord, statics map[netip.Addr]bool) (netip.Addr, error) {
 	hosts, err := conn.Hosts(n.Network)
 	if err != nil {
 		return netip.Addr{}, err
 	}
-	taken := map[netip.Addr]bool{}
+	taken := maps.Clone(statics)
+	if taken == nil {
+		taken = map[netip.Addr]bool{}
+	}
 	for _, h := range hosts {
 		if strings.EqualFold(h.MAC, n.MAC) {
 			return h.IP, nil // already reserved (an earlier, interrupted run)

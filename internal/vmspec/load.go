@@ -462,11 +462,12 @@ func joinPath(path, key string) string {
 	return path + "." + key
 }
 
-// fieldByYAMLName finds the struct field with the yaml tag name.
+// fieldByYAMLName finds the struct field with the yaml tag name. A field
+// tagged yaml:"-" (Spec.Lab) has no name in YAML: not even the key "-".
 func fieldByYAMLName(t reflect.Type, name string) (reflect.StructField, bool) {
 	for i := range t.NumField() {
 		f := t.Field(i)
-		if f.IsExported() && yamlName(f) == name {
+		if f.IsExported() && yamlName(f) == name && name != "-" {
 			return f, true
 		}
 	}

@@ -18,6 +18,7 @@ import (
 	"strings"
 	"time"
 
+	"vmnet/internal/ownership"
 	"vmnet/internal/valid"
 )
 
@@ -34,7 +35,12 @@ type Spec struct {
 	Timeout   Duration  `yaml:"timeout" json:"timeout,omitempty"`    // how long to wait for Ready; 0: chosen by accelerator
 	Provision Provision `yaml:"provision" json:"provision,omitzero"` // what to put into the guest once it is up
 	Requires  Requires  `yaml:"requires" json:"requires,omitzero"`   // networks and bridges vmnet makes when missing
-	Lab       string    `yaml:"-" json:"lab,omitempty"`
+	// Lab is the lab that makes this VM, set by the lab planner and never
+	// by a spec file (yaml "-": a file with lab: is refused as an unknown
+	// key). It is the VM's ownership tag (domain metadata and the VM's
+	// record), so `vmnet lab down` finds the VM; it is part of Hash, so the
+	// same spec with another tag, or none, counts as a different spec.
+	Lab string `yaml:"-" json:"lab,omitempty"`
 }
 
 // Disk is an extra, empty data disk.
@@ -132,6 +138,11 @@ func (s *Spec) Defaults() {
 	if s.Memory == 0 {
 		s.Memory = DefaultMemory
 	}
+	// Copies before the writes below: specs that share these slices (a
+	// lab's VMs, made from one template) may be given defaults at the same
+	// time by Ups running at once, and must not see each other's writes.
+	s.Provision.Files = slices.Clone(s.Provision.Files)
+	s.Requires.Networks = slices.Clone(s.Requires.Networks)
 	for i := range s.Provision.Files {
 		if s.Provision.Files[i].Mode == 0 {
 			s.Provision.Files[i].Mode = 0o644
@@ -209,6 +220,7 @@ func (s Spec) Hash() string {
 func (s Spec) Validate() error {
 	var l errorList
 	validateName(&l, s.Name)
+	l.addErr("lab", ownership.CheckLab("lab", s.Lab))
 	validateImage(&l, s.Image)
 	if s.VCPUs < 1 || s.VCPUs > MaxVCPUs {
 		l.add("vcpus", fmt.Sprint(s.VCPUs), fmt.Sprintf("is outside 1-%d", MaxVCPUs), "use a small number such as 1 or 2: guests run on this host's cores")

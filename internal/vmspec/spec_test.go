@@ -1,6 +1,7 @@
 package vmspec
 
 import (
+	"encoding/json"
 	"errors"
 	"net/netip"
 	"os"
@@ -141,6 +142,9 @@ func TestParseErrors(t *testing.T) {
 		{"unknown top-level field", base + "nicss: []\n", []string{"line 5: nicss is not a known field (did you mean nics?)"}},
 		{"unknown nested field", "name: a\nimage: tiny\nnics:\n  - network: nat0\n    adress: 192.0.2.2/24\n", []string{"line 5: nics[0].adress is not a known field (did you mean address?)"}},
 		{"unknown field far from any", base + "colour: red\n", []string{"line 5: colour is not a known field"}},
+		// The lab tag is the lab planner's to set: a spec file cannot claim a lab.
+		{"lab in a spec file", base + "lab: office\n", []string{"line 5: lab is not a known field"}},
+		{"the key of a field without a YAML name", base + "'-': office\n", []string{"line 5: - is not a known field"}},
 		{"bad bridge name", "name: a\nimage: tiny\nnics:\n  - network: nat0\n  - bridge: br 0\n", []string{`line 5: nics[1].bridge: "br 0" contains ' ', which is not allowed in an interface name`}},
 		{"bridge name too long", "name: a\nimage: tiny\nnics:\n  - bridge: abcdefghijklmnop\n", []string{`line 4: nics[0].bridge: "abcdefghijklmnop" is 16 bytes long; Linux allows at most 15`}},
 		{"network and bridge", "name: a\nimage: tiny\nnics:\n  - network: nat0\n    bridge: br0\n", []string{`line 5: nics[0].bridge: "br0" is set together with network nat0`}},
@@ -278,6 +282,35 @@ func TestHash(t *testing.T) {
 	}
 }
 
+// The lab tag is part of the hash (the same spec with another tag is
+// another VM's), but no tag leaves the hash as it was before labs.
+func TestHashLab(t *testing.T) {
+	a, _ := Load("tiny")
+	before := a.Hash()
+	b, _ := json.Marshal(a)
+	if strings.Contains(string(b), "lab") {
+		t.Errorf("a spec without a lab marshals as %s: the hash of every existing VM would change", b)
+	}
+	a.Lab = "office"
+	if a.Hash() == before {
+		t.Error("Hash did not change with the lab")
+	}
+}
+
+// Validate refuses a lab tag that cannot be one (the lab planner passes
+// lab names, but a tag goes into a bridge's alias, split at spaces and '=').
+func TestValidateLab(t *testing.T) {
+	s, _ := Load("tiny")
+	for lab, ok := range map[string]bool{"": true, "office": true, "lab-2": true, "Office": false, "my lab": false, "a=b": false} {
+		s.Lab = lab
+		err := s.Validate()
+		var fe *FieldError
+		if ok != (err == nil) || !ok && (!errors.As(err, &fe) || fe.Field != "lab") {
+			t.Errorf("Validate(lab %q) = %v, want ok %v (an error naming lab)", lab, err, ok)
+		}
+	}
+}
+
 func TestNetworksBridges(t *testing.T) {
 	s := Spec{NICs: []NIC{{Network: "b"}, {Bridge: "br1"}, {Network: "a"}, {Network: "b"}, {Bridge: "br0"}, {Bridge: "br1"}}}
 	if d := cmp.Diff([]string{"b", "a"}, s.Networks()); d != "" {
@@ -310,5 +343,20 @@ func TestParseAliasBomb(t *testing.T) {
 	}
 	if d := time.Since(start); d > 2*time.Second {
 		t.Errorf("Parse took %s on an alias bomb", d)
+	}
+}
+
+// Defaults writes into copies: a spec that shares its slices with another
+// (a lab's VMs, made from one template, given defaults by Ups running at
+// once) leaves the other as it was.
+func TestDefaultsDoesNotWriteThroughSharedSlices(t *testing.T) {
+	a := Spec{Name: "a", Requires: Requires{Networks: []NetworkReq{{Name: "nat0"}}}, Provision: Provision{Files: []File{{Path: "/x"}}}}
+	b := a
+	a.Defaults()
+	if b.Requires.Networks[0].Mode != "" || b.Provision.Files[0].Mode != 0 {
+		t.Errorf("Defaults of a copy changed the original: %+v, %+v", b.Requires.Networks[0], b.Provision.Files[0])
+	}
+	if a.Requires.Networks[0].Mode != ModeNAT || a.Provision.Files[0].Mode != 0o644 {
+		t.Errorf("Defaults: %+v, %+v", a.Requires.Networks[0], a.Provision.Files[0])
 	}
 }
