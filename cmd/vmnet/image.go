@@ -8,7 +8,10 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"vmnet/internal/errs"
 	"vmnet/internal/image"
+	"vmnet/internal/lab"
+	"vmnet/internal/vmspec"
 )
 
 func imageCommand() *cli.Command {
@@ -25,12 +28,17 @@ func imageCommand() *cli.Command {
 		Subcommands: []*cli.Command{
 			{
 				Name:      "build",
-				Usage:     "build image NAME unless the cache has it (progress on stderr)",
-				ArgsUsage: "NAME",
+				Usage:     "build image NAME (or every image a lab needs) unless the cache has it (progress on stderr)",
+				ArgsUsage: "NAME | --lab FILE|LAB",
 				Description: "A second build of an unchanged recipe does nothing and says \"unchanged\". Progress goes to stderr:\n" +
-					"live on a terminal, timestamped lines otherwise (CI logs).",
+					"live on a terminal, timestamped lines otherwise (CI logs). Build outside a sandbox: it has no way\n" +
+					"out to Debian's mirror.\n\n" +
+					"Examples:\n" +
+					"   vmnet image build tiny\n" +
+					"   vmnet image build --lab examples/office.lab.yaml   (capstone and tiny)",
 				Flags: []cli.Flag{
 					&cli.BoolFlag{Name: "force", Usage: "build again even when the cache has the image"},
+					&cli.StringFlag{Name: "lab", Usage: "build every built-in image the nodes of lab `FILE|LAB` boot"},
 				},
 				Action: imageBuild,
 			},
@@ -65,19 +73,78 @@ func imageNameArg(c *cli.Context) (string, error) {
 }
 
 func imageBuild(c *cli.Context) error {
-	name, err := imageNameArg(c)
+	names, err := imageBuildNames(c)
 	if err != nil {
 		return err
-	}
-	if !slices.Contains(image.Names(), name) {
-		return usagef("image build: no recipe for image %q; this vmnet builds: %s", name, strings.Join(image.Names(), ", "))
 	}
 	format, err := outputFormat(c)
 	if err != nil {
 		return err
 	}
+	var views []imageBuildView
+	for _, name := range names {
+		v, err := buildImage(c, name)
+		if err != nil {
+			return err
+		}
+		views = append(views, v)
+	}
+	if format == "json" {
+		if c.IsSet("lab") {
+			return writeJSON(c.App.Writer, views)
+		}
+		return writeJSON(c.App.Writer, views[0])
+	}
+	for _, v := range views {
+		img := v.Image
+		fmt.Fprintf(c.App.Writer, "image %s: %s (hash %s, %s, built %s)\n  kernel  %s\n  initrd  %s\n",
+			img.Name, v.Outcome, shortHash(img.Hash), humanSize(img.Size), img.Built.Local().Format(time.DateTime), img.Kernel, img.Initrd)
+		if img.Disk != "" {
+			fmt.Fprintf(c.App.Writer, "  disk    %s\n", img.Disk)
+		}
+	}
+	return nil
+}
+
+// imageBuildNames is what image build builds: the NAME argument, or with
+// --lab every built-in image of the lab's nodes (a disk image path needs no
+// build).
+func imageBuildNames(c *cli.Context) ([]string, error) {
+	ref := c.String("lab")
+	if ref == "" {
+		name, err := imageNameArg(c)
+		if err != nil {
+			return nil, err
+		}
+		if !slices.Contains(image.Names(), name) {
+			return nil, usagef("image build: no recipe for image %q; this vmnet builds: %s", name, strings.Join(image.Names(), ", "))
+		}
+		return []string{name}, nil
+	}
+	if c.NArg() > 0 {
+		return nil, usagef("image build: give NAME or --lab, not both (got %s and --lab %s)", strings.Join(c.Args().Slice(), " "), ref)
+	}
+	l, err := lab.LoadRef(ref)
+	if err != nil {
+		return nil, err
+	}
+	var names []string
+	for _, img := range l.Images() {
+		if !vmspec.IsImagePath(img) {
+			names = append(names, img)
+		}
+	}
+	if len(names) == 0 {
+		return nil, &errs.FieldError{Field: "--lab", Value: ref, Problem: "boots only disk image paths: nothing to build", Fix: "build NAME instead, or leave image build out"}
+	}
+	return names, nil
+}
+
+// buildImage builds (or finds in the cache) one image.
+func buildImage(c *cli.Context, name string) (imageBuildView, error) {
 	cache := image.Default()
 	var img image.Image
+	var err error
 	built := true
 	if c.Bool("force") {
 		img, err = cache.Rebuild(c.Context, name, c.App.ErrWriter)
@@ -85,21 +152,13 @@ func imageBuild(c *cli.Context) error {
 		img, built, err = cache.Ensure(c.Context, name, c.App.ErrWriter)
 	}
 	if err != nil {
-		return err
+		return imageBuildView{}, err
 	}
 	outcome := "built"
 	if !built {
 		outcome = "unchanged"
 	}
-	if format == "json" {
-		return writeJSON(c.App.Writer, imageBuildView{outcome, img})
-	}
-	fmt.Fprintf(c.App.Writer, "image %s: %s (hash %s, %s, built %s)\n  kernel  %s\n  initrd  %s\n",
-		img.Name, outcome, shortHash(img.Hash), humanSize(img.Size), img.Built.Local().Format(time.DateTime), img.Kernel, img.Initrd)
-	if img.Disk != "" {
-		fmt.Fprintf(c.App.Writer, "  disk    %s\n", img.Disk)
-	}
-	return nil
+	return imageBuildView{outcome, img}, nil
 }
 
 func imageList(c *cli.Context) error {

@@ -47,7 +47,7 @@ type jsonOutput interface {
 		*network.Result | []network.Info |
 		vmUpView | *vm.DownResult | []vm.Info |
 		sandbox.Result | []sandbox.Info |
-		imageBuildView | []image.Image | removedView |
+		imageBuildView | []imageBuildView | []image.Image | removedView |
 		[]doctor.Finding |
 		labUpView | *labrun.DownResult | []labrun.Summary | *labrun.Inspection
 }

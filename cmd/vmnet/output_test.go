@@ -31,7 +31,7 @@ var outputTypes = []reflect.Type{
 	reflect.TypeFor[*network.Result](), reflect.TypeFor[[]network.Info](),
 	reflect.TypeFor[vmUpView](), reflect.TypeFor[*vm.DownResult](), reflect.TypeFor[[]vm.Info](),
 	reflect.TypeFor[sandbox.Result](), reflect.TypeFor[[]sandbox.Info](),
-	reflect.TypeFor[imageBuildView](), reflect.TypeFor[[]image.Image](), reflect.TypeFor[removedView](),
+	reflect.TypeFor[imageBuildView](), reflect.TypeFor[[]imageBuildView](), reflect.TypeFor[[]image.Image](), reflect.TypeFor[removedView](),
 	reflect.TypeFor[[]doctor.Finding](),
 	reflect.TypeFor[labUpView](), reflect.TypeFor[*labrun.DownResult](), reflect.TypeFor[[]labrun.Summary](), reflect.TypeFor[*labrun.Inspection](),
 }

@@ -20,6 +20,7 @@ import (
 	"vmnet/internal/domain"
 	"vmnet/internal/errs"
 	"vmnet/internal/image"
+	"vmnet/internal/sandbox"
 	"vmnet/internal/virt"
 	"vmnet/internal/vm"
 	"vmnet/internal/vmspec"
@@ -128,11 +129,31 @@ func imageInfo(ctx context.Context, spec vmspec.Spec, progress io.Writer) (domai
 	if vmspec.IsImagePath(spec.Image) {
 		return diskImage(spec.Image)
 	}
+	if err := builtInSandbox(ctx, spec.Image); err != nil {
+		return domain.ImageInfo{}, err
+	}
 	img, _, err := image.Ensure(ctx, spec.Image, progress)
 	if err != nil {
 		return domain.ImageInfo{}, err
 	}
 	return fromImage(img), nil
+}
+
+// builtInSandbox refuses, inside a vmnet sandbox, an image that is not
+// built yet: a sandbox has no way out to Debian's mirror, so a build there
+// could only fail after minutes. The error names the command to run
+// outside.
+func builtInSandbox(ctx context.Context, name string) error {
+	sb := os.Getenv(sandbox.EnvVar)
+	if sb == "" {
+		return nil
+	}
+	img, err := image.Default().Planned(ctx, name)
+	if err != nil || !img.Built.IsZero() {
+		return err // Planned's own error says what is wrong; a built image is fine
+	}
+	return errs.WithHint(fmt.Errorf("image %s is not built, and sandbox %s has no way out to Debian's mirror to build it", name, sb),
+		"build it outside the sandbox first: vmnet image build "+name+" (or vmnet image build --lab FILE for every image a lab needs)")
 }
 
 // fromImage describes a built image for the domain: how it boots and what

@@ -120,22 +120,26 @@ func Up(ctx context.Context, e vm.Env, l lab.Lab, opt Options) (*UpResult, error
 	if err != nil {
 		return nil, err
 	}
-	if err := saveRecord(e.StateDir, l); err != nil {
+	if err := buildImages(ctx, e, specs); err != nil {
 		return nil, err
 	}
-	if err := buildImages(ctx, e, specs); err != nil {
+	saved, err := saveRecord(e.StateDir, l)
+	if err != nil {
 		return nil, err
 	}
 	res := &UpResult{Lab: l.Name, Changes: []string{}}
 	made, err := ensureNetworks(ctx, e, l, specs, res)
 	if err != nil {
 		made.run(ctx, e)
+		forgetNew(e, l.Name, saved)
 		return nil, err
 	}
 	failed := upNodes(ctx, e, specs, res)
 	res.Seconds = time.Since(start).Seconds()
 	if len(failed) > 0 {
-		return nil, rollback(ctx, e, l.Name, res, failed, made)
+		err := rollback(ctx, e, l.Name, res, failed, made)
+		forgetNew(e, l.Name, saved)
+		return nil, err
 	}
 	res.Outcome = outcome(res)
 	return res, nil
@@ -372,13 +376,25 @@ func recordDir(stateDir, name string) string {
 }
 
 // saveRecord keeps the lab file as up read it, for check and inspect by
-// name; down removes it. It is written before anything else changes.
-func saveRecord(stateDir string, l lab.Lab) error {
+// name; down removes it. It comes before the first change to the lab's
+// networks and nodes, so a killed up leaves it for down to find. created
+// says whether there was none before.
+func saveRecord(stateDir string, l lab.Lab) (created bool, err error) {
 	dir := recordDir(stateDir, l.Name)
+	path := filepath.Join(dir, "lab.yaml")
+	_, serr := os.Stat(path)
 	if err := fsperm.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("keep lab %s's file: %w", l.Name, err)
+		return false, fmt.Errorf("keep lab %s's file: %w", l.Name, err)
 	}
-	return fsperm.WriteFileAtomic(filepath.Join(dir, "lab.yaml"), l.Source, 0o644)
+	return errors.Is(serr, os.ErrNotExist), fsperm.WriteFileAtomic(path, l.Source, 0o644)
+}
+
+// forgetNew removes the record a failed up saved, when it was new and no
+// node of the lab is left: a refused or rolled-back up leaves nothing.
+func forgetNew(e vm.Env, name string, created bool) {
+	if created {
+		Forget(e, name) // best effort: the up's own error is what matters
+	}
 }
 
 // ErrNoRecord is matched when a lab has no saved file: it was never
