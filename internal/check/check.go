@@ -36,7 +36,19 @@ const (
 	WantClosed   Want = "closed"   // the TCP connect is refused or unanswered
 	WantAPI      Want = "api"      // HTTP 200 with the API's JSON, db.version from PostgreSQL
 	WantResolves Want = "resolves" // the name resolves (to the expected address, when known)
+	WantOpen     Want = "open"     // the TCP connect succeeds
+	WantBody     Want = "body"     // HTTP 2xx with a body that matches Check.Body (a regular expression)
+	// The negative ones: each counts only when its Requires (a positive
+	// control on the same path) pass.
+	WantNoReply    Want = "no reply"   // the ping goes unanswered
+	WantNoHTTP     Want = "no answer"  // the HTTP GET gets no answer (refused or dropped)
+	WantUnresolved Want = "unresolved" // the name does not resolve
 )
+
+// Negative reports whether w expects a path to be blocked.
+func (w Want) Negative() bool {
+	return w == WantClosed || w == WantNoReply || w == WantNoHTTP || w == WantUnresolved
+}
 
 // PlaceKind says where a check runs.
 type PlaceKind string
@@ -69,6 +81,7 @@ type Check struct {
 	To   netip.Addr // ping, tcp and http: the address reached
 	Port uint16     // tcp and http
 	Path string     // http: the URL path
+	Body string     // http with WantBody: a regular expression the body must match
 	Name string     // dns: the name looked up
 	// NIC is the index (in Target.NICs) of the VM NIC the path crosses, or
 	// -1; diagnosis walks that NIC's hops.
@@ -129,6 +142,12 @@ const (
 	// (the host, the VM or the container it runs from): it would only reach
 	// itself, which proves nothing. Usually a VM NIC given the host's address.
 	CauseOwnAddress Cause = "own address"
+	// CauseNotBlocked: a path that must be blocked (a ping, an HTTP GET or
+	// a name lookup) got through.
+	CauseNotBlocked Cause = "not blocked"
+	// CauseNotRunning: the lab node a check runs on or reaches is not
+	// running (or does not exist).
+	CauseNotRunning Cause = "node not running"
 	// CauseUnknown: the probes found nothing wrong; the evidence lists what
 	// they ruled out.
 	CauseUnknown Cause = "unknown"
@@ -138,7 +157,8 @@ const (
 var Causes = []Cause{
 	CauseBridgeDown, CauseTapNotAttached, CauseTapDown, CauseHostAddressMissing, CauseGuestNICDown,
 	CauseFirewallDrop, CausePortOpen, CauseContainerNotRunning, CauseDNS, CauseNotListening,
-	CauseServiceError, CauseGuestUnreachable, CauseInconclusive, CauseOwnAddress, CauseUnknown,
+	CauseServiceError, CauseGuestUnreachable, CauseInconclusive, CauseOwnAddress, CauseNotBlocked, CauseNotRunning,
+	CauseUnknown,
 }
 
 // Result is a check after it ran.

@@ -68,7 +68,9 @@ func (f *finding) blame(hop string, cause Cause, format string, a ...any) {
 
 func (d *diagnoser) diagnose(ctx context.Context, r *Result) {
 	f := &finding{}
-	d.find(ctx, r, f)
+	if !d.notBlocked(r, f) {
+		d.find(ctx, r, f)
+	}
 	if !f.found {
 		f.hop, f.cause = r.Source+" → "+r.Target, CauseUnknown
 		if len(f.evidence) == 0 {
@@ -306,6 +308,10 @@ func (d *diagnoser) dns(ctx context.Context, r *Result, f *finding) {
 func (d *diagnoser) http(ctx context.Context, r *Result, nic *NIC, f *finding) {
 	c := r.Check
 	o := r.obs
+	if c.Container != AppProxy {
+		d.plainHTTP(ctx, r, nic, f)
+		return
+	}
 	switch {
 	case c.Unknown != "":
 		if nic != nil {
