@@ -95,6 +95,8 @@ type Check struct {
 	// Requires lists checks that must pass for this one to mean anything: a
 	// port that looks closed proves nothing when the VM does not answer at all.
 	Requires []string
+
+	down string // the lab node this check needs, which is not running
 }
 
 // Cause is the most likely reason a check failed. The set is fixed, so that
