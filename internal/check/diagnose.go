@@ -285,6 +285,11 @@ func (d *diagnoser) portOpen(ctx context.Context, c Check, f *finding) {
 
 func (d *diagnoser) dns(ctx context.Context, r *Result, f *finding) {
 	c := r.Check
+	if c.Container == "" || c.From.Kind != OnContainer {
+		// Not a name on app-net: the lab's own DNS, which vmnet has no probe for.
+		f.add("%s looked %s up: %s (exit %d)", c.Source, c.Name, r.Actual, r.obs.code)
+		return
+	}
 	if d.container(c.Container, f); f.found {
 		f.add("aardvark-dns answers only for running containers")
 		return
