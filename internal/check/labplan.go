@@ -38,7 +38,7 @@ type labPlan struct {
 	targets  map[string]Target // every node: the live one, or one made from the file
 	running  map[string]bool
 	runs     map[string][]Check
-	declared map[string]int    // check ID → its index in l.Checks
+	declared map[string]int // check ID → its index in l.Checks
 }
 
 // runOrder is the order of the runs: the nodes in file order, then HostRun.
