@@ -31,8 +31,10 @@ const (
 const tcpScript = `a=$1 p=$2 t=$3
 if command -v bash >/dev/null 2>&1; then
 	timeout "$t" bash -c 'exec 3<>"/dev/tcp/$0/$1"' "$a" "$p" 2>/dev/null
+elif command -v nc >/dev/null 2>&1; then
+	timeout $((t + 1)) nc -w "$t" "$a" "$p" -e true </dev/null >/dev/null 2>&1 # busybox nc has no -z
 else
-	timeout "$t" nc -z -w "$t" "$a" "$p" </dev/null >/dev/null 2>&1
+	exit 127
 fi
 case $? in 0) exit 0;; 124|143) exit 4;; *) exit 3;; esac`
 
@@ -43,6 +45,7 @@ if command -v curl >/dev/null 2>&1; then
 	curl -s --max-time "$t" -w '\n%{http_code}' "$u"
 	case $? in 0) exit 0;; 7) exit 3;; 28) exit 4;; *) exit 5;; esac
 fi
+command -v wget >/dev/null 2>&1 || exit 127
 h=$(mktemp) b=$(mktemp)
 timeout "$t" wget -q -S -O "$b" "$u" 2>"$h"; r=$?
 s=$(sed -n 's/^ *HTTP\/[0-9.]* \([0-9][0-9][0-9]\).*/\1/p' "$h" | tail -n 1)
