@@ -8,6 +8,11 @@
 // The matrix is planned by pure functions (BasicMatrix, CapstoneMatrix) from
 // a Target, a description of the VM that Describe reads from libvirt and the
 // kernel; the side effects sit behind two small interfaces, Host and Guest.
+//
+// Lab checks a whole lab (internal/lab) the same way: LabMatrix plans each
+// node's matrix, VM ↔ VM pings on every shared network and the lab's
+// declared checks (each negative one with its positive control), and every
+// node's run goes at once, with that node's Target and Guest.
 package check
 
 import (
@@ -200,7 +205,7 @@ func (r *Report) Failed() int {
 // Err is nil when every check passed, and a *FailedError otherwise.
 func (r *Report) Err() error {
 	if n := r.Failed(); n > 0 {
-		return &FailedError{VM: r.VM, Failed: n, Total: len(r.Results)}
+		return &FailedError{VM: r.VM, Failed: n, Total: len(r.Results), lab: r.Matrix == MatrixLab}
 	}
 	return nil
 }
@@ -209,6 +214,8 @@ func (r *Report) Err() error {
 type FailedError struct {
 	VM            string
 	Failed, Total int
+
+	lab bool // VM is a lab's name
 }
 
 func (e *FailedError) Error() string {
@@ -217,6 +224,9 @@ func (e *FailedError) Error() string {
 
 // Hint points at the details.
 func (e *FailedError) Hint() string {
+	if e.lab {
+		return "each failed check names its hop and cause above; 'vmnet vm console NODE' shows a node's console"
+	}
 	return fmt.Sprintf("each failed check names its hop and cause above; 'vmnet vm console %s' shows the guest's console", e.VM)
 }
 

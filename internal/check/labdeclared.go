@@ -64,6 +64,8 @@ func (p *labPlan) to(s string, src endpoint) endpoint {
 	t := p.targets[node]
 	if ep.nic < len(t.NICs) {
 		ep.addr, ep.why = t.NICs[ep.nic].Address, noNICAddress(t, t.NICs[ep.nic])
+	} else {
+		ep.why = p.nicMissing(node, ep.nic)
 	}
 	return ep
 }
@@ -190,8 +192,9 @@ func expectText(c Check) string {
 // same place to the same address (added to the plan when no derived check
 // is it). A blocked ping cannot have that control, so it needs both ends to
 // work on their own: the target answering the host on that NIC, and the
-// source reaching the host out of its NIC. A blocked name needs the
-// container's own lookup on app-net, when the capstone has one.
+// source reaching the host out of its NIC (a ping from the host to an
+// address outside the lab has none). A name that must not resolve needs
+// the source's resolver to be reachable (dnsControl).
 func (p *labPlan) controls(run string, c Check, src, dst endpoint) []string {
 	var out []string
 	switch c.Method {
@@ -214,11 +217,7 @@ func (p *labPlan) controls(run string, c Check, src, dst endpoint) []string {
 			out = append(out, "ping:"+src.container+"->"+src.node)
 		}
 	case MethodDNS:
-		for _, pair := range [][2]string{{AppAPI, AppDB}, {AppProxy, AppAPI}} {
-			if c.From.Kind == OnContainer && src.container == pair[0] {
-				out = append(out, "dns:"+pair[0]+"->"+pair[1])
-			}
-		}
+		out = append(out, p.dnsControl(c, src)...)
 	}
 	return slices.Compact(out)
 }
@@ -253,4 +252,27 @@ func (p *labPlan) hasID(id string) bool {
 		}
 	}
 	return false
+}
+
+// dnsControl is what a name that must not resolve needs: from a capstone
+// container, its own lookup on app-net (api finds db, proxy finds api) or,
+// for db, its ping to the VM; from a VM, its ping to the host on its first
+// NAT network (where libvirt's dnsmasq answers), or on its first NIC.
+func (p *labPlan) dnsControl(c Check, src endpoint) []string {
+	switch c.From.Kind {
+	case OnContainer:
+		for _, pair := range [][2]string{{AppAPI, AppDB}, {AppProxy, AppAPI}} {
+			if src.container == pair[0] {
+				return []string{"dns:" + pair[0] + "->" + pair[1]}
+			}
+		}
+		return []string{"ping:" + src.container + "->" + src.node}
+	case OnVM:
+		t := p.targets[src.node]
+		i := slices.IndexFunc(p.l.Nodes[src.node].NICs, func(n lab.NIC) bool { return p.l.Networks[n.Net].Kind == lab.KindNAT })
+		if i = max(i, 0); i < len(t.NICs) {
+			return []string{vmToHostPing(t, i).ID}
+		}
+	}
+	return nil
 }

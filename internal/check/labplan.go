@@ -128,17 +128,31 @@ func (p *labPlan) peerPings(a string) {
 		tb := p.targets[b]
 		for i, nic := range p.l.Nodes[a].NICs {
 			j := p.nicOn(b, nic.Net)
-			if j < 0 || p.nicOn(a, nic.Net) != i || i >= len(ta.NICs) || j >= len(tb.NICs) {
+			if j < 0 || p.nicOn(a, nic.Net) != i {
 				continue
 			}
 			c := Check{
 				ID: "ping:" + a + "->" + b + ":" + nic.Net, Source: a, Target: b + ":" + nic.Net,
-				Method: MethodPing, Expect: "reply", From: Place{Kind: OnVM}, Want: WantReply, To: tb.NICs[j].Address, NIC: i,
+				Method: MethodPing, Expect: "reply", From: Place{Kind: OnVM}, Want: WantReply, NIC: i,
 			}
-			c.Address, c.Unknown = addrOrWhy(c.To, noNICAddress(tb, tb.NICs[j]))
+			switch {
+			case i >= len(ta.NICs):
+				c.Address, c.Unknown = "-", p.nicMissing(a, i)
+			case j >= len(tb.NICs):
+				c.Address, c.Unknown = "-", p.nicMissing(b, j)
+			default:
+				c.To = tb.NICs[j].Address
+				c.Address, c.Unknown = addrOrWhy(c.To, noNICAddress(tb, tb.NICs[j]))
+			}
 			p.addNeeding(a, c, a, b)
 		}
 	}
+}
+
+// nicMissing says that a running node's domain lacks the NIC the lab file
+// gives it.
+func (p *labPlan) nicMissing(node string, i int) string {
+	return fmt.Sprintf("node %s has no eth%d: its domain has %d NICs, the lab file gives it %d", node, i, len(p.targets[node].NICs), len(p.l.Nodes[node].NICs))
 }
 
 // dedupe gives every check an ID of its own across the lab: two capstone

@@ -152,7 +152,8 @@ func TestLabMatrix(t *testing.T) {
 				"  - {from: host, to: b:back, http: 80, expect: blocked}\n" +
 				"  - {from: host, to: 192.0.2.99, tcp: 22, expect: blocked}\n" +
 				"  - {from: host, to: a:lan, ping: true, expect: blocked}\n" +
-				"  - {from: a, to: 203.0.113.77, tcp: 22, expect: blocked}\n",
+				"  - {from: a, to: 203.0.113.77, tcp: 22, expect: blocked}\n" +
+				"  - {from: a, to: b, dns: b.lab, expect: blocked}\n",
 			wants: []want{
 				{"checks[0]:ping:a->b:lan", "a", vm, "192.0.2.6", 1, WantNoReply, []string{"ping:host->b:eth1", "ping:a->host:lan"}, "", ""},
 				{"checks[1]:tcp:a->b:5432", "a", vm, "192.0.2.6", 1, WantClosed, []string{"ping:a->b:lan"}, "", ""},
@@ -162,14 +163,26 @@ func TestLabMatrix(t *testing.T) {
 				{"checks[4]:ping:host->a:lan", "a", host, "192.0.2.5", 1, WantNoReply, []string{"ping:a->host:lan"}, "", ""},
 				{"checks[5]:tcp:a->203.0.113.77:22", "a", vm, "203.0.113.77", -1, WantClosed, []string{"ping:a->203.0.113.77"}, "", ""},
 				{"ping:a->203.0.113.77", "a", vm, "203.0.113.77", -1, WantReply, nil, "", ""},
+				{"checks[6]:dns:a->b", "a", vm, "", 1, WantUnresolved, []string{"ping:a->host:nat0"}, "", ""},
 			}},
+		{name: "a NIC the domain lacks", lab: twoNodes, checks: "  - {from: host, to: b:lan, ping: true}\n",
+			targets: func(l lab.Lab) map[string]Target {
+				ts := twoTargets(l)
+				b := ts["b"]
+				b.NICs = b.NICs[:1]
+				ts["b"] = b
+				return ts
+			},
+			wants: []want{{"checks[0]:ping:host->b:lan", "b", host, "", 1, WantReply, nil, "node b has no eth1: its domain has 1 NICs, the lab file gives it 2", ""},
+				{"ping:a->b:lan", "a", vm, "", 1, WantReply, nil, "node b has no eth1", ""}}},
 		{name: "container refs", lab: strings.Replace(twoNodes, "  b: {image: tiny,", "  b: {image: capstone, app: capstone,", 1),
 			checks: "  - {from: a, to: b/db, ping: true}\n" +
 				"  - {from: b, to: b/db, tcp: 5432}\n" +
 				"  - {from: b/api, to: b/db, dns: db, expect: blocked}\n" +
 				"  - {from: b/api, to: a:lan, http: 8080, body: ok, expect: blocked}\n" +
 				"  - {from: host, to: a, dns: a.lab}\n" +
-				"  - {from: a, to: b/proxy, tcp: 80}\n",
+				"  - {from: a, to: b/proxy, tcp: 80}\n" +
+				"  - {from: b/db, to: a, dns: a.lab, expect: blocked}\n",
 			targets: func(l lab.Lab) map[string]Target {
 				ts := twoTargets(l)
 				b := ts["b"]
@@ -185,6 +198,7 @@ func TestLabMatrix(t *testing.T) {
 				{"ping:b/api->a:lan", "b", api, "192.0.2.5", 1, WantReply, nil, "", ""},
 				{"checks[4]:dns:host->a", "a", host, "", 0, WantResolves, nil, "look the name up from a node", ""},
 				{"checks[5]:tcp:a->b/proxy:80", "a", vm, "", -1, WantOpen, nil, "container proxy does not exist", ""},
+				{"checks[6]:dns:b/db->a", "b", Place{Kind: OnContainer, Container: "db"}, "", 1, WantUnresolved, []string{"ping:db->b"}, "", ""},
 			}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
