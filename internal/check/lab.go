@@ -33,16 +33,9 @@ func Lab(ctx context.Context, e vm.Env, l lab.Lab, opt Options) (*Report, error)
 	for _, in := range infos {
 		running[in.Name] = in.State == "running"
 	}
-	nodes := map[string]LabNode{}
-	for _, name := range l.NodeOrder {
-		if !running[name] {
-			continue
-		}
-		t, err := Describe(e, name)
-		if err != nil {
-			return nil, fmt.Errorf("lab %s: node %s: %w", l.Name, name, err)
-		}
-		nodes[name] = LabNode{Target: t, Guest: &VMGuest{Env: e, Name: name, Serial: !t.Agent}}
+	nodes, err := describeNodes(e, l, running)
+	if err != nil {
+		return nil, err
 	}
 	if e.Progress != nil {
 		fmt.Fprintf(e.Progress, "checking lab %s: %d of %d nodes running\n", l.Name, len(nodes), len(l.NodeOrder))
@@ -50,6 +43,34 @@ func Lab(ctx context.Context, e vm.Env, l lab.Lab, opt Options) (*Report, error)
 	rep := RunLab(ctx, KernelHost{K: e.Bridges}, l, nodes, opt)
 	rep.Started, rep.Duration = started, time.Since(started)
 	return rep, nil
+}
+
+// describeNodes describes the running nodes, all at once (a node without
+// a guest agent may take a while to say so).
+func describeNodes(e vm.Env, l lab.Lab, running map[string]bool) (map[string]LabNode, error) {
+	targets := make([]Target, len(l.NodeOrder))
+	errs := make([]error, len(l.NodeOrder))
+	var wg sync.WaitGroup
+	for i, name := range l.NodeOrder {
+		if !running[name] {
+			continue
+		}
+		safe.Go(&wg, "describe "+name, func() (err error) {
+			targets[i], err = Describe(e, name)
+			return err
+		}, func(err error) { errs[i] = err })
+	}
+	wg.Wait()
+	nodes := map[string]LabNode{}
+	for i, name := range l.NodeOrder {
+		switch {
+		case errs[i] != nil:
+			return nil, fmt.Errorf("lab %s: node %s: %w", l.Name, name, errs[i])
+		case running[name]:
+			nodes[name] = LabNode{Target: targets[i], Guest: &VMGuest{Env: e, Name: name, Serial: !targets[i].Agent}}
+		}
+	}
+	return nodes, nil
 }
 
 // LabNode is a running node as RunLab uses it.
