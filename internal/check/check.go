@@ -8,6 +8,11 @@
 // The matrix is planned by pure functions (BasicMatrix, CapstoneMatrix) from
 // a Target, a description of the VM that Describe reads from libvirt and the
 // kernel; the side effects sit behind two small interfaces, Host and Guest.
+//
+// Lab checks a whole lab (internal/lab) the same way: LabMatrix plans each
+// node's matrix, VM ↔ VM pings on every shared network and the lab's
+// declared checks (each negative one with its positive control), and every
+// node's run goes at once, with that node's Target and Guest.
 package check
 
 import (
@@ -36,7 +41,19 @@ const (
 	WantClosed   Want = "closed"   // the TCP connect is refused or unanswered
 	WantAPI      Want = "api"      // HTTP 200 with the API's JSON, db.version from PostgreSQL
 	WantResolves Want = "resolves" // the name resolves (to the expected address, when known)
+	WantOpen     Want = "open"     // the TCP connect succeeds
+	WantBody     Want = "body"     // HTTP 2xx with a body that matches Check.Body (a regular expression)
+	// The negative ones: each counts only when its Requires (a positive
+	// control on the same path) pass.
+	WantNoReply    Want = "no reply"   // the ping goes unanswered
+	WantNoHTTP     Want = "no answer"  // the HTTP GET gets no answer (refused or dropped)
+	WantUnresolved Want = "unresolved" // the name does not resolve
 )
+
+// Negative reports whether w expects a path to be blocked.
+func (w Want) Negative() bool {
+	return w == WantClosed || w == WantNoReply || w == WantNoHTTP || w == WantUnresolved
+}
 
 // PlaceKind says where a check runs.
 type PlaceKind string
@@ -69,6 +86,7 @@ type Check struct {
 	To   netip.Addr // ping, tcp and http: the address reached
 	Port uint16     // tcp and http
 	Path string     // http: the URL path
+	Body string     // http with WantBody: a regular expression the body must match
 	Name string     // dns: the name looked up
 	// NIC is the index (in Target.NICs) of the VM NIC the path crosses, or
 	// -1; diagnosis walks that NIC's hops.
@@ -82,6 +100,8 @@ type Check struct {
 	// Requires lists checks that must pass for this one to mean anything: a
 	// port that looks closed proves nothing when the VM does not answer at all.
 	Requires []string
+
+	down string // the lab node this check needs, which is not running
 }
 
 // Cause is the most likely reason a check failed. The set is fixed, so that
@@ -129,6 +149,12 @@ const (
 	// (the host, the VM or the container it runs from): it would only reach
 	// itself, which proves nothing. Usually a VM NIC given the host's address.
 	CauseOwnAddress Cause = "own address"
+	// CauseNotBlocked: a path that must be blocked (a ping, an HTTP GET or
+	// a name lookup) got through.
+	CauseNotBlocked Cause = "not blocked"
+	// CauseNotRunning: the lab node a check runs on or reaches is not
+	// running (or does not exist).
+	CauseNotRunning Cause = "node not running"
 	// CauseUnknown: the probes found nothing wrong; the evidence lists what
 	// they ruled out.
 	CauseUnknown Cause = "unknown"
@@ -138,7 +164,8 @@ const (
 var Causes = []Cause{
 	CauseBridgeDown, CauseTapNotAttached, CauseTapDown, CauseHostAddressMissing, CauseGuestNICDown,
 	CauseFirewallDrop, CausePortOpen, CauseContainerNotRunning, CauseDNS, CauseNotListening,
-	CauseServiceError, CauseGuestUnreachable, CauseInconclusive, CauseOwnAddress, CauseUnknown,
+	CauseServiceError, CauseGuestUnreachable, CauseInconclusive, CauseOwnAddress, CauseNotBlocked, CauseNotRunning,
+	CauseUnknown,
 }
 
 // Result is a check after it ran.
@@ -178,7 +205,7 @@ func (r *Report) Failed() int {
 // Err is nil when every check passed, and a *FailedError otherwise.
 func (r *Report) Err() error {
 	if n := r.Failed(); n > 0 {
-		return &FailedError{VM: r.VM, Failed: n, Total: len(r.Results)}
+		return &FailedError{VM: r.VM, Failed: n, Total: len(r.Results), lab: r.Matrix == MatrixLab}
 	}
 	return nil
 }
@@ -187,6 +214,8 @@ func (r *Report) Err() error {
 type FailedError struct {
 	VM            string
 	Failed, Total int
+
+	lab bool // VM is a lab's name
 }
 
 func (e *FailedError) Error() string {
@@ -195,6 +224,9 @@ func (e *FailedError) Error() string {
 
 // Hint points at the details.
 func (e *FailedError) Hint() string {
+	if e.lab {
+		return "each failed check names its hop and cause above; 'vmnet vm console NODE' shows a node's console"
+	}
 	return fmt.Sprintf("each failed check names its hop and cause above; 'vmnet vm console %s' shows the guest's console", e.VM)
 }
 

@@ -68,7 +68,9 @@ func (f *finding) blame(hop string, cause Cause, format string, a ...any) {
 
 func (d *diagnoser) diagnose(ctx context.Context, r *Result) {
 	f := &finding{}
-	d.find(ctx, r, f)
+	if !d.notBlocked(r, f) {
+		d.find(ctx, r, f)
+	}
 	if !f.found {
 		f.hop, f.cause = r.Source+" → "+r.Target, CauseUnknown
 		if len(f.evidence) == 0 {
@@ -309,6 +311,11 @@ func (d *diagnoser) portOpen(ctx context.Context, c Check, f *finding) {
 
 func (d *diagnoser) dns(ctx context.Context, r *Result, f *finding) {
 	c := r.Check
+	if c.Container == "" || c.From.Kind != OnContainer {
+		// Not a name on app-net: the lab's own DNS, which vmnet has no probe for.
+		f.add("%s looked %s up: %s (exit %d)", c.Source, c.Name, r.Actual, r.obs.code)
+		return
+	}
 	if d.container(c.Container, f); f.found {
 		f.add("aardvark-dns answers only for running containers")
 		return
@@ -332,6 +339,10 @@ func (d *diagnoser) dns(ctx context.Context, r *Result, f *finding) {
 func (d *diagnoser) http(ctx context.Context, r *Result, nic *NIC, f *finding) {
 	c := r.Check
 	o := r.obs
+	if c.Container != AppProxy {
+		d.plainHTTP(ctx, r, nic, f)
+		return
+	}
 	switch {
 	case c.Unknown != "":
 		if nic != nil {

@@ -218,7 +218,8 @@ func matchEcho(rule string) bool {
 // matchFromContainers matches rules about everything from podman's bridges
 // (iifname "podman*" accept), which covers a container's ping.
 func matchFromContainers(rule string) bool {
-	return strings.Contains(rule, "iifname") && strings.Contains(rule, "podman") &&
+	// iifname "podman*", not a rule about traffic to them (oifname "podman*").
+	return (strings.Contains(rule, `iifname "podman`) || strings.Contains(rule, "iifname podman")) &&
 		!strings.Contains(rule, "dport") && !strings.Contains(rule, "l4proto") && !strings.Contains(rule, "type")
 }
 

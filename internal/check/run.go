@@ -240,7 +240,9 @@ func (r *runner) run(ctx context.Context, c Check) (res Result) {
 	}
 	switch c.Method {
 	case MethodPing:
-		r.ping(ctx, &res)
+		if r.ping(ctx, &res); c.Want == WantNoReply {
+			judgeNoReply(&res)
+		}
 	case MethodTCP:
 		r.tcp(ctx, &res)
 	case MethodHTTP:
@@ -372,8 +374,22 @@ func pingError(out string) string {
 
 func (r *runner) tcp(ctx context.Context, res *Result) {
 	c := res.Check
-	err := r.host.Dial(ctx, netip.AddrPortFrom(c.To, c.Port), r.opt.ConnectTimeout)
+	var err error
+	if c.From.Kind == OnHost {
+		err = r.host.Dial(ctx, netip.AddrPortFrom(c.To, c.Port), r.opt.ConnectTimeout)
+	} else {
+		var ran bool
+		if ran, err = r.guestDial(ctx, res); !ran {
+			return
+		}
+	}
 	res.obs.err = err
+	r.judgeTCP(res, err)
+}
+
+// judgeTCP sets the result of a TCP connect that ended with err.
+func (r *runner) judgeTCP(res *Result, err error) {
+	c := res.Check
 	switch {
 	case err == nil:
 		res.Actual = "open"
@@ -394,20 +410,47 @@ func (r *runner) tcp(ctx context.Context, res *Result) {
 
 func (r *runner) http(ctx context.Context, res *Result) {
 	c := res.Check
-	status, body, err := r.host.Get(ctx, c.Address, r.opt.HTTPTimeout)
+	var (
+		status int
+		body   []byte
+		err    error
+	)
+	if c.From.Kind == OnHost {
+		status, body, err = r.host.Get(ctx, c.Address, r.opt.HTTPTimeout)
+	} else {
+		var ran bool
+		if ran, status, body, err = r.guestGet(ctx, res); !ran {
+			return
+		}
+	}
+	r.judgeHTTP(res, status, body, err)
+}
+
+// judgeHTTP sets the result of an HTTP GET by the check's Want.
+func (r *runner) judgeHTTP(res *Result, status int, body []byte, err error) {
+	c := res.Check
 	res.obs.err, res.obs.status, res.obs.body = err, status, string(body)
 	switch {
 	case errors.Is(err, ErrRefused):
 		res.Actual = "connection refused"
-		return
 	case errors.Is(err, ErrNoAnswer):
 		res.Actual = fmt.Sprintf("no answer within %s", r.opt.HTTPTimeout)
-		return
 	case err != nil:
 		res.Actual = firstLine(err.Error())
 		return
 	}
-	res.Pass, res.Actual = judgeAPI(status, body)
+	if err != nil {
+		res.Pass = c.Want == WantNoHTTP
+		return
+	}
+	switch c.Want {
+	case WantNoHTTP:
+		res.Actual = fmt.Sprintf("HTTP %d, but the path must be blocked", status)
+	case WantBody:
+		res.Pass, res.Actual = judgeBody(status, body, c.Body)
+	default:
+		res.Pass, res.Actual = judgeAPI(status, body)
+	}
 }
 
 // apiAnswer is the part of the API's GET / answer the check looks at.
@@ -453,7 +496,11 @@ func versionWords(v string) string {
 
 func (r *runner) dns(ctx context.Context, res *Result) {
 	c := res.Check
-	if !r.exec(ctx, c.From, []string{"getent", "hosts", c.Name}, res) {
+	argv := []string{"getent", "hosts", c.Name}
+	if c.From.Kind == OnVM {
+		argv = []string{"sh", "-c", dnsScript, "vmnet-dns", c.Name} // tiny has no getent
+	}
+	if !r.exec(ctx, c.From, argv, res) {
 		return
 	}
 	o := res.obs
@@ -462,7 +509,7 @@ func (r *runner) dns(ctx context.Context, res *Result) {
 		res.Actual = fmt.Sprintf("podman exec failed (exit %d): %s", o.code, firstLine(o.stderr+o.stdout))
 		return
 	case o.code == 2:
-		res.Actual = "not found"
+		res.Actual, res.Pass = "not found", c.Want == WantUnresolved
 		return
 	case o.code != 0:
 		res.Actual = fmt.Sprintf("getent exit %d: %s", o.code, firstLine(o.stderr+o.stdout))
@@ -470,6 +517,10 @@ func (r *runner) dns(ctx context.Context, res *Result) {
 	}
 	got := resolved(o.stdout)
 	switch {
+	case c.Want == WantUnresolved:
+		res.Actual = "resolves, but the name must not: " + firstLine(o.stdout)
+	case !got.IsValid() && c.From.Kind == OnVM && !c.To.IsValid():
+		res.Pass, res.Actual = true, "resolves" // busybox's nslookup printed no address line
 	case !got.IsValid():
 		res.Actual = "no address in: " + firstLine(o.stdout)
 	case c.To.IsValid() && got != c.To:

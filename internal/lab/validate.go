@@ -248,6 +248,8 @@ func (l Lab) validateChecks(p *problems) {
 		f := func(k string) string { return fmt.Sprintf("checks[%d].%s", i, k) }
 		if c.From == "" {
 			p.add(f("from"), "", "is missing", "use host or a node: "+l.nodeList())
+		} else if strings.Contains(c.From, "/") {
+			l.validateContainerRef(p, f("from"), c.From)
 		} else if _, ok := l.Nodes[c.From]; !ok && c.From != Host {
 			p.add(f("from"), c.From, "is not host or a node of this lab"+didYouMean(c.From, append([]string{Host}, l.NodeOrder...)), "use one of: "+l.nodeList())
 		}
@@ -267,6 +269,14 @@ func (l Lab) validateTarget(p *problems, field string, c Check) {
 		return
 	}
 	if _, err := netip.ParseAddr(c.To); err == nil {
+		return
+	}
+	if strings.Contains(c.To, "/") {
+		if c.To == c.From {
+			p.add(field, c.To, "is the check's own source, which proves nothing", "check from another container, the node or the host")
+			return
+		}
+		l.validateContainerRef(p, field, c.To)
 		return
 	}
 	node, net, hasNet := strings.Cut(c.To, ":")
@@ -334,5 +344,35 @@ func (l Lab) validateProbe(p *problems, i int, c Check) {
 		if _, err := regexp.Compile(c.Body); err != nil {
 			p.add(f("body"), c.Body, "is not a regular expression: "+strings.TrimPrefix(err.Error(), "error parsing regexp: "), "escape special characters with \\, or quote a literal")
 		}
+	}
+}
+
+// AppContainers are the containers of each built-in application, which
+// checks may name as NODE/CONTAINER.
+var AppContainers = map[string][]string{"capstone": {"db", "api", "proxy"}}
+
+// validateContainerRef checks a NODE/CONTAINER reference: NODE is a node
+// of this lab with an app, CONTAINER one of that app's containers.
+func (l Lab) validateContainerRef(p *problems, field, ref string) {
+	node, ctr, _ := strings.Cut(ref, "/")
+	n, ok := l.Nodes[node]
+	var withApp []string
+	for _, name := range l.NodeOrder {
+		if l.Nodes[name].App != "" {
+			withApp = append(withApp, name)
+		}
+	}
+	choices := "none of this lab's nodes has an app: give one app: capstone, or check from or to a node"
+	if len(withApp) > 0 {
+		choices = "use NODE/CONTAINER with a node that has an app (" + strings.Join(withApp, ", ") + ")"
+	}
+	switch {
+	case !ok:
+		p.add(field, ref, "names a node that is not in this lab"+didYouMean(node, l.NodeOrder), choices)
+	case n.App == "":
+		p.add(field, ref, "names a container on node "+node+", which has no app", choices)
+	case !slices.Contains(AppContainers[n.App], ctr):
+		p.add(field, ref, "is not a container of app "+n.App+didYouMean(ctr, AppContainers[n.App]),
+			"use one of: "+node+"/"+strings.Join(AppContainers[n.App], ", "+node+"/"))
 	}
 }

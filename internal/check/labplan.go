@@ -1,0 +1,188 @@
+package check
+
+import (
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+
+	"vmnet/internal/lab"
+)
+
+// MatrixLab is the Matrix of a lab's Report.
+const MatrixLab = "lab"
+
+// HostRun is the key, in LabMatrix's answer, of the host-side checks that
+// reach no node (a declared check to an address outside the lab): they run
+// with no VM.
+const HostRun = lab.Host
+
+// LabMatrix plans the checks of lab l: node name → the checks that node's
+// run holds. targets has the running nodes, by node name, as Describe (and
+// Discover, for a node with app: capstone) read them; a node missing from
+// it is not running, and every check that runs on it or reaches it says so
+// in Unknown. Each node's run has, in order: its BasicMatrix (its
+// CapstoneMatrix with app: capstone); a ping to every other node on every
+// network the two share (ping:A->B:NET); then the positive controls the
+// declared checks need. Declared checks go in the run of their source
+// node, or, from the host, of the node they reach (HostRun when they reach
+// none); their IDs start with checks[N]: after their place in the file.
+// LabMatrix is pure.
+func LabMatrix(l lab.Lab, targets map[string]Target) map[string][]Check {
+	return planLab(l, targets).runs
+}
+
+// labPlan is LabMatrix's work and what Lab needs besides the checks.
+type labPlan struct {
+	l        lab.Lab
+	targets  map[string]Target // every node: the live one, or one made from the file
+	running  map[string]bool
+	runs     map[string][]Check
+	declared map[string]int // check ID → its index in l.Checks
+}
+
+// runOrder is the order of the runs: the nodes in file order, then HostRun.
+func (p *labPlan) runOrder() []string { return append(slices.Clone(p.l.NodeOrder), HostRun) }
+
+func planLab(l lab.Lab, targets map[string]Target) *labPlan {
+	p := &labPlan{l: l, targets: map[string]Target{}, running: map[string]bool{}, runs: map[string][]Check{},
+		declared: map[string]int{}}
+	for _, name := range l.NodeOrder {
+		t, ok := targets[name]
+		if !ok {
+			t = fileTarget(l, name)
+		}
+		p.targets[name], p.running[name] = t, ok
+	}
+	for _, name := range l.NodeOrder {
+		t := p.targets[name]
+		derived := BasicMatrix(t)
+		if l.Nodes[name].App == MatrixCapstone {
+			derived = CapstoneMatrix(t)
+		}
+		p.add(name, name, derived...)
+		p.peerPings(name)
+	}
+	for i, dc := range l.Checks {
+		p.addDeclared(i, dc)
+	}
+	p.dedupe()
+	return p
+}
+
+// add puts checks that need node in run.
+func (p *labPlan) add(run string, node string, checks ...Check) {
+	for _, c := range checks {
+		p.addNeeding(run, c, node)
+	}
+}
+
+// addNeeding puts c in run; when one of the nodes it needs is not
+// running, c fails at once and says so.
+func (p *labPlan) addNeeding(run string, c Check, needs ...string) {
+	for _, n := range needs {
+		if n != "" && !p.running[n] {
+			c.Unknown, c.down = p.notRunning(n), n
+			break
+		}
+	}
+	p.runs[run] = append(p.runs[run], c)
+}
+
+// notRunning is the Actual of a check whose node is down.
+func (p *labPlan) notRunning(node string) string {
+	return fmt.Sprintf("node %s is not running: 'vmnet lab up %s --node %s' starts it", node, p.l.Name, node)
+}
+
+// fileTarget describes a node that is not running from the lab file alone:
+// its static addresses and the host's address on each network.
+func fileTarget(l lab.Lab, name string) Target {
+	t := Target{Name: name, Spec: l.Nodes[name].Image}
+	for i, nic := range l.Nodes[name].NICs {
+		net := l.Networks[nic.Net]
+		n := NIC{Index: i, Guest: fmt.Sprintf("eth%d", i), Address: nic.Address.Addr(), Prefix: nic.Address.Bits(),
+			Host: net.HostAddr(), HostPrefix: net.Subnet().Bits(), Source: "static"}
+		if net.Kind == lab.KindBridge {
+			n.Bridge = nic.Net
+		} else {
+			n.Network = nic.Net
+		}
+		t.NICs = append(t.NICs, n)
+	}
+	return t
+}
+
+// nicOn is the index of node's first NIC on network net, or -1.
+func (p *labPlan) nicOn(node, net string) int {
+	return slices.IndexFunc(p.l.Nodes[node].NICs, func(n lab.NIC) bool { return n.Net == net })
+}
+
+// peerPings adds node a pinging every other node on every network they
+// share, out of a's NIC on it: ping:A->B:NET, in a's run.
+func (p *labPlan) peerPings(a string) {
+	ta := p.targets[a]
+	for _, b := range p.l.NodeOrder {
+		if b == a {
+			continue
+		}
+		tb := p.targets[b]
+		for i, nic := range p.l.Nodes[a].NICs {
+			j := p.nicOn(b, nic.Net)
+			if j < 0 || p.nicOn(a, nic.Net) != i {
+				continue
+			}
+			c := Check{
+				ID: "ping:" + a + "->" + b + ":" + nic.Net, Source: a, Target: b + ":" + nic.Net,
+				Method: MethodPing, Expect: "reply", From: Place{Kind: OnVM}, Want: WantReply, NIC: i,
+			}
+			switch {
+			case i >= len(ta.NICs):
+				c.Address, c.Unknown = "-", p.nicMissing(a, i)
+			case j >= len(tb.NICs):
+				c.Address, c.Unknown = "-", p.nicMissing(b, j)
+			default:
+				c.To = tb.NICs[j].Address
+				c.Address, c.Unknown = addrOrWhy(c.To, noNICAddress(tb, tb.NICs[j]))
+			}
+			p.addNeeding(a, c, a, b)
+		}
+	}
+}
+
+// nicMissing says that a running node's domain lacks the NIC the lab file
+// gives it.
+func (p *labPlan) nicMissing(node string, i int) string {
+	return fmt.Sprintf("node %s has no eth%d: its domain has %d NICs, the lab file gives it %d", node, i, len(p.targets[node].NICs), len(p.l.Nodes[node].NICs))
+}
+
+// dedupe gives every check an ID of its own across the lab: two capstone
+// nodes both have dns:api->db, which become dns:web/api->web/db and so on
+// (each run's Requires follow).
+func (p *labPlan) dedupe() {
+	count := map[string]int{}
+	for _, run := range p.runOrder() {
+		for _, c := range p.runs[run] {
+			count[c.ID]++
+		}
+	}
+	for _, run := range p.runOrder() {
+		renamed := map[string]string{}
+		checks := p.runs[run]
+		for i, c := range checks {
+			if count[c.ID] > 1 {
+				id := string(c.Method) + ":" + c.Source + "->" + c.Target
+				if c.Port != 0 && !strings.HasSuffix(id, ":"+strconv.Itoa(int(c.Port))) {
+					id += ":" + strconv.Itoa(int(c.Port))
+				}
+				renamed[c.ID], checks[i].ID = id, id
+			}
+		}
+		for i := range checks {
+			for j, r := range checks[i].Requires {
+				if id, ok := renamed[r]; ok {
+					checks[i].Requires[j] = id
+				}
+			}
+		}
+	}
+}
