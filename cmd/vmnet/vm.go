@@ -35,7 +35,8 @@ func vmCommand() *cli.Command {
 					"ensures the networks and bridges a built-in profile needs, the guest image (built once, cached),\n" +
 					"a qcow2 overlay, DHCP reservations and the libvirt domain, then waits until the guest is ready\n" +
 					"(console line, DHCP lease or guest agent) and prints each NIC's address. A second up of a running\n" +
-					"VM changes nothing.\n\n" +
+					"VM changes nothing. 'vm up capstone' brings up the built-in one-node lab capstone (as 'lab up\n" +
+					"capstone' does, with vm up's output).\n\n" +
 					"Examples:\n" +
 					"   vmnet sandbox up lab && vmnet sandbox exec lab -- vmnet vm up tiny\n" +
 					"   vmnet vm up ./web.yaml --accel tcg",
@@ -194,6 +195,11 @@ func vmUpLab(c *cli.Context, l lab.Lab) error {
 		fmt.Fprintf(env.Progress, "checking %s\n", res.Name)
 		if rep, err = check.Lab(c.Context, env, l, check.Options{}); err != nil {
 			return err
+		}
+		// vm up's report names the VM's own matrix, as it always did.
+		rep.Matrix = check.MatrixBasic
+		if l.Nodes[res.Name].App == check.MatrixCapstone {
+			rep.Matrix = check.MatrixCapstone
 		}
 		res.Phases = append(res.Phases, vm.Phase{Name: "checks", Seconds: time.Since(start).Seconds()})
 	}

@@ -86,14 +86,6 @@ type Phase struct {
 	Seconds float64 `json:"seconds"`
 }
 
-// timed runs fn as a phase of res.
-func (r *UpResult) timed(name string, fn func() error) error {
-	start := time.Now()
-	err := fn()
-	r.Phases = append(r.Phases, Phase{Name: name, Seconds: time.Since(start).Seconds()})
-	return err
-}
-
 func readyName(plan domain.Plan) string {
 	switch {
 	case plan.Ready.Console != "":
