@@ -131,7 +131,7 @@ func labGraph(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	out, err := lab.Render(c.Context, l, format)
+	out, err := lab.Render(c.Context, l, nil, format)
 	if err != nil {
 		return err
 	}
