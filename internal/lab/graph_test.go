@@ -154,7 +154,7 @@ func officeLive() *Live {
 				{ID: "ping:host->web:eth1", Cause: "tap not attached"},
 				{ID: "checks[0]:ping:client->web:lan", Cause: "tap not attached"},
 			}},
-			{"client", 0}: {Passed: 4},
+			{"client", 0}: {Passed: 4, Elsewhere: []FailedCheck{{ID: "checks[0]:ping:client->web:lan", Cause: "tap not attached"}}},
 		},
 		Checked: time.Date(2026, 12, 1, 17, 5, 0, 0, time.UTC),
 	}
@@ -216,6 +216,7 @@ func TestGraphLiveLinks(t *testing.T) {
 		`"node/web" -- "net/nat0" [label="eth0\nDHCP 198.51.100.57\nok: 2 checks", color="#16a34a", fontcolor="#16a34a", style="solid"`,
 		`"node/web" -- "net/lan" [label="eth1\n192.0.2.10/24\nFAILED: tap not attached (+1 more)", color="#dc2626", fontcolor="#dc2626", style="bold,dashed"`,
 		`tooltip="web eth1: ping:host->web:eth1: tap not attached\nchecks[0]:ping:client->web:lan: tap not attached\n3 passed"`,
+		`tooltip="client eth0: ok: 4 checks\nfailed at the other end: checks[0]:ping:client->web:lan: tap not attached"`,
 		`"node/client" -- "net/back" [label="eth1\nDHCP 203.0.113.140\nno check result", color="#6b7280", fontcolor="#6b7280", style="dotted"`,
 		`label="web\ncapstone · 2 vCPU · 2GiB\napp capstone\nrunning"`,
 		`label="lab office (live, last check 2026-12-01 17:05 UTC)\nlinks: green`,

@@ -34,6 +34,10 @@ type NICRef struct {
 type Link struct {
 	Passed int           // checks that crossed it and passed
 	Failed []FailedCheck // checks that crossed it and failed, in report order
+	// Elsewhere are checks that crossed it and failed at the other end (a
+	// node-to-node ping whose peer's own checks failed): they leave the
+	// link's state alone and are listed in its tooltip.
+	Elsewhere []FailedCheck
 }
 
 // FailedCheck is one failed check on a link.
@@ -105,17 +109,21 @@ func (k Link) statusLine() string {
 	return "no check result"
 }
 
-// tooltip lists a link's checks: every failed one with its cause.
+// tooltip lists a link's checks: every failed one with its cause, and
+// those that failed at the other end.
 func (k Link) tooltip() string {
-	if k.State() != LinkFail {
-		return k.statusLine()
+	lines := []string{k.statusLine()}
+	if k.State() == LinkFail {
+		lines = lines[:0]
+		for _, f := range k.Failed {
+			lines = append(lines, f.ID+": "+f.Cause)
+		}
+		if k.Passed > 0 {
+			lines = append(lines, fmt.Sprintf("%d passed", k.Passed))
+		}
 	}
-	lines := make([]string, 0, len(k.Failed)+1)
-	for _, f := range k.Failed {
-		lines = append(lines, f.ID+": "+f.Cause)
-	}
-	if k.Passed > 0 {
-		lines = append(lines, fmt.Sprintf("%d passed", k.Passed))
+	for _, f := range k.Elsewhere {
+		lines = append(lines, "failed at the other end: "+f.ID+": "+f.Cause)
 	}
 	return strings.Join(lines, "\n")
 }
