@@ -83,25 +83,30 @@ func labCommand() *cli.Command {
 				UsageText: "vmnet lab validate examples/office.lab.yaml",
 				Action:    labValidate,
 			},
-			{
-				Name:      "graph",
-				Usage:     "draw a lab: nodes as boxes, networks by kind, a line per NIC with its address; live, each line coloured by its last checks",
-				ArgsUsage: "FILE|NAME",
-				Description: "Draws from the file alone (a NAME is the lab file 'lab up' saved, or a built-in lab). When the\n" +
-					"lab is up here, the picture is live: each node's state, each NIC's address now (DHCP leases too),\n" +
-					"and each NIC's line coloured by the last 'lab up' or 'lab check' run: green when every check\n" +
-					"crossing it passed, red and dashed when one failed (with its cause), grey and dotted when no\n" +
-					"result is known.",
-				UsageText: "vmnet lab graph examples/office.lab.yaml --format svg --file office.svg\n" +
-					"   vmnet lab graph examples/office.lab.yaml --format mermaid   (paste into a GitHub README)\n" +
-					"   vmnet lab graph duo --format png --file duo.png             (live, inside the lab's sandbox)",
-				Flags: []cli.Flag{
-					&cli.StringFlag{Name: "format", Value: lab.FormatSVG, Usage: "svg, png (both through Graphviz's dot), dot or mermaid"},
-					&cli.StringFlag{Name: "file", Usage: "write the picture to `PATH` instead of standard output"},
-				},
-				Action: labGraph,
-			},
+			labGraphCommand(),
 		},
+	}
+}
+
+// labGraphCommand is lab graph: the picture of a lab, live when it is up.
+func labGraphCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "graph",
+		Usage:     "draw a lab: nodes as boxes, networks by kind, a line per NIC with its address; live, each line coloured by its last checks",
+		ArgsUsage: "FILE|NAME",
+		Description: "Draws from the file alone (a NAME is the lab file 'lab up' saved, or a built-in lab). When the\n" +
+			"lab is up here, the picture is live: each node's state, each NIC's address now (DHCP leases too),\n" +
+			"and each NIC's line coloured by the last 'lab up' or 'lab check' run: green when every check\n" +
+			"crossing it passed, red and dashed when one failed (with its cause), grey and dotted when no\n" +
+			"result is known. A failed VM-to-VM check is red only at the end whose own host checks failed too.",
+		UsageText: "vmnet lab graph examples/office.lab.yaml --format svg --file office.svg\n" +
+			"   vmnet lab graph examples/office.lab.yaml --format mermaid   (paste into a GitHub README)\n" +
+			"   vmnet lab graph duo --format png --file duo.png             (live, inside the lab's sandbox)",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "format", Value: lab.FormatSVG, Usage: "svg, png (both through Graphviz's dot), dot or mermaid"},
+			&cli.StringFlag{Name: "file", Usage: "write the picture to `PATH` instead of standard output"},
+		},
+		Action: labGraph,
 	}
 }
 

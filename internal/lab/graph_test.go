@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"flag"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -110,7 +111,8 @@ func requireTool(t *testing.T, name string) {
 }
 
 // TestRenderSVGIsXML: Graphviz accepts the DOT (of both labs, dashed names
-// included) and its SVG is well-formed XML by xmllint.
+// included, and of office live, tooltips included) and its SVG is
+// well-formed XML by xmllint.
 func TestRenderSVGIsXML(t *testing.T) {
 	requireTool(t, "dot")
 	requireTool(t, "xmllint")
@@ -118,12 +120,16 @@ func TestRenderSVGIsXML(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, l := range []Lab{office(t), d} {
-		svg, err := Render(context.Background(), l, nil, FormatSVG)
+	for i, l := range []Lab{office(t), d, office(t)} {
+		var live *Live
+		if i == 2 {
+			live = officeLive()
+		}
+		svg, err := Render(context.Background(), l, live, FormatSVG)
 		if err != nil {
 			t.Fatal(err)
 		}
-		p := filepath.Join(t.TempDir(), l.Name+".svg")
+		p := filepath.Join(t.TempDir(), fmt.Sprintf("%s-%d.svg", l.Name, i))
 		if err := os.WriteFile(p, svg, 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -216,7 +222,7 @@ func TestGraphLiveLinks(t *testing.T) {
 		`"node/web" -- "net/nat0" [label="eth0\nDHCP 198.51.100.57\nok: 2 checks", color="#16a34a", fontcolor="#16a34a", style="solid"`,
 		`"node/web" -- "net/lan" [label="eth1\n192.0.2.10/24\nFAILED: tap not attached (+1 more)", color="#dc2626", fontcolor="#dc2626", style="bold,dashed"`,
 		`tooltip="web eth1: ping:host->web:eth1: tap not attached\nchecks[0]:ping:client->web:lan: tap not attached\n3 passed"`,
-		`tooltip="client eth0: ok: 4 checks\nfailed at the other end: checks[0]:ping:client->web:lan: tap not attached"`,
+		`tooltip="client eth0: ok: 4 checks (1 failed at the other end)\nfailed at the other end: checks[0]:ping:client->web:lan: tap not attached"`,
 		`"node/client" -- "net/back" [label="eth1\nDHCP 203.0.113.140\nno check result", color="#6b7280", fontcolor="#6b7280", style="dotted"`,
 		`label="web\ncapstone · 2 vCPU · 2GiB\napp capstone\nrunning"`,
 		`label="lab office (live, last check 2026-12-01 17:05 UTC)\nlinks: green`,

@@ -101,10 +101,14 @@ func (k Link) statusLine() string {
 		}
 		return "FAILED: " + k.Failed[0].Cause + more
 	case LinkPass:
+		line := fmt.Sprintf("ok: %d checks", k.Passed)
 		if k.Passed == 1 {
-			return "ok: 1 check"
+			line = "ok: 1 check"
 		}
-		return fmt.Sprintf("ok: %d checks", k.Passed)
+		if len(k.Elsewhere) > 0 {
+			line += fmt.Sprintf(" (%d failed at the other end)", len(k.Elsewhere))
+		}
+		return line
 	}
 	return "no check result"
 }
