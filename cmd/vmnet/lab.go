@@ -1,15 +1,20 @@
 package main
 
 import (
+	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"slices"
 	"strings"
 
 	"github.com/urfave/cli/v2"
 
+	"vmnet/internal/check"
 	"vmnet/internal/errs"
 	"vmnet/internal/lab"
+	"vmnet/internal/labrun"
+	"vmnet/internal/vmspec"
 	"vmnet/templates"
 )
 
@@ -83,19 +88,30 @@ func labCommand() *cli.Command {
 				UsageText: "vmnet lab validate examples/office.lab.yaml",
 				Action:    labValidate,
 			},
-			{
-				Name:      "graph",
-				Usage:     "draw a lab file: nodes as boxes, networks by kind, a line per NIC with its address",
-				ArgsUsage: "FILE",
-				UsageText: "vmnet lab graph examples/office.lab.yaml --format svg --file office.svg\n" +
-					"   vmnet lab graph examples/office.lab.yaml --format mermaid   (paste into a GitHub README)",
-				Flags: []cli.Flag{
-					&cli.StringFlag{Name: "format", Value: lab.FormatSVG, Usage: "svg, png (both through Graphviz's dot), dot or mermaid"},
-					&cli.StringFlag{Name: "file", Usage: "write the picture to `PATH` instead of standard output"},
-				},
-				Action: labGraph,
-			},
+			labGraphCommand(),
 		},
+	}
+}
+
+// labGraphCommand is lab graph: the picture of a lab, live when it is up.
+func labGraphCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "graph",
+		Usage:     "draw a lab: nodes as boxes, networks by kind, a line per NIC with its address; live, each line coloured by its last checks",
+		ArgsUsage: "FILE|NAME",
+		Description: "Draws from the file alone (a NAME is the lab file 'lab up' saved, or a built-in lab). When the\n" +
+			"lab is up here, the picture is live: each node's state, each NIC's address now (DHCP leases too),\n" +
+			"and each NIC's line coloured by the last 'lab up' or 'lab check' run: green when every check\n" +
+			"crossing it passed, red and dashed when one failed (with its cause), grey and dotted when no\n" +
+			"result is known. A failed VM-to-VM check is red only at the end whose own host checks failed too.",
+		UsageText: "vmnet lab graph examples/office.lab.yaml --format svg --file office.svg\n" +
+			"   vmnet lab graph examples/office.lab.yaml --format mermaid   (paste into a GitHub README)\n" +
+			"   vmnet lab graph duo --format png --file duo.png             (live, inside the lab's sandbox)",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "format", Value: lab.FormatSVG, Usage: "svg, png (both through Graphviz's dot), dot or mermaid"},
+			&cli.StringFlag{Name: "file", Usage: "write the picture to `PATH` instead of standard output"},
+		},
+		Action: labGraph,
 	}
 }
 
@@ -124,7 +140,7 @@ func labValidate(c *cli.Context) error {
 }
 
 func labGraph(c *cli.Context) error {
-	path, err := labFile(c)
+	ref, err := labRef(c)
 	if err != nil {
 		return err
 	}
@@ -132,11 +148,11 @@ func labGraph(c *cli.Context) error {
 	if !slices.Contains(lab.Formats, format) {
 		return &errs.FieldError{Field: "--format", Value: format, Problem: "is not a graph format", Fix: "use one of " + strings.Join(lab.Formats, ", ")}
 	}
-	l, err := lab.Load(path)
+	l, err := graphLab(ref)
 	if err != nil {
 		return err
 	}
-	out, err := lab.Render(c.Context, l, format)
+	out, err := lab.Render(c.Context, l, liveOverlay(c, l), format)
 	if err != nil {
 		return err
 	}
@@ -148,4 +164,51 @@ func labGraph(c *cli.Context) error {
 	}
 	_, err = c.App.Writer.Write(out)
 	return err
+}
+
+// graphLab reads what lab graph draws: a file by path; by name, the lab
+// file up saved (what runs), else the built-in lab. Neither needs libvirt.
+func graphLab(ref string) (lab.Lab, error) {
+	if !lab.IsBuiltinName(ref) {
+		return lab.Load(ref)
+	}
+	if err := vmspec.ValidateName(ref); err != nil {
+		return lab.Lab{}, err
+	}
+	l, err := labrun.Saved("", ref)
+	if errors.Is(err, labrun.ErrNoRecord) {
+		return lab.LoadRef(ref)
+	}
+	return l, err
+}
+
+// liveOverlay is what lab graph draws over a lab that is up here: node
+// states and addresses from libvirt, link colours from the saved check
+// run. It is nil, and the picture the file's, when libvirt is not reachable
+// or no node of the lab runs.
+func liveOverlay(c *cli.Context, l lab.Lab) *lab.Live {
+	env, done, err := vmEnv(c, false)
+	if err != nil {
+		slog.Debug("lab graph: drawing the file alone", "lab", l.Name, "reason", err)
+		return nil
+	}
+	defer done()
+	in, err := labrun.Inspect(env, l.Name)
+	if err != nil || !slices.ContainsFunc(in.Nodes, func(n labrun.NodeInfo) bool { return n.State == "running" }) {
+		slog.Debug("lab graph: drawing the file alone: the lab is not up", "lab", l.Name, "err", err)
+		return nil
+	}
+	last, err := labrun.LoadLastReport(env.StateDir, l.Name)
+	if err != nil && !errors.Is(err, labrun.ErrNoLastReport) {
+		fmt.Fprintf(c.App.ErrWriter, "warning: links drawn without check results: %v\n", err)
+	}
+	return labrun.Overlay(l, in, last)
+}
+
+// saveLastCheck keeps rep as lab name's last check run for lab graph. A
+// failed save is a warning: the checks ran, and their result stands.
+func saveLastCheck(c *cli.Context, stateDir, name string, rep *check.Report) {
+	if err := labrun.SaveLastReport(stateDir, name, rep); err != nil {
+		fmt.Fprintf(c.App.ErrWriter, "warning: %v\n", err)
+	}
 }

@@ -72,6 +72,7 @@ func labUp(c *cli.Context) error {
 		if rep, err = check.Lab(c.Context, env, l, check.Options{}); err != nil {
 			return err
 		}
+		saveLastCheck(c, env.StateDir, l.Name, rep)
 		res.ChecksSeconds = time.Since(start).Seconds()
 	}
 	return labUpOutput(c, res, rep)
@@ -267,5 +268,6 @@ func labCheck(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	saveLastCheck(c, env.StateDir, l.Name, rep)
 	return checkOutput(c, rep, format)
 }

@@ -28,7 +28,7 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("accepted lab does not re-validate: %v", es)
 		}
 		for _, format := range []string{FormatDOT, FormatMermaid} {
-			if _, err := Graph(l, format); err != nil {
+			if _, err := Graph(l, nil, format); err != nil {
 				t.Fatalf("graph %s of an accepted lab: %v", format, err)
 			}
 		}

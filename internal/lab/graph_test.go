@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"context"
 	"flag"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files under testdata")
@@ -47,7 +49,7 @@ func TestGraphGolden(t *testing.T) {
 		{"dashed.dot", d, FormatDOT},
 		{"dashed.mmd", d, FormatMermaid},
 	} {
-		got, err := Graph(tc.lab, tc.format)
+		got, err := Graph(tc.lab, nil, tc.format)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -71,7 +73,7 @@ func TestGraphGolden(t *testing.T) {
 // TestGraphShapes: each network kind and the nodes are drawn differently,
 // and every NIC is an edge with its interface name and address.
 func TestGraphShapes(t *testing.T) {
-	got, _ := Graph(office(t), FormatDOT)
+	got, _ := Graph(office(t), nil, FormatDOT)
 	s := string(got)
 	for _, want := range []string{
 		`"node/web" [shape=box`, `"net/nat0" [shape=hexagon`, `"net/lan" [shape=cds`, `"net/back" [shape=ellipse, style="filled,dashed"`,
@@ -85,13 +87,13 @@ func TestGraphShapes(t *testing.T) {
 	if n := strings.Count(s, " -- "); n != 4 {
 		t.Errorf("DOT has %d edges, want 4 (one per NIC)", n)
 	}
-	m, _ := Graph(office(t), FormatMermaid)
+	m, _ := Graph(office(t), nil, FormatMermaid)
 	for _, want := range []string{"graph LR\n", `net0{{"nat0`, `net1[/"lan`, `net2(["back`, `node0 ---|"eth1 192.0.2.10/24"| net1`} {
 		if !strings.Contains(string(m), want) {
 			t.Errorf("Mermaid has no %s:\n%s", want, m)
 		}
 	}
-	if _, err := Graph(office(t), "jpeg"); err == nil {
+	if _, err := Graph(office(t), nil, "jpeg"); err == nil {
 		t.Error("Graph accepted format jpeg")
 	}
 }
@@ -109,7 +111,8 @@ func requireTool(t *testing.T, name string) {
 }
 
 // TestRenderSVGIsXML: Graphviz accepts the DOT (of both labs, dashed names
-// included) and its SVG is well-formed XML by xmllint.
+// included, and of office live, tooltips included) and its SVG is
+// well-formed XML by xmllint.
 func TestRenderSVGIsXML(t *testing.T) {
 	requireTool(t, "dot")
 	requireTool(t, "xmllint")
@@ -117,12 +120,16 @@ func TestRenderSVGIsXML(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, l := range []Lab{office(t), d} {
-		svg, err := Render(context.Background(), l, FormatSVG)
+	for i, l := range []Lab{office(t), d, office(t)} {
+		var live *Live
+		if i == 2 {
+			live = officeLive()
+		}
+		svg, err := Render(context.Background(), l, live, FormatSVG)
 		if err != nil {
 			t.Fatal(err)
 		}
-		p := filepath.Join(t.TempDir(), l.Name+".svg")
+		p := filepath.Join(t.TempDir(), fmt.Sprintf("%s-%d.svg", l.Name, i))
 		if err := os.WriteFile(p, svg, 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -135,5 +142,107 @@ func TestRenderSVGIsXML(t *testing.T) {
 				t.Errorf("SVG of lab %s has no text %q", l.Name, name)
 			}
 		}
+	}
+}
+
+// officeLive is a live overlay of the office lab with each link state:
+// web's eth0 (DHCP, leased) and client's eth0 passed, web's eth1 failed
+// twice, client's eth1 (DHCP, leased) has no result.
+func officeLive() *Live {
+	return &Live{
+		States: map[string]string{"web": "running", "client": "running"},
+		Addresses: map[NICRef]string{
+			{"web", 0}: "198.51.100.57", {"web", 1}: "192.0.2.10", {"client", 0}: "192.0.2.20", {"client", 1}: "203.0.113.140",
+		},
+		Links: map[NICRef]Link{
+			{"web", 0}: {Passed: 2},
+			{"web", 1}: {Passed: 3, Failed: []FailedCheck{
+				{ID: "ping:host->web:eth1", Cause: "tap not attached"},
+				{ID: "checks[0]:ping:client->web:lan", Cause: "tap not attached"},
+			}},
+			{"client", 0}: {Passed: 4, Elsewhere: []FailedCheck{{ID: "checks[0]:ping:client->web:lan", Cause: "tap not attached"}}},
+		},
+		Checked: time.Date(2026, 12, 1, 17, 5, 0, 0, time.UTC),
+	}
+}
+
+func TestGraphLiveGolden(t *testing.T) {
+	d, err := Parse([]byte(dashed), "dashed.lab.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dashedLive := &Live{States: map[string]string{"web-1": "running"}, Links: map[NICRef]Link{
+		{"web-1", 0}: {Passed: 1}, {"db-primary", 0}: {Failed: []FailedCheck{{ID: `ping:host->db-primary:eth0`, Cause: `node db-primary is not "running"`}}},
+	}}
+	for _, tc := range []struct {
+		golden string
+		lab    Lab
+		live   *Live
+		format string
+	}{
+		{"office-live.dot", office(t), officeLive(), FormatDOT},
+		{"office-live.mmd", office(t), officeLive(), FormatMermaid},
+		{"dashed-live.dot", d, dashedLive, FormatDOT},
+		{"dashed-live.mmd", d, dashedLive, FormatMermaid},
+	} {
+		got, err := Graph(tc.lab, tc.live, tc.format)
+		if err != nil {
+			t.Fatal(err)
+		}
+		golden(t, tc.golden, got)
+	}
+}
+
+// golden compares got with testdata/name, or rewrites it under -update.
+func golden(t *testing.T, name string, got []byte) {
+	t.Helper()
+	path := filepath.Join("testdata", name)
+	if *update {
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test ./internal/lab -run TestGraphLiveGolden -update)", err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("%s differs from the golden file; run with -update if the change is intended:\n%s", name, got)
+	}
+}
+
+// TestGraphLiveLinks: each link state has its own colour and line style in
+// DOT and Mermaid, a failed link names its cause and lists every failed
+// check in its tooltip, and a DHCP NIC shows its lease.
+func TestGraphLiveLinks(t *testing.T) {
+	got, _ := Graph(office(t), officeLive(), FormatDOT)
+	s := string(got)
+	for _, want := range []string{
+		`"node/web" -- "net/nat0" [label="eth0\nDHCP 198.51.100.57\nok: 2 checks", color="#16a34a", fontcolor="#16a34a", style="solid"`,
+		`"node/web" -- "net/lan" [label="eth1\n192.0.2.10/24\nFAILED: tap not attached (+1 more)", color="#dc2626", fontcolor="#dc2626", style="bold,dashed"`,
+		`tooltip="web eth1: ping:host->web:eth1: tap not attached\nchecks[0]:ping:client->web:lan: tap not attached\n3 passed"`,
+		`tooltip="client eth0: ok: 4 checks (1 failed at the other end)\nfailed at the other end: checks[0]:ping:client->web:lan: tap not attached"`,
+		`"node/client" -- "net/back" [label="eth1\nDHCP 203.0.113.140\nno check result", color="#6b7280", fontcolor="#6b7280", style="dotted"`,
+		`label="web\ncapstone · 2 vCPU · 2GiB\napp capstone\nrunning"`,
+		`label="lab office (live, last check 2026-12-01 17:05 UTC)\nlinks: green`,
+	} {
+		if !strings.Contains(s, want) {
+			t.Errorf("live DOT has no %s:\n%s", want, s)
+		}
+	}
+	m, _ := Graph(office(t), officeLive(), FormatMermaid)
+	for _, want := range []string{
+		"---\ntitle: \"lab office (live, last check 2026-12-01 17:05 UTC)\"\n---\ngraph LR\n",
+		`node0 ---|"eth1 192.0.2.10/24<br/>FAILED: tap not attached (+1 more)"| net1`,
+		"linkStyle 0 stroke:#16a34a,stroke-width:2.5px\n", "linkStyle 1 stroke:#dc2626,stroke-width:3px,stroke-dasharray:8 4\n",
+		"linkStyle 3 stroke:#6b7280,stroke-width:2px,stroke-dasharray:2 4\n",
+	} {
+		if !strings.Contains(string(m), want) {
+			t.Errorf("live Mermaid has no %s:\n%s", want, m)
+		}
+	}
+	if n := strings.Count(string(m), "linkStyle "); n != 4 {
+		t.Errorf("live Mermaid has %d linkStyles, want 4 (one per NIC)", n)
 	}
 }
