@@ -125,7 +125,7 @@ func removeRecord(stateDir, name string, res *DownResult) error {
 	if err := os.RemoveAll(dir); err != nil {
 		return fmt.Errorf("remove lab %s's saved file: %w", name, err)
 	}
-	res.Changes = append(res.Changes, "remove "+filepath.Join(dir, "lab.yaml"))
+	res.Changes = append(res.Changes, "remove "+dir+" (the saved lab file and last check)")
 	os.Remove(filepath.Dir(dir)) // STATEDIR/labs, when this was the last lab
 	if stateDir == "" {
 		stateDir = domain.DefaultStateDir
