@@ -7,6 +7,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -50,6 +51,7 @@ func labCommand() *cli.Command {
 				Flags: []cli.Flag{accelFlag,
 					&cli.StringSliceFlag{Name: "node", Usage: "bring up only `NODE` (repeat for more) and the networks it uses"},
 					&cli.BoolFlag{Name: "no-check", Usage: "skip the checks that end a successful up"},
+					&cli.DurationFlag{Name: "converge", Value: 30 * time.Second, Usage: "run the checks again while some fail, until this long after they started (0: once)"},
 					junitFlag,
 				},
 				Action: labUp,
@@ -78,8 +80,10 @@ func labCommand() *cli.Command {
 				Name:      "check",
 				Usage:     "run a lab's checks again: derived and declared, with the failing hop named",
 				ArgsUsage: "NAME|FILE",
-				Flags:     []cli.Flag{junitFlag},
-				Action:    labCheck,
+				Flags: []cli.Flag{junitFlag,
+					&cli.DurationFlag{Name: "converge", Usage: "run the checks again while some fail, until this long after they started (default: once)"},
+				},
+				Action: labCheck,
 			},
 			{
 				Name:      "validate",

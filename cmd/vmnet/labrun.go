@@ -69,7 +69,7 @@ func labUp(c *cli.Context) error {
 	if !c.Bool("no-check") {
 		start := time.Now()
 		fmt.Fprintf(env.Progress, "checking lab %s\n", l.Name)
-		if rep, err = check.Lab(c.Context, env, l, check.Options{}); err != nil {
+		if rep, err = check.Lab(c.Context, env, l, check.Options{Converge: c.Duration("converge")}); err != nil {
 			return err
 		}
 		saveLastCheck(c, env.StateDir, l.Name, rep)
@@ -264,7 +264,7 @@ func labCheck(c *cli.Context) error {
 			return err
 		}
 	}
-	rep, err := check.Lab(c.Context, env, l, check.Options{})
+	rep, err := check.Lab(c.Context, env, l, check.Options{Converge: c.Duration("converge")})
 	if err != nil {
 		return err
 	}

@@ -189,6 +189,12 @@ type Report struct {
 	Started  time.Time
 	Duration time.Duration
 	Results  []Result
+	// Rounds is how many times the matrix ran (a converging lab check runs
+	// it again while checks fail; 1 otherwise, 0 for a single VM's check).
+	Rounds int
+	// ConvergedAfter is the time from the start until every check passed,
+	// zero when they did not.
+	ConvergedAfter time.Duration
 }
 
 // Failed counts the failed checks.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"sort"
 	"sync"
 	"time"
@@ -40,9 +41,42 @@ func Lab(ctx context.Context, e vm.Env, l lab.Lab, opt Options) (*Report, error)
 	if e.Progress != nil {
 		fmt.Fprintf(e.Progress, "checking lab %s: %d of %d nodes running\n", l.Name, len(nodes), len(l.NodeOrder))
 	}
-	rep := RunLab(ctx, KernelHost{K: e.Bridges}, l, nodes, opt)
+	host := KernelHost{K: e.Bridges}
+	rep := converge(ctx, e.Progress, l.Name, opt.Converge, convergeWait, started, func() *Report { return RunLab(ctx, host, l, nodes, opt) })
 	rep.Started, rep.Duration = started, time.Since(started)
 	return rep, nil
+}
+
+// convergeWait is the pause between two rounds of a converging run.
+const convergeWait = 2 * time.Second
+
+// converge runs the lab's matrix, and while some check fails and
+// opt.Converge has not passed since started, runs it again: a lab that was
+// just brought up may need seconds more (a lease, a neighbour entry, a
+// container's first answer). Each round is the whole matrix, so a negative
+// check is judged again with its control. The report says how many rounds
+// it took and, when it went green, after how long.
+func converge(ctx context.Context, progress io.Writer, name string, until, wait time.Duration, started time.Time, run func() *Report) *Report {
+	for round := 1; ; round++ {
+		rep := run()
+		rep.Rounds = round
+		if rep.Failed() == 0 {
+			rep.ConvergedAfter = time.Since(started)
+			return rep
+		}
+		if time.Since(started)+wait >= until || ctx.Err() != nil {
+			return rep
+		}
+		if progress != nil {
+			fmt.Fprintf(progress, "checking lab %s: %d of %d checks failed in round %d; trying again (until %s)\n",
+				name, rep.Failed(), len(rep.Results), round, until)
+		}
+		select {
+		case <-ctx.Done():
+			return rep
+		case <-time.After(wait):
+		}
+	}
 }
 
 // describeNodes describes the running nodes, all at once (a node without

@@ -81,6 +81,9 @@ type Options struct {
 	// once took over 30s, and the first timeout latches the guest: every
 	// later in-guest check then fails as "could not run".
 	ExecTimeout time.Duration
+	// Converge, for a lab's checks, runs the matrix again while checks fail
+	// until this long after the start (0: once).
+	Converge time.Duration
 }
 
 func (o Options) withDefaults(t Target) Options {

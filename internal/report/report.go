@@ -26,6 +26,9 @@ func Summary(r *check.Report) string {
 	if n := r.Failed(); n > 0 {
 		return fmt.Sprintf("%d of %d checks failed in %ss", n, len(r.Results), d)
 	}
+	if r.Rounds > 1 {
+		return fmt.Sprintf("all %d checks passed in %ss (converged after %ss, in round %d)", len(r.Results), d, seconds(r.ConvergedAfter), r.Rounds)
+	}
 	return fmt.Sprintf("all %d checks passed in %ss", len(r.Results), d)
 }
 
@@ -200,15 +203,19 @@ func status(pass bool) string {
 // JSONReport is the JSON form of a run. Its field names are stable: programs
 // may rely on them.
 type JSONReport struct {
-	VM         string       `json:"vm"`
-	Matrix     string       `json:"matrix"`
-	Started    time.Time    `json:"started"`
-	DurationMS int64        `json:"duration_ms"`
-	OK         bool         `json:"ok"`
-	Total      int          `json:"total"`
-	Passed     int          `json:"passed"`
-	Failed     int          `json:"failed"`
-	Checks     []JSONResult `json:"checks"`
+	VM         string    `json:"vm"`
+	Matrix     string    `json:"matrix"`
+	Started    time.Time `json:"started"`
+	DurationMS int64     `json:"duration_ms"`
+	OK         bool      `json:"ok"`
+	Total      int       `json:"total"`
+	Passed     int       `json:"passed"`
+	Failed     int       `json:"failed"`
+	Rounds     int       `json:"rounds,omitempty"` // times the matrix ran (a lab check converging)
+	// ConvergedMS is the time from the start until every check passed; 0
+	// when they did not.
+	ConvergedMS int64        `json:"converged_ms,omitempty"`
+	Checks      []JSONResult `json:"checks"`
 }
 
 // JSONResult is one check in JSON. Hop, cause and evidence are empty for a
@@ -233,6 +240,7 @@ func ToJSON(r *check.Report) JSONReport {
 	out := JSONReport{
 		VM: r.VM, Matrix: r.Matrix, Started: r.Started.UTC(), DurationMS: r.Duration.Milliseconds(),
 		Total: len(r.Results), Failed: r.Failed(), Checks: []JSONResult{},
+		Rounds: r.Rounds, ConvergedMS: r.ConvergedAfter.Milliseconds(),
 	}
 	out.Passed, out.OK = out.Total-out.Failed, out.Failed == 0
 	for _, res := range r.Results {
