@@ -120,7 +120,7 @@ func Up(ctx context.Context, e vm.Env, l lab.Lab, opt Options) (*UpResult, error
 	if err != nil {
 		return nil, err
 	}
-	if err := buildImages(ctx, e, specs); err != nil {
+	if err := planNodes(ctx, e, specs); err != nil {
 		return nil, err
 	}
 	saved, err := saveRecord(e.StateDir, l)
@@ -167,18 +167,24 @@ func selectSpecs(l lab.Lab, nodes []string) ([]vmspec.Spec, error) {
 	return specs, nil
 }
 
-// buildImages finds (or builds, once) every image the nodes boot, one at a
-// time, before anything else: nodes that share an image do not build it
-// twice, and a missing image changes nothing.
-func buildImages(ctx context.Context, e vm.Env, specs []vmspec.Spec) error {
-	seen := map[string]bool{}
+// planNodes finds (or builds, once) every image the nodes boot, one at a
+// time, and plans every node's domain (pure) with it, before anything of
+// the lab changes: nodes that share an image do not build it twice, and a
+// node its image cannot run (ready: agent on tiny) is refused while no
+// network or bridge has been made yet.
+func planNodes(ctx context.Context, e vm.Env, specs []vmspec.Spec) error {
+	imgs := map[string]domain.ImageInfo{}
 	for _, s := range specs {
-		if seen[s.Image] {
-			continue
+		img, ok := imgs[s.Image]
+		if !ok {
+			var err error
+			if img, err = e.Image(ctx, s); err != nil {
+				return fmt.Errorf("image %s of node %s: %w", s.Image, s.Name, err)
+			}
+			imgs[s.Image] = img
 		}
-		seen[s.Image] = true
-		if _, err := e.Image(ctx, s); err != nil {
-			return fmt.Errorf("image %s of node %s: %w", s.Image, s.Name, err)
+		if _, err := domain.NewPlan(s, img, e.Accel, e.StateDir); err != nil {
+			return fmt.Errorf("node %s: %w", s.Name, err)
 		}
 	}
 	return nil
