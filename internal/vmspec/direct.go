@@ -35,8 +35,12 @@ type Direct struct {
 // IsZero reports whether the NIC is not a direct one.
 func (d Direct) IsZero() bool { return d == Direct{} }
 
-// ModeOrDefault is the mode, bridge when unset.
+// ModeOrDefault is the mode, bridge when unset; "" for a NIC that is not
+// a direct one.
 func (d Direct) ModeOrDefault() string {
+	if d.Parent == "" {
+		return ""
+	}
 	if d.Mode == "" {
 		return DirectBridge
 	}
