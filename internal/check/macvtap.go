@@ -31,6 +31,9 @@ func macvtapFromHost(t Target, c Check) Check {
 	n := t.NICs[c.NIC]
 	c.Want, c.BlockedBy = WantNoReply, CauseMacvtapHost
 	c.Expect = "no reply: the host cannot reach a macvtap guest through its parent " + n.Parent + " (mode " + n.Mode + ")"
+	if c.From.Kind == OnVM {
+		c.Expect = "no reply: a macvtap guest cannot reach the host's address on its parent " + n.Parent + " (mode " + n.Mode + ")"
+	}
 	for _, o := range t.NICs {
 		if o.Parent == "" && c.From.Kind == OnHost {
 			c.Requires = append(c.Requires, "ping:host->"+nicLabel(t, o))
