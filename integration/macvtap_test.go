@@ -14,8 +14,9 @@ const macvtapParent = "ip link add mv0 type veth peer name mv0-lan && ip link se
 // its parent is refused before anything changes; with the parent made in
 // the sandbox it comes up green, with the host ↔ guest pings on the
 // macvtap NICs expected (and found) blocked, each after its control on br0,
-// and the two guests reaching each other on the parent in bridge mode; lab
-// down leaves nothing but the veth the test made, which the test removes.
+// and the two guests reaching each other on the parent in bridge mode; a
+// peer on the parent's link reaches both guests; lab down leaves nothing but
+// the veth (and the peer's namespace) the test made, which the test removes.
 func TestMacvtapLab(t *testing.T) {
 	tinyImage(t)
 	s := newSandbox(t)
@@ -58,6 +59,22 @@ func TestMacvtapLab(t *testing.T) {
 		t.Errorf("macvtap links in the sandbox: %q, want 2 (one per guest on mv0)", links.stdout)
 	}
 
+	// The positive control the check matrix cannot hold: a peer on the
+	// parent's link (mv0's veth peer, moved into a namespace of its own with
+	// an address) reaches both guests, which the host could not.
+	peer := "ip netns add h7lan && ip link set mv0-lan netns h7lan && ip -n h7lan addr add 192.0.2.254/24 dev mv0-lan && ip -n h7lan link set mv0-lan up && ip -n h7lan link set lo up"
+	if mk := sb(t, s, "sh", "-c", peer); mk.code != 0 {
+		t.Fatalf("move the peer into its namespace: exit %d\n%s", mk.code, mk.stderr)
+	}
+	for _, guest := range []string{"192.0.2.11", "192.0.2.12"} {
+		if p := sb(t, s, "ip", "netns", "exec", "h7lan", "ping", "-c", "1", "-W", "3", guest); p.code != 0 {
+			t.Errorf("the peer on mv0's link cannot ping guest %s: exit %d\n%s", guest, p.code, p.stdout)
+		}
+	}
+	if p := sb(t, s, "ping", "-c", "1", "-W", "2", "192.0.2.11"); p.code == 0 {
+		t.Errorf("the host pinged a macvtap guest through its parent mv0; the kernel is not doing what the checks expect")
+	}
+
 	down := sb(t, s, vmnetBin(t), "lab", "down", "macvtap")
 	if down.code != 0 || !strings.Contains(down.stdout, "removed") {
 		t.Fatalf("lab down macvtap: exit %d\n%s%s", down.code, down.stdout, down.stderr)
@@ -65,8 +82,8 @@ func TestMacvtapLab(t *testing.T) {
 	if left := sb(t, s, "sh", "-c", "ip -o link show type macvtap"); strings.TrimSpace(left.stdout) != "" {
 		t.Errorf("macvtap links left after lab down:\n%s", left.stdout)
 	}
-	if del := sb(t, s, "ip", "link", "del", "mv0"); del.code != 0 {
-		t.Fatalf("remove the parent: exit %d\n%s", del.code, del.stderr)
+	if del := sb(t, s, "sh", "-c", "ip link del mv0 && ip netns del h7lan"); del.code != 0 {
+		t.Fatalf("remove the parent and the peer's namespace: exit %d\n%s", del.code, del.stderr)
 	}
 	labResidue(t, s)
 }
