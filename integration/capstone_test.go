@@ -87,6 +87,7 @@ type checkJSON struct {
 		Actual string `json:"actual"`
 		Hop    string `json:"hop"`
 		Cause  string `json:"cause"`
+		Expect string `json:"expect"`
 	} `json:"checks"`
 }
 

@@ -17,7 +17,9 @@ func doctorCommand() *cli.Command {
 		Name:  "doctor",
 		Usage: "check what this host can do for vmnet, and how to fix what is missing (changes nothing)",
 		Description: "Checks libvirtd, QEMU, KVM (by running a test guest, not just looking at /dev/kvm), tun,\n" +
-			"vhost-net, br_netfilter, the FORWARD policy and ip_forward. Exit code 1 when a check fails.",
+			"vhost-net, br_netfilter, the FORWARD policy and ip_forward, and which link types the kernel makes\n" +
+			"(bridge, veth, macvlan, macvtap in each mode, vxlan, tun, ipvlan, wireguard, vlan, bond, dummy: each\n" +
+			"tried in a throwaway network namespace). Exit code 1 when a check fails.",
 		Action: func(c *cli.Context) error {
 			if c.NArg() > 0 {
 				return usagef("doctor takes no arguments")

@@ -12,6 +12,7 @@ import (
 	"vmnet/internal/lab"
 	"vmnet/internal/labrun"
 	"vmnet/internal/report"
+	"vmnet/internal/vm"
 	"vmnet/internal/vmspec"
 )
 
@@ -111,7 +112,7 @@ func labUpOutput(c *cli.Context, res *labrun.UpResult, rep *check.Report) error 
 			if i > 0 {
 				node, outcome, ready = "", "", ""
 			}
-			t.row(node, outcome, ready, fmt.Sprintf("eth%d", nic.Index), nicOn(nic.Network, nic.Bridge), nic.MAC, dash(nic.Address))
+			t.row(node, outcome, ready, fmt.Sprintf("eth%d", nic.Index), nicOn(nic), nic.MAC, dash(nic.Address))
 		}
 	}
 	if err := t.write(w); err != nil {
@@ -130,11 +131,16 @@ type labUpView struct {
 	Check *report.JSONReport `json:"check,omitempty"`
 }
 
-func nicOn(network, bridge string) string {
-	if bridge != "" {
-		return "bridge " + bridge
+// nicOn says what a NIC is on: a libvirt network, a bridge, or a host
+// interface through macvtap.
+func nicOn(n vm.NICInfo) string {
+	switch {
+	case n.Bridge != "":
+		return "bridge " + n.Bridge
+	case n.Parent != "":
+		return "macvtap " + n.Parent + " (" + n.Mode + ")"
 	}
-	return "network " + network
+	return "network " + n.Network
 }
 
 func labDown(c *cli.Context) error {
@@ -220,7 +226,7 @@ func labInspect(c *cli.Context) error {
 			if i > 0 {
 				node, state = "", ""
 			}
-			t.row(node, state, fmt.Sprintf("eth%d", nic.Index), nicOn(nic.Network, nic.Bridge), nic.MAC, dash(nic.Address), dash(nic.Source))
+			t.row(node, state, fmt.Sprintf("eth%d", nic.Index), nicOn(nic), nic.MAC, dash(nic.Address), dash(nic.Source))
 		}
 	}
 	if err := t.write(w); err != nil {

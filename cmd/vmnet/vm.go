@@ -261,11 +261,7 @@ type vmUpView struct {
 func writeNICs(w io.Writer, nics []vm.NICInfo) error {
 	t := newTable("NIC", "ON", "MAC", "ADDRESS", "FROM")
 	for _, n := range nics {
-		on := "network " + n.Network
-		if n.Bridge != "" {
-			on = "bridge " + n.Bridge
-		}
-		t.row(fmt.Sprintf("eth%d", n.Index), on, n.MAC, dash(n.Address), dash(n.Source))
+		t.row(fmt.Sprintf("eth%d", n.Index), nicOn(n), n.MAC, dash(n.Address), dash(n.Source))
 	}
 	return t.write(w)
 }
@@ -334,11 +330,7 @@ func vmList(c *cli.Context) error {
 			if i > 0 {
 				name, state, owner = "", "", ""
 			}
-			on := "network " + n.Network
-			if n.Bridge != "" {
-				on = "bridge " + n.Bridge
-			}
-			t.row(name, state, owner, fmt.Sprintf("eth%d", n.Index), on, n.MAC, dash(n.Address))
+			t.row(name, state, owner, fmt.Sprintf("eth%d", n.Index), nicOn(n), n.MAC, dash(n.Address))
 		}
 	}
 	return t.write(c.App.Writer)

@@ -100,6 +100,10 @@ type Check struct {
 	// Requires lists checks that must pass for this one to mean anything: a
 	// port that looks closed proves nothing when the VM does not answer at all.
 	Requires []string
+	// BlockedBy is, for a negative check that a network mode blocks (a
+	// macvtap guest and its parent's host), the cause a failure reports:
+	// the path got through where the mode says it cannot.
+	BlockedBy Cause
 
 	down string // the lab node this check needs, which is not running
 }
@@ -155,6 +159,14 @@ const (
 	// CauseNotRunning: the lab node a check runs on or reaches is not
 	// running (or does not exist).
 	CauseNotRunning Cause = "node not running"
+	// CauseMacvtapHost: the host reached a macvtap guest through the
+	// guest's parent (or the guest the host), which macvtap never does: the
+	// NIC is not on the parent the lab says, or another path exists.
+	CauseMacvtapHost Cause = "host cannot reach a macvtap guest through its parent"
+	// CauseMacvtapMode: two macvtap guests on one parent reached each other
+	// in a mode that keeps them apart (private; vepa without a switch that
+	// sends the traffic back).
+	CauseMacvtapMode Cause = "macvtap mode keeps guests on one parent apart"
 	// CauseUnknown: the probes found nothing wrong; the evidence lists what
 	// they ruled out.
 	CauseUnknown Cause = "unknown"
@@ -165,7 +177,7 @@ var Causes = []Cause{
 	CauseBridgeDown, CauseTapNotAttached, CauseTapDown, CauseHostAddressMissing, CauseGuestNICDown,
 	CauseFirewallDrop, CausePortOpen, CauseContainerNotRunning, CauseDNS, CauseNotListening,
 	CauseServiceError, CauseGuestUnreachable, CauseInconclusive, CauseOwnAddress, CauseNotBlocked, CauseNotRunning,
-	CauseUnknown,
+	CauseMacvtapHost, CauseMacvtapMode, CauseUnknown,
 }
 
 // Result is a check after it ran.
@@ -259,6 +271,8 @@ type NIC struct {
 	Source  string     // static, reservation, lease
 	Network string     // the libvirt network, or "" for a NIC on a plain bridge
 	Bridge  string     // the host bridge the tap must be a port of
+	Parent  string     // macvtap: the host interface the NIC sits on ("" otherwise)
+	Mode    string     // macvtap: bridge, vepa, private or passthrough
 	Tap     string     // the host side of the NIC (from the live domain XML)
 	MAC     string
 	Host    netip.Addr // the host's address on that link: the network's gateway or the bridge's address
@@ -270,6 +284,9 @@ type NIC struct {
 func (n NIC) HostLabel() string {
 	if n.Network != "" {
 		return "host:" + n.Network
+	}
+	if n.Parent != "" {
+		return "host:" + n.Parent
 	}
 	return "host:" + n.Bridge
 }

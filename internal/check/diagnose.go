@@ -164,7 +164,11 @@ func (d *diagnoser) find(ctx context.Context, r *Result, f *finding) {
 // path walks the hops between the host and guest NIC n, host side first,
 // and blames the first broken one.
 func (d *diagnoser) path(ctx context.Context, n NIC, c Check, f *finding) {
-	if n.Bridge == "" {
+	if n.Parent != "" {
+		if d.parentHop(n, f) {
+			return
+		}
+	} else if n.Bridge == "" {
 		f.add("libvirt names no host bridge for %s", n.Guest)
 	} else if d.bridgeHop(n, f) || d.tapHop(n, f) || d.hostAddressHop(n, c, f) {
 		return

@@ -181,6 +181,10 @@ func (d *diagnoser) notBlocked(r *Result, f *finding) bool {
 	if r.Method == MethodTCP {
 		cause = CausePortOpen
 	}
+	if r.BlockedBy != "" {
+		f.blame(r.Source+" → "+r.Target, r.BlockedBy, "%s reached %s, which %s", r.Source, r.Address, r.Expect)
+		return true
+	}
 	f.blame(r.Source+" → "+r.Target, cause, "%s reached %s: nothing on the way blocks %s", r.Source, r.Address, r.Method)
 	return true
 }

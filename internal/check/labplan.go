@@ -63,6 +63,7 @@ func planLab(l lab.Lab, targets map[string]Target) *labPlan {
 		p.add(name, name, derived...)
 		p.peerPings(name)
 	}
+	p.macvtapControls()
 	for i, dc := range l.Checks {
 		p.addDeclared(i, dc)
 	}
@@ -102,7 +103,9 @@ func fileTarget(l lab.Lab, name string) Target {
 		net := l.Networks[nic.Net]
 		n := NIC{Index: i, Guest: fmt.Sprintf("eth%d", i), Address: nic.Address.Addr(), Prefix: nic.Address.Bits(),
 			Host: net.HostAddr(), HostPrefix: net.Subnet().Bits(), Source: "static"}
-		if net.Kind == lab.KindBridge {
+		if d := l.Direct(nic.Net); !d.IsZero() {
+			n.Parent, n.Mode = d.Parent, d.ModeOrDefault() // the host has no address there (HostAddr)
+		} else if net.Kind == lab.KindBridge {
 			n.Bridge = nic.Net
 		} else {
 			n.Network = nic.Net
@@ -135,6 +138,7 @@ func (p *labPlan) peerPings(a string) {
 				ID: "ping:" + a + "->" + b + ":" + nic.Net, Source: a, Target: b + ":" + nic.Net,
 				Method: MethodPing, Expect: "reply", From: Place{Kind: OnVM}, Want: WantReply, NIC: i,
 			}
+			p.macvtapPeer(&c, a, b, nic.Net)
 			switch {
 			case i >= len(ta.NICs):
 				c.Address, c.Unknown = "-", p.nicMissing(a, i)

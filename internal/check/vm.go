@@ -150,6 +150,9 @@ func describeFrom(info vm.Info, domainXML string, nets []network.Info, hostAddrs
 			if p, err := netip.ParsePrefix(ln.CIDR); err == nil {
 				n.Prefix, n.HostPrefix = p.Bits(), p.Bits()
 			}
+		} else if ni.Parent != "" {
+			n.Parent, n.Mode = ni.Parent, ni.Mode
+			n.Host, n.HostPrefix = parentAddress(hostAddrs(ni.Parent), n.Address)
 		} else if n.Bridge != "" {
 			n.Host, n.HostPrefix = hostAddress(hostAddrs(n.Bridge), n.Address)
 			if n.HostPrefix > 0 && n.Address.IsValid() {

@@ -27,6 +27,8 @@ type Finding struct {
 	Status Status `json:"status"`
 	Detail string `json:"detail"`
 	Fix    string `json:"fix,omitempty"`
+	// Links is the link types check's answer per kind.
+	Links []LinkSupport `json:"links,omitempty"`
 }
 
 // Host is how the checks see the machine; tests point it at fakes of
@@ -40,6 +42,9 @@ type Host struct {
 	Libvirt func() (version string, err error)
 	// KVM reports whether KVM really runs a guest, and why.
 	KVM func(ctx context.Context) (usable bool, reason string)
+	// Links tries each kind of link the labs use (ProbeLinks); nil skips
+	// the check.
+	Links func() ([]LinkSupport, error)
 }
 
 // Real returns the Host for this machine, with the libvirt and KVM probes given.
@@ -53,6 +58,7 @@ func Real(libvirt func() (string, error), kvm func(context.Context) (bool, strin
 		},
 		Libvirt: libvirt,
 		KVM:     kvm,
+		Links:   ProbeLinks,
 	}
 }
 
@@ -67,6 +73,7 @@ func Run(ctx context.Context, h Host) []Finding {
 		checkBrNetfilter(h),
 		checkForward(ctx, h),
 		checkIPForward(h),
+		checkLinks(h),
 	}
 }
 

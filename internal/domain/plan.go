@@ -105,7 +105,8 @@ type DataDisk struct {
 // NICPlan is one virtio NIC.
 type NICPlan struct {
 	Network string           // libvirt network, or
-	Bridge  string           // Linux bridge
+	Bridge  string           // Linux bridge, or
+	Direct  vmspec.Direct    // a host interface through macvtap
 	MAC     net.HardwareAddr // MAC(name, index) unless the spec overrides it
 	Model   string           // always virtio
 	Address netip.Prefix     // static address passed to the guest; invalid for DHCP
@@ -220,7 +221,7 @@ func planNICs(spec vmspec.Spec) []NICPlan {
 		if mac == nil {
 			mac = MAC(spec.Name, i)
 		}
-		out = append(out, NICPlan{Network: n.Network, Bridge: n.Bridge, MAC: mac, Model: "virtio", Address: n.Address, Gateway: n.Gateway})
+		out = append(out, NICPlan{Network: n.Network, Bridge: n.Bridge, Direct: n.Direct, MAC: mac, Model: "virtio", Address: n.Address, Gateway: n.Gateway})
 	}
 	return out
 }

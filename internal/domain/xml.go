@@ -109,19 +109,26 @@ func devices(p Plan) *libvirtxml.DomainDeviceList {
 		})
 	}
 	for _, n := range p.NICs {
-		src := &libvirtxml.DomainInterfaceSource{}
-		if n.Network != "" {
-			src.Network = &libvirtxml.DomainInterfaceSourceNetwork{Network: n.Network}
-		} else {
-			src.Bridge = &libvirtxml.DomainInterfaceSourceBridge{Bridge: n.Bridge}
-		}
 		dev.Interfaces = append(dev.Interfaces, libvirtxml.DomainInterface{
 			MAC:    &libvirtxml.DomainInterfaceMAC{Address: n.MAC.String()},
-			Source: src,
+			Source: interfaceSource(n),
 			Model:  &libvirtxml.DomainInterfaceModel{Type: n.Model},
 		})
 	}
 	return dev
+}
+
+// interfaceSource is where a NIC attaches: a libvirt network, a Linux
+// bridge, or a host interface through macvtap (<interface type='direct'>,
+// whose type libvirtxml takes from the source).
+func interfaceSource(n NICPlan) *libvirtxml.DomainInterfaceSource {
+	switch {
+	case n.Network != "":
+		return &libvirtxml.DomainInterfaceSource{Network: &libvirtxml.DomainInterfaceSourceNetwork{Network: n.Network}}
+	case n.Direct.Parent != "":
+		return &libvirtxml.DomainInterfaceSource{Direct: &libvirtxml.DomainInterfaceSourceDirect{Dev: n.Direct.Parent, Mode: n.Direct.ModeOrDefault()}}
+	}
+	return &libvirtxml.DomainInterfaceSource{Bridge: &libvirtxml.DomainInterfaceSourceBridge{Bridge: n.Bridge}}
 }
 
 func qcow2Disk(file, target string) libvirtxml.DomainDisk {

@@ -105,6 +105,16 @@ func goldenCases() []goldenCase {
 			s.Name, s.Lab = "office-web", "office"
 			return s
 		}, tinyImage, tcg},
+		// NICs on a host interface through macvtap, in two modes.
+		{"macvtap-tcg", func(t *testing.T) vmspec.Spec {
+			s := loadTiny(t)
+			s.Name, s.Requires = "mv1", vmspec.Requires{}
+			s.NICs = []vmspec.NIC{
+				{Direct: vmspec.Direct{Parent: "eth0"}, Address: netip.MustParsePrefix("192.0.2.30/24")},
+				{Direct: vmspec.Direct{Parent: "eth1", Mode: vmspec.DirectVEPA}},
+			}
+			return s
+		}, tinyImage, tcg},
 	}
 }
 
@@ -422,4 +432,31 @@ func TestParseMetadata(t *testing.T) {
 			t.Errorf("%s: ParseMetadata = %+v, true; want false", name, got)
 		}
 	}
+}
+
+// TestDirectInterface: a direct NIC is <interface type='direct'> with its
+// parent as source dev and its mode (bridge when the spec leaves it out),
+// so a careless -update cannot lose it.
+func TestDirectInterface(t *testing.T) {
+	for _, c := range goldenCases() {
+		if c.name != "macvtap-tcg" {
+			continue
+		}
+		var d libvirtxml.Domain
+		if err := d.Unmarshal(render(t, c)); err != nil {
+			t.Fatal(err)
+		}
+		want := [][2]string{{"eth0", "bridge"}, {"eth1", "vepa"}}
+		if len(d.Devices.Interfaces) != len(want) {
+			t.Fatalf("%d interfaces, want %d", len(d.Devices.Interfaces), len(want))
+		}
+		for i, ifc := range d.Devices.Interfaces {
+			src := ifc.Source
+			if src == nil || src.Direct == nil || src.Direct.Dev != want[i][0] || src.Direct.Mode != want[i][1] {
+				t.Errorf("interface %d source = %+v, want direct dev %s mode %s", i, src, want[i][0], want[i][1])
+			}
+		}
+		return
+	}
+	t.Fatal("no macvtap-tcg golden case")
 }

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"vmnet/internal/errs"
+	"vmnet/internal/vmspec"
 )
 
 // Graph formats.
@@ -41,6 +42,7 @@ var netStyles = map[string]netStyle{
 	KindNAT:      {"NAT", "hexagon", "filled", "#fde68a", "#b45309", "{{", "}}", "nat", ""},
 	KindBridge:   {"bridge", "cds", "filled", "#bbf7d0", "#15803d", "[/", "/]", "bridge", ""},
 	KindIsolated: {"isolated", "ellipse", "filled,dashed", "#e5e7eb", "#4b5563", "([", "])", "isolated", "5 3"},
+	KindMacvtap:  {"macvtap", "parallelogram", "filled", "#fbcfe8", "#be185d", ">", "]", "macvtap", ""},
 }
 
 const (
@@ -120,6 +122,9 @@ func nodeLines(name string, n Node, live *Live) []string {
 
 func netLines(name string, n Network) []string {
 	st := netStyles[n.Kind]
+	if n.Kind == KindMacvtap {
+		return []string{name, st.word + " " + n.Subnet().String(), "on " + n.Parent + " (" + vmspec.Direct{Parent: n.Parent, Mode: n.Mode}.ModeOrDefault() + ")"}
+	}
 	return []string{name, st.word + " " + n.Subnet().String(), "host " + n.HostAddr().String()}
 }
 
@@ -214,7 +219,7 @@ func mermaid(l Lab, live *Live) []byte {
 			}
 		}
 	}
-	mermaidClasses(&b)
+	mermaidClasses(&b, l)
 	for _, s := range styles {
 		b.WriteString(s)
 	}
@@ -233,9 +238,12 @@ func mermaidLinkStyle(n int, state LinkState) string {
 }
 
 // mermaidClasses writes the class definitions of nodes and network kinds.
-func mermaidClasses(b *bytes.Buffer) {
+func mermaidClasses(b *bytes.Buffer, l Lab) {
 	fmt.Fprintf(b, "  classDef vm fill:%s,stroke:%s,stroke-width:2px\n", nodeFill, nodeStroke)
 	for _, kind := range Kinds {
+		if kind == KindMacvtap && !l.hasMacvtap() {
+			continue // labs drawn before macvtap existed keep their text
+		}
 		st := netStyles[kind]
 		line := fmt.Sprintf("  classDef %s fill:%s,stroke:%s,stroke-width:2px", st.mmdClass, st.fill, st.stroke)
 		if st.mmdStroke != "" {

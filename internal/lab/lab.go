@@ -29,10 +29,11 @@ const (
 	KindNAT      = "nat"      // libvirt NAT network: host .1, DHCP in the upper half
 	KindIsolated = "isolated" // libvirt isolated network: guests and host only
 	KindBridge   = "bridge"   // a Linux bridge made with netlink, host address on it
+	KindMacvtap  = "macvtap"  // guests on a host interface's link through macvtap; nothing to make
 )
 
 // Kinds lists the network kinds, for messages.
-var Kinds = []string{KindNAT, KindIsolated, KindBridge}
+var Kinds = []string{KindNAT, KindIsolated, KindBridge, KindMacvtap}
 
 // Check expectations.
 const (
@@ -69,6 +70,8 @@ type Network struct {
 	Kind    string       `yaml:"kind"`    // nat, isolated or bridge
 	CIDR    netip.Prefix `yaml:"cidr"`    // nat and isolated: the subnet; the host gets its first address
 	Address netip.Prefix `yaml:"address"` // bridge: the host's address on it, with the subnet's prefix
+	Parent  string       `yaml:"parent"`  // macvtap: the host interface the guests appear on
+	Mode    string       `yaml:"mode"`    // macvtap: bridge (default), vepa, private or passthrough
 }
 
 // Subnet is the network's subnet.
@@ -79,8 +82,13 @@ func (n Network) Subnet() netip.Prefix {
 	return n.CIDR.Masked()
 }
 
-// HostAddr is the host's address on the network.
+// HostAddr is the host's address on the network; none on a macvtap
+// network, where vmnet gives the host nothing (and the host cannot reach
+// the guests through the parent anyway).
 func (n Network) HostAddr() netip.Addr {
+	if n.Kind == KindMacvtap {
+		return netip.Addr{}
+	}
 	if n.Kind == KindBridge {
 		return n.Address.Addr()
 	}
@@ -90,9 +98,10 @@ func (n Network) HostAddr() netip.Addr {
 	return n.CIDR.Masked().Addr().Next()
 }
 
-// Pool is the network's DHCP pool; zero for a bridge, which has none.
+// Pool is the network's DHCP pool; zero for a bridge or a macvtap
+// network, which have none from vmnet.
 func (n Network) Pool() [2]netip.Addr {
-	if n.Kind == KindBridge {
+	if n.Kind == KindBridge || n.Kind == KindMacvtap {
 		return [2]netip.Addr{}
 	}
 	return vmspec.DefaultPool(n.CIDR)

@@ -12,8 +12,9 @@ import (
 
 // The plan turns a lab into what the VM lifecycle already knows: one VM spec
 // per node, each NIC on a libvirt network (nat, isolated) or directly on a
-// Linux bridge (bridge), and the networks and bridges the lab makes when
-// they are missing. Everything vmnet makes for the lab carries the lab's
+// Linux bridge (bridge) or on a host interface through macvtap (macvtap),
+// and the networks and bridges the lab makes when they are missing (none
+// for macvtap: its parent is the host's). Everything vmnet makes for the lab carries the lab's
 // name (vmspec.Spec.Lab, and the Lab of the network and bridge specs).
 
 // Requires is every network and bridge of the lab, in file order, as the
@@ -61,8 +62,10 @@ func (l Lab) Spec(name string) (vmspec.Spec, error) {
 	s := vmspec.Spec{Name: name, Image: n.Image, VCPUs: n.VCPUs, Memory: n.Memory, Lab: l.Name}
 	all := l.Requires()
 	for _, nic := range n.NICs {
-		vn := vmspec.NIC{Address: nic.Address}
-		if l.Networks[nic.Net].Kind == KindBridge {
+		vn := vmspec.NIC{Address: nic.Address, Direct: l.Direct(nic.Net)}
+		if !vn.Direct.IsZero() {
+			// The parent exists on the host: nothing to require.
+		} else if l.Networks[nic.Net].Kind == KindBridge {
 			vn.Bridge = nic.Net
 			s.Requires.Bridges = appendOnce(s.Requires.Bridges, all.Bridges, nic.Net, func(b vmspec.BridgeReq) string { return b.Name })
 		} else {

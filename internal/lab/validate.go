@@ -65,9 +65,12 @@ func (l Lab) validateNetworks(p *problems) {
 		} else {
 			p.addErr("networks."+name, vmspec.ValidateNetworkName("networks."+name, name))
 		}
+		macvtapOnly(p, name, n)
 		switch n.Kind {
 		case KindNAT, KindIsolated:
 			l.validateLibvirtNet(p, name, n)
+		case KindMacvtap:
+			l.validateMacvtap(p, name, n)
 		case KindBridge:
 			if n.CIDR.IsValid() {
 				p.add(f("cidr"), n.CIDR.String(), "is set on a bridge network", "give a bridge the host's address instead: address: "+hostExample(n.CIDR))
@@ -199,8 +202,8 @@ func (l Lab) validateNIC(p *problems, field string, nic NIC, holders map[string]
 		return
 	}
 	if !nic.Address.IsValid() {
-		if net.Kind == KindBridge {
-			p.add(field+".address", "", "is missing: a Linux bridge has no DHCP server", "give the NIC a static address on "+nic.Net+", such as "+free(net, holders[nic.Net]))
+		if net.Kind == KindBridge || net.Kind == KindMacvtap {
+			p.add(field+".address", "", "is missing: "+noDHCP(net), "give the NIC a static address on "+nic.Net+", such as "+free(net, holders[nic.Net]))
 		}
 		return
 	}

@@ -120,6 +120,9 @@ func Up(ctx context.Context, e vm.Env, l lab.Lab, opt Options) (*UpResult, error
 	if err != nil {
 		return nil, err
 	}
+	if err := checkParents(e.Bridges, l, specs); err != nil {
+		return nil, err
+	}
 	if err := planNodes(ctx, e, specs); err != nil {
 		return nil, err
 	}

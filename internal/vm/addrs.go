@@ -29,8 +29,8 @@ func checkAddresses(e Env, spec vmspec.Spec) error {
 	var others []record
 	var errs vmspec.Errors
 	for i, n := range spec.NICs {
-		if !n.Address.IsValid() {
-			continue
+		if !n.Address.IsValid() || !n.Direct.IsZero() {
+			continue // a macvtap NIC's link is the parent's, outside vmnet's knowledge
 		}
 		if others == nil {
 			var err error

@@ -124,7 +124,7 @@ func nicsOf(conn Libvirt, rec record) []NICInfo {
 	leases := map[string]map[string]netip.Addr{}
 	var out []NICInfo
 	for i, n := range rec.NICs {
-		info := NICInfo{Index: i, Network: n.Network, Bridge: n.Bridge, MAC: n.MAC}
+		info := NICInfo{Index: i, Network: n.Network, Bridge: n.Bridge, Parent: n.Parent, Mode: n.Mode, MAC: n.MAC}
 		switch {
 		case n.Static.IsValid():
 			info.Address, info.Source = n.Static.Addr().String(), "static"

@@ -40,6 +40,8 @@ type record struct {
 type nicRecord struct {
 	Network  string       `json:"network,omitempty"`
 	Bridge   string       `json:"bridge,omitempty"`
+	Parent   string       `json:"parent,omitempty"` // macvtap: the host interface
+	Mode     string       `json:"mode,omitempty"`   // macvtap: its mode
 	MAC      string       `json:"mac"`
 	Static   netip.Prefix `json:"static,omitzero"`   // passed on the kernel command line
 	Reserved netip.Addr   `json:"reserved,omitzero"` // a DHCP reservation vmnet added

@@ -123,7 +123,14 @@ func (r *upRun) phase(name string, since time.Time) {
 	r.res.Phases = append(r.res.Phases, Phase{Name: name, Seconds: d})
 }
 
-func (r *upRun) checkAddresses() error { return checkAddresses(r.e, r.spec) }
+// checkAddresses checks the NICs before anything changes: their macvtap
+// parents exist, their static addresses fit their links.
+func (r *upRun) checkAddresses() error {
+	if err := checkParents(r.e, r.spec); err != nil {
+		return err
+	}
+	return checkAddresses(r.e, r.spec)
+}
 
 // findImage comes before the plan, and the plan before the networks and bridges
 // the spec requires: a spec the image cannot run (ready: agent on tiny)

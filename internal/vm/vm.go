@@ -64,6 +64,8 @@ type NICInfo struct {
 	Index   int    `json:"index"`
 	Network string `json:"network,omitempty"`
 	Bridge  string `json:"bridge,omitempty"`
+	Parent  string `json:"parent,omitempty"` // macvtap: the host interface the NIC is on
+	Mode    string `json:"mode,omitempty"`   // macvtap: bridge, vepa, private or passthrough
 	MAC     string `json:"mac"`
 	Address string `json:"address,omitempty"` // without prefix
 	Source  string `json:"source,omitempty"`  // static, reservation, lease
@@ -208,7 +210,7 @@ func prepare(e Env, plan domain.Plan, res *UpResult) (record, error) {
 		rec.Files = append(rec.Files, f.Path)
 	}
 	for _, n := range plan.NICs {
-		rec.NICs = append(rec.NICs, nicRecord{Network: n.Network, Bridge: n.Bridge, MAC: n.MAC.String(), Static: n.Address})
+		rec.NICs = append(rec.NICs, nicRecord{Network: n.Network, Bridge: n.Bridge, Parent: n.Direct.Parent, Mode: n.Direct.ModeOrDefault(), MAC: n.MAC.String(), Static: n.Address})
 	}
 	if old, ok, err := readRecord(plan.Dir); err != nil {
 		return rec, err

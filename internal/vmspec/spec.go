@@ -48,11 +48,12 @@ type Disk struct {
 	Size Size `yaml:"size" json:"size"`
 }
 
-// NIC is one virtio network interface, on a libvirt network or directly on a
-// Linux bridge.
+// NIC is one virtio network interface, on a libvirt network, directly on a
+// Linux bridge, or on a host interface through macvtap (Direct).
 type NIC struct {
 	Network string       `yaml:"network" json:"network,omitempty"` // a libvirt network, e.g. nat0
 	Bridge  string       `yaml:"bridge" json:"bridge,omitempty"`   // a Linux bridge, e.g. br0
+	Direct  Direct       `yaml:"direct" json:"direct,omitzero"`    // or a host interface through macvtap
 	Address netip.Prefix `yaml:"address" json:"address,omitzero"`  // static address with prefix; DHCP when unset
 	Gateway netip.Addr   `yaml:"gateway" json:"gateway,omitzero"`  // default route through this NIC; needs Address
 	MAC     string       `yaml:"mac" json:"mac,omitempty"`         // override the derived MAC (to resolve a clash)
@@ -310,16 +311,7 @@ func (s Spec) validateNICs(l *errorList) {
 	gateway := -1
 	for i, n := range s.NICs {
 		f := func(name string) string { return fmt.Sprintf("nics[%d].%s", i, name) }
-		switch {
-		case n.Network == "" && n.Bridge == "":
-			l.add(fmt.Sprintf("nics[%d]", i), "", "has neither network nor bridge", "attach it to a libvirt network (network: nat0) or a Linux bridge (bridge: br0)")
-		case n.Network != "" && n.Bridge != "":
-			l.add(f("bridge"), n.Bridge, "is set together with network "+n.Network, "give each NIC either network or bridge; add a second NIC for the other")
-		case n.Network != "":
-			l.addErr(f("network"), ValidateNetworkName(f("network"), n.Network))
-		default:
-			l.addErr(f("bridge"), valid.InterfaceName(f("bridge"), n.Bridge))
-		}
+		s.validateAttach(l, i, n)
 		if n.Address.IsValid() {
 			if _, err := valid.ParseAddress(n.Address.String()); err != nil {
 				l.addErr(f("address"), err)

@@ -148,7 +148,7 @@ func TestParseErrors(t *testing.T) {
 		{"bad bridge name", "name: a\nimage: tiny\nnics:\n  - network: nat0\n  - bridge: br 0\n", []string{`line 5: nics[1].bridge: "br 0" contains ' ', which is not allowed in an interface name`}},
 		{"bridge name too long", "name: a\nimage: tiny\nnics:\n  - bridge: abcdefghijklmnop\n", []string{`line 4: nics[0].bridge: "abcdefghijklmnop" is 16 bytes long; Linux allows at most 15`}},
 		{"network and bridge", "name: a\nimage: tiny\nnics:\n  - network: nat0\n    bridge: br0\n", []string{`line 5: nics[0].bridge: "br0" is set together with network nat0`}},
-		{"neither network nor bridge", "name: a\nimage: tiny\nnics:\n  - address: 192.0.2.2/24\n", []string{"line 4: nics[0] has neither network nor bridge"}},
+		{"neither network nor bridge", "name: a\nimage: tiny\nnics:\n  - address: 192.0.2.2/24\n", []string{"line 4: nics[0] has neither network, bridge nor direct"}},
 		{"bad network name", "name: a\nimage: tiny\nnics:\n  - network: nat/0\n", []string{`line 4: nics[0].network: "nat/0" contains '/', which is not allowed in a network name`}},
 		{"name missing", "image: tiny\n", []string{"name is missing"}},
 		{"name uppercase", "name: Web\nimage: tiny\n", []string{`line 1: name: "Web" does not start with a lowercase letter`}},
@@ -187,6 +187,11 @@ func TestParseErrors(t *testing.T) {
 		{"ready lease without network", "name: a\nimage: tiny\nnics:\n  - bridge: br0\nready: lease\n", []string{`line 5: ready: "lease" needs a NIC on a libvirt network (only libvirt's DHCP gives leases vmnet can see)`}},
 		{"timeout without unit", base + "timeout: 90\n", []string{`line 5: timeout: "90" has no unit`}},
 		{"timeout negative", base + "timeout: -5s\n", []string{`line 5: timeout: "-5s" is outside 0-1h`}},
+		{"direct without parent", "name: a\nimage: tiny\nnics:\n  - direct: {mode: bridge}\n", []string{"line 4: nics[0].direct.parent is missing"}},
+		{"direct bad parent", "name: a\nimage: tiny\nnics:\n  - direct: {parent: eth 0}\n", []string{`line 4: nics[0].direct.parent: "eth 0" contains ' ', which is not allowed in an interface name`}},
+		{"direct bad mode", "name: a\nimage: tiny\nnics:\n  - direct: {parent: eth0, mode: brigde}\n", []string{`line 4: nics[0].direct.mode: "brigde" is not a macvtap mode (did you mean bridge?)`}},
+		{"direct and bridge", "name: a\nimage: tiny\nnics:\n  - direct: {parent: eth0}\n    bridge: br0\n", []string{`line 4: nics[0].direct: "eth0" is set together with network or bridge`}},
+		{"passthrough twice", "name: a\nimage: tiny\nnics:\n  - direct: {parent: eth0, mode: passthrough}\n  - direct: {parent: eth0}\n", []string{`line 5: nics[1].direct.parent: "eth0" is also nics[0]'s parent, and passthrough gives a parent to one NIC only`}},
 		{"file path relative", base + "provision:\n  files:\n    - path: etc/motd\n      content: x\n", []string{`line 7: provision.files[0].path: "etc/motd" is not a clean absolute path`}},
 		{"file mode", base + "provision:\n  files:\n    - path: /etc/motd\n      mode: rw\n", []string{`line 8: provision.files[0].mode: "rw" is not an octal file mode`}},
 		{"empty command", base + "provision:\n  commands: [' ']\n", []string{"line 6: provision.commands[0] is empty"}},
@@ -358,5 +363,29 @@ func TestDefaultsDoesNotWriteThroughSharedSlices(t *testing.T) {
 	}
 	if a.Requires.Networks[0].Mode != ModeNAT || a.Provision.Files[0].Mode != 0o644 {
 		t.Errorf("Defaults: %+v, %+v", a.Requires.Networks[0], a.Provision.Files[0])
+	}
+}
+
+// TestParseDirect: a direct NIC parses with its parent and mode, is in
+// Parents, and is neither a network nor a bridge.
+func TestParseDirect(t *testing.T) {
+	s, err := Parse([]byte("name: a\nimage: tiny\nnics:\n  - direct: {parent: eth0}\n    address: 192.0.2.30/24\n  - direct: {parent: eth1, mode: vepa}\n"), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Direct{{Parent: "eth0"}, {Parent: "eth1", Mode: DirectVEPA}}
+	for i, w := range want {
+		if s.NICs[i].Direct != w {
+			t.Errorf("nics[%d].direct = %+v, want %+v", i, s.NICs[i].Direct, w)
+		}
+	}
+	if got := s.NICs[0].Direct.ModeOrDefault(); got != DirectBridge {
+		t.Errorf("default mode = %q, want bridge", got)
+	}
+	if d := cmp.Diff([]string{"eth0", "eth1"}, s.Parents()); d != "" {
+		t.Errorf("Parents (-want +got):\n%s", d)
+	}
+	if len(s.Networks()) != 0 || len(s.Bridges()) != 0 {
+		t.Errorf("Networks %v Bridges %v, want none", s.Networks(), s.Bridges())
 	}
 }
