@@ -105,6 +105,9 @@ type Node struct {
 	Memory vmspec.Size `yaml:"memory"` // default 256MiB
 	NICs   []NIC       `yaml:"nics"`   // guest order: eth0, eth1, ...
 	App    string      `yaml:"app"`    // a built-in application in the guest; "" for none
+
+	ContainerNetworks map[string]ContainerNetwork `yaml:"container-networks"` // podman networks in the guest (containers.go)
+	Containers        map[string]Container        `yaml:"containers"`         // podman containers in the guest (containers.go)
 }
 
 // NIC is one network interface of a node.
