@@ -100,6 +100,10 @@ type Check struct {
 	// Requires lists checks that must pass for this one to mean anything: a
 	// port that looks closed proves nothing when the VM does not answer at all.
 	Requires []string
+	// Mode is the container network mode (lab.ModeMacvlan, lab.ModeNone,
+	// lab.ModePod) the check's outcome rests on, or "": a failure then
+	// names the mode's own cause.
+	Mode string
 
 	down string // the lab node this check needs, which is not running
 }
@@ -155,6 +159,15 @@ const (
 	// CauseNotRunning: the lab node a check runs on or reaches is not
 	// running (or does not exist).
 	CauseNotRunning Cause = "node not running"
+	// CauseMacvlanParent: a check expects a VM to reach its own macvlan
+	// container, which macvlan (bridge mode) never allows.
+	CauseMacvlanParent Cause = "macvlan parent cannot reach its child"
+	// CauseNoneNetwork: a check expects a container with network none (only
+	// lo) to reach something, or to be reached.
+	CauseNoneNetwork Cause = "network none reaches nothing"
+	// CauseModeNotHeld: a path a container's network mode must block (the
+	// macvlan parent to its child, a none container out) got through.
+	CauseModeNotHeld Cause = "network mode not in effect"
 	// CauseUnknown: the probes found nothing wrong; the evidence lists what
 	// they ruled out.
 	CauseUnknown Cause = "unknown"
@@ -165,7 +178,7 @@ var Causes = []Cause{
 	CauseBridgeDown, CauseTapNotAttached, CauseTapDown, CauseHostAddressMissing, CauseGuestNICDown,
 	CauseFirewallDrop, CausePortOpen, CauseContainerNotRunning, CauseDNS, CauseNotListening,
 	CauseServiceError, CauseGuestUnreachable, CauseInconclusive, CauseOwnAddress, CauseNotBlocked, CauseNotRunning,
-	CauseUnknown,
+	CauseMacvlanParent, CauseNoneNetwork, CauseModeNotHeld, CauseUnknown,
 }
 
 // Result is a check after it ran.

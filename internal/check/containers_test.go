@@ -1,0 +1,74 @@
+package check
+
+import (
+	"net/netip"
+	"slices"
+	"testing"
+
+	"vmnet/internal/lab"
+)
+
+// modesLab is the built-in modes lab and its node as Describe would see it
+// running (its NAT NIC leased, its br0 NIC static).
+func modesLab(t *testing.T) (lab.Lab, map[string]Target) {
+	t.Helper()
+	l, err := lab.LoadRef("modes")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tg := fileTarget(l, "modes")
+	tg.Agent = true
+	tg.NICs[0].Address, tg.NICs[0].Source = netip.MustParseAddr("198.51.100.14"), "lease"
+	return l, map[string]Target{"modes": tg}
+}
+
+func TestLabMatrixModesGolden(t *testing.T) {
+	l, targets := modesLab(t)
+	runs := LabMatrix(l, targets)
+	checkLabIDs(t, runs)
+	golden(t, "lab-modes.txt", renderLab(l, runs))
+}
+
+// TestModesSemantics: each mode's derived checks say what the mode means,
+// and every mode has at least one expected-blocked check with a control.
+func TestModesSemantics(t *testing.T) {
+	l, targets := modesLab(t)
+	runs := LabMatrix(l, targets)
+	want := []struct {
+		id       string
+		want     Want
+		mode     string
+		requires []string
+	}{
+		{"ping:modes->modes/web", WantReply, "", nil},
+		{"tcp:host->modes:eth1:8081", WantOpen, "", nil},
+		{"tcp:host->modes:eth1:80", WantClosed, "", []string{"ping:host->modes:eth1", "tcp:modes->modes/plain:80", "tcp:modes->modes/web:80"}},
+		{"tcp:host->modes:eth1:8090", WantOpen, "", nil},
+		{"ping:modes/isolated->127.0.0.1", WantReply, "", nil},
+		{"ping:modes/isolated->modes:eth1", WantNoReply, lab.ModeNone, []string{"ping:modes/isolated->127.0.0.1"}},
+		{"ping:host->modes/lanapi", WantReply, "", nil},
+		{"tcp:host->modes/lanapi:80", WantOpen, "", nil},
+		{"ping:modes->modes/lanapi", WantNoReply, lab.ModeMacvlan, []string{"ping:host->modes/lanapi"}},
+		{"tcp:modes/sidecar->modes/app@127.0.0.1:8000", WantOpen, lab.ModePod, nil},
+		{"tcp:host->modes:eth1:8000", WantClosed, "", []string{"ping:host->modes:eth1", "tcp:modes/sidecar->modes/app@127.0.0.1:8000"}},
+		{"checks[3]:tcp:modes->modes/lanapi:80", WantClosed, lab.ModeMacvlan, []string{"ping:host->modes/lanapi"}},
+		{"checks[4]:ping:modes/isolated->192.0.2.1", WantNoReply, lab.ModeNone, []string{"ping:modes/isolated->127.0.0.1"}},
+	}
+	for _, w := range want {
+		c, run, ok := find(runs, w.id)
+		switch {
+		case !ok:
+			t.Errorf("%s is not planned", w.id)
+		case run != "modes" || c.Want != w.want || c.Mode != w.mode || !slices.Equal(c.Requires, w.requires):
+			t.Errorf("%s: run %s want %q mode %q requires %v; want run modes, %q, %q, %v", w.id, run, c.Want, c.Mode, c.Requires, w.want, w.mode, w.requires)
+		case c.Unknown != "":
+			t.Errorf("%s has no address: %s", w.id, c.Unknown)
+		}
+	}
+	if c, _, _ := find(runs, "ping:modes->modes/lanapi"); c.To != netip.MustParseAddr("192.0.2.50") {
+		t.Errorf("the macvlan container's address is %s, want the lab file's 192.0.2.50", c.To)
+	}
+	if c, _, _ := find(runs, "ping:modes->modes/plain"); c.To != netip.MustParseAddr("10.88.0.2") {
+		t.Errorf("plain's address is %s, want 10.88.0.2, the first free one of podman's network", c.To)
+	}
+}

@@ -1,0 +1,241 @@
+// Package containers starts a lab node's own containers (internal/lab's
+// container-networks and containers) inside its guest, through the guest
+// agent: the podman networks (bridge with a subnet; macvlan on the guest NIC
+// of a lab network), the pods, the containers in their network modes
+// (podman run --rootfs on the image's built-in container rootfs) and the
+// guest firewall's openings for what they publish. Plan is pure: a list of
+// steps, each a test that says whether it is done and the commands that do
+// it. Ensure runs them, so a second lab up changes nothing.
+package containers
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+
+	"vmnet/internal/lab"
+)
+
+// PauseImage is the pods' infra image: podman 4.3 builds its own from
+// catatonit, which the guest lacks, and there is no registry to pull one
+// from, so vmnet imports one from the rootfs's own sleep (and libc).
+const PauseImage = "localhost/vmnet-pause:1"
+
+// LabLabel marks everything vmnet makes in the guest with the lab's name;
+// HashLabel a container's or pod's settings, so a changed one is replaced.
+const (
+	LabLabel  = "vmnet.lab"
+	HashLabel = "vmnet.hash"
+)
+
+// FirewallComment starts the comment of the rules vmnet adds to the
+// capstone guest's table inet vmnet (which drops everything else inbound).
+const FirewallComment = "vmnet-containers"
+
+// Step is one idempotent piece of a node's containers.
+type Step struct {
+	What  string     // for people: "create podman network n1 (10.89.1.0/24)"
+	Test  []string   // exits 0 when the step is done already
+	Do    [][]string // run in turn, each must exit 0
+	Label string     // the object the step makes: network n1, pod p1, container web1
+}
+
+// MacvlanNetwork is the podman network vmnet makes for macvlan containers
+// on lab network net.
+func MacvlanNetwork(net string) string { return "vmnet-macvlan-" + net }
+
+// Plan is the steps that bring node's containers up in its guest, in
+// order: networks, the pause image and pods, the guest firewall's
+// openings, then the containers. Nothing for a node without containers.
+func Plan(l lab.Lab, node string) []Step {
+	n := l.Nodes[node]
+	if len(n.Containers) == 0 && len(n.ContainerNetworks) == 0 {
+		return nil
+	}
+	var out []Step
+	out = append(out, networkSteps(l, node)...)
+	out = append(out, podSteps(l, node)...)
+	out = append(out, firewallSteps(l, node)...)
+	for _, name := range n.ContainerNames() {
+		out = append(out, containerStep(l, node, name))
+	}
+	return out
+}
+
+// networkSteps make the node's container-networks and one macvlan network
+// per lab network a macvlan container hangs off.
+func networkSteps(l lab.Lab, node string) []Step {
+	n := l.Nodes[node]
+	var out []Step
+	for _, name := range sortedKeys(n.ContainerNetworks) {
+		s := n.ContainerNetworks[name].Subnet
+		out = append(out, Step{What: fmt.Sprintf("create podman network %s (bridge, %s)", name, s), Label: "network " + name,
+			Test: []string{"podman", "network", "exists", name},
+			Do:   [][]string{{"podman", "network", "create", "-d", "bridge", "--subnet", s.String(), "--label", LabLabel + "=" + l.Name, name}}})
+	}
+	seen := map[string]bool{}
+	for _, name := range n.ContainerNames() {
+		c := n.Containers[name]
+		if c.Mode() != lab.ModeMacvlan || seen[c.Parent] {
+			continue
+		}
+		seen[c.Parent] = true
+		net, eth := l.Networks[c.Parent], "eth"+strconv.Itoa(n.NICFor(c.Parent))
+		mv := MacvlanNetwork(c.Parent)
+		out = append(out, Step{What: fmt.Sprintf("create podman network %s (macvlan on %s, %s)", mv, eth, net.Subnet()), Label: "network " + mv,
+			Test: []string{"podman", "network", "exists", mv},
+			Do: [][]string{{"podman", "network", "create", "-d", "macvlan", "-o", "parent=" + eth, "--subnet", net.Subnet().String(),
+				"--gateway", net.HostAddr().String(), "--label", LabLabel + "=" + l.Name, mv}}})
+	}
+	return out
+}
+
+// podSteps import the pause image and make each pod on podman's default
+// network, publishing its members' ports (a pod member cannot publish).
+func podSteps(l lab.Lab, node string) []Step {
+	n := l.Nodes[node]
+	pods := n.Pods()
+	if len(pods) == 0 {
+		return nil
+	}
+	root := lab.ContainerImages[n.Image]
+	out := []Step{{What: "import the pods' infra image " + PauseImage + " from the container rootfs", Label: "image " + PauseImage,
+		Test: []string{"podman", "image", "exists", PauseImage},
+		Do: [][]string{{"sh", "-c", `tar -C "$1" -chf - bin/sleep lib/x86_64-linux-gnu/libc.so.6 lib64/ld-linux-x86-64.so.2 | ` +
+			`podman import --change 'ENTRYPOINT=["/bin/sleep","infinity"]' - "$2" >/dev/null`, "vmnet-pause", root, PauseImage}}}}
+	for _, pod := range n.PodNames() {
+		args := []string{"--name", pod, "--infra-image", PauseImage, "--network", lab.ModePodman, "--label", LabLabel + "=" + l.Name}
+		for _, m := range pods[pod] {
+			for _, p := range n.Containers[m].PublishedPorts() {
+				args = append(args, "-p", fmt.Sprintf("%d:%d", p.Host, p.Container))
+			}
+		}
+		h := hash(args)
+		out = append(out, Step{What: fmt.Sprintf("create pod %s (%s)", pod, strings.Join(pods[pod], ", ")), Label: "pod " + pod,
+			Test: labelIs("pod", pod, h, ""),
+			Do: [][]string{{"podman", "pod", "rm", "-f", "--ignore", pod},
+				append(append([]string{"podman", "pod", "create"}, args...), "--label", HashLabel+"="+h)}})
+	}
+	return out
+}
+
+// firewallSteps open the VM ports the containers use in the capstone
+// guest's firewall, which lets nothing else in: a host-mode container's
+// listen (input) and every published port (forward, after podman's DNAT).
+func firewallSteps(l lab.Lab, node string) []Step {
+	n := l.Nodes[node]
+	var out []Step
+	rule := func(chain string, port int, match ...string) {
+		comment := fmt.Sprintf("%s: %s tcp %d", FirewallComment, chain, port)
+		out = append(out, Step{What: fmt.Sprintf("open tcp %d (%s) in the guest firewall", port, chain), Label: "firewall " + chain + " " + strconv.Itoa(port),
+			Test: []string{"sh", "-c", `nft list chain inet vmnet "$1" | grep -qF "comment \"$2\""`, "vmnet-fw", chain, comment},
+			Do: [][]string{{"systemctl", "start", "nftables"},
+				append(append([]string{"nft", "insert", "rule", "inet", "vmnet", chain}, match...), "accept", "comment", strconv.Quote(comment))}})
+	}
+	for _, name := range n.ContainerNames() {
+		c := n.Containers[name]
+		if c.Mode() == lab.ModeHost && c.Listen > 0 {
+			rule("input", c.Listen, "tcp", "dport", strconv.Itoa(c.Listen))
+		}
+		for _, p := range c.PublishedPorts() {
+			rule("forward", p.Host, "ct", "status", "dnat", "meta", "l4proto", "tcp", "ct", "original", "proto-dst", strconv.Itoa(p.Host))
+		}
+	}
+	return out
+}
+
+// containerStep (re)creates one container unless it runs with the same
+// settings already.
+func containerStep(l lab.Lab, node, name string) Step {
+	args := RunArgs(l, node, name)
+	h := hash(args)
+	c := l.Nodes[node].Containers[name]
+	return Step{What: fmt.Sprintf("start container %s (%s)", name, describe(c)), Label: "container " + name,
+		Test: labelIs("container", name, h, " true"),
+		Do: [][]string{{"podman", "rm", "-f", "--ignore", name},
+			append(append([]string{"podman", "run", "-d"}, args[:len(args)-4]...), append([]string{"--label", HashLabel + "=" + h}, args[len(args)-4:]...)...)}}
+}
+
+// RunArgs is podman run's arguments for a container, after "run -d": its
+// name, labels, network flags, ports, then --rootfs ROOTFS:O sh -c COMMAND
+// (the last four).
+func RunArgs(l lab.Lab, node, name string) []string {
+	n := l.Nodes[node]
+	c := n.Containers[name]
+	args := []string{"--name", name, "--hostname", name, "--label", LabLabel + "=" + l.Name, "--cap-add", "NET_RAW"}
+	addr := l.ContainerAddrs(node)[name]
+	switch c.Mode() {
+	case lab.ModePod:
+		args = append(args, "--pod", c.Pod)
+	case lab.ModeHost, lab.ModeNone:
+		args = append(args, "--network", c.Network)
+	case lab.ModeMacvlan:
+		args = append(args, "--network", MacvlanNetwork(c.Parent), "--ip", addr.String())
+	default:
+		args = append(args, "--network", or(c.Network, lab.ModePodman), "--ip", addr.String())
+		for _, p := range c.PublishedPorts() {
+			args = append(args, "-p", fmt.Sprintf("%d:%d", p.Host, p.Container))
+		}
+	}
+	return append(args, "--rootfs", lab.ContainerImages[n.Image]+":O", "sh", "-c", Command(c))
+}
+
+// Command is what the container runs: its command, or an HTTP server on
+// its listen port (python3 is in the capstone's rootfs), or sleep.
+func Command(c lab.Container) string {
+	switch {
+	case c.Command != "":
+		return c.Command
+	case c.Listen > 0:
+		return "exec python3 -m http.server " + strconv.Itoa(c.Listen)
+	}
+	return "exec sleep infinity"
+}
+
+// labelIs is a test that kind (container or pod) name exists with its
+// hash label h (and, for a container, running: suffix " true").
+func labelIs(kind, name, h, suffix string) []string {
+	format := `{{index .Labels "` + HashLabel + `"}}`
+	if kind == "container" {
+		format = `{{index .Config.Labels "` + HashLabel + `"}} {{.State.Running}}`
+	}
+	return []string{"sh", "-c", `[ "$(podman "$1" inspect --format "$2" "$3" 2>/dev/null)" = "$4" ]`, "vmnet-test", kind, format, name, h + suffix}
+}
+
+// describe says a container's network mode for people.
+func describe(c lab.Container) string {
+	switch m := c.Mode(); m {
+	case lab.ModePod:
+		return "pod " + c.Pod
+	case lab.ModeMacvlan:
+		return "macvlan on " + c.Parent
+	case lab.ModeBridge:
+		return "network " + c.Network
+	default:
+		return "network " + m
+	}
+}
+
+func hash(args []string) string {
+	sum := sha256.Sum256([]byte(strings.Join(args, "\x00")))
+	return hex.EncodeToString(sum[:6])
+}
+
+func or(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
