@@ -156,16 +156,20 @@ func containerStep(l lab.Lab, node, name string) Step {
 	return Step{What: fmt.Sprintf("start container %s (%s)", name, describe(c)), Label: "container " + name,
 		Test: labelIs("container", name, h, " true"),
 		Do: [][]string{{"podman", "rm", "-f", "--ignore", name},
-			append(append([]string{"podman", "run", "-d"}, args[:len(args)-4]...), append([]string{"--label", HashLabel + "=" + h}, args[len(args)-4:]...)...)}}
+			append(append([]string{"podman", "run", "-d"}, args[:len(args)-5]...), append([]string{"--label", HashLabel + "=" + h}, args[len(args)-5:]...)...)}}
 }
 
 // RunArgs is podman run's arguments for a container, after "run -d": its
 // name, labels, network flags, ports, then --rootfs ROOTFS:O sh -c COMMAND
-// (the last four).
+// (the last five). A pod member keeps the pod's hostname (podman refuses
+// another in the pod's UTS namespace).
 func RunArgs(l lab.Lab, node, name string) []string {
 	n := l.Nodes[node]
 	c := n.Containers[name]
-	args := []string{"--name", name, "--hostname", name, "--label", LabLabel + "=" + l.Name, "--cap-add", "NET_RAW"}
+	args := []string{"--name", name, "--label", LabLabel + "=" + l.Name, "--cap-add", "NET_RAW"}
+	if c.Mode() != lab.ModePod {
+		args = append(args, "--hostname", name)
+	}
 	addr := l.ContainerAddrs(node)[name]
 	switch c.Mode() {
 	case lab.ModePod:

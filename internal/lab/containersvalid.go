@@ -24,7 +24,7 @@ func (l Lab) validateContainers(p *problems) {
 		}
 		base := "nodes." + name
 		if _, ok := ContainerImages[n.Image]; !ok {
-			p.add(base+".containers", n.Image, "needs image capstone, which has a container rootfs built in; image "+n.Image+" has none",
+			p.add(base+".image", n.Image, "has no container rootfs built in, which the node's containers run from: they need image capstone",
 				"use image: capstone on node "+name+", or leave containers and container-networks out")
 			continue
 		}
