@@ -107,7 +107,7 @@ func podSteps(l lab.Lab, node string) []Step {
 		Do: [][]string{{"sh", "-c", `tar -C "$1" -chf - bin/sleep lib/x86_64-linux-gnu/libc.so.6 lib64/ld-linux-x86-64.so.2 | ` +
 			`podman import --change 'ENTRYPOINT=["/bin/sleep","infinity"]' - "$2" >/dev/null`, "vmnet-pause", root, PauseImage}}}}
 	for _, pod := range n.PodNames() {
-		args := []string{"--name", pod, "--infra-image", PauseImage, "--network", lab.ModePodman, "--label", LabLabel + "=" + l.Name}
+		args := []string{"--name", pod, "--infra-image", PauseImage, "--network", lab.ModePodman, "--ip", l.PodAddrs(node)[pod].String(), "--label", LabLabel + "=" + l.Name}
 		for _, m := range pods[pod] {
 			for _, p := range n.Containers[m].PublishedPorts() {
 				args = append(args, "-p", fmt.Sprintf("%d:%d", p.Host, p.Container))

@@ -148,6 +148,21 @@ func (l Lab) ContainerSubnet(node, name string) netip.Prefix {
 // a bridge network get the lowest free one from .2 up (podman's gateway is
 // .1), in name order. Host, none and pod members have none.
 func (l Lab) ContainerAddrs(node string) map[string]netip.Addr {
+	out, _ := l.addrPlan(node)
+	return out
+}
+
+// PodAddrs is the address of each of node's pods on podman's default
+// network: the lowest free ones after the containers'. vmnet gives them
+// (podman pod create --ip), so that podman's own pick cannot take an
+// address a container started later was given.
+func (l Lab) PodAddrs(node string) map[string]netip.Addr {
+	_, pods := l.addrPlan(node)
+	return pods
+}
+
+// addrPlan is ContainerAddrs and PodAddrs.
+func (l Lab) addrPlan(node string) (map[string]netip.Addr, map[string]netip.Addr) {
 	n := l.Nodes[node]
 	out := map[string]netip.Addr{}
 	taken := map[netip.Addr]bool{}
@@ -162,14 +177,25 @@ func (l Lab) ContainerAddrs(node string) map[string]netip.Addr {
 		if c.Address.IsValid() || !subnet.IsValid() || c.Mode() == ModeMacvlan {
 			continue
 		}
-		for a := subnet.Addr().Next().Next(); subnet.Contains(a); a = a.Next() {
-			if !taken[a] {
-				out[name], taken[a] = a, true
-				break
-			}
+		out[name] = lowestFree(subnet, taken)
+	}
+	pods := map[string]netip.Addr{}
+	for _, pod := range n.PodNames() {
+		pods[pod] = lowestFree(PodmanSubnet, taken)
+	}
+	return out, pods
+}
+
+// lowestFree takes the lowest address of subnet from .2 up that is not
+// taken.
+func lowestFree(subnet netip.Prefix, taken map[netip.Addr]bool) netip.Addr {
+	for a := subnet.Addr().Next().Next(); subnet.Contains(a); a = a.Next() {
+		if !taken[a] {
+			taken[a] = true
+			return a
 		}
 	}
-	return out
+	return netip.Addr{}
 }
 
 // NICFor is the index of node's first NIC on lab network net, or -1.
