@@ -1,9 +1,12 @@
 package check
 
 import (
+	"context"
 	"net/netip"
 	"slices"
+	"strings"
 	"testing"
+	"time"
 
 	"vmnet/internal/lab"
 )
@@ -70,5 +73,67 @@ func TestModesSemantics(t *testing.T) {
 	}
 	if c, _, _ := find(runs, "ping:modes->modes/plain"); c.To != netip.MustParseAddr("10.88.0.2") {
 		t.Errorf("plain's address is %s, want 10.88.0.2, the first free one of podman's network", c.To)
+	}
+}
+
+// exitGuest answers every guest command with one exit code.
+type exitGuest struct{ code int }
+
+func (g exitGuest) Exec(context.Context, []string, time.Duration) (Output, error) {
+	return Output{Code: g.code, Stderr: "ping: connect: Network is unreachable"}, nil
+}
+
+// quietHost answers nothing; modeLimit never needs it.
+type quietHost struct{}
+
+func (quietHost) Ping(context.Context, netip.Addr, time.Duration) error     { return ErrNoAnswer }
+func (quietHost) Dial(context.Context, netip.AddrPort, time.Duration) error { return ErrNoAnswer }
+func (quietHost) Get(context.Context, string, time.Duration) (int, []byte, error) {
+	return 0, nil, ErrNoAnswer
+}
+func (quietHost) Link(name string) (Link, error) { return Link{Name: name}, nil }
+
+// TestModeJudgement: a none container's "network unreachable" (ping exit
+// 2) is its blocked ping passing, and only for mode none; a wrong
+// expectation, or a blocked path that got through, fails with the mode's
+// own cause.
+func TestModeJudgement(t *testing.T) {
+	l, targets := modesLab(t)
+	runs := LabMatrix(l, targets)
+	get := func(id string) Check {
+		c, _, ok := find(runs, id)
+		if !ok {
+			t.Fatalf("%s is not planned", id)
+		}
+		c.Requires = nil
+		return c
+	}
+	tg := withLabContainers(l, "modes", targets["modes"])
+	none, parent := get("ping:modes/isolated->modes:eth1"), get("ping:modes->modes/lanapi")
+	noMode := none
+	noMode.Mode, noMode.ID = "", "no-mode"
+	reach := parent
+	reach.Want, reach.ID = WantReply, "reach"
+	cases := []struct {
+		c     Check
+		code  int
+		pass  bool
+		cause Cause
+	}{
+		{none, 2, true, ""},
+		{noMode, 2, false, ""},
+		{none, 0, false, CauseModeNotHeld},
+		{parent, 1, true, ""},
+		{parent, 0, false, CauseModeNotHeld},
+		{reach, 1, false, CauseMacvlanParent},
+	}
+	for _, tc := range cases {
+		r := Run(context.Background(), quietHost{}, exitGuest{tc.code}, tg, []Check{tc.c}, Options{})[0]
+		if r.Pass != tc.pass || (tc.cause != "" && r.Cause != tc.cause) {
+			t.Errorf("%s (mode %q) with exit %d: pass %v cause %q (%s); want pass %v cause %q", tc.c.ID, tc.c.Mode, tc.code, r.Pass, r.Cause, r.Actual, tc.pass, tc.cause)
+		}
+		if r.Cause == CauseModeNotHeld && !strings.Contains(strings.Join(r.Evidence, " "), tc.c.Mode) {
+			t.Errorf("%s: the evidence %v does not name the mode %s", tc.c.ID, r.Evidence, tc.c.Mode)
+		}
 	}
 }
