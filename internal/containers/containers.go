@@ -73,8 +73,8 @@ func networkSteps(l lab.Lab, node string) []Step {
 	for _, name := range sortedKeys(n.ContainerNetworks) {
 		s := n.ContainerNetworks[name].Subnet
 		out = append(out, Step{What: fmt.Sprintf("create podman network %s (bridge, %s)", name, s), Label: "network " + name,
-			Test: []string{"podman", "network", "exists", name},
-			Do:   [][]string{{"podman", "network", "create", "-d", "bridge", "--subnet", s.String(), "--label", LabLabel + "=" + l.Name, name}}})
+			Test: networkIs(name, "bridge "+s.String()+" "),
+			Do:   [][]string{removeNetwork(name), {"podman", "network", "create", "-d", "bridge", "--subnet", s.String(), "--label", LabLabel + "=" + l.Name, name}}})
 	}
 	seen := map[string]bool{}
 	for _, name := range n.ContainerNames() {
@@ -86,8 +86,8 @@ func networkSteps(l lab.Lab, node string) []Step {
 		net, eth := l.Networks[c.Parent], "eth"+strconv.Itoa(n.NICFor(c.Parent))
 		mv := MacvlanNetwork(c.Parent)
 		out = append(out, Step{What: fmt.Sprintf("create podman network %s (macvlan on %s, %s)", mv, eth, net.Subnet()), Label: "network " + mv,
-			Test: []string{"podman", "network", "exists", mv},
-			Do: [][]string{{"podman", "network", "create", "-d", "macvlan", "-o", "parent=" + eth, "--subnet", net.Subnet().String(),
+			Test: networkIs(mv, "macvlan "+net.Subnet().String()+" "+eth),
+			Do: [][]string{removeNetwork(mv), {"podman", "network", "create", "-d", "macvlan", "-o", "parent=" + eth, "--subnet", net.Subnet().String(),
 				"--gateway", net.HostAddr().String(), "--label", LabLabel + "=" + l.Name, mv}}})
 	}
 	return out
@@ -197,6 +197,21 @@ func Command(c lab.Container) string {
 		return "exec python3 -m http.server " + strconv.Itoa(c.Listen)
 	}
 	return "exec sleep infinity"
+}
+
+// networkIs is a test that podman network name exists with want as its
+// "DRIVER SUBNET INTERFACE" (a bridge's interface is podman's pick, so its
+// want ends after the subnet): a network of the same name with other
+// settings is replaced.
+func networkIs(name, want string) []string {
+	format := `{{.Driver}} {{range .Subnets}}{{.Subnet}}{{end}} {{if eq .Driver "macvlan"}}{{.NetworkInterface}}{{end}}`
+	return []string{"sh", "-c", `[ "$(podman network inspect --format "$1" "$2" 2>/dev/null)" = "$3" ]`, "vmnet-test", format, name, want}
+}
+
+// removeNetwork removes podman network name and the containers on it
+// (they are started again by their own steps), when it exists.
+func removeNetwork(name string) []string {
+	return []string{"sh", "-c", `if podman network exists "$1"; then podman network rm -f "$1" >/dev/null; fi`, "vmnet-rm", name}
 }
 
 // labelIs is a test that kind (container or pod) name exists with its
