@@ -98,6 +98,8 @@ func TestContainerValidation(t *testing.T) {
 			`nodes.modes.container-networks.host: "host" is a reserved network name`, "host1"},
 		{"unknown key", "{network: none}", "{network: none, lisen: 80}",
 			`lisen`, ""},
+		{"ipvlan", "{network: none}", "{network: ipvlan}",
+			`nodes.modes.containers.isolated.network: "ipvlan" is not a container network mode yet`, "use network: macvlan"},
 		{"check to unknown container", "to: modes/lanapi, http: 80", "to: modes/lanpai, http: 80",
 			`checks[2].to: "modes/lanpai" is not a container of node modes (did you mean lanapi?)`, "modes/app, modes/hostnet"},
 	}

@@ -139,6 +139,9 @@ func (l Lab) validateContainer(p *problems, node, name string, holders map[strin
 		p.add(f("pod"), c.Pod, "is set together with network: a pod member uses the pod's network namespace", "leave network out of pod members (pods use podman's default network), or leave pod out")
 	} else if c.Pod != "" && vmspec.ValidateName(c.Pod) != nil {
 		p.add(f("pod"), c.Pod, "is not a pod name: lower-case letters, digits and '-'", "call it for example pod1")
+	} else if c.Network == "ipvlan" {
+		p.add(f("network"), c.Network, "is not a container network mode yet: podman 4.3 in the capstone guest (netavark 1.4) has no ipvlan driver",
+			"use network: macvlan (its own MAC and address on a lab network) for now")
 	} else if c.Network != "" && c.Mode() == ModeBridge {
 		if _, ok := n.ContainerNetworks[c.Network]; !ok {
 			choices := append(slices.Clone(Modes), sortedNames(n.ContainerNetworks)...)
