@@ -10,6 +10,7 @@ import (
 var blockedByMode = map[string][]string{
 	"none":           {"ping:modes/isolated->modes:eth1", "checks[4]:ping:modes/isolated->192.0.2.1"},
 	"macvlan parent": {"ping:modes->modes/lanapi", "checks[3]:tcp:modes->modes/lanapi:80"},
+	"ipvlan parent":  {"ping:modes->modes/natipv"},
 	"unpublished":    {"tcp:host->modes:eth1:80"},
 	"pod":            {"tcp:host->modes:eth1:8000"},
 }
@@ -36,7 +37,8 @@ func TestModesLab(t *testing.T) {
 			}
 		}
 	}
-	for _, id := range []string{"tcp:host->modes:eth1:8090", "ping:host->modes/lanapi", "tcp:modes/sidecar->modes/app@127.0.0.1:8000", "tcp:host->modes:eth1:8081", "ping:modes->modes/web"} {
+	for _, id := range []string{"tcp:host->modes:eth1:8090", "ping:host->modes/lanapi", "tcp:modes/sidecar->modes/app@127.0.0.1:8000", "tcp:host->modes:eth1:8081", "ping:modes->modes/web",
+		"ping:host->modes/natipv", "neigh:host->modes/natipv", "neigh:host->modes/lanapi"} {
 		if !passed[id] {
 			t.Errorf("the positive check %s is missing or failed", id)
 		}
@@ -47,8 +49,8 @@ func TestModesLab(t *testing.T) {
 			containerSteps++
 		}
 	}
-	if containerSteps != 7 {
-		t.Errorf("lab up started %d containers, want 7: %v", containerSteps, up.Changes)
+	if containerSteps != 8 {
+		t.Errorf("lab up started %d containers, want 8: %v", containerSteps, up.Changes)
 	}
 	t.Logf("lab up modes: %d checks green in %.1fs, ready after %.1fs", up.Check.Total, up.ChecksSeconds, up.Seconds)
 

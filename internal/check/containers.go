@@ -1,10 +1,12 @@
 package check
 
 import (
+	"context"
 	"fmt"
 	"net/netip"
 	"slices"
 	"strconv"
+	"strings"
 
 	"vmnet/internal/lab"
 )
@@ -59,6 +61,9 @@ func (p *labPlan) containerMatrix(node string) []Check {
 			out = append(out, noneChecks(t, name, access)...)
 		case lab.ModeMacvlan:
 			out = append(out, macvlanChecks(t, name, c, addrs[name], n.NICFor(c.Parent))...)
+			out = append(out, neighCheck(t, name, addrs[name], n.NICFor(c.Parent), WantOwnMAC))
+		case lab.ModeIPvlan:
+			out = append(out, ipvlanChecks(t, name, c, addrs[name], n.NICFor(c.Parent))...)
 		}
 	}
 	return mergeSame(out)
@@ -276,8 +281,8 @@ func (p *labPlan) pathMode(src, dst endpoint, from Place) string {
 	switch {
 	case mode(src.node, src.container) == lab.ModeNone, mode(dst.node, dst.container) == lab.ModeNone:
 		return lab.ModeNone
-	case from.Kind == OnVM && src.node == dst.node && mode(dst.node, dst.container) == lab.ModeMacvlan:
-		return lab.ModeMacvlan
+	case from.Kind == OnVM && src.node == dst.node && (mode(dst.node, dst.container) == lab.ModeMacvlan || mode(dst.node, dst.container) == lab.ModeIPvlan):
+		return mode(dst.node, dst.container)
 	}
 	return ""
 }
@@ -290,12 +295,14 @@ func (d *diagnoser) modeLimit(r *Result, f *finding) bool {
 	switch {
 	case r.Mode == "" || r.Unknown != "" || r.obs.execErr:
 		return false
-	case !r.Want.Negative() && r.Mode == lab.ModeMacvlan:
-		f.blame(hop, CauseMacvlanParent, "%s is on macvlan over %s's own NIC: the parent never receives its macvlan children's frames; reach it from the host or another node on that network, or expect: blocked", r.Target, r.Source)
+	case r.Method == MethodNeigh && r.obs.err == nil && strings.HasPrefix(r.Actual, "MAC "):
+		f.blame(hop, CauseModeNotHeld, "%s: the host sees %s at %s, expected %s: the container is not on %s over that NIC ('podman inspect' and 'ip -d link' in the guest)", r.Mode, r.Address, strings.TrimPrefix(r.Actual, "MAC "), r.Expect, r.Mode)
+	case !r.Want.Negative() && (r.Mode == lab.ModeMacvlan || r.Mode == lab.ModeIPvlan):
+		f.blame(hop, CauseMacvlanParent, "%s is on %s over %s's own NIC: the parent never receives its children's frames; reach it from the host or another node on that network, or expect: blocked", r.Target, r.Mode, r.Source)
 	case !r.Want.Negative() && r.Mode == lab.ModeNone:
 		f.blame(hop, CauseNoneNetwork, "a container with network none has only lo: nothing reaches it and it reaches nothing; give it a network, or expect: blocked")
-	case r.Want.Negative() && gotThrough(r) && r.Mode == lab.ModeMacvlan:
-		f.blame(hop, CauseModeNotHeld, "macvlan: a parent cannot reach its child, yet %s answered %s: the container is not on macvlan over this NIC ('podman inspect' in the guest)", r.Address, r.Source)
+	case r.Want.Negative() && gotThrough(r) && (r.Mode == lab.ModeMacvlan || r.Mode == lab.ModeIPvlan):
+		f.blame(hop, CauseModeNotHeld, "%s: a parent cannot reach its child, yet %s answered %s: the container is not on %s over this NIC ('podman inspect' in the guest)", r.Mode, r.Address, r.Source, r.Mode)
 	case r.Want.Negative() && gotThrough(r) && r.Mode == lab.ModeNone:
 		f.blame(hop, CauseModeNotHeld, "network none: the container should have only lo, yet it reached %s: it has another network ('podman inspect' in the guest)", r.Address)
 	default:
@@ -310,7 +317,7 @@ func (d *diagnoser) modeLimit(r *Result, f *finding) bool {
 func (p *labPlan) modeControls(c Check, src, dst endpoint) []string {
 	t := p.targets[src.node]
 	switch c.Mode {
-	case lab.ModeMacvlan:
+	case lab.ModeMacvlan, lab.ModeIPvlan:
 		return []string{"ping:host->" + inside(p.targets[dst.node], dst.container)}
 	case lab.ModeNone:
 		if ctr := src.container; p.l.Nodes[src.node].Containers[ctr].Mode() == lab.ModeNone {
@@ -319,4 +326,68 @@ func (p *labPlan) modeControls(c Check, src, dst endpoint) []string {
 		return []string{"ping:" + inside(p.targets[dst.node], dst.container) + "->127.0.0.1"}
 	}
 	return nil
+}
+
+// Neighbours is a Host that can read its neighbour table (KernelHost);
+// neigh checks need it.
+type Neighbours interface {
+	// Neigh is the MAC the host's neighbour table has for a, or "".
+	Neigh(a netip.Addr) (string, error)
+}
+
+// neigh pings c.To from the host (so the neighbour entry is fresh), then
+// compares the MAC the host's neighbour table has for it with c.MAC.
+func (r *runner) neigh(ctx context.Context, res *Result) {
+	c := res.Check
+	nh, ok := r.host.(Neighbours)
+	if !ok {
+		res.Actual = "this host cannot read its neighbour table"
+		return
+	}
+	if err := r.host.Ping(ctx, c.To, r.opt.PingTimeout); err != nil {
+		res.obs.err, res.Actual = err, "no reply to the ping that fills the neighbour table: "+firstLine(err.Error())
+		return
+	}
+	mac, err := nh.Neigh(c.To)
+	switch {
+	case err != nil:
+		res.Actual = "neighbour table: " + firstLine(err.Error())
+		return
+	case mac == "":
+		res.Actual = "no neighbour entry after a reply"
+		return
+	}
+	same := strings.EqualFold(mac, c.MAC)
+	res.Actual, res.Pass = "MAC "+mac, same == (c.Want == WantSameMAC)
+	if same {
+		res.Actual += " (the parent NIC's)"
+	}
+}
+
+// ipvlanChecks: as macvlanChecks, plus the host seeing the child's address
+// at its parent NIC's MAC, which ipvlan shares.
+func ipvlanChecks(t Target, name string, c lab.Container, a netip.Addr, nic int) []Check {
+	out := macvlanChecks(t, name, c, a, nic)
+	out[len(out)-1].Mode = lab.ModeIPvlan
+	return append(out, neighCheck(t, name, a, nic, WantSameMAC))
+}
+
+// neighCheck is the host's neighbour entry for container name's address a
+// compared with the MAC of the VM's NIC nic.
+func neighCheck(t Target, name string, a netip.Addr, nic int, want Want) Check {
+	c := Check{ID: "neigh:host->" + inside(t, name), Source: lab.Host, Target: inside(t, name), Address: a.String(),
+		Method: MethodNeigh, From: Place{Kind: OnHost}, Want: want, To: a, NIC: nic, Container: name, Mode: lab.ModeIPvlan}
+	if want == WantOwnMAC {
+		c.Mode = lab.ModeMacvlan
+	}
+	if nic >= 0 && nic < len(t.NICs) {
+		c.MAC = t.NICs[nic].MAC
+	}
+	c.Expect = string(want)
+	if c.MAC != "" {
+		c.Expect += " (" + t.NICs[nic].Guest + " " + c.MAC + ")"
+	} else {
+		c.Unknown = fmt.Sprintf("%s's NIC on the parent network has no known MAC", t.Name)
+	}
+	return c
 }

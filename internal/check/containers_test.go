@@ -22,6 +22,7 @@ func modesLab(t *testing.T) (lab.Lab, map[string]Target) {
 	tg := fileTarget(l, "modes")
 	tg.Agent = true
 	tg.NICs[0].Address, tg.NICs[0].Source = netip.MustParseAddr("198.51.100.14"), "lease"
+	tg.NICs[0].MAC, tg.NICs[1].MAC = "52:54:00:88:cf:91", "52:54:00:52:f8:6d"
 	return l, map[string]Target{"modes": tg}
 }
 
@@ -53,6 +54,10 @@ func TestModesSemantics(t *testing.T) {
 		{"tcp:host->modes/lanapi:80", WantOpen, "", nil},
 		{"ping:modes->modes/lanapi", WantNoReply, lab.ModeMacvlan, []string{"ping:host->modes/lanapi"}},
 		{"tcp:modes/sidecar->modes/app@127.0.0.1:8000", WantOpen, lab.ModePod, nil},
+		{"neigh:host->modes/lanapi", WantOwnMAC, lab.ModeMacvlan, nil},
+		{"ping:host->modes/natipv", WantReply, "", nil},
+		{"ping:modes->modes/natipv", WantNoReply, lab.ModeIPvlan, []string{"ping:host->modes/natipv"}},
+		{"neigh:host->modes/natipv", WantSameMAC, lab.ModeIPvlan, nil},
 		{"tcp:host->modes:eth1:8000", WantClosed, "", []string{"ping:host->modes:eth1", "tcp:modes/sidecar->modes/app@127.0.0.1:8000"}},
 		{"checks[3]:tcp:modes->modes/lanapi:80", WantClosed, lab.ModeMacvlan, []string{"ping:host->modes/lanapi"}},
 		{"checks[4]:ping:modes/isolated->192.0.2.1", WantNoReply, lab.ModeNone, []string{"ping:modes/isolated->127.0.0.1"}},

@@ -61,8 +61,32 @@ func Plan(l lab.Lab, node string) []Step {
 	out = append(out, firewallSteps(l, node)...)
 	for _, name := range n.ContainerNames() {
 		out = append(out, containerStep(l, node, name))
+		if n.Containers[name].Mode() == lab.ModeIPvlan {
+			out = append(out, ipvlanStep(l, node, name))
+		}
 	}
 	return out
+}
+
+// ipvlanStep gives an ipvlan container (started with network none) its
+// link: podman 4.3's netavark 1.4 has no ipvlan driver ("unsupported
+// driver ipvlan"), so vmnet makes an ipvlan L2 link on the parent's guest
+// NIC, moves it into the container's namespace as eth0, gives it the
+// address and a default route to the host's address. Its test: the
+// container's eth0 has the address.
+func ipvlanStep(l lab.Lab, node, name string) Step {
+	n := l.Nodes[node]
+	c := n.Containers[name]
+	eth := "eth" + strconv.Itoa(n.NICFor(c.Parent))
+	link := "vmipv" + hash([]string{name})[:8]
+	gw := l.Networks[c.Parent].HostAddr().String()
+	return Step{What: fmt.Sprintf("attach container %s to ipvlan (l2) on %s as %s", name, eth, c.Address), Label: "ipvlan " + name,
+		Test: []string{"sh", "-c", `pid=$(podman inspect --format '{{.State.Pid}}' "$1") && [ "$(nsenter -t "$pid" -n ip -4 -o addr show dev eth0 2>/dev/null | awk '{print $4}')" = "$2" ]`,
+			"vmnet-test", name, c.Address.String()},
+		Do: [][]string{{"sh", "-c", `set -e; pid=$(podman inspect --format '{{.State.Pid}}' "$1"); ip link del "$3" 2>/dev/null || true
+ip link add link "$2" name "$3" type ipvlan mode l2; ip link set "$3" netns "$pid"
+nsenter -t "$pid" -n ip link set "$3" name eth0; nsenter -t "$pid" -n ip addr add "$4" dev eth0
+nsenter -t "$pid" -n ip link set eth0 up; nsenter -t "$pid" -n ip route add default via "$5"`, "vmnet-ipvlan", name, eth, link, c.Address.String(), gw}}}
 }
 
 // networkSteps make the node's container-networks and one macvlan network
@@ -176,6 +200,8 @@ func RunArgs(l lab.Lab, node, name string) []string {
 		args = append(args, "--pod", c.Pod)
 	case lab.ModeHost, lab.ModeNone:
 		args = append(args, "--network", c.Network)
+	case lab.ModeIPvlan:
+		args = append(args, "--network", lab.ModeNone) // ipvlanStep gives it its link
 	case lab.ModeMacvlan:
 		args = append(args, "--network", MacvlanNetwork(c.Parent), "--ip", addr.String())
 	default:
@@ -229,8 +255,8 @@ func describe(c lab.Container) string {
 	switch m := c.Mode(); m {
 	case lab.ModePod:
 		return "pod " + c.Pod
-	case lab.ModeMacvlan:
-		return "macvlan on " + c.Parent
+	case lab.ModeMacvlan, lab.ModeIPvlan:
+		return m + " on " + c.Parent
 	case lab.ModeBridge:
 		return "network " + c.Network
 	default:

@@ -72,8 +72,14 @@ func TestPlanModes(t *testing.T) {
 	steps := Plan(modes(t), "modes")
 	run := map[string][]string{}
 	var order []string
-	for _, s := range steps {
+	for i, s := range steps {
 		kind, _, _ := strings.Cut(s.Label, " ")
+		if kind == "ipvlan" { // right after its container
+			if prev := steps[i-1]; prev.Label != "container "+strings.TrimPrefix(s.Label, "ipvlan ") {
+				t.Errorf("%s comes after %s, not after its container", s.Label, prev.Label)
+			}
+			continue
+		}
 		if len(order) == 0 || order[len(order)-1] != kind {
 			order = append(order, kind)
 		}
@@ -87,7 +93,7 @@ func TestPlanModes(t *testing.T) {
 	for name, want := range map[string][]string{
 		"web": {"--network", "front", "--ip", "10.89.1.2", "-p", "8081:80"}, "plain": {"--network", "podman", "--ip", "10.88.0.2"},
 		"hostnet": {"--network", "host"}, "isolated": {"--network", "none"}, "lanapi": {"--network", "vmnet-macvlan-br0", "--ip", "192.0.2.50"},
-		"app": {"--pod", "duo"}, "sidecar": {"--pod", "duo"},
+		"app": {"--pod", "duo"}, "natipv": {"--network", "none"}, "sidecar": {"--pod", "duo"},
 	} {
 		argv := strings.Join(run[name], " ")
 		if !strings.Contains(argv, strings.Join(want, " ")) || !strings.HasSuffix(argv, "--rootfs /var/lib/vmnet/app-rootfs:O sh -c "+Command(modes(t).Nodes["modes"].Containers[name])) {

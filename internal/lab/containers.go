@@ -19,12 +19,13 @@ const (
 	ModeHost    = "host"    // the VM's own network namespace
 	ModeNone    = "none"    // only lo
 	ModeMacvlan = "macvlan" // its own MAC and address on a lab network, on the guest NIC there
+	ModeIPvlan  = "ipvlan"  // its own address on a lab network with the guest NIC's MAC (L2 mode)
 	ModeBridge  = "bridge"  // a container-network of the node (a podman bridge network)
 	ModePod     = "pod"     // a member of a podman pod: the pod's namespace
 )
 
 // Modes lists the words a container's network may be, for messages.
-var Modes = []string{ModePodman, ModeHost, ModeNone, ModeMacvlan}
+var Modes = []string{ModePodman, ModeHost, ModeNone, ModeMacvlan, ModeIPvlan}
 
 // PodmanSubnet is podman's default network's subnet (podman 4.3 with
 // netavark): vmnet gives containers on it fixed addresses from it.
@@ -45,12 +46,14 @@ type Container struct {
 	// Network is a container-network of the node, podman, host, none or
 	// macvlan; empty with pod (and then podman's default without pod).
 	Network string       `yaml:"network"`
-	Parent  string       `yaml:"parent"`  // macvlan: the lab network of one of the node's NICs
-	Address netip.Prefix `yaml:"address"` // macvlan: required; a bridge network: optional (vmnet picks one)
-	Pod     string       `yaml:"pod"`     // a pod name: the pod's members share one network namespace
-	Command string       `yaml:"command"` // run with sh -c; default: an HTTP server on listen
-	Listen  int          `yaml:"listen"`  // the port the command serves, which the derived checks probe
-	Ports   []string     `yaml:"ports"`   // published as podman -p does: "HOSTPORT:CONTAINERPORT" or "PORT"
+	Parent  string       `yaml:"parent"`  // macvlan, ipvlan: the lab network of one of the node's NICs
+	Address netip.Prefix `yaml:"address"` // macvlan, ipvlan: required; a bridge network: optional (vmnet picks one)
+	// IPvlanMode is ipvlan's mode: l2 (the default; l3 is refused so far).
+	IPvlanMode string   `yaml:"mode"`
+	Pod        string   `yaml:"pod"`     // a pod name: the pod's members share one network namespace
+	Command    string   `yaml:"command"` // run with sh -c; default: an HTTP server on listen
+	Listen     int      `yaml:"listen"`  // the port the command serves, which the derived checks probe
+	Ports      []string `yaml:"ports"`   // published as podman -p does: "HOSTPORT:CONTAINERPORT" or "PORT"
 }
 
 // Mode is the container's network mode: one of the Mode constants.
@@ -64,6 +67,13 @@ func (c Container) Mode() string {
 		return c.Network
 	}
 	return ModeBridge
+}
+
+// OnLabNetwork reports whether the container has an address of its own
+// on a lab network (macvlan, ipvlan) rather than behind the VM.
+func (c Container) OnLabNetwork() bool {
+	m := c.Mode()
+	return m == ModeMacvlan || m == ModeIPvlan
 }
 
 // Port is one published port: the VM's port and the container's.
@@ -137,7 +147,7 @@ func (l Lab) ContainerSubnet(node, name string) netip.Prefix {
 		return PodmanSubnet
 	case ModeBridge:
 		return n.ContainerNetworks[c.Network].Subnet.Masked()
-	case ModeMacvlan:
+	case ModeMacvlan, ModeIPvlan:
 		return l.Networks[c.Parent].Subnet()
 	}
 	return netip.Prefix{}
@@ -174,7 +184,7 @@ func (l Lab) addrPlan(node string) (map[string]netip.Addr, map[string]netip.Addr
 	for _, name := range n.ContainerNames() {
 		c := n.Containers[name]
 		subnet := l.ContainerSubnet(node, name)
-		if c.Address.IsValid() || !subnet.IsValid() || c.Mode() == ModeMacvlan {
+		if c.Address.IsValid() || !subnet.IsValid() || c.OnLabNetwork() {
 			continue
 		}
 		out[name] = lowestFree(subnet, taken)

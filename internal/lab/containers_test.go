@@ -31,7 +31,7 @@ func TestModesLabParses(t *testing.T) {
 		modes[name] = n.Containers[name].Mode()
 	}
 	want := map[string]string{"web": ModeBridge, "plain": ModePodman, "hostnet": ModeHost, "isolated": ModeNone,
-		"lanapi": ModeMacvlan, "app": ModePod, "sidecar": ModePod}
+		"lanapi": ModeMacvlan, "natipv": ModeIPvlan, "app": ModePod, "sidecar": ModePod}
 	for name, m := range want {
 		if modes[name] != m {
 			t.Errorf("%s: mode %q, want %q", name, modes[name], m)
@@ -57,9 +57,9 @@ func TestModesLabParses(t *testing.T) {
 func TestContainerValidation(t *testing.T) {
 	cases := []struct{ name, old, new, want, fix string }{
 		{"tiny image", "image: capstone", "image: tiny",
-			`modes.lab.yaml:22: nodes.modes.image: "tiny" has no container rootfs built in`, "use image: capstone"},
+			`modes.lab.yaml:25: nodes.modes.image: "tiny" has no container rootfs built in`, "use image: capstone"},
 		{"unknown network", "{network: front, listen: 80", "{network: frnot, listen: 80",
-			`modes.lab.yaml:31: nodes.modes.containers.web.network: "frnot" is not a container network of node modes (did you mean front?)`, "declare it under container-networks"},
+			`modes.lab.yaml:34: nodes.modes.containers.web.network: "frnot" is not a container network of node modes (did you mean front?)`, "declare it under container-networks"},
 		{"pod and network", "{pod: duo}", "{pod: duo, network: podman}",
 			`nodes.modes.containers.sidecar.pod: "duo" is set together with network`, "leave network out"},
 		{"parent not a NIC", "parent: br0", "parent: lan",
@@ -73,9 +73,9 @@ func TestContainerValidation(t *testing.T) {
 		{"macvlan address is the host's", "192.0.2.50/24", "192.0.2.1/24",
 			`is already in use: the host's address on network br0`, "use a free address"},
 		{"macvlan without address", ", address: 192.0.2.50/24", "",
-			`modes.lab.yaml:35: nodes.modes.containers.lanapi.address is missing: a macvlan container needs a static address on br0`, "192.0.2."},
+			`modes.lab.yaml:38: nodes.modes.containers.lanapi.address is missing: a macvlan container needs a static address on br0`, "192.0.2."},
 		{"bad port", `["8081:80"]`, `["8081:80x"]`,
-			`modes.lab.yaml:31: nodes.modes.containers.web.ports[0]: "8081:80x" is not HOSTPORT:CONTAINERPORT`, `"8081:80"`},
+			`modes.lab.yaml:34: nodes.modes.containers.web.ports[0]: "8081:80x" is not HOSTPORT:CONTAINERPORT`, `"8081:80"`},
 		{"port twice", `["8082:8000"]`, `["8081:8000"]`,
 			`nodes.modes.containers.web.ports[0]: "8081" is the VM's port 8081 a second time (first: container app's ports)`, "its own VM port"},
 		{"port clashes with host listen", `["8082:8000"]`, `["8090:8000"]`,
@@ -98,8 +98,14 @@ func TestContainerValidation(t *testing.T) {
 			`nodes.modes.container-networks.host: "host" is a reserved network name`, "host1"},
 		{"unknown key", "{network: none}", "{network: none, lisen: 80}",
 			`lisen`, ""},
-		{"ipvlan", "{network: none}", "{network: ipvlan}",
-			`nodes.modes.containers.isolated.network: "ipvlan" is not a container network mode yet`, "use network: macvlan"},
+		{"ipvlan l3", "mode: l2", "mode: l3",
+			`nodes.modes.containers.natipv.mode: "l3" is not an ipvlan mode vmnet sets up yet`, "use mode: l2"},
+		{"ipvlan beside macvlan", "parent: nat0, address: 198.51.100.60/24", "parent: br0, address: 192.0.2.60/24",
+			`nodes.modes.containers.lanapi.parent: "br0" is the parent of both macvlan and ipvlan containers`, "a parent of their own"},
+		{"ipvlan in the DHCP pool", "198.51.100.60/24", "198.51.100.200/24",
+			`nodes.modes.containers.natipv.address: "198.51.100.200/24" is inside network nat0's DHCP pool`, "198.51.100."},
+		{"mode without ipvlan", "{network: none}", "{network: none, mode: l2}",
+			`nodes.modes.containers.isolated.mode: "l2" is set on a container whose network is not ipvlan`, "leave mode out"},
 		{"check to unknown container", "to: modes/lanapi, http: 80", "to: modes/lanpai, http: 80",
 			`checks[2].to: "modes/lanpai" is not a container of node modes (did you mean lanapi?)`, "modes/app, modes/hostnet"},
 	}

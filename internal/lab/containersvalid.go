@@ -139,9 +139,11 @@ func (l Lab) validateContainer(p *problems, node, name string, holders map[strin
 		p.add(f("pod"), c.Pod, "is set together with network: a pod member uses the pod's network namespace", "leave network out of pod members (pods use podman's default network), or leave pod out")
 	} else if c.Pod != "" && vmspec.ValidateName(c.Pod) != nil {
 		p.add(f("pod"), c.Pod, "is not a pod name: lower-case letters, digits and '-'", "call it for example pod1")
-	} else if c.Network == "ipvlan" {
-		p.add(f("network"), c.Network, "is not a container network mode yet: podman 4.3 in the capstone guest (netavark 1.4) has no ipvlan driver",
-			"use network: macvlan (its own MAC and address on a lab network) for now")
+	} else if c.Mode() == ModeIPvlan && c.IPvlanMode != "" && c.IPvlanMode != "l2" {
+		p.add(f("mode"), c.IPvlanMode, "is not an ipvlan mode vmnet sets up yet: in l3 mode the child answers no ARP on the parent's network, so the host would need a route through the VM",
+			"use mode: l2 (the default), or leave mode out")
+	} else if c.IPvlanMode != "" && c.Mode() != ModeIPvlan {
+		p.add(f("mode"), c.IPvlanMode, "is set on a container whose network is not ipvlan", "leave mode out, or use network: ipvlan")
 	} else if c.Network != "" && c.Mode() == ModeBridge {
 		if _, ok := n.ContainerNetworks[c.Network]; !ok {
 			choices := append(slices.Clone(Modes), sortedNames(n.ContainerNetworks)...)
@@ -163,11 +165,11 @@ func (l Lab) validateContainerAddr(p *problems, node, name string, f func(string
 	n := l.Nodes[node]
 	c := n.Containers[name]
 	mode := c.Mode()
-	if mode != ModeMacvlan && c.Parent != "" {
-		p.add(f("parent"), c.Parent, "is set on a container whose network is not macvlan", "use network: macvlan, or leave parent out")
+	if !c.OnLabNetwork() && c.Parent != "" {
+		p.add(f("parent"), c.Parent, "is set on a container whose network is not macvlan or ipvlan", "use network: macvlan, or leave parent out")
 	}
 	switch mode {
-	case ModeMacvlan:
+	case ModeMacvlan, ModeIPvlan:
 		l.validateMacvlan(p, node, name, f, holders)
 	case ModeBridge, ModePodman:
 		s := l.ContainerSubnet(node, name)
@@ -216,15 +218,19 @@ func (l Lab) validateMacvlan(p *problems, node, name string, f func(string) stri
 	nets := nodeNets(n)
 	switch {
 	case c.Parent == "":
-		p.add(f("parent"), "", "is missing: macvlan hangs off one of the node's NICs", "name the lab network of one of node "+node+"'s NICs: "+strings.Join(nets, ", "))
+		p.add(f("parent"), "", "is missing: "+c.Mode()+" hangs off one of the node's NICs", "name the lab network of one of node "+node+"'s NICs: "+strings.Join(nets, ", "))
 		return
 	case n.NICFor(c.Parent) < 0:
 		p.add(f("parent"), c.Parent, "is not the network of one of node "+node+"'s NICs"+didYouMean(c.Parent, nets), "use one of: "+strings.Join(nets, ", "))
 		return
+	case l.sharesParent(node, name):
+		p.add(f("parent"), c.Parent, "is the parent of both macvlan and ipvlan containers, which the kernel refuses (device or resource busy)",
+			"give the ipvlan containers a parent of their own: another of node "+node+"'s NICs")
+		return
 	}
 	net := l.Networks[c.Parent]
 	if !c.Address.IsValid() {
-		p.add(f("address"), "", "is missing: a macvlan container needs a static address on "+c.Parent, "give it one, such as "+free(net, holders[c.Parent]))
+		p.add(f("address"), "", "is missing: a "+c.Mode()+" container needs a static address on "+c.Parent, "give it one, such as "+free(net, holders[c.Parent]))
 		return
 	}
 	link := vmspec.AddrLink{Name: "network " + c.Parent, Subnet: net.Subnet(), Pool: net.Pool(), Holders: holders[c.Parent]}
@@ -241,10 +247,11 @@ func (l Lab) validateMacvlan(p *problems, node, name string, f func(string) stri
 func (l Lab) validateContainerPorts(p *problems, node, name string, f func(string) string, ports map[int]string) {
 	c := l.Nodes[node].Containers[name]
 	mode := c.Mode()
-	if len(c.Ports) > 0 && (mode == ModeHost || mode == ModeNone || mode == ModeMacvlan) {
+	if len(c.Ports) > 0 && (mode == ModeHost || mode == ModeNone || c.OnLabNetwork()) {
 		p.add(f("ports"), strings.Join(c.Ports, ","), "publishes nothing with network "+mode,
 			map[string]string{ModeHost: "leave ports out: a host-mode container's listen is the VM's port",
-				ModeNone: "leave ports out: network none has no way in", ModeMacvlan: "leave ports out: a macvlan container is reached on its own address"}[mode])
+				ModeNone: "leave ports out: network none has no way in", ModeMacvlan: "leave ports out: a macvlan container is reached on its own address",
+				ModeIPvlan: "leave ports out: an ipvlan container is reached on its own address"}[mode])
 		return
 	}
 	claim := func(field string, port int, who string) {
@@ -266,4 +273,18 @@ func (l Lab) validateContainerPorts(p *problems, node, name string, f func(strin
 		}
 		claim(field, pt.Host, "container "+name+"'s ports")
 	}
+}
+
+// sharesParent reports whether an ipvlan container of node has the parent
+// of a macvlan one, or the other way round: one NIC cannot carry both.
+func (l Lab) sharesParent(node, name string) bool {
+	n := l.Nodes[node]
+	c := n.Containers[name]
+	for _, other := range n.ContainerNames() {
+		o := n.Containers[other]
+		if o.Parent == c.Parent && o.OnLabNetwork() && o.Mode() != c.Mode() {
+			return true
+		}
+	}
+	return false
 }
