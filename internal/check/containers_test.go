@@ -142,3 +142,43 @@ func TestModeJudgement(t *testing.T) {
 		}
 	}
 }
+
+// neighHost answers pings and has one MAC for every address.
+type neighHost struct {
+	quietHost
+	mac string
+}
+
+func (neighHost) Ping(context.Context, netip.Addr, time.Duration) error { return nil }
+func (h neighHost) Neigh(netip.Addr) (string, error)                    { return h.mac, nil }
+
+// TestNeighJudgement: an ipvlan child passes at its parent's MAC, a
+// macvlan child at a MAC of its own; the other way round each fails naming
+// its mode; a host without a neighbour table fails the check.
+func TestNeighJudgement(t *testing.T) {
+	l, targets := modesLab(t)
+	runs := LabMatrix(l, targets)
+	ipv, _, _ := find(runs, "neigh:host->modes/natipv")
+	mv, _, _ := find(runs, "neigh:host->modes/lanapi")
+	parentMAC := "52:54:00:88:CF:91" // eth0's, in upper case: MACs compare without case
+	cases := []struct {
+		c    Check
+		host Host
+		pass bool
+	}{
+		{ipv, neighHost{mac: parentMAC}, true},
+		{ipv, neighHost{mac: "ea:63:99:6d:ea:ee"}, false},
+		{mv, neighHost{mac: "ea:63:99:6d:ea:ee"}, true},
+		{mv, neighHost{mac: "52:54:00:52:f8:6d"}, false},
+		{ipv, quietHost{}, false},
+	}
+	for _, tc := range cases {
+		r := Run(context.Background(), tc.host, exitGuest{0}, targets["modes"], []Check{tc.c}, Options{})[0]
+		if r.Pass != tc.pass {
+			t.Errorf("%s via %T: pass %v (%s), want %v", tc.c.ID, tc.host, r.Pass, r.Actual, tc.pass)
+		}
+		if !r.Pass && strings.HasPrefix(r.Actual, "MAC ") && (r.Cause != CauseModeNotHeld || !strings.Contains(strings.Join(r.Evidence, " "), tc.c.Mode)) {
+			t.Errorf("%s: cause %q evidence %v, want %q naming %s", tc.c.ID, r.Cause, r.Evidence, CauseModeNotHeld, tc.c.Mode)
+		}
+	}
+}
