@@ -182,3 +182,35 @@ func TestNeighJudgement(t *testing.T) {
 		}
 	}
 }
+
+// A node may run the capstone app and containers of its own: both sets of
+// checks are planned, and the app's proxy port stays the app's.
+func TestAppAndContainers(t *testing.T) {
+	yaml := `name: both
+networks:
+  lan: {kind: bridge, address: 192.0.2.1/24}
+nodes:
+  web:
+    image: capstone
+    app: capstone
+    nics: [{net: lan, address: 192.0.2.10/24}]
+    containers:
+      side: {network: podman, listen: 80, ports: ["8081:80"]}
+`
+	l := parseLab(t, yaml)
+	tg := fileTarget(l, "web")
+	tg.Containers = capstoneTarget().Containers
+	runs := LabMatrix(l, map[string]Target{"web": tg})
+	checkLabIDs(t, runs)
+	for _, id := range []string{"http:host->web:eth0:8080", "dns:api->db", "ping:web->web/side", "tcp:host->web:eth0:8081", "tcp:host->web:eth0:80"} {
+		if _, _, ok := find(runs, id); !ok {
+			t.Errorf("%s is not planned", id)
+		}
+	}
+	if _, err := lab.Parse([]byte(strings.Replace(yaml, `"8081:80"`, `"8080:80"`, 1)), "both.lab.yaml"); err == nil || !strings.Contains(err.Error(), "first: the capstone app's proxy") {
+		t.Errorf("publishing the app's 8080 again: %v", err)
+	}
+	if _, err := lab.Parse([]byte(strings.Replace(yaml, "side:", "db:", 1)), "both.lab.yaml"); err == nil || !strings.Contains(err.Error(), "is a container of app capstone") {
+		t.Errorf("a container named like the app's db: %v", err)
+	}
+}
