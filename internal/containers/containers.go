@@ -80,13 +80,17 @@ func ipvlanStep(l lab.Lab, node, name string) Step {
 	eth := "eth" + strconv.Itoa(n.NICFor(c.Parent))
 	link := "vmipv" + hash([]string{name})[:8]
 	gw := l.Networks[c.Parent].HostAddr().String()
-	return Step{What: fmt.Sprintf("attach container %s to ipvlan (l2) on %s as %s", name, eth, c.Address), Label: "ipvlan " + name,
+	s := Step{What: fmt.Sprintf("attach container %s to ipvlan (l2) on %s as %s", name, eth, c.Address), Label: "ipvlan " + name,
 		Test: []string{"sh", "-c", `pid=$(podman inspect --format '{{.State.Pid}}' "$1") && [ "$(nsenter -t "$pid" -n ip -4 -o addr show dev eth0 2>/dev/null | awk '{print $4}')" = "$2" ]`,
 			"vmnet-test", name, c.Address.String()},
 		Do: [][]string{{"sh", "-c", `set -e; pid=$(podman inspect --format '{{.State.Pid}}' "$1"); ip link del "$3" 2>/dev/null || true
 ip link add link "$2" name "$3" type ipvlan mode l2; ip link set "$3" netns "$pid"
 nsenter -t "$pid" -n ip link set "$3" name eth0; nsenter -t "$pid" -n ip addr add "$4" dev eth0
 nsenter -t "$pid" -n ip link set eth0 up; nsenter -t "$pid" -n ip route add default via "$5"`, "vmnet-ipvlan", name, eth, link, c.Address.String(), gw}}}
+	if c.Listen > 0 {
+		s.Do = append(s.Do, waitListening(name, c.Listen))
+	}
+	return s
 }
 
 // networkSteps make the node's container-networks and one macvlan network
@@ -177,10 +181,27 @@ func containerStep(l lab.Lab, node, name string) Step {
 	args := RunArgs(l, node, name)
 	h := hash(args)
 	c := l.Nodes[node].Containers[name]
-	return Step{What: fmt.Sprintf("start container %s (%s)", name, describe(c)), Label: "container " + name,
+	s := Step{What: fmt.Sprintf("start container %s (%s)", name, describe(c)), Label: "container " + name,
 		Test: labelIs("container", name, h, " true"),
 		Do: [][]string{{"podman", "rm", "-f", "--ignore", name},
 			append(append([]string{"podman", "run", "-d"}, args[:len(args)-5]...), append([]string{"--label", HashLabel + "=" + h}, args[len(args)-5:]...)...)}}
+	if c.Listen > 0 && c.Mode() != lab.ModeIPvlan { // an ipvlan one listens once attached: ipvlanStep waits
+		s.Do = append(s.Do, waitListening(name, c.Listen))
+	}
+	return s
+}
+
+// ListenWait is how long a started container has to accept connections
+// on its listen port: python3's http.server takes a few seconds under TCG,
+// and the checks right after lab up must not find it still starting.
+const ListenWait = 60
+
+// waitListening waits until container name accepts TCP connections on
+// port on its own 127.0.0.1 (the VM's for host mode, the pod's for a pod
+// member), or fails saying so after ListenWait seconds.
+func waitListening(name string, port int) []string {
+	return []string{"podman", "exec", name, "bash", "-c", `for i in $(seq $(($2 * 2))); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && exit 0; sleep 0.5; done
+echo "nothing accepts connections on port $1 after $2 s: is listen the port the command serves?" >&2; exit 1`, "vmnet-wait", strconv.Itoa(port), strconv.Itoa(ListenWait)}
 }
 
 // RunArgs is podman run's arguments for a container, after "run -d": its

@@ -84,7 +84,7 @@ func TestPlanModes(t *testing.T) {
 			order = append(order, kind)
 		}
 		if kind == "container" {
-			run[strings.TrimPrefix(s.Label, "container ")] = s.Do[len(s.Do)-1]
+			run[strings.TrimPrefix(s.Label, "container ")] = s.Do[1]
 		}
 	}
 	if want := []string{"network", "image", "pod", "firewall", "container"}; !slices.Equal(order, want) {
@@ -101,6 +101,11 @@ func TestPlanModes(t *testing.T) {
 		}
 		if name == "app" && strings.Contains(argv, "-p ") {
 			t.Errorf("a pod member publishes itself (podman refuses): %s", argv)
+		}
+	}
+	for _, s := range steps {
+		if s.Label == "container web" && strings.Join(s.Do[len(s.Do)-1][:3], " ") != "podman exec web" {
+			t.Errorf("web (listen 80) is not waited for after its start: %v", s.Do)
 		}
 	}
 	if p := Plan(lab.Lab{Nodes: map[string]lab.Node{"x": {}}}, "x"); p != nil {
@@ -142,7 +147,7 @@ func TestEnsureIdempotent(t *testing.T) {
 		t.Fatalf("all in place: changed %v, ran %v, err %v", changed, g.ran, err)
 	}
 	g = &fakeGuest{done: map[string]bool{}}
-	g.fail = strings.Join(steps[len(steps)-1].Do[1], " ")
+	g.fail = strings.Join(steps[len(steps)-1].Do[1], " ") // the last container's podman run
 	g.done[g.fail] = false
 	changed, err = Ensure(context.Background(), okDo{g}, steps)
 	var se *StepError
