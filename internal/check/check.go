@@ -30,6 +30,9 @@ const (
 	MethodTCP  Method = "tcp"  // a TCP connect
 	MethodHTTP Method = "http" // an HTTP GET
 	MethodDNS  Method = "dns"  // a name lookup (getent hosts)
+	// MethodNeigh pings an address from the host, then reads the MAC the
+	// host's neighbour table has for it.
+	MethodNeigh Method = "neigh"
 )
 
 // Want is the outcome a check expects.
@@ -37,12 +40,14 @@ type Want string
 
 // The expectations.
 const (
-	WantReply    Want = "reply"    // the ping is answered
-	WantClosed   Want = "closed"   // the TCP connect is refused or unanswered
-	WantAPI      Want = "api"      // HTTP 200 with the API's JSON, db.version from PostgreSQL
-	WantResolves Want = "resolves" // the name resolves (to the expected address, when known)
-	WantOpen     Want = "open"     // the TCP connect succeeds
-	WantBody     Want = "body"     // HTTP 2xx with a body that matches Check.Body (a regular expression)
+	WantReply    Want = "reply"            // the ping is answered
+	WantClosed   Want = "closed"           // the TCP connect is refused or unanswered
+	WantAPI      Want = "api"              // HTTP 200 with the API's JSON, db.version from PostgreSQL
+	WantResolves Want = "resolves"         // the name resolves (to the expected address, when known)
+	WantOpen     Want = "open"             // the TCP connect succeeds
+	WantBody     Want = "body"             // HTTP 2xx with a body that matches Check.Body (a regular expression)
+	WantSameMAC  Want = "the parent's MAC" // neigh: the address has Check.MAC (ipvlan)
+	WantOwnMAC   Want = "a MAC of its own" // neigh: the address has another MAC than Check.MAC (macvlan)
 	// The negative ones: each counts only when its Requires (a positive
 	// control on the same path) pass.
 	WantNoReply    Want = "no reply"   // the ping goes unanswered
@@ -88,6 +93,7 @@ type Check struct {
 	Path string     // http: the URL path
 	Body string     // http with WantBody: a regular expression the body must match
 	Name string     // dns: the name looked up
+	MAC  string     // neigh: the parent NIC's MAC
 	// NIC is the index (in Target.NICs) of the VM NIC the path crosses, or
 	// -1; diagnosis walks that NIC's hops.
 	NIC int
@@ -104,6 +110,10 @@ type Check struct {
 	// macvtap guest and its parent's host), the cause a failure reports:
 	// the path got through where the mode says it cannot.
 	BlockedBy Cause
+	// Mode is the container network mode (lab.ModeMacvlan, lab.ModeNone,
+	// lab.ModePod) the check's outcome rests on, or "": a failure then
+	// names the mode's own cause.
+	Mode string
 
 	down string // the lab node this check needs, which is not running
 }
@@ -167,6 +177,16 @@ const (
 	// in a mode that keeps them apart (private; vepa without a switch that
 	// sends the traffic back).
 	CauseMacvtapMode Cause = "macvtap mode keeps guests on one parent apart"
+	// CauseMacvlanParent: a check expects a VM to reach its own macvlan
+	// container, which macvlan (bridge mode) never allows.
+	CauseMacvlanParent Cause = "macvlan parent cannot reach its child"
+	// CauseNoneNetwork: a check expects a container with network none (only
+	// lo) to reach something, or to be reached.
+	CauseNoneNetwork Cause = "network none reaches nothing"
+	// CauseModeNotHeld: a path a container's network mode must block (the
+	// macvlan or ipvlan parent to its child, a none container out) got
+	// through, or a child's MAC is not what its mode gives it.
+	CauseModeNotHeld Cause = "network mode not in effect"
 	// CauseUnknown: the probes found nothing wrong; the evidence lists what
 	// they ruled out.
 	CauseUnknown Cause = "unknown"
@@ -177,7 +197,7 @@ var Causes = []Cause{
 	CauseBridgeDown, CauseTapNotAttached, CauseTapDown, CauseHostAddressMissing, CauseGuestNICDown,
 	CauseFirewallDrop, CausePortOpen, CauseContainerNotRunning, CauseDNS, CauseNotListening,
 	CauseServiceError, CauseGuestUnreachable, CauseInconclusive, CauseOwnAddress, CauseNotBlocked, CauseNotRunning,
-	CauseMacvtapHost, CauseMacvtapMode, CauseUnknown,
+	CauseMacvtapHost, CauseMacvtapMode, CauseMacvlanParent, CauseNoneNetwork, CauseModeNotHeld, CauseUnknown,
 }
 
 // Result is a check after it ran.

@@ -68,7 +68,7 @@ func (f *finding) blame(hop string, cause Cause, format string, a ...any) {
 
 func (d *diagnoser) diagnose(ctx context.Context, r *Result) {
 	f := &finding{}
-	if !d.notBlocked(r, f) {
+	if !d.modeLimit(r, f) && !d.notBlocked(r, f) {
 		d.find(ctx, r, f)
 	}
 	if !f.found {

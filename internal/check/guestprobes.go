@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"vmnet/internal/lab"
 )
 
 // The guest-side probes for TCP, HTTP and name lookups from a VM or a
@@ -149,6 +151,8 @@ func judgeNoReply(res *Result) {
 		res.Pass = true
 	case res.From.Kind != OnHost && !o.execErr && o.err == nil && o.code == 1:
 		res.Pass = true
+	case res.From.Kind == OnContainer && res.Mode == lab.ModeNone && !o.execErr && o.err == nil && o.code == 2:
+		res.Pass = true // ping's "network is unreachable": network none has no route at all
 	}
 }
 

@@ -141,3 +141,22 @@ func (h KernelHost) Link(name string) (Link, error) {
 	}
 	return out, nil
 }
+
+var _ Neighbours = KernelHost{}
+
+// Neigh reads the host's neighbour table (ip neigh show ADDR) in the
+// namespace: the MAC of a's entry, or "" when it has none (or an
+// incomplete one).
+func (h KernelHost) Neigh(a netip.Addr) (string, error) {
+	var mac string
+	err := h.K.Do(func() error {
+		list, err := netlink.NeighList(0, netlink.FAMILY_V4)
+		for _, n := range list {
+			if ip, ok := netip.AddrFromSlice(n.IP); ok && ip.Unmap() == a && len(n.HardwareAddr) > 0 {
+				mac = n.HardwareAddr.String()
+			}
+		}
+		return err
+	})
+	return mac, err
+}

@@ -173,11 +173,12 @@ func discoverApps(ctx context.Context, l lab.Lab, nodes map[string]LabNode, opt 
 	var wg sync.WaitGroup
 	for i, name := range l.NodeOrder {
 		n, ok := out[name]
-		if !ok || l.Nodes[name].App != MatrixCapstone {
+		names := l.Nodes[name].AllContainers()
+		if !ok || len(names) == 0 {
 			continue
 		}
 		safe.Go(&wg, "containers of "+name, func() error {
-			found[i] = Discover(ctx, n.Guest, AppContainers, opt.withDefaults(n.Target).ExecTimeout)
+			found[i] = Discover(ctx, n.Guest, names, opt.withDefaults(n.Target).ExecTimeout)
 			return nil
 		}, nil)
 	}

@@ -121,6 +121,7 @@ func (p *labPlan) addDeclared(i int, dc lab.Check) {
 		c.Container = dst.container
 	}
 	declaredProbe(&c, dc, p.l.Nodes[dst.node].App == MatrixCapstone && run == dst.node)
+	c.Mode = p.pathMode(src, dst, from)
 	if !c.To.IsValid() && c.Method != MethodDNS {
 		c.Address, c.Unknown = "-", dst.why
 	}
@@ -196,6 +197,9 @@ func expectText(c Check) string {
 // address outside the lab has none). A name that must not resolve needs
 // the source's resolver to be reachable (dnsControl).
 func (p *labPlan) controls(run string, c Check, src, dst endpoint) []string {
+	if ids := p.modeControls(c, src, dst); ids != nil {
+		return ids
+	}
 	var out []string
 	switch c.Method {
 	case MethodTCP, MethodHTTP:

@@ -52,6 +52,7 @@ func planLab(l lab.Lab, targets map[string]Target) *labPlan {
 		if !ok {
 			t = fileTarget(l, name)
 		}
+		t = withLabContainers(l, name, t)
 		p.targets[name], p.running[name] = t, ok
 	}
 	for _, name := range l.NodeOrder {
@@ -61,6 +62,7 @@ func planLab(l lab.Lab, targets map[string]Target) *labPlan {
 			derived = CapstoneMatrix(t)
 		}
 		p.add(name, name, derived...)
+		p.add(name, name, p.containerMatrix(name)...)
 		p.peerPings(name)
 	}
 	p.macvtapControls()

@@ -252,6 +252,8 @@ func (r *runner) run(ctx context.Context, c Check) (res Result) {
 		r.http(ctx, &res)
 	case MethodDNS:
 		r.dns(ctx, &res)
+	case MethodNeigh:
+		r.neigh(ctx, &res)
 	default:
 		res.Actual = fmt.Sprintf("unknown method %q", c.Method)
 	}

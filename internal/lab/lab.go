@@ -1,7 +1,9 @@
 // Package lab reads a lab file: one YAML document that declares a whole
 // topology — networks (NAT, isolated, Linux bridge), nodes (VMs) with their
-// NICs, and checks — validates all of it before anything on the host
-// changes, and draws it (Graph). It is pure: no libvirt, no netlink.
+// NICs and their podman containers (containers.go: a container in each
+// network mode, on a capstone-image node), and checks — validates all of
+// it before anything on the host changes, and draws it (Graph). It is
+// pure: no libvirt, no netlink.
 //
 // The YAML keys are a contract that examples and tests use: extend, don't
 // rename.
@@ -114,6 +116,9 @@ type Node struct {
 	Memory vmspec.Size `yaml:"memory"` // default 256MiB
 	NICs   []NIC       `yaml:"nics"`   // guest order: eth0, eth1, ...
 	App    string      `yaml:"app"`    // a built-in application in the guest; "" for none
+
+	ContainerNetworks map[string]ContainerNetwork `yaml:"container-networks"` // podman networks in the guest (containers.go)
+	Containers        map[string]Container        `yaml:"containers"`         // podman containers in the guest (containers.go)
 }
 
 // NIC is one network interface of a node.

@@ -77,6 +77,7 @@ func (l Lab) Spec(name string) (vmspec.Spec, error) {
 	if err := applyApp(&s, n.App); err != nil {
 		return vmspec.Spec{}, err
 	}
+	applyContainers(&s, n)
 	s.Defaults()
 	if err := s.Validate(); err != nil {
 		return vmspec.Spec{}, fmt.Errorf("nodes.%s: %w", name, err)

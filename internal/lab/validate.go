@@ -47,6 +47,7 @@ func (l Lab) validate() vmspec.Errors {
 	}
 	l.validateNetworks(&p)
 	l.validateNodes(&p)
+	l.validateContainers(&p)
 	l.validateChecks(&p)
 	return p.list
 }
@@ -361,7 +362,7 @@ func (l Lab) validateContainerRef(p *problems, field, ref string) {
 	n, ok := l.Nodes[node]
 	var withApp []string
 	for _, name := range l.NodeOrder {
-		if l.Nodes[name].App != "" {
+		if len(l.Nodes[name].AllContainers()) > 0 {
 			withApp = append(withApp, name)
 		}
 	}
@@ -372,10 +373,13 @@ func (l Lab) validateContainerRef(p *problems, field, ref string) {
 	switch {
 	case !ok:
 		p.add(field, ref, "names a node that is not in this lab"+didYouMean(node, l.NodeOrder), choices)
-	case n.App == "":
+	case len(n.AllContainers()) == 0:
 		p.add(field, ref, "names a container on node "+node+", which has no app", choices)
-	case !slices.Contains(AppContainers[n.App], ctr):
-		p.add(field, ref, "is not a container of app "+n.App+didYouMean(ctr, AppContainers[n.App]),
-			"use one of: "+node+"/"+strings.Join(AppContainers[n.App], ", "+node+"/"))
+	case !slices.Contains(n.AllContainers(), ctr) && n.App != "":
+		p.add(field, ref, "is not a container of app "+n.App+didYouMean(ctr, n.AllContainers()),
+			"use one of: "+node+"/"+strings.Join(n.AllContainers(), ", "+node+"/"))
+	case !slices.Contains(n.AllContainers(), ctr):
+		p.add(field, ref, "is not a container of node "+node+didYouMean(ctr, n.AllContainers()),
+			"use one of: "+node+"/"+strings.Join(n.AllContainers(), ", "+node+"/"))
 	}
 }

@@ -137,7 +137,7 @@ func Up(ctx context.Context, e vm.Env, l lab.Lab, opt Options) (*UpResult, error
 		forgetNew(e, l.Name, saved)
 		return nil, err
 	}
-	failed := upNodes(ctx, e, specs, res)
+	failed := upNodes(ctx, e, l, specs, res)
 	res.Seconds = time.Since(start).Seconds()
 	if len(failed) > 0 {
 		err := rollback(ctx, e, l.Name, res, failed, made)
@@ -266,9 +266,10 @@ func used[T any](all []T, specs []vmspec.Spec, nameOf func(T) string) []T {
 	return out
 }
 
-// upNodes runs vm.Up for every spec at once; each node's progress lines
-// carry its name. It returns the nodes that failed.
-func upNodes(ctx context.Context, e vm.Env, specs []vmspec.Spec, res *UpResult) map[string]error {
+// upNodes runs vm.Up for every spec at once, then starts the node's own
+// containers (upContainers); each node's progress lines carry its name.
+// It returns the nodes that failed.
+func upNodes(ctx context.Context, e vm.Env, l lab.Lab, specs []vmspec.Spec, res *UpResult) map[string]error {
 	results := make([]NodeResult, len(specs))
 	failed := map[string]error{}
 	var mu sync.Mutex
@@ -283,7 +284,11 @@ func upNodes(ctx context.Context, e vm.Env, specs []vmspec.Spec, res *UpResult) 
 				return err
 			}
 			results[i] = NodeResult{Node: s.Name, UpResult: r, ReadySeconds: r.Ready.Seconds()}
-			return nil
+			changed, err := upContainers(ctx, ne, l, s.Name)
+			mu.Lock()
+			res.Changes = append(res.Changes, changed...)
+			mu.Unlock()
+			return err
 		}, func(err error) {
 			if err != nil {
 				mu.Lock()

@@ -1,0 +1,307 @@
+// Package containers starts a lab node's own containers (internal/lab's
+// container-networks and containers) inside its guest, through the guest
+// agent: the podman networks (bridge with a subnet; macvlan on the guest NIC
+// of a lab network), the pods, the containers in their network modes
+// (podman run --rootfs on the image's built-in container rootfs) and the
+// guest firewall's openings for what they publish. Plan is pure: a list of
+// steps, each a test that says whether it is done and the commands that do
+// it. Ensure runs them, so a second lab up changes nothing.
+package containers
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+
+	"vmnet/internal/lab"
+)
+
+// PauseImage is the pods' infra image: podman 4.3 builds its own from
+// catatonit, which the guest lacks, and there is no registry to pull one
+// from, so vmnet imports one from the rootfs's own sleep (and libc).
+const PauseImage = "localhost/vmnet-pause:1"
+
+// LabLabel marks everything vmnet makes in the guest with the lab's name;
+// HashLabel a container's or pod's settings, so a changed one is replaced.
+const (
+	LabLabel  = "vmnet.lab"
+	HashLabel = "vmnet.hash"
+)
+
+// FirewallComment starts the comment of the rules vmnet adds to the
+// capstone guest's table inet vmnet (which drops everything else inbound).
+const FirewallComment = "vmnet-containers"
+
+// Step is one idempotent piece of a node's containers.
+type Step struct {
+	What  string     // for people: "create podman network n1 (10.89.1.0/24)"
+	Test  []string   // exits 0 when the step is done already
+	Do    [][]string // run in turn, each must exit 0
+	Label string     // the object the step makes: network n1, pod p1, container web1
+}
+
+// MacvlanNetwork is the podman network vmnet makes for macvlan containers
+// on lab network net.
+func MacvlanNetwork(net string) string { return "vmnet-macvlan-" + net }
+
+// Plan is the steps that bring node's containers up in its guest, in
+// order: networks, the pause image and pods, the guest firewall's
+// openings, then the containers. Nothing for a node without containers.
+func Plan(l lab.Lab, node string) []Step {
+	n := l.Nodes[node]
+	if len(n.Containers) == 0 && len(n.ContainerNetworks) == 0 {
+		return nil
+	}
+	var out []Step
+	out = append(out, networkSteps(l, node)...)
+	out = append(out, podSteps(l, node)...)
+	out = append(out, firewallSteps(l, node)...)
+	for _, name := range n.ContainerNames() {
+		out = append(out, containerStep(l, node, name))
+		if n.Containers[name].Mode() == lab.ModeIPvlan {
+			out = append(out, ipvlanStep(l, node, name))
+		}
+	}
+	return out
+}
+
+// ipvlanStep gives an ipvlan container (started with network none) its
+// link: podman 4.3's netavark 1.4 has no ipvlan driver ("unsupported
+// driver ipvlan"), so vmnet makes an ipvlan L2 link on the parent's guest
+// NIC, moves it into the container's namespace as eth0, gives it the
+// address and a default route to the host's address. Its test: the
+// container's eth0 has the address.
+func ipvlanStep(l lab.Lab, node, name string) Step {
+	n := l.Nodes[node]
+	c := n.Containers[name]
+	eth := "eth" + strconv.Itoa(n.NICFor(c.Parent))
+	link := "vmipv" + hash([]string{name})[:8]
+	gw := l.Networks[c.Parent].HostAddr().String()
+	s := Step{What: fmt.Sprintf("attach container %s to ipvlan (l2) on %s as %s", name, eth, c.Address), Label: "ipvlan " + name,
+		Test: []string{"sh", "-c", `pid=$(podman inspect --format '{{.State.Pid}}' "$1") && [ "$(nsenter -t "$pid" -n ip -4 -o addr show dev eth0 2>/dev/null | awk '{print $4}')" = "$2" ]`,
+			"vmnet-test", name, c.Address.String()},
+		Do: [][]string{{"sh", "-c", `set -e; pid=$(podman inspect --format '{{.State.Pid}}' "$1"); ip link del "$3" 2>/dev/null || true
+ip link add link "$2" name "$3" type ipvlan mode l2; ip link set "$3" netns "$pid"
+nsenter -t "$pid" -n ip link set "$3" name eth0; nsenter -t "$pid" -n ip addr add "$4" dev eth0
+nsenter -t "$pid" -n ip link set eth0 up; nsenter -t "$pid" -n ip route add default via "$5"`, "vmnet-ipvlan", name, eth, link, c.Address.String(), gw}}}
+	if c.Listen > 0 {
+		s.Do = append(s.Do, waitListening(name, c.Listen))
+	}
+	return s
+}
+
+// networkSteps make the node's container-networks and one macvlan network
+// per lab network a macvlan container hangs off.
+func networkSteps(l lab.Lab, node string) []Step {
+	n := l.Nodes[node]
+	var out []Step
+	for _, name := range sortedKeys(n.ContainerNetworks) {
+		s := n.ContainerNetworks[name].Subnet
+		out = append(out, Step{What: fmt.Sprintf("create podman network %s (bridge, %s)", name, s), Label: "network " + name,
+			Test: networkIs(name, "bridge "+s.String()+" "),
+			Do:   [][]string{removeNetwork(name), {"podman", "network", "create", "-d", "bridge", "--subnet", s.String(), "--label", LabLabel + "=" + l.Name, name}}})
+	}
+	seen := map[string]bool{}
+	for _, name := range n.ContainerNames() {
+		c := n.Containers[name]
+		if c.Mode() != lab.ModeMacvlan || seen[c.Parent] {
+			continue
+		}
+		seen[c.Parent] = true
+		net, eth := l.Networks[c.Parent], "eth"+strconv.Itoa(n.NICFor(c.Parent))
+		mv := MacvlanNetwork(c.Parent)
+		out = append(out, Step{What: fmt.Sprintf("create podman network %s (macvlan on %s, %s)", mv, eth, net.Subnet()), Label: "network " + mv,
+			Test: networkIs(mv, "macvlan "+net.Subnet().String()+" "+eth),
+			Do: [][]string{removeNetwork(mv), {"podman", "network", "create", "-d", "macvlan", "-o", "parent=" + eth, "--subnet", net.Subnet().String(),
+				"--gateway", net.HostAddr().String(), "--label", LabLabel + "=" + l.Name, mv}}})
+	}
+	return out
+}
+
+// podSteps import the pause image and make each pod on podman's default
+// network, publishing its members' ports (a pod member cannot publish).
+func podSteps(l lab.Lab, node string) []Step {
+	n := l.Nodes[node]
+	pods := n.Pods()
+	if len(pods) == 0 {
+		return nil
+	}
+	root := lab.ContainerImages[n.Image]
+	out := []Step{{What: "import the pods' infra image " + PauseImage + " from the container rootfs", Label: "image " + PauseImage,
+		Test: []string{"podman", "image", "exists", PauseImage},
+		Do: [][]string{{"sh", "-c", `tar -C "$1" -chf - bin/sleep lib/x86_64-linux-gnu/libc.so.6 lib64/ld-linux-x86-64.so.2 | ` +
+			`podman import --change 'ENTRYPOINT=["/bin/sleep","infinity"]' - "$2" >/dev/null`, "vmnet-pause", root, PauseImage}}}}
+	for _, pod := range n.PodNames() {
+		args := []string{"--name", pod, "--infra-image", PauseImage, "--network", lab.ModePodman, "--ip", l.PodAddrs(node)[pod].String(), "--label", LabLabel + "=" + l.Name}
+		for _, m := range pods[pod] {
+			for _, p := range n.Containers[m].PublishedPorts() {
+				args = append(args, "-p", fmt.Sprintf("%d:%d", p.Host, p.Container))
+			}
+		}
+		h := hash(args)
+		out = append(out, Step{What: fmt.Sprintf("create pod %s (%s)", pod, strings.Join(pods[pod], ", ")), Label: "pod " + pod,
+			Test: labelIs("pod", pod, h, ""),
+			Do: [][]string{{"podman", "pod", "rm", "-f", "--ignore", pod},
+				append(append([]string{"podman", "pod", "create"}, args...), "--label", HashLabel+"="+h)}})
+	}
+	return out
+}
+
+// firewallSteps open the VM ports the containers use in the capstone
+// guest's firewall, which lets nothing else in: a host-mode container's
+// listen (input) and every published port (forward, after podman's DNAT).
+func firewallSteps(l lab.Lab, node string) []Step {
+	n := l.Nodes[node]
+	var out []Step
+	rule := func(chain string, port int, match ...string) {
+		comment := fmt.Sprintf("%s: %s tcp %d", FirewallComment, chain, port)
+		out = append(out, Step{What: fmt.Sprintf("open tcp %d (%s) in the guest firewall", port, chain), Label: "firewall " + chain + " " + strconv.Itoa(port),
+			Test: []string{"sh", "-c", `nft list chain inet vmnet "$1" | grep -qF "comment \"$2\""`, "vmnet-fw", chain, comment},
+			Do: [][]string{{"systemctl", "start", "nftables"},
+				append(append([]string{"nft", "insert", "rule", "inet", "vmnet", chain}, match...), "accept", "comment", strconv.Quote(comment))}})
+	}
+	for _, name := range n.ContainerNames() {
+		c := n.Containers[name]
+		if c.Mode() == lab.ModeHost && c.Listen > 0 {
+			rule("input", c.Listen, "tcp", "dport", strconv.Itoa(c.Listen))
+		}
+		for _, p := range c.PublishedPorts() {
+			rule("forward", p.Host, "ct", "status", "dnat", "meta", "l4proto", "tcp", "ct", "original", "proto-dst", strconv.Itoa(p.Host))
+		}
+	}
+	return out
+}
+
+// containerStep (re)creates one container unless it runs with the same
+// settings already.
+func containerStep(l lab.Lab, node, name string) Step {
+	args := RunArgs(l, node, name)
+	h := hash(args)
+	c := l.Nodes[node].Containers[name]
+	s := Step{What: fmt.Sprintf("start container %s (%s)", name, describe(c)), Label: "container " + name,
+		Test: labelIs("container", name, h, " true"),
+		Do: [][]string{{"podman", "rm", "-f", "--ignore", name},
+			append(append([]string{"podman", "run", "-d"}, args[:len(args)-5]...), append([]string{"--label", HashLabel + "=" + h}, args[len(args)-5:]...)...)}}
+	if c.Listen > 0 && c.Mode() != lab.ModeIPvlan { // an ipvlan one listens once attached: ipvlanStep waits
+		s.Do = append(s.Do, waitListening(name, c.Listen))
+	}
+	return s
+}
+
+// ListenWait is how long a started container has to accept connections
+// on its listen port: python3's http.server takes a few seconds under TCG,
+// and the checks right after lab up must not find it still starting.
+const ListenWait = 60
+
+// waitListening waits until container name accepts TCP connections on
+// port on its own 127.0.0.1 (the VM's for host mode, the pod's for a pod
+// member), or fails saying so after ListenWait seconds.
+func waitListening(name string, port int) []string {
+	return []string{"podman", "exec", name, "bash", "-c", `for i in $(seq $(($2 * 2))); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && exit 0; sleep 0.5; done
+echo "nothing accepts connections on port $1 after $2 s: is listen the port the command serves?" >&2; exit 1`, "vmnet-wait", strconv.Itoa(port), strconv.Itoa(ListenWait)}
+}
+
+// RunArgs is podman run's arguments for a container, after "run -d": its
+// name, labels, network flags, ports, then --rootfs ROOTFS:O sh -c COMMAND
+// (the last five). A pod member keeps the pod's hostname (podman refuses
+// another in the pod's UTS namespace).
+func RunArgs(l lab.Lab, node, name string) []string {
+	n := l.Nodes[node]
+	c := n.Containers[name]
+	args := []string{"--name", name, "--label", LabLabel + "=" + l.Name, "--cap-add", "NET_RAW"}
+	if c.Mode() != lab.ModePod {
+		args = append(args, "--hostname", name)
+	}
+	addr := l.ContainerAddrs(node)[name]
+	switch c.Mode() {
+	case lab.ModePod:
+		args = append(args, "--pod", c.Pod)
+	case lab.ModeHost, lab.ModeNone:
+		args = append(args, "--network", c.Network)
+	case lab.ModeIPvlan:
+		args = append(args, "--network", lab.ModeNone) // ipvlanStep gives it its link
+	case lab.ModeMacvlan:
+		args = append(args, "--network", MacvlanNetwork(c.Parent), "--ip", addr.String())
+	default:
+		args = append(args, "--network", or(c.Network, lab.ModePodman), "--ip", addr.String())
+		for _, p := range c.PublishedPorts() {
+			args = append(args, "-p", fmt.Sprintf("%d:%d", p.Host, p.Container))
+		}
+	}
+	return append(args, "--rootfs", lab.ContainerImages[n.Image]+":O", "sh", "-c", Command(c))
+}
+
+// Command is what the container runs: its command, or an HTTP server on
+// its listen port (python3 is in the capstone's rootfs), or sleep.
+func Command(c lab.Container) string {
+	switch {
+	case c.Command != "":
+		return c.Command
+	case c.Listen > 0:
+		return "exec python3 -m http.server " + strconv.Itoa(c.Listen)
+	}
+	return "exec sleep infinity"
+}
+
+// networkIs is a test that podman network name exists with want as its
+// "DRIVER SUBNET INTERFACE" (a bridge's interface is podman's pick, so its
+// want ends after the subnet): a network of the same name with other
+// settings is replaced.
+func networkIs(name, want string) []string {
+	format := `{{.Driver}} {{range .Subnets}}{{.Subnet}}{{end}} {{if eq .Driver "macvlan"}}{{.NetworkInterface}}{{end}}`
+	return []string{"sh", "-c", `[ "$(podman network inspect --format "$1" "$2" 2>/dev/null)" = "$3" ]`, "vmnet-test", format, name, want}
+}
+
+// removeNetwork removes podman network name and the containers on it
+// (they are started again by their own steps), when it exists.
+func removeNetwork(name string) []string {
+	return []string{"sh", "-c", `if podman network exists "$1"; then podman network rm -f "$1" >/dev/null; fi`, "vmnet-rm", name}
+}
+
+// labelIs is a test that kind (container or pod) name exists with its
+// hash label h (and, for a container, running: suffix " true").
+func labelIs(kind, name, h, suffix string) []string {
+	format := `{{index .Labels "` + HashLabel + `"}}`
+	if kind == "container" {
+		format = `{{index .Config.Labels "` + HashLabel + `"}} {{.State.Running}}`
+	}
+	return []string{"sh", "-c", `[ "$(podman "$1" inspect --format "$2" "$3" 2>/dev/null)" = "$4" ]`, "vmnet-test", kind, format, name, h + suffix}
+}
+
+// describe says a container's network mode for people.
+func describe(c lab.Container) string {
+	switch m := c.Mode(); m {
+	case lab.ModePod:
+		return "pod " + c.Pod
+	case lab.ModeMacvlan, lab.ModeIPvlan:
+		return m + " on " + c.Parent
+	case lab.ModeBridge:
+		return "network " + c.Network
+	default:
+		return "network " + m
+	}
+}
+
+func hash(args []string) string {
+	sum := sha256.Sum256([]byte(strings.Join(args, "\x00")))
+	return hex.EncodeToString(sum[:6])
+}
+
+func or(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}

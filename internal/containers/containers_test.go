@@ -1,0 +1,175 @@
+package containers
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"vmnet/internal/lab"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files")
+
+func modes(t *testing.T) lab.Lab {
+	t.Helper()
+	l, err := lab.LoadRef("modes")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+// render writes steps one per block: what, test, then each command, every
+// argument quoted, so a golden diff shows exactly what podman gets.
+func render(steps []Step) string {
+	var b strings.Builder
+	q := func(argv []string) string {
+		out := make([]string, len(argv))
+		for i, a := range argv {
+			out[i] = strconv.Quote(a)
+		}
+		return strings.Join(out, " ")
+	}
+	for _, s := range steps {
+		b.WriteString("# " + s.What + "\n  test: " + q(s.Test) + "\n")
+		for _, d := range s.Do {
+			b.WriteString("  do:   " + q(d) + "\n")
+		}
+	}
+	return b.String()
+}
+
+func TestPlanGolden(t *testing.T) {
+	got := render(Plan(modes(t), "modes"))
+	path := filepath.Join("testdata", "modes.plan.golden")
+	if *update {
+		if err := os.MkdirAll("testdata", 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run with -update to write it)", err)
+	}
+	if got != string(want) {
+		t.Errorf("plan differs from %s (run with -update after checking):\n%s", path, got)
+	}
+}
+
+// TestPlanModes: each mode gets its own podman flags, and the order is
+// networks, image and pods, firewall, containers.
+func TestPlanModes(t *testing.T) {
+	steps := Plan(modes(t), "modes")
+	run := map[string][]string{}
+	var order []string
+	for i, s := range steps {
+		kind, _, _ := strings.Cut(s.Label, " ")
+		if kind == "ipvlan" { // right after its container
+			if prev := steps[i-1]; prev.Label != "container "+strings.TrimPrefix(s.Label, "ipvlan ") {
+				t.Errorf("%s comes after %s, not after its container", s.Label, prev.Label)
+			}
+			continue
+		}
+		if len(order) == 0 || order[len(order)-1] != kind {
+			order = append(order, kind)
+		}
+		if kind == "container" {
+			run[strings.TrimPrefix(s.Label, "container ")] = s.Do[1]
+		}
+	}
+	if want := []string{"network", "image", "pod", "firewall", "container"}; !slices.Equal(order, want) {
+		t.Errorf("step order %v, want %v", order, want)
+	}
+	for name, want := range map[string][]string{
+		"web": {"--network", "front", "--ip", "10.89.1.2", "-p", "8081:80"}, "plain": {"--network", "podman", "--ip", "10.88.0.2"},
+		"hostnet": {"--network", "host"}, "isolated": {"--network", "none"}, "lanapi": {"--network", "vmnet-macvlan-br0", "--ip", "192.0.2.50"},
+		"app": {"--pod", "duo"}, "natipv": {"--network", "none"}, "sidecar": {"--pod", "duo"},
+	} {
+		argv := strings.Join(run[name], " ")
+		if !strings.Contains(argv, strings.Join(want, " ")) || !strings.HasSuffix(argv, "--rootfs /var/lib/vmnet/app-rootfs:O sh -c "+Command(modes(t).Nodes["modes"].Containers[name])) {
+			t.Errorf("%s: podman %s\nwant %v and the rootfs at the end", name, argv, want)
+		}
+		if name == "app" && strings.Contains(argv, "-p ") {
+			t.Errorf("a pod member publishes itself (podman refuses): %s", argv)
+		}
+	}
+	for _, s := range steps {
+		if s.Label == "container web" && strings.Join(s.Do[len(s.Do)-1][:3], " ") != "podman exec web" {
+			t.Errorf("web (listen 80) is not waited for after its start: %v", s.Do)
+		}
+	}
+	if p := Plan(lab.Lab{Nodes: map[string]lab.Node{"x": {}}}, "x"); p != nil {
+		t.Errorf("a node without containers has steps: %v", p)
+	}
+}
+
+// fakeGuest answers tests from a set of done steps and records commands.
+type fakeGuest struct {
+	done map[string]bool // test argv joined → passes
+	ran  [][]string
+	fail string // a Do argv (joined) that exits 1
+}
+
+func (g *fakeGuest) Exec(_ context.Context, argv []string, _ time.Duration) (string, string, int, error) {
+	key := strings.Join(argv, " ")
+	if g.done[key] {
+		return "", "", 0, nil
+	}
+	if key == g.fail {
+		return "", "Error: boom", 1, nil
+	}
+	g.ran = append(g.ran, argv)
+	return "", "", 1, nil // tests fail, commands are recorded
+}
+
+// TestEnsureIdempotent: steps whose test passes are not done; a second
+// run over a guest where everything is in place changes nothing; a failed
+// command stops with the step, the command and podman's words.
+func TestEnsureIdempotent(t *testing.T) {
+	steps := Plan(modes(t), "modes")
+	done := map[string]bool{}
+	for _, s := range steps {
+		done[strings.Join(s.Test, " ")] = true
+	}
+	g := &fakeGuest{done: done}
+	changed, err := Ensure(context.Background(), g, steps)
+	if err != nil || len(changed) != 0 || len(g.ran) != 0 {
+		t.Fatalf("all in place: changed %v, ran %v, err %v", changed, g.ran, err)
+	}
+	g = &fakeGuest{done: map[string]bool{}}
+	g.fail = strings.Join(steps[len(steps)-1].Do[1], " ") // the last container's podman run
+	g.done[g.fail] = false
+	changed, err = Ensure(context.Background(), okDo{g}, steps)
+	var se *StepError
+	if !errors.As(err, &se) || se.Step.Label != steps[len(steps)-1].Label || !strings.Contains(err.Error(), "boom") {
+		t.Fatalf("err %v, want the last step's failure with podman's words", err)
+	}
+	if len(changed) != len(steps)-1 {
+		t.Errorf("changed %d steps before the failure, want %d", len(changed), len(steps)-1)
+	}
+}
+
+// okDo makes every command but the failing one exit 0 (tests still fail).
+type okDo struct{ g *fakeGuest }
+
+func (o okDo) Exec(ctx context.Context, argv []string, d time.Duration) (string, string, int, error) {
+	out, errOut, code, err := o.g.Exec(ctx, argv, d)
+	if code == 1 && errOut == "" && !isTest(argv) {
+		code = 0
+	}
+	return out, errOut, code, err
+}
+
+func isTest(argv []string) bool {
+	return (len(argv) > 3 && argv[0] == "sh" && (argv[3] == "vmnet-test" || argv[3] == "vmnet-fw")) || slices.Contains(argv, "exists")
+}

@@ -1,0 +1,234 @@
+package lab
+
+import (
+	"fmt"
+	"net/netip"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"vmnet/internal/vmspec"
+)
+
+// Container network modes: a container's network is one of these words or
+// the name of one of its node's container-networks.
+const (
+	ModePodman  = "podman"  // podman's default bridge network (podman0, 10.88.0.0/16)
+	ModeHost    = "host"    // the VM's own network namespace
+	ModeNone    = "none"    // only lo
+	ModeMacvlan = "macvlan" // its own MAC and address on a lab network, on the guest NIC there
+	ModeIPvlan  = "ipvlan"  // its own address on a lab network with the guest NIC's MAC (L2 mode)
+	ModeBridge  = "bridge"  // a container-network of the node (a podman bridge network)
+	ModePod     = "pod"     // a member of a podman pod: the pod's namespace
+)
+
+// Modes lists the words a container's network may be, for messages.
+var Modes = []string{ModePodman, ModeHost, ModeNone, ModeMacvlan, ModeIPvlan}
+
+// PodmanSubnet is podman's default network's subnet (podman 4.3 with
+// netavark): vmnet gives containers on it fixed addresses from it.
+var PodmanSubnet = netip.MustParsePrefix("10.88.0.0/16")
+
+// ContainerImages are the images whose guests have a container rootfs
+// built in, and where it is: containers run from it (podman run --rootfs).
+var ContainerImages = map[string]string{"capstone": "/var/lib/vmnet/app-rootfs"}
+
+// ContainerNetwork is a podman network a node's containers may join.
+type ContainerNetwork struct {
+	Driver string       `yaml:"driver"` // bridge (the default, and the only one so far)
+	Subnet netip.Prefix `yaml:"subnet"` // IPv4; podman's gateway is its first address
+}
+
+// Container is a podman container inside a node's guest.
+type Container struct {
+	// Network is a container-network of the node, podman, host, none or
+	// macvlan; empty with pod (and then podman's default without pod).
+	Network string       `yaml:"network"`
+	Parent  string       `yaml:"parent"`  // macvlan, ipvlan: the lab network of one of the node's NICs
+	Address netip.Prefix `yaml:"address"` // macvlan, ipvlan: required; a bridge network: optional (vmnet picks one)
+	// IPvlanMode is ipvlan's mode: l2 (the default; l3 is refused so far).
+	IPvlanMode string   `yaml:"mode"`
+	Pod        string   `yaml:"pod"`     // a pod name: the pod's members share one network namespace
+	Command    string   `yaml:"command"` // run with sh -c; default: an HTTP server on listen
+	Listen     int      `yaml:"listen"`  // the port the command serves, which the derived checks probe
+	Ports      []string `yaml:"ports"`   // published as podman -p does: "HOSTPORT:CONTAINERPORT" or "PORT"
+}
+
+// Mode is the container's network mode: one of the Mode constants.
+func (c Container) Mode() string {
+	switch {
+	case c.Pod != "":
+		return ModePod
+	case c.Network == "", c.Network == ModePodman:
+		return ModePodman
+	case slices.Contains(Modes, c.Network):
+		return c.Network
+	}
+	return ModeBridge
+}
+
+// OnLabNetwork reports whether the container has an address of its own
+// on a lab network (macvlan, ipvlan) rather than behind the VM.
+func (c Container) OnLabNetwork() bool {
+	m := c.Mode()
+	return m == ModeMacvlan || m == ModeIPvlan
+}
+
+// Port is one published port: the VM's port and the container's.
+type Port struct{ Host, Container int }
+
+// ParsePort reads "HOST:CONTAINER" or "PORT" (both the same), each 1-65535.
+func ParsePort(s string) (Port, error) {
+	h, c, pair := strings.Cut(s, ":")
+	if !pair {
+		c = h
+	}
+	hp, err1 := strconv.Atoi(h)
+	cp, err2 := strconv.Atoi(c)
+	if err1 != nil || err2 != nil || hp < 1 || hp > 65535 || cp < 1 || cp > 65535 {
+		return Port{}, fmt.Errorf("is not HOSTPORT:CONTAINERPORT or PORT with ports 1-65535")
+	}
+	return Port{Host: hp, Container: cp}, nil
+}
+
+// Ports is the container's published ports (those that parse).
+func (c Container) PublishedPorts() []Port {
+	var out []Port
+	for _, s := range c.Ports {
+		if p, err := ParsePort(s); err == nil {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// ContainerNames is the node's containers, sorted by name: the order vmnet
+// starts them, gives them addresses and checks them in.
+func (n Node) ContainerNames() []string {
+	names := make([]string, 0, len(n.Containers))
+	for name := range n.Containers {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// Pods is the node's pods, sorted, each with its members in name order.
+func (n Node) Pods() map[string][]string {
+	out := map[string][]string{}
+	for _, name := range n.ContainerNames() {
+		if p := n.Containers[name].Pod; p != "" {
+			out[p] = append(out[p], name)
+		}
+	}
+	return out
+}
+
+// PodNames is the node's pods, sorted.
+func (n Node) PodNames() []string {
+	var out []string
+	for p := range n.Pods() {
+		out = append(out, p)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// ContainerSubnet is the subnet of the container's network: a
+// container-network's, podman's default, the parent lab network's for
+// macvlan; invalid for host, none and pod members.
+func (l Lab) ContainerSubnet(node, name string) netip.Prefix {
+	n := l.Nodes[node]
+	c := n.Containers[name]
+	switch c.Mode() {
+	case ModePodman:
+		return PodmanSubnet
+	case ModeBridge:
+		return n.ContainerNetworks[c.Network].Subnet.Masked()
+	case ModeMacvlan, ModeIPvlan:
+		return l.Networks[c.Parent].Subnet()
+	}
+	return netip.Prefix{}
+}
+
+// ContainerAddrs is the address of each container of node that has one of
+// its own: macvlan and bridge containers with address get it; the others on
+// a bridge network get the lowest free one from .2 up (podman's gateway is
+// .1), in name order. Host, none and pod members have none.
+func (l Lab) ContainerAddrs(node string) map[string]netip.Addr {
+	out, _ := l.addrPlan(node)
+	return out
+}
+
+// PodAddrs is the address of each of node's pods on podman's default
+// network: the lowest free ones after the containers'. vmnet gives them
+// (podman pod create --ip), so that podman's own pick cannot take an
+// address a container started later was given.
+func (l Lab) PodAddrs(node string) map[string]netip.Addr {
+	_, pods := l.addrPlan(node)
+	return pods
+}
+
+// addrPlan is ContainerAddrs and PodAddrs.
+func (l Lab) addrPlan(node string) (map[string]netip.Addr, map[string]netip.Addr) {
+	n := l.Nodes[node]
+	out := map[string]netip.Addr{}
+	taken := map[netip.Addr]bool{}
+	for _, name := range n.ContainerNames() {
+		if c := n.Containers[name]; c.Address.IsValid() {
+			out[name], taken[c.Address.Addr()] = c.Address.Addr(), true
+		}
+	}
+	for _, name := range n.ContainerNames() {
+		c := n.Containers[name]
+		subnet := l.ContainerSubnet(node, name)
+		if c.Address.IsValid() || !subnet.IsValid() || c.OnLabNetwork() {
+			continue
+		}
+		out[name] = lowestFree(subnet, taken)
+	}
+	pods := map[string]netip.Addr{}
+	for _, pod := range n.PodNames() {
+		pods[pod] = lowestFree(PodmanSubnet, taken)
+	}
+	return out, pods
+}
+
+// lowestFree takes the lowest address of subnet from .2 up that is not
+// taken.
+func lowestFree(subnet netip.Prefix, taken map[netip.Addr]bool) netip.Addr {
+	for a := subnet.Addr().Next().Next(); subnet.Contains(a); a = a.Next() {
+		if !taken[a] {
+			taken[a] = true
+			return a
+		}
+	}
+	return netip.Addr{}
+}
+
+// NICFor is the index of node's first NIC on lab network net, or -1.
+func (n Node) NICFor(net string) int {
+	return slices.IndexFunc(n.NICs, func(x NIC) bool { return x.Net == net })
+}
+
+// applyContainers makes a node with containers wait for its guest agent,
+// which vmnet starts them through.
+func applyContainers(s *vmspec.Spec, n Node) {
+	if len(n.Containers) == 0 {
+		return
+	}
+	if s.Ready.IsZero() {
+		s.Ready = vmspec.Ready{Agent: true}
+	}
+	if s.Timeout == 0 {
+		s.Timeout = vmspec.Duration(300 * time.Second)
+	}
+}
+
+// AllContainers is every container a check may name on the node: its
+// app's, then its own in name order.
+func (n Node) AllContainers() []string {
+	return append(slices.Clone(AppContainers[n.App]), n.ContainerNames()...)
+}

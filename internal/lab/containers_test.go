@@ -1,0 +1,131 @@
+package lab
+
+import (
+	"errors"
+	"net/netip"
+	"strings"
+	"testing"
+
+	"vmnet/internal/errs"
+	"vmnet/templates"
+)
+
+// modesYAML is the built-in modes lab's file.
+func modesYAML(t *testing.T) string {
+	t.Helper()
+	b, err := templates.Lab("modes")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func TestModesLabParses(t *testing.T) {
+	l, err := Parse([]byte(modesYAML(t)), "modes.lab.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := l.Nodes["modes"]
+	modes := map[string]string{}
+	for _, name := range n.ContainerNames() {
+		modes[name] = n.Containers[name].Mode()
+	}
+	want := map[string]string{"web": ModeBridge, "plain": ModePodman, "hostnet": ModeHost, "isolated": ModeNone,
+		"lanapi": ModeMacvlan, "natipv": ModeIPvlan, "app": ModePod, "sidecar": ModePod}
+	for name, m := range want {
+		if modes[name] != m {
+			t.Errorf("%s: mode %q, want %q", name, modes[name], m)
+		}
+	}
+	addrs := l.ContainerAddrs("modes")
+	for name, a := range map[string]string{"web": "10.89.1.2", "plain": "10.88.0.2", "lanapi": "192.0.2.50"} {
+		if addrs[name] != netip.MustParseAddr(a) {
+			t.Errorf("%s: address %s, want %s", name, addrs[name], a)
+		}
+	}
+	if _, ok := addrs["hostnet"]; ok {
+		t.Errorf("a host-mode container has an address of its own: %v", addrs)
+	}
+	s, err := l.Spec("modes")
+	if err != nil || !s.Ready.Agent {
+		t.Errorf("a node with containers must wait for its guest agent: ready %v, err %v", s.Ready, err)
+	}
+}
+
+// TestContainerValidation: every mistake is refused with the file's line,
+// the field path and a fix.
+func TestContainerValidation(t *testing.T) {
+	cases := []struct{ name, old, new, want, fix string }{
+		{"tiny image", "image: capstone", "image: tiny",
+			`modes.lab.yaml:25: nodes.modes.image: "tiny" has no container rootfs built in`, "use image: capstone"},
+		{"unknown network", "{network: front, listen: 80", "{network: frnot, listen: 80",
+			`modes.lab.yaml:34: nodes.modes.containers.web.network: "frnot" is not a container network of node modes (did you mean front?)`, "declare it under container-networks"},
+		{"pod and network", "{pod: duo}", "{pod: duo, network: podman}",
+			`nodes.modes.containers.sidecar.pod: "duo" is set together with network`, "leave network out"},
+		{"parent not a NIC", "parent: br0", "parent: lan",
+			`nodes.modes.containers.lanapi.parent: "lan" is not the network of one of node modes's NICs`, "use one of: br0, nat0"},
+		{"parent missing", "parent: br0, ", "",
+			`nodes.modes.containers.lanapi.parent is missing`, "br0, nat0"},
+		{"macvlan address outside", "192.0.2.50/24", "10.0.0.5/24",
+			`nodes.modes.containers.lanapi.address: "10.0.0.5/24" is not in network br0's subnet 192.0.2.0/24`, "192.0.2."},
+		{"macvlan address is the VM's", "192.0.2.50/24", "192.0.2.10/24",
+			`nodes.modes.containers.lanapi.address: "192.0.2.10/24" is already in use: node modes's eth1`, "use a free address"},
+		{"macvlan address is the host's", "192.0.2.50/24", "192.0.2.1/24",
+			`is already in use: the host's address on network br0`, "use a free address"},
+		{"macvlan without address", ", address: 192.0.2.50/24", "",
+			`modes.lab.yaml:38: nodes.modes.containers.lanapi.address is missing: a macvlan container needs a static address on br0`, "192.0.2."},
+		{"bad port", `["8081:80"]`, `["8081:80x"]`,
+			`modes.lab.yaml:34: nodes.modes.containers.web.ports[0]: "8081:80x" is not HOSTPORT:CONTAINERPORT`, `"8081:80"`},
+		{"port twice", `["8082:8000"]`, `["8081:8000"]`,
+			`nodes.modes.containers.web.ports[0]: "8081" is the VM's port 8081 a second time (first: container app's ports)`, "its own VM port"},
+		{"port clashes with host listen", `["8082:8000"]`, `["8090:8000"]`,
+			`nodes.modes.containers.hostnet.listen: "8090" is the VM's port 8090 a second time`, "its own VM port"},
+		{"ports on host", "{network: host, listen: 8090}", `{network: host, listen: 8090, ports: ["80"]}`,
+			`nodes.modes.containers.hostnet.ports: "80" publishes nothing with network host`, "listen is the VM's port"},
+		{"address on none", "{network: none}", "{network: none, address: 10.88.0.9/16}",
+			`nodes.modes.containers.isolated.address: "10.88.0.9/16" is set on a container with network none`, "leave address out"},
+		{"bridge address outside", "{network: podman, listen: 80}", "{network: podman, address: 10.89.1.7/24}",
+			`nodes.modes.containers.plain.address: "10.89.1.7/24" is not in container network podman's subnet 10.88.0.0/16`, "10.88."},
+		{"bridge address is the gateway", "{network: front, listen: 80", "{network: front, address: 10.89.1.1/24, listen: 80",
+			`is already in use: podman's gateway on that network`, "use a free address"},
+		{"subnet overlaps lab", "subnet: 10.89.1.0/24", "subnet: 192.0.2.0/25",
+			`nodes.modes.container-networks.front.subnet: "192.0.2.0/25" overlaps lab network br0's subnet 192.0.2.0/24`, "its own subnet"},
+		{"subnet overlaps podman", "subnet: 10.89.1.0/24", "subnet: 10.88.5.0/24",
+			`overlaps podman's default network's subnet 10.88.0.0/16`, "its own subnet"},
+		{"bad driver", "driver: bridge", "driver: ipvlan",
+			`nodes.modes.container-networks.front.driver: "ipvlan" is not a container network driver`, "driver: bridge"},
+		{"reserved network name", "front: {driver", "host: {driver",
+			`nodes.modes.container-networks.host: "host" is a reserved network name`, "host1"},
+		{"unknown key", "{network: none}", "{network: none, lisen: 80}",
+			`lisen`, ""},
+		{"ipvlan l3", "mode: l2", "mode: l3",
+			`nodes.modes.containers.natipv.mode: "l3" is not an ipvlan mode vmnet sets up yet`, "use mode: l2"},
+		{"ipvlan beside macvlan", "parent: nat0, address: 198.51.100.60/24", "parent: br0, address: 192.0.2.60/24",
+			`nodes.modes.containers.lanapi.parent: "br0" is the parent of both macvlan and ipvlan containers`, "a parent of their own"},
+		{"ipvlan in the DHCP pool", "198.51.100.60/24", "198.51.100.200/24",
+			`nodes.modes.containers.natipv.address: "198.51.100.200/24" is inside network nat0's DHCP pool`, "198.51.100."},
+		{"mode without ipvlan", "{network: none}", "{network: none, mode: l2}",
+			`nodes.modes.containers.isolated.mode: "l2" is set on a container whose network is not ipvlan`, "leave mode out"},
+		{"check to unknown container", "to: modes/lanapi, http: 80", "to: modes/lanpai, http: 80",
+			`checks[2].to: "modes/lanpai" is not a container of node modes (did you mean lanapi?)`, "modes/app, modes/hostnet"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			s := modesYAML(t)
+			if !strings.Contains(s, tc.old) {
+				t.Fatalf("the modes lab has no %q", tc.old)
+			}
+			_, err := Parse([]byte(strings.Replace(s, tc.old, tc.new, 1)), "modes.lab.yaml")
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error:\n  %v\nwant a part:\n  %s", err, tc.want)
+			}
+			if !errors.Is(err, errs.ErrInvalid) {
+				t.Errorf("%v is not ErrInvalid (exit 2)", err)
+			}
+			var h errs.Hinted
+			if tc.fix != "" && (!errors.As(err, &h) || !strings.Contains(h.Hint(), tc.fix)) {
+				t.Errorf("hint %q, want a part %q", h.Hint(), tc.fix)
+			}
+		})
+	}
+}

@@ -1,0 +1,290 @@
+package lab
+
+import (
+	"fmt"
+	"net/netip"
+	"slices"
+	"sort"
+	"strings"
+
+	"vmnet/internal/valid"
+	"vmnet/internal/vmspec"
+)
+
+// validateContainers checks every node's container-networks and
+// containers: the image has a container rootfs, every reference resolves,
+// every address fits its network and clashes with no other lab address,
+// every port parses and is published once.
+func (l Lab) validateContainers(p *problems) {
+	holders := l.labHolders()
+	for _, name := range l.NodeOrder {
+		n := l.Nodes[name]
+		if len(n.Containers) == 0 && len(n.ContainerNetworks) == 0 {
+			continue
+		}
+		base := "nodes." + name
+		if _, ok := ContainerImages[n.Image]; !ok {
+			p.add(base+".image", n.Image, "has no container rootfs built in, which the node's containers run from: they need image capstone",
+				"use image: capstone on node "+name+", or leave containers and container-networks out")
+			continue
+		}
+		l.validateContainerNets(p, name)
+		ports := map[int]string{}
+		if n.App == "capstone" {
+			ports[8080] = "the capstone app's proxy"
+		}
+		for _, c := range n.ContainerNames() {
+			l.validateContainer(p, name, c, holders, ports)
+		}
+	}
+}
+
+// labHolders is every address the lab gives out, by lab network: the
+// host's and every static NIC address.
+func (l Lab) labHolders() map[string][]vmspec.AddrHolder {
+	out := map[string][]vmspec.AddrHolder{}
+	for _, name := range l.NetworkOrder {
+		if n := l.Networks[name]; n.HostAddr().IsValid() {
+			out[name] = append(out[name], vmspec.AddrHolder{Addr: n.HostAddr(), Who: "the host's address on network " + name})
+		}
+	}
+	for _, node := range l.NodeOrder {
+		for i, nic := range l.Nodes[node].NICs {
+			if nic.Address.IsValid() {
+				out[nic.Net] = append(out[nic.Net], vmspec.AddrHolder{Addr: nic.Address.Addr(), Who: fmt.Sprintf("node %s's eth%d", node, i)})
+			}
+		}
+	}
+	return out
+}
+
+// validateContainerNets checks a node's container-networks: a podman
+// network name that is no mode word, the bridge driver, an IPv4 subnet of
+// its own.
+func (l Lab) validateContainerNets(p *problems, node string) {
+	n := l.Nodes[node]
+	names := make([]string, 0, len(n.ContainerNetworks))
+	for name := range n.ContainerNetworks {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for i, name := range names {
+		cn := n.ContainerNetworks[name]
+		f := "nodes." + node + ".container-networks." + name
+		switch {
+		case slices.Contains(Modes, name) || name == "app-net" || name == ModeBridge:
+			p.add(f, name, "is a reserved network name", "call it something else, such as "+name+"1")
+		case valid.InterfaceName(f, name) != nil:
+			p.addErr(f, valid.InterfaceName(f, name))
+		}
+		if cn.Driver != "" && cn.Driver != ModeBridge {
+			p.add(f+".driver", cn.Driver, "is not a container network driver", "use driver: bridge (macvlan is a container's network: macvlan, with parent)")
+		}
+		l.validateContainerSubnet(p, f+".subnet", cn.Subnet, names[:i], n)
+	}
+}
+
+// validateContainerSubnet checks a container-network's subnet against the
+// lab's networks, podman's default one and the node's earlier ones.
+func (l Lab) validateContainerSubnet(p *problems, f string, s netip.Prefix, earlier []string, n Node) {
+	switch {
+	case !s.IsValid():
+		p.add(f, "", "is missing", "give the podman network a subnet of its own, for example subnet: 10.89.1.0/24")
+		return
+	case !s.Addr().Is4():
+		p.add(f, s.String(), "is IPv6; container networks are IPv4 here", "use an IPv4 subnet such as 10.89.1.0/24")
+		return
+	case s.Masked() != s:
+		p.add(f, s.String(), "has host bits set", "write the subnet itself: subnet: "+s.Masked().String())
+		return
+	case s.Bits() > 29:
+		p.add(f, s.String(), "is too small for a gateway and containers", "use a prefix length of at most 29, such as /24")
+		return
+	}
+	others := map[string]netip.Prefix{"podman's default network": PodmanSubnet}
+	for _, name := range l.NetworkOrder {
+		others["lab network "+name] = l.Networks[name].Subnet()
+	}
+	for _, name := range earlier {
+		others["container-network "+name] = n.ContainerNetworks[name].Subnet
+	}
+	for _, who := range sortedNames(others) {
+		if o := others[who]; o.IsValid() && o.Overlaps(s) {
+			p.add(f, s.String(), fmt.Sprintf("overlaps %s's subnet %s", who, o), "give each network its own subnet")
+		}
+	}
+}
+
+func sortedNames[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// validateContainer checks one container: its name, its network (or pod),
+// its address and its ports; ports records the VM ports taken so far.
+func (l Lab) validateContainer(p *problems, node, name string, holders map[string][]vmspec.AddrHolder, ports map[int]string) {
+	n := l.Nodes[node]
+	c := n.Containers[name]
+	f := func(k string) string { return "nodes." + node + ".containers." + name + "." + k }
+	if err := vmspec.ValidateName(name); err != nil {
+		p.add("nodes."+node+".containers."+name, name, "is not a container name: lower-case letters, digits and '-'", "call it for example web1")
+	} else if slices.Contains(AppContainers[n.App], name) {
+		p.add("nodes."+node+".containers."+name, name, "is a container of app "+n.App+" on this node", "call it something else, such as "+name+"1")
+	}
+	if c.Pod != "" && c.Network != "" {
+		p.add(f("pod"), c.Pod, "is set together with network: a pod member uses the pod's network namespace", "leave network out of pod members (pods use podman's default network), or leave pod out")
+	} else if c.Pod != "" && vmspec.ValidateName(c.Pod) != nil {
+		p.add(f("pod"), c.Pod, "is not a pod name: lower-case letters, digits and '-'", "call it for example pod1")
+	} else if c.Mode() == ModeIPvlan && c.IPvlanMode != "" && c.IPvlanMode != "l2" {
+		p.add(f("mode"), c.IPvlanMode, "is not an ipvlan mode vmnet sets up yet: in l3 mode the child answers no ARP on the parent's network, so the host would need a route through the VM",
+			"use mode: l2 (the default), or leave mode out")
+	} else if c.IPvlanMode != "" && c.Mode() != ModeIPvlan {
+		p.add(f("mode"), c.IPvlanMode, "is set on a container whose network is not ipvlan", "leave mode out, or use network: ipvlan")
+	} else if c.Network != "" && c.Mode() == ModeBridge {
+		if _, ok := n.ContainerNetworks[c.Network]; !ok {
+			choices := append(slices.Clone(Modes), sortedNames(n.ContainerNetworks)...)
+			p.add(f("network"), c.Network, "is not a container network of node "+node+didYouMean(c.Network, choices),
+				"use one of: "+strings.Join(choices, ", ")+", or declare it under container-networks")
+		}
+	}
+	if c.Listen < 0 || c.Listen > 65535 {
+		p.add(f("listen"), fmt.Sprint(c.Listen), "is not a port (1-65535)", "use a port such as 80")
+	}
+	l.validateContainerAddr(p, node, name, f, holders)
+	l.validateContainerPorts(p, node, name, f, ports)
+}
+
+// validateContainerAddr checks parent and address: required for macvlan
+// (a static address on a lab network of one of the node's NICs), optional
+// inside a bridge network, refused elsewhere.
+func (l Lab) validateContainerAddr(p *problems, node, name string, f func(string) string, holders map[string][]vmspec.AddrHolder) {
+	n := l.Nodes[node]
+	c := n.Containers[name]
+	mode := c.Mode()
+	if !c.OnLabNetwork() && c.Parent != "" {
+		p.add(f("parent"), c.Parent, "is set on a container whose network is not macvlan or ipvlan", "use network: macvlan, or leave parent out")
+	}
+	switch mode {
+	case ModeMacvlan, ModeIPvlan:
+		l.validateMacvlan(p, node, name, f, holders)
+	case ModeBridge, ModePodman:
+		s := l.ContainerSubnet(node, name)
+		if c.Address.IsValid() && s.IsValid() {
+			gw := vmspec.AddrHolder{Addr: s.Addr().Next(), Who: "podman's gateway on that network"}
+			link := vmspec.AddrLink{Name: "container network " + or(c.Network, ModePodman), Subnet: s, Holders: append([]vmspec.AddrHolder{gw}, l.containerHolders(node, name)...)}
+			if e := vmspec.CheckStatic(f("address"), c.Address, link); e != nil {
+				p.list = append(p.list, e)
+			}
+		}
+	default:
+		if c.Address.IsValid() {
+			p.add(f("address"), c.Address.String(), "is set on a container with network "+mode+", which has no address of its own", "leave address out")
+		}
+	}
+}
+
+// containerHolders is the addresses given to node's other containers (by
+// name order, before name).
+func (l Lab) containerHolders(node, name string) []vmspec.AddrHolder {
+	var out []vmspec.AddrHolder
+	n := l.Nodes[node]
+	for _, other := range n.ContainerNames() {
+		if other == name {
+			break
+		}
+		if a := n.Containers[other].Address; a.IsValid() {
+			out = append(out, vmspec.AddrHolder{Addr: a.Addr(), Who: "container " + other + " of node " + node})
+		}
+	}
+	return out
+}
+
+func or(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+// validateMacvlan checks a macvlan container's parent and address: the
+// address is another holder on the parent's lab network.
+func (l Lab) validateMacvlan(p *problems, node, name string, f func(string) string, holders map[string][]vmspec.AddrHolder) {
+	n := l.Nodes[node]
+	c := n.Containers[name]
+	nets := nodeNets(n)
+	switch {
+	case c.Parent == "":
+		p.add(f("parent"), "", "is missing: "+c.Mode()+" hangs off one of the node's NICs", "name the lab network of one of node "+node+"'s NICs: "+strings.Join(nets, ", "))
+		return
+	case n.NICFor(c.Parent) < 0:
+		p.add(f("parent"), c.Parent, "is not the network of one of node "+node+"'s NICs"+didYouMean(c.Parent, nets), "use one of: "+strings.Join(nets, ", "))
+		return
+	case l.sharesParent(node, name):
+		p.add(f("parent"), c.Parent, "is the parent of both macvlan and ipvlan containers, which the kernel refuses (device or resource busy)",
+			"give the ipvlan containers a parent of their own: another of node "+node+"'s NICs")
+		return
+	}
+	net := l.Networks[c.Parent]
+	if !c.Address.IsValid() {
+		p.add(f("address"), "", "is missing: a "+c.Mode()+" container needs a static address on "+c.Parent, "give it one, such as "+free(net, holders[c.Parent]))
+		return
+	}
+	link := vmspec.AddrLink{Name: "network " + c.Parent, Subnet: net.Subnet(), Pool: net.Pool(), Holders: holders[c.Parent]}
+	if e := vmspec.CheckStatic(f("address"), c.Address, link); e != nil {
+		p.list = append(p.list, e)
+		return
+	}
+	holders[c.Parent] = append(holders[c.Parent], vmspec.AddrHolder{Addr: c.Address.Addr(), Who: "container " + name + " of node " + node})
+}
+
+// validateContainerPorts checks ports (published: not with host or none)
+// and that no VM port is taken twice, by a published port or a host-mode
+// container's listen.
+func (l Lab) validateContainerPorts(p *problems, node, name string, f func(string) string, ports map[int]string) {
+	c := l.Nodes[node].Containers[name]
+	mode := c.Mode()
+	if len(c.Ports) > 0 && (mode == ModeHost || mode == ModeNone || c.OnLabNetwork()) {
+		p.add(f("ports"), strings.Join(c.Ports, ","), "publishes nothing with network "+mode,
+			map[string]string{ModeHost: "leave ports out: a host-mode container's listen is the VM's port",
+				ModeNone: "leave ports out: network none has no way in", ModeMacvlan: "leave ports out: a macvlan container is reached on its own address",
+				ModeIPvlan: "leave ports out: an ipvlan container is reached on its own address"}[mode])
+		return
+	}
+	claim := func(field string, port int, who string) {
+		if prev, ok := ports[port]; ok {
+			p.add(field, fmt.Sprint(port), "is the VM's port "+fmt.Sprint(port)+" a second time (first: "+prev+")", "give each published port its own VM port")
+			return
+		}
+		ports[port] = who
+	}
+	if mode == ModeHost && c.Listen > 0 {
+		claim(f("listen"), c.Listen, "container "+name+"'s listen")
+	}
+	for i, s := range c.Ports {
+		field := fmt.Sprintf("%s[%d]", f("ports"), i)
+		pt, err := ParsePort(s)
+		if err != nil {
+			p.add(field, s, err.Error(), "write for example \"8081:80\"")
+			continue
+		}
+		claim(field, pt.Host, "container "+name+"'s ports")
+	}
+}
+
+// sharesParent reports whether an ipvlan container of node has the parent
+// of a macvlan one, or the other way round: one NIC cannot carry both.
+func (l Lab) sharesParent(node, name string) bool {
+	n := l.Nodes[node]
+	c := n.Containers[name]
+	for _, other := range n.ContainerNames() {
+		o := n.Containers[other]
+		if o.Parent == c.Parent && o.OnLabNetwork() && o.Mode() != c.Mode() {
+			return true
+		}
+	}
+	return false
+}
