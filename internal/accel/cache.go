@@ -103,6 +103,8 @@ func (p Prober) cached(key CacheKey) (Choice, bool) {
 		return Choice{}, false
 	}
 	f.Choice.Cached = true
+	f.Choice.Reason += fmt.Sprintf(" (the test guest's answer at %s, cached in %s: delete it to probe again)",
+		f.ProbedAt.Format(time.RFC3339), p.Cache)
 	return f.Choice, true
 }
 

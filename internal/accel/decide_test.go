@@ -147,6 +147,9 @@ func TestCacheUsedThenInvalidated(t *testing.T) {
 	}
 	probe(1, false)
 	probe(1, true)
+	if c, _ := p.Probe(ctx, WantAuto); !strings.Contains(c.Reason, "cached in "+p.Cache) {
+		t.Errorf("a cached answer does not say so: %q", c.Reason)
+	}
 	fi, err := os.Stat(p.Cache)
 	if err != nil || fi.Mode().Perm() != 0o644 {
 		t.Fatalf("cache file: %v, %v; want mode 0644", fi, err)

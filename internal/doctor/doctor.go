@@ -131,9 +131,6 @@ func checkKVM(ctx context.Context, h Host) Finding {
 		return f
 	}
 	f.Detail, f.Fix, f.Steps = c.Reason, c.Fix, c.Steps
-	if c.Cached {
-		f.Detail += " (cached for this boot in " + accel.DefaultCache + "; delete it to probe again)"
-	}
 	f.Status = OK
 	if c.Type != accel.KVM {
 		f.Status = Warn
