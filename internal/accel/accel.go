@@ -194,7 +194,7 @@ func decide(dev DeviceCheck, r probeResult, err error, virt bool, path string, t
 		cause, msg = CauseGuestFailed, qemuFailure(r)
 	}
 	steps = append(steps, "test guest: "+msg)
-	if !virt {
+	if !virt && err == nil { // a QEMU that did not start says nothing about the CPU
 		cause, msg = CauseNestedOff, msg+"; the CPU has no vmx/svm flag (nested virtualisation is off)"
 	}
 	return tcg(cause, msg, steps)

@@ -236,3 +236,20 @@ func TestCheckDevice(t *testing.T) {
 		t.Errorf("/dev/null: %+v", got)
 	}
 }
+
+// TestGuestNotStarted: a QEMU that cannot be started is a guest failure,
+// not nested virtualisation, even on a CPU without vmx/svm.
+func TestGuestNotStarted(t *testing.T) {
+	for _, flags := range []string{"vmx", "hypervisor"} {
+		n := 0
+		p := newFakeHost(t, flags).prober(t, devOK, probeResult{}, &n)
+		p.guest = func(context.Context, Prober) (probeResult, error) {
+			n++
+			return probeResult{}, errors.New(`exec: "qemu-system-x86_64": executable file not found in $PATH`)
+		}
+		got, err := p.Probe(context.Background(), WantAuto)
+		if err != nil || got.Type != QEMU || got.Cause != CauseGuestFailed || !strings.Contains(got.Reason, "could not be started") || n != 1 {
+			t.Errorf("flags %s: Probe(auto) = %+v, %v; want guest-failed, could not be started", flags, got, err)
+		}
+	}
+}
