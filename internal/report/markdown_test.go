@@ -2,6 +2,7 @@ package report
 
 import (
 	"bytes"
+	"os/exec"
 	"regexp"
 	"strings"
 	"testing"
@@ -99,5 +100,55 @@ func TestMarkdownHostileText(t *testing.T) {
 	}
 	if !strings.Contains(rows[2][4], `a \| b<br>line two &lt;script&gt;`) || !strings.Contains(md, `  - multi<br>line \| evidence`) {
 		t.Errorf("escaped text not as expected: %q\n%s", rows[2][4], md)
+	}
+}
+
+// cmarkGFM renders md with cmark-gfm, GitHub's own Markdown renderer, with
+// its table extension, as github.com renders a job summary.
+func cmarkGFM(t *testing.T, md string) string {
+	t.Helper()
+	if _, err := exec.LookPath("cmark-gfm"); err != nil {
+		t.Skip("cmark-gfm not installed (Debian package cmark-gfm): cannot render the Markdown as GitHub does")
+	}
+	cmd := exec.Command("cmark-gfm", "--unsafe", "-e", "table") // --unsafe keeps raw HTML, as GitHub keeps <br> and <details>
+	cmd.Stdin = strings.NewReader(md)
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("cmark-gfm: %v", err)
+	}
+	return string(out)
+}
+
+// TestMarkdownRendersAsGitHubTable: GitHub's renderer makes one table of
+// the report, a row per check with seven cells, and hostile text stays text.
+func TestMarkdownRendersAsGitHubTable(t *testing.T) {
+	h := passing()
+	h.Results[0].Pass, h.Results[0].Cause = false, check.CauseTapNotAttached
+	h.Results[0].Actual = "a | b\n<script>alert(1)</script> *x*"
+	for name, r := range map[string]*check.Report{"failing": sample(), "passing": passing(), "long": long(), "hostile": h} {
+		t.Run(name, func(t *testing.T) {
+			var b bytes.Buffer
+			if err := Markdown(&b, r); err != nil {
+				t.Fatal(err)
+			}
+			html := cmarkGFM(t, b.String())
+			body := html[strings.Index(html, "<tbody>")+1:]
+			rows := strings.Split(body, "<tr>")[1:]
+			if strings.Count(html, "<table>") != 1 || strings.Count(html, "<th>") != 7 || len(rows) != len(r.Results) {
+				t.Fatalf("rendered: %d tables, %d headers, %d rows; want 1, 7, %d:\n%s",
+					strings.Count(html, "<table>"), strings.Count(html, "<th>"), len(rows), len(r.Results), html)
+			}
+			for i, row := range rows {
+				if n := strings.Count(row, "<td>"); n != 7 {
+					t.Errorf("row %d has %d cells, want 7: %s", i, n, row)
+				}
+			}
+			if strings.Contains(html, "<script>") || strings.Contains(html, "<em>") {
+				t.Errorf("check text became HTML or emphasis:\n%s", html)
+			}
+			if name == "hostile" && !strings.Contains(html, "<td>a | b<br>&lt;script&gt;alert(1)&lt;/script&gt; *x*</td>") {
+				t.Errorf("hostile text not kept as text in its cell:\n%s", html)
+			}
+		})
 	}
 }
