@@ -33,6 +33,7 @@ func checkCommand() *cli.Command {
 			"Examples:\n" +
 			"   vmnet check capstone\n" +
 			"   vmnet check tiny --output json\n" +
+			"   vmnet check capstone --output markdown >> \"$GITHUB_STEP_SUMMARY\"\n" +
 			"   vmnet check capstone --junit results.xml",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "matrix", Value: check.MatrixAuto, Usage: "auto (capstone for a VM made from the capstone spec, basic otherwise), basic or capstone"},
@@ -103,8 +104,8 @@ func checkRun(c *cli.Context) error {
 }
 
 // checkOutput writes a check report the way the command line asks (--junit
-// FILE when the command has that flag, then the table or the JSON on
-// stdout) and returns the report's verdict: nil only when every check
+// FILE when the command has that flag, then the table, the JSON or the
+// Markdown on stdout) and returns the report's verdict: nil only when every check
 // passed. vm up ends with it too.
 func checkOutput(c *cli.Context, rep *check.Report, format string) error {
 	if path := c.String("junit"); path != "" {
@@ -112,10 +113,16 @@ func checkOutput(c *cli.Context, rep *check.Report, format string) error {
 			return err
 		}
 	}
+	if f, _ := outputFormat(c); f == "markdown" { // vm up and lab up pass "table" for their human form
+		format = f
+	}
 	var err error
-	if format == "json" {
+	switch format {
+	case "json":
 		err = report.JSON(c.App.Writer, rep)
-	} else {
+	case "markdown":
+		err = report.Markdown(c.App.Writer, rep)
+	default:
 		err = report.Table(c.App.Writer, rep)
 	}
 	if err != nil {

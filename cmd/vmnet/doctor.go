@@ -24,7 +24,7 @@ func doctorCommand() *cli.Command {
 			if c.NArg() > 0 {
 				return usagef("doctor takes no arguments")
 			}
-			h := doctor.Real(libvirtVersion, kvmUsable)
+			h := doctor.Real(libvirtVersion, kvmProbe)
 			findings := doctor.Run(c.Context, h)
 			if f, _ := outputFormat(c); f == "json" {
 				if err := writeJSON(c.App.Writer, findings); err != nil {
@@ -34,6 +34,9 @@ func doctorCommand() *cli.Command {
 				t := newTable("CHECK", "STATUS", "DETAIL")
 				for _, f := range findings {
 					t.row(f.Check, strings.ToUpper(string(f.Status)), f.Detail)
+					for _, s := range f.Steps {
+						t.row("", "", "tried: "+s)
+					}
 					if f.Fix != "" {
 						t.row("", "", "fix: "+f.Fix)
 					}
@@ -63,10 +66,8 @@ func libvirtVersion() (string, error) {
 	return fmt.Sprintf("%d.%d.%d at %s", v/1000000, v/1000%1000, v%1000, virt.URI()), nil
 }
 
-func kvmUsable(ctx context.Context) (bool, string) {
-	choice, err := accel.Probe(ctx, accel.WantAuto)
-	if err != nil {
-		return false, err.Error()
-	}
-	return choice.Type == accel.KVM, choice.Reason
+// kvmProbe is the accelerator probe doctor reports: the one vm up uses,
+// with its cache.
+func kvmProbe(ctx context.Context) (accel.Choice, error) {
+	return accel.Probe(ctx, accel.WantAuto)
 }

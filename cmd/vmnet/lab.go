@@ -11,6 +11,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"vmnet/internal/accel"
 	"vmnet/internal/check"
 	"vmnet/internal/errs"
 	"vmnet/internal/lab"
@@ -20,7 +21,7 @@ import (
 )
 
 func labCommand() *cli.Command {
-	accelFlag := &cli.StringFlag{Name: "accel", Value: "auto", Usage: "accelerator: auto (KVM only where a test guest really runs), kvm or tcg"}
+	accelFlag := &cli.StringFlag{Name: "accel", Value: "auto", Usage: "accelerator: auto (KVM only where a test guest really runs; its answer is cached per boot in " + accel.DefaultCache + "), kvm (forced once /dev/kvm opens and creates a VM) or tcg (no probe)"}
 	junitFlag := &cli.StringFlag{Name: "junit", Usage: "also write the checks as JUnit XML to `FILE` (for CI)", TakesFile: true}
 	return &cli.Command{
 		Name:  "lab",

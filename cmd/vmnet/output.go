@@ -17,7 +17,9 @@ import (
 	"vmnet/internal/vm"
 )
 
-// outputFormat reads the global --output flag from any command's context.
+// outputFormat reads the global --output flag from any command's context:
+// table or json for every command, markdown only for those that print a
+// check report (checkReportCommands).
 func outputFormat(c *cli.Context) (string, error) {
 	f := "table"
 	for _, ctx := range c.Lineage() {
@@ -29,8 +31,45 @@ func outputFormat(c *cli.Context) (string, error) {
 	switch f {
 	case "table", "json":
 		return f, nil
+	case "markdown":
+		cmd := commandPath(c)
+		if cmd == "" { // the app's Before: the command is still in the arguments
+			cmd = typedCommand(c)
+		}
+		if checkReportCommands[cmd] {
+			return f, nil
+		}
+		return "", usagef("--output markdown: only check reports are written as Markdown (vmnet check, "+
+			"lab check, lab up, vm up); %s prints table or json", strings.TrimSpace("vmnet "+cmd))
 	}
-	return "", usagef("--output %q: use table or json", f)
+	return "", usagef("--output %q: use table or json (or markdown, for check reports)", f)
+}
+
+// checkReportCommands are the commands that print a check report, which
+// --output markdown renders as a GitHub-flavoured table.
+var checkReportCommands = map[string]bool{"check": true, "lab check": true, "lab up": true, "vm up": true}
+
+// typedCommand is the command named in the arguments not parsed yet, e.g.
+// "lab check" for "lab check capstone"; flags are skipped.
+func typedCommand(c *cli.Context) string {
+	var parts []string
+	cmds := c.App.Commands
+	for _, a := range c.Args().Slice() {
+		if strings.HasPrefix(a, "-") {
+			continue
+		}
+		var found *cli.Command
+		for _, cmd := range cmds {
+			if cmd.HasName(a) {
+				found = cmd
+			}
+		}
+		if found == nil {
+			break
+		}
+		parts, cmds = append(parts, found.Name), found.Subcommands
+	}
+	return strings.Join(parts, " ")
 }
 
 // removedView is what a removal (sandbox down, image rm) prints as JSON.

@@ -22,7 +22,7 @@ import (
 )
 
 func vmCommand() *cli.Command {
-	accelFlag := &cli.StringFlag{Name: "accel", Value: "auto", Usage: "accelerator: auto (KVM only where a test guest really runs), kvm or tcg"}
+	accelFlag := &cli.StringFlag{Name: "accel", Value: "auto", Usage: "accelerator: auto (KVM only where a test guest really runs; its answer is cached per boot in " + accel.DefaultCache + "), kvm (forced once /dev/kvm opens and creates a VM) or tcg (no probe)"}
 	return &cli.Command{
 		Name:  "vm",
 		Usage: "boot, list, inspect and remove QEMU guests from profiles or spec files",

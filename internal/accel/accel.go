@@ -4,7 +4,10 @@
 // "Really works" means a guest runs: a host can have a /dev/kvm that answers
 // every ioctl and still hang the first guest that leaves real mode (nested
 // virtualisation without VT-x/AMD-V passed through). So Probe boots a tiny
-// firmware guest under KVM and trusts only its exit status.
+// firmware guest under KVM and trusts only its exit status, after the cheap
+// tests (open /dev/kvm read-write, KVM_CREATE_VM) have passed. The guest's
+// answer is cached per host and boot (CacheKey), so only the first vm up
+// after a boot, a kernel or QEMU upgrade or a change of /dev/kvm pays for it.
 package accel
 
 import (
@@ -12,6 +15,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -52,8 +56,12 @@ const kvmGetAPIVersion = 0xAE00
 
 // Choice is the accelerator picked for guests, and why, in words for people.
 type Choice struct {
-	Type   string `json:"type"`   // libvirt <domain type=...>: KVM or QEMU
-	Reason string `json:"reason"` // e.g. "KVM present but a test guest did not run within 5s ...: using TCG"
+	Type   string   `json:"type"`             // libvirt <domain type=...>: KVM or QEMU
+	Reason string   `json:"reason"`           // e.g. "KVM present but a test guest did not run within 5s ...: using TCG"
+	Cause  Cause    `json:"cause,omitempty"`  // why, as a word: CauseWorks, CauseNestedOff, ...
+	Fix    string   `json:"fix,omitempty"`    // what makes KVM work, when it does not
+	Steps  []string `json:"steps,omitempty"`  // each test the probe ran and its answer
+	Cached bool     `json:"cached,omitempty"` // the test guest's answer came from the cache
 }
 
 // String formats the choice for a log line.
@@ -62,16 +70,20 @@ func (c Choice) String() string { return c.Type + ": " + c.Reason }
 // UnusableError is returned when --accel kvm was asked for but KVM does not work.
 type UnusableError struct {
 	Reason string
+	Cause  Cause
 }
 
 func (e *UnusableError) Error() string {
 	return "--accel kvm: KVM is not usable on this host: " + e.Reason
 }
 
-// Hint says how to proceed without KVM, or how to make it work.
+// Hint says how to make KVM work, or how to proceed without it.
 func (e *UnusableError) Hint() string {
-	return "use --accel auto (picks TCG where KVM does not work) or --accel tcg; KVM needs VT-x/AMD-V " +
-		"(in a VM: nested virtualisation) and read-write access to /dev/kvm (the kvm group or a udev rule)"
+	fix := FixFor(e.Cause)
+	if fix == "" {
+		fix = "KVM needs VT-x/AMD-V (in a VM: nested virtualisation) and read-write access to /dev/kvm"
+	}
+	return fix + "; or use --accel auto (picks TCG where KVM does not work) or --accel tcg"
 }
 
 // ValidateWant checks --accel without probing anything, so the CLI can
@@ -85,75 +97,111 @@ func ValidateWant(want string) error {
 		Fix: "use auto (KVM where it works, else TCG), kvm or tcg"}
 }
 
-// Prober runs the KVM probe. The zero value uses the defaults.
+// Prober runs the KVM probe. The zero value uses the defaults and caches nothing.
 type Prober struct {
 	QEMU    string        // emulator to run the probe guest with; DefaultQEMU from $PATH when empty
 	DevKVM  string        // the KVM device; DefaultDevKVM when empty
 	Timeout time.Duration // how long the probe guest may take; DefaultTimeout when 0
+	Cache   string        // file for the test guest's answer (DefaultCache); "" caches nothing
+	Proc    string        // where /proc is (cpuinfo, boot id); "/proc" when empty
+
+	// Device checks the KVM device; CheckDevice when nil. Tests fake it.
+	Device func(path string) DeviceCheck
+	// guest runs the test guest; runProbe with ProbeImage when nil.
+	guest func(ctx context.Context, p Prober) (probeResult, error)
 }
 
-// Probe picks the accelerator with a default Prober; see Prober.Probe.
+// Probe picks the accelerator with a Prober that caches in DefaultCache;
+// see Prober.Probe.
 func Probe(ctx context.Context, want string) (Choice, error) {
-	return Prober{}.Probe(ctx, want)
+	return Prober{Cache: DefaultCache}.Probe(ctx, want)
 }
 
 // Probe picks the accelerator for want (WantAuto, WantKVM or WantTCG; ""
-// means WantAuto). Auto picks KVM only when /dev/kvm opens, answers, and a
-// probe guest runs to the end under it within the timeout; otherwise TCG,
-// with the reason. WantKVM returns an *UnusableError where auto would fall
-// back. Nothing is cached: every call probes again.
+// means WantAuto). WantTCG probes nothing. The device check (open, API
+// version, KVM_CREATE_VM) runs for auto and kvm; a device that fails it
+// gives TCG for auto and an *UnusableError for kvm, each with its Cause and
+// Fix. WantKVM then forces KVM without the test guest. Auto boots the test
+// guest under KVM, or takes its answer from the cache when the CacheKey is
+// unchanged, and picks KVM only when the guest reached long mode.
 func (p Prober) Probe(ctx context.Context, want string) (Choice, error) {
 	if err := ValidateWant(want); err != nil {
 		return Choice{}, err
 	}
 	if want == WantTCG {
-		return Choice{Type: QEMU, Reason: "TCG (software emulation), as asked for with --accel tcg"}, nil
+		return Choice{Type: QEMU, Cause: CauseAsked, Reason: "TCG (software emulation), as asked for with --accel tcg"}, nil
 	}
-	ok, reason, err := p.probeKVM(ctx)
-	if err != nil {
-		return Choice{}, err
-	}
-	if ok {
-		return Choice{Type: KVM, Reason: reason}, nil
+	dev := p.device()(p.devKVM())
+	if dev.Cause != "" {
+		if want == WantKVM {
+			return Choice{}, &UnusableError{Reason: dev.Detail, Cause: dev.Cause}
+		}
+		return tcg(dev.Cause, dev.Detail, []string{dev.Detail}), nil
 	}
 	if want == WantKVM {
-		return Choice{}, &UnusableError{Reason: reason}
+		return Choice{Type: KVM, Cause: CauseAsked, Steps: []string{dev.Detail},
+			Reason: "KVM, as asked for with --accel kvm (" + dev.Detail + "; the test guest was not run)"}, nil
 	}
-	return Choice{Type: QEMU, Reason: reason + ": using TCG (software emulation, slower)"}, nil
+	return p.probeGuest(ctx, dev)
 }
 
-// probeKVM reports whether KVM works and, either way, why. An error is
-// returned only when ctx ends.
-func (p Prober) probeKVM(ctx context.Context) (bool, string, error) {
-	dev := p.DevKVM
-	if dev == "" {
-		dev = DefaultDevKVM
+// probeGuest answers auto once the device works: from the cache, or by
+// booting the test guest and caching its answer. An error is returned only
+// when ctx ends.
+func (p Prober) probeGuest(ctx context.Context, dev DeviceCheck) (Choice, error) {
+	key, keyErr := p.Key()
+	if p.Cache != "" && keyErr == nil {
+		if c, ok := p.cached(key); ok {
+			return c, nil
+		}
 	}
-	if problem := checkDevice(dev); problem != "" {
-		return false, problem, nil
-	}
-	timeout := p.Timeout
-	if timeout <= 0 {
-		timeout = DefaultTimeout
-	}
-	// -cpu host is what a KVM domain gets (host-passthrough): a host where
-	// it fails must not get KVM domains either.
-	r, err := runProbe(ctx, p.QEMU, "kvm", "host", ProbeImage(), timeout)
+	r, err := p.runGuest(ctx)
 	if ctx.Err() != nil {
-		return false, "", ctx.Err()
+		return Choice{}, ctx.Err()
 	}
-	if err != nil {
-		return false, "KVM present but the test guest could not be started: " + err.Error(), nil
+	c := decide(dev, r, err, cpuVirt(p.proc()), p.devKVM(), p.timeout())
+	if p.Cache != "" && keyErr == nil {
+		p.store(key, c)
+	} else if keyErr != nil {
+		slog.Debug("accel: not caching the probe", "err", keyErr)
 	}
+	return c, nil
+}
+
+// decide turns the test guest's result into a Choice. virt is whether the
+// CPU shows vmx/svm: a guest that fails without them fails because nested
+// virtualisation is off, which is this machine's case (a /dev/kvm that
+// creates VMs and hangs them in protected mode).
+func decide(dev DeviceCheck, r probeResult, err error, virt bool, path string, timeout time.Duration) Choice {
+	steps := []string{dev.Detail}
+	if !virt {
+		steps = append(steps, "/proc/cpuinfo: no vmx or svm flag")
+	}
+	var cause Cause
+	var msg string
 	switch {
+	case err != nil:
+		cause, msg = CauseGuestFailed, "KVM present but the test guest could not be started: "+err.Error()
 	case r.ExitStatus == ProbeExitStatus:
-		return true, fmt.Sprintf("KVM: a test guest reached 64-bit mode under %s in %s", dev, r.Elapsed.Round(time.Millisecond)), nil
+		msg = fmt.Sprintf("KVM: a test guest reached 64-bit mode under %s in %s", path, r.Elapsed.Round(time.Millisecond))
+		return Choice{Type: KVM, Cause: CauseWorks, Reason: msg, Steps: append(steps, "test guest: "+msg)}
 	case r.TimedOut:
-		return false, fmt.Sprintf("KVM present but a test guest did not run within %s (it hung %s)", timeout, stageWhere(r.Stages)), nil
+		cause, msg = CauseGuestHangs, fmt.Sprintf("KVM present but a test guest did not run within %s (it hung %s)", timeout, stageWhere(r.Stages))
 	case r.ExitStatus == 0:
 		// -no-reboot turns a guest reset (a triple fault) into a clean exit.
-		return false, "KVM present but a test guest crashed " + stageWhere(r.Stages), nil
+		cause, msg = CauseGuestFailed, "KVM present but a test guest crashed "+stageWhere(r.Stages)
+	default:
+		cause, msg = CauseGuestFailed, qemuFailure(r)
 	}
+	steps = append(steps, "test guest: "+msg)
+	if !virt && err == nil { // a QEMU that did not start says nothing about the CPU
+		cause, msg = CauseNestedOff, msg+"; the CPU has no vmx/svm flag (nested virtualisation is off)"
+	}
+	return tcg(cause, msg, steps)
+}
+
+// qemuFailure says how QEMU ended when it failed on its own.
+func qemuFailure(r probeResult) string {
 	msg := fmt.Sprintf("KVM present but a test guest failed: QEMU exited with status %d", r.ExitStatus)
 	if r.Signal != "" {
 		msg = "KVM present but a test guest failed: QEMU was killed by " + r.Signal
@@ -161,29 +209,63 @@ func (p Prober) probeKVM(ctx context.Context) (bool, string, error) {
 	if r.Error != "" {
 		msg += " (" + r.Error + ")"
 	}
-	return false, msg, nil
+	return msg
 }
 
-// checkDevice opens the KVM device the way QEMU does and asks its API version.
-func checkDevice(path string) string {
-	fd, err := unix.Open(path, unix.O_RDWR|unix.O_CLOEXEC, 0)
-	switch {
-	case errors.Is(err, unix.ENOENT):
-		return path + " does not exist (no KVM module, or a VM without nested virtualisation)"
-	case errors.Is(err, unix.EACCES) || errors.Is(err, unix.EPERM):
-		return path + ": permission denied (join the kvm group to use KVM)"
-	case err != nil:
-		return fmt.Sprintf("%s cannot be opened: %v", path, err)
+// tcg is the Choice of TCG for cause.
+func tcg(cause Cause, reason string, steps []string) Choice {
+	return Choice{Type: QEMU, Cause: cause, Fix: FixFor(cause), Steps: steps,
+		Reason: reason + ": using TCG (software emulation, slower)"}
+}
+
+// runGuest boots the test guest under KVM with -cpu host, which is what a
+// KVM domain gets (host-passthrough): a host where it fails must not get
+// KVM domains either.
+func (p Prober) runGuest(ctx context.Context) (probeResult, error) {
+	if p.guest != nil {
+		return p.guest(ctx, p)
 	}
-	defer unix.Close(fd)
-	v, err := unix.IoctlRetInt(fd, kvmGetAPIVersion)
-	if err != nil {
-		return fmt.Sprintf("%s is not a KVM device: KVM_GET_API_VERSION: %v", path, err)
+	return runProbe(ctx, p.QEMU, "kvm", "host", ProbeImage(), p.timeout())
+}
+
+// device returns the device check.
+func (p Prober) device() func(string) DeviceCheck {
+	if p.Device != nil {
+		return p.Device
 	}
-	if v != kvmAPIVersion {
-		return fmt.Sprintf("%s has KVM API version %d; QEMU needs %d", path, v, kvmAPIVersion)
+	return CheckDevice
+}
+
+// devKVM returns the KVM device's path.
+func (p Prober) devKVM() string {
+	if p.DevKVM == "" {
+		return DefaultDevKVM
 	}
-	return ""
+	return p.DevKVM
+}
+
+// qemu returns the emulator's name.
+func (p Prober) qemu() string {
+	if p.QEMU == "" {
+		return DefaultQEMU
+	}
+	return p.QEMU
+}
+
+// timeout returns how long the test guest may take.
+func (p Prober) timeout() time.Duration {
+	if p.Timeout <= 0 {
+		return DefaultTimeout
+	}
+	return p.Timeout
+}
+
+// proc returns where /proc is.
+func (p Prober) proc() string {
+	if p.Proc == "" {
+		return "/proc"
+	}
+	return p.Proc
 }
 
 // probeResult is how the probe guest's QEMU ended.

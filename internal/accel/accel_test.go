@@ -205,29 +205,40 @@ func TestProbeGuestTimeout(t *testing.T) {
 }
 
 // TestProbeHost runs the real probe on this host. Which accelerator it
-// picks depends on the host; the answers for auto and kvm must agree.
+// picks depends on the host; the answers for auto and kvm must agree, and
+// the second auto call must come from the cache.
 func TestProbeHost(t *testing.T) {
 	needQEMU(t)
 	ctx := context.Background()
-	auto, err := Probe(ctx, WantAuto)
+	p := Prober{Cache: filepath.Join(t.TempDir(), "accel.json")}
+	start := time.Now()
+	auto, err := p.Probe(ctx, WantAuto)
 	if err != nil {
 		t.Fatalf("Probe(auto): %v", err)
 	}
-	t.Logf("auto picked %s", auto)
-	if auto.Reason == "" || (auto.Type != KVM && auto.Type != QEMU) {
+	t.Logf("auto picked %s (cause %s) in %s; steps %q", auto, auto.Cause, time.Since(start), auto.Steps)
+	if auto.Reason == "" || (auto.Type != KVM && auto.Type != QEMU) || auto.Cause == "" || auto.Cached {
 		t.Fatalf("Probe(auto) = %+v", auto)
 	}
-	kvm, err := Probe(ctx, WantKVM)
-	switch auto.Type {
-	case KVM:
-		if err != nil || kvm.Type != KVM {
-			t.Errorf("auto picked KVM but Probe(kvm) = %+v, %v", kvm, err)
-		}
-	case QEMU:
-		var ue *UnusableError
-		if !errors.As(err, &ue) {
-			t.Errorf("auto picked TCG but Probe(kvm) = %+v, %v; want an *UnusableError", kvm, err)
-		}
+	if auto.Type == QEMU && auto.Fix == "" {
+		t.Errorf("Probe(auto) picked TCG without a fix: %+v", auto)
+	}
+	start = time.Now()
+	again, err := p.Probe(ctx, WantAuto)
+	if err != nil || again.Type != auto.Type || again.Cause != auto.Cause || (!again.Cached && auto.Cause != CauseNoDevice) {
+		t.Errorf("second Probe(auto) = %+v, %v; want the first answer, from the cache", again, err)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("second Probe(auto) took %s; the cache should answer at once", d)
+	}
+	kvm, err := p.Probe(ctx, WantKVM)
+	deviceOK := CheckDevice(DefaultDevKVM).Cause == ""
+	var ue *UnusableError
+	switch {
+	case deviceOK && (err != nil || kvm.Type != KVM || kvm.Cause != CauseAsked):
+		t.Errorf("the device works but Probe(kvm) = %+v, %v; want KVM as asked", kvm, err)
+	case !deviceOK && !errors.As(err, &ue):
+		t.Errorf("the device fails but Probe(kvm) = %+v, %v; want an *UnusableError", kvm, err)
 	}
 }
 

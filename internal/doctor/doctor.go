@@ -9,6 +9,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+
+	"vmnet/internal/accel"
 )
 
 // Status of one check.
@@ -27,6 +29,9 @@ type Finding struct {
 	Status Status `json:"status"`
 	Detail string `json:"detail"`
 	Fix    string `json:"fix,omitempty"`
+	// Steps are the tests behind the finding and their answers (the KVM
+	// probe's device check, CPU flags and test guest).
+	Steps []string `json:"steps,omitempty"`
 	// Links is the link types check's answer per kind.
 	Links []LinkSupport `json:"links,omitempty"`
 }
@@ -40,15 +45,16 @@ type Host struct {
 	Run func(ctx context.Context, name string, args ...string) (string, error)
 	// Libvirt reports libvirtd's version, or why it cannot be reached.
 	Libvirt func() (version string, err error)
-	// KVM reports whether KVM really runs a guest, and why.
-	KVM func(ctx context.Context) (usable bool, reason string)
+	// KVM reports whether KVM really runs a guest, why, and the fix
+	// (accel.Probe with accel.WantAuto).
+	KVM func(ctx context.Context) (accel.Choice, error)
 	// Links tries each kind of link the labs use (ProbeLinks); nil skips
 	// the check.
 	Links func() ([]LinkSupport, error)
 }
 
 // Real returns the Host for this machine, with the libvirt and KVM probes given.
-func Real(libvirt func() (string, error), kvm func(context.Context) (bool, string)) Host {
+func Real(libvirt func() (string, error), kvm func(context.Context) (accel.Choice, error)) Host {
 	return Host{
 		Proc: "/proc",
 		Dev:  "/dev",
@@ -115,20 +121,20 @@ func checkQEMU(ctx context.Context, h Host) Finding {
 	return f
 }
 
+// checkKVM reports the accelerator probe's answer: its cause, its fix and
+// each test it ran (device, KVM_CREATE_VM, CPU flags, test guest).
 func checkKVM(ctx context.Context, h Host) Finding {
 	f := Finding{Check: "kvm"}
-	if _, err := os.Stat(filepath.Join(h.Dev, "kvm")); err != nil {
-		f.Status, f.Detail = Warn, "/dev/kvm is missing: guests run under TCG (software emulation, several times slower)"
-		f.Fix = "enable virtualisation in the firmware (or nested virtualisation on the VM host) and modprobe kvm_intel or kvm_amd"
+	c, err := h.KVM(ctx)
+	if err != nil {
+		f.Status, f.Detail, f.Fix = Warn, "the KVM probe did not finish: "+err.Error(), "run vmnet doctor again"
 		return f
 	}
-	usable, reason := h.KVM(ctx)
-	if !usable {
-		f.Status, f.Detail = Warn, reason
-		f.Fix = "check the CPU flags (vmx/svm in /proc/cpuinfo) and nested virtualisation on the VM host; vmnet uses TCG meanwhile"
-		return f
+	f.Detail, f.Fix, f.Steps = c.Reason, c.Fix, c.Steps
+	f.Status = OK
+	if c.Type != accel.KVM {
+		f.Status = Warn
 	}
-	f.Status, f.Detail = OK, reason
 	return f
 }
 

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"vmnet/internal/accel"
 )
 
 // fakeHost builds a Host from files under a temp dir and canned command output.
@@ -35,7 +37,13 @@ func fakeHost(t *testing.T, files map[string]string, iptables string, kvmOK bool
 			return "", errors.New("not found")
 		},
 		Libvirt: func() (string, error) { return "9.0.0", nil },
-		KVM:     func(context.Context) (bool, string) { return kvmOK, "a test guest did not run within 5s" },
+		KVM: func(context.Context) (accel.Choice, error) {
+			if kvmOK {
+				return accel.Choice{Type: accel.KVM, Cause: accel.CauseWorks, Reason: "KVM: a test guest reached 64-bit mode"}, nil
+			}
+			return accel.Choice{Type: accel.QEMU, Cause: accel.CauseGuestHangs, Fix: accel.FixFor(accel.CauseGuestHangs),
+				Reason: "a test guest did not run within 5s", Steps: []string{"/dev/kvm opened", "test guest: hung"}}, nil
+		},
 	}
 }
 
@@ -77,6 +85,9 @@ func TestDoctorFindsEachProblem(t *testing.T) {
 		if f.Status != OK && f.Fix == "" {
 			t.Errorf("%s: a problem without a fix", check)
 		}
+	}
+	if k := fs["kvm"]; !strings.Contains(k.Detail, "did not run") || k.Fix != accel.FixFor(accel.CauseGuestHangs) || len(k.Steps) != 2 {
+		t.Errorf("kvm finding does not carry the probe's reason, fix and steps: %+v", k)
 	}
 	if !strings.Contains(fs["kvm"].Detail, "did not run") {
 		t.Errorf("kvm detail does not say why: %q", fs["kvm"].Detail)

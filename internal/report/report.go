@@ -265,8 +265,8 @@ func JSON(w io.Writer, r *check.Report) error {
 	return enc.Encode(ToJSON(r))
 }
 
-// JUnit XML, in the shape CI systems read: <testsuites> holding one
-// <testsuite>, one <testcase> per check with name, classname and time in
+// JUnit XML, in the shape CI systems read: <testsuites> holding a
+// <testsuite> per run, one <testcase> per check with name, classname and time in
 // seconds, and a <failure message type> for each failed one.
 type (
 	junitSuites struct {
@@ -314,44 +314,25 @@ type (
 // JUnit writes the run as JUnit XML. The test case name is the check's
 // stable ID and the class name is source→target, so CI history lines up
 // from run to run even when a DHCP address changes; addresses, expected and
-// actual results are in the body.
-func JUnit(w io.Writer, r *check.Report) error {
-	suite := junitSuite{
-		Name: Title(r), Tests: len(r.Results), Failures: r.Failed(), Time: seconds(r.Duration),
-		Timestamp:  r.Started.UTC().Format("2006-01-02T15:04:05"),
-		Properties: []junitProperty{{"vm", r.VM}, {"matrix", r.Matrix}},
+// actual results are in the body. testdata/junit.xsd is the schema it meets.
+func JUnit(w io.Writer, r *check.Report) error { return JUnitAll(w, r) }
+
+// JUnitAll writes several runs (one per lab, say) as one JUnit file: a
+// <testsuite> per run, a <testcase> per check, each failure's cause, hop
+// and evidence in its <failure>, every time in seconds.
+func JUnitAll(w io.Writer, reports ...*check.Report) error {
+	doc := junitSuites{Name: "vmnet check", Suites: []junitSuite{}}
+	var total time.Duration
+	for _, r := range reports {
+		s := junitSuiteOf(r)
+		doc.Tests, doc.Failures = doc.Tests+s.Tests, doc.Failures+s.Failures
+		doc.Suites = append(doc.Suites, s)
+		total += r.Duration
 	}
-	for _, res := range r.Results {
-		c := junitCase{
-			Name: res.ID, Classname: res.Source + "→" + res.Target, Time: seconds(res.Duration),
-			SystemOut: &junitText{fmt.Sprintf("%s %s → %s (%s): expect %s, got %s\n", res.Method, res.Source, res.Target, res.Address, res.Expect, res.Actual)},
-		}
-		if !res.Pass {
-			var b strings.Builder
-			fmt.Fprintf(&b, "address: %s\nexpect: %s\nactual: %s\nhop: %s\ncause: %s\n", res.Address, res.Expect, res.Actual, res.Hop, res.Cause)
-			if len(res.Evidence) > 0 {
-				b.WriteString("evidence:\n")
-				for _, e := range res.Evidence {
-					fmt.Fprintf(&b, "  - %s\n", e)
-				}
-			}
-			c.Failure = &junitFailure{
-				Message: fmt.Sprintf("%s: expected %s, got %s (hop %s)", res.Cause, res.Expect, res.Actual, res.Hop),
-				Type:    string(res.Cause),
-				Text:    b.String(),
-			}
-		}
-		suite.Cases = append(suite.Cases, c)
+	if len(reports) == 1 {
+		doc.Name = doc.Suites[0].Name
 	}
-	for i := range suite.Cases {
-		c := &suite.Cases[i]
-		c.Name, c.Classname = xmlSafe(c.Name), xmlSafe(c.Classname)
-		c.SystemOut.Text = xmlSafe(c.SystemOut.Text)
-		if c.Failure != nil {
-			c.Failure.Message, c.Failure.Type, c.Failure.Text = xmlSafe(c.Failure.Message), xmlSafe(c.Failure.Type), xmlSafe(c.Failure.Text)
-		}
-	}
-	doc := junitSuites{Name: suite.Name, Tests: suite.Tests, Failures: suite.Failures, Time: suite.Time, Suites: []junitSuite{suite}}
+	doc.Time = seconds(total)
 	b, err := xml.MarshalIndent(doc, "", "  ")
 	if err != nil {
 		return fmt.Errorf("render JUnit XML: %w", err)
@@ -363,6 +344,47 @@ func JUnit(w io.Writer, r *check.Report) error {
 		return err
 	}
 	return nil
+}
+
+// junitSuiteOf is one run as a <testsuite>, its text made safe for XML.
+func junitSuiteOf(r *check.Report) junitSuite {
+	suite := junitSuite{
+		Name: Title(r), Tests: len(r.Results), Failures: r.Failed(), Time: seconds(r.Duration),
+		Timestamp:  r.Started.UTC().Format("2006-01-02T15:04:05"),
+		Properties: []junitProperty{{"vm", r.VM}, {"matrix", r.Matrix}},
+	}
+	for _, res := range r.Results {
+		c := junitCase{
+			Name: res.ID, Classname: res.Source + "→" + res.Target, Time: seconds(res.Duration),
+			SystemOut: &junitText{fmt.Sprintf("%s %s → %s (%s): expect %s, got %s\n", res.Method, res.Source, res.Target, res.Address, res.Expect, res.Actual)},
+		}
+		if !res.Pass {
+			c.Failure = junitFailureOf(res)
+		}
+		c.Name, c.Classname = xmlSafe(c.Name), xmlSafe(c.Classname)
+		c.SystemOut.Text = xmlSafe(c.SystemOut.Text)
+		suite.Cases = append(suite.Cases, c)
+	}
+	return suite
+}
+
+// junitFailureOf is a failed check's <failure>: the cause as its type, a
+// one-line message, and the address, expected and actual results, hop,
+// cause and evidence as its text.
+func junitFailureOf(res check.Result) *junitFailure {
+	var b strings.Builder
+	fmt.Fprintf(&b, "address: %s\nexpect: %s\nactual: %s\nhop: %s\ncause: %s\n", res.Address, res.Expect, res.Actual, res.Hop, res.Cause)
+	if len(res.Evidence) > 0 {
+		b.WriteString("evidence:\n")
+		for _, e := range res.Evidence {
+			fmt.Fprintf(&b, "  - %s\n", e)
+		}
+	}
+	return &junitFailure{
+		Message: xmlSafe(fmt.Sprintf("%s: expected %s, got %s (hop %s)", res.Cause, res.Expect, res.Actual, res.Hop)),
+		Type:    xmlSafe(string(res.Cause)),
+		Text:    xmlSafe(b.String()),
+	}
 }
 
 // xmlSafe replaces what XML 1.0 cannot carry, even in CDATA (NUL, escape

@@ -87,6 +87,8 @@ func TestGolden(t *testing.T) {
 		{"report.json", sample(), func(b *bytes.Buffer, r *check.Report) error { return JSON(b, r) }},
 		{"junit.xml", sample(), func(b *bytes.Buffer, r *check.Report) error { return JUnit(b, r) }},
 		{"junit-pass.xml", passing(), func(b *bytes.Buffer, r *check.Report) error { return JUnit(b, r) }},
+		{"report.md", sample(), func(b *bytes.Buffer, r *check.Report) error { return Markdown(b, r) }},
+		{"report-pass.md", passing(), func(b *bytes.Buffer, r *check.Report) error { return Markdown(b, r) }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var b bytes.Buffer
