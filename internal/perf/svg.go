@@ -18,6 +18,9 @@ const (
 	svgRowH   = 64  // one pair's row
 	svgBarH   = 24
 	svgFont   = "DejaVu Sans, Verdana, Helvetica, Arial, sans-serif"
+	// svgHalo outlines text in white under its fill, so the baseline's
+	// dashed line does not cut through the letters.
+	svgHalo = ` stroke="#ffffff" stroke-width="4" stroke-linejoin="round" paint-order="stroke"`
 )
 
 // kindColors gives each network kind its bar colour (and a darker one for
@@ -43,23 +46,18 @@ func kindColor(kind string) [2]string {
 // it, and a dashed line at the baseline's throughput.
 func SVG(w io.Writer, rep *Report) error {
 	max, step := scale(maxTCP(rep))
-	height := svgTop + svgRowH*len(rep.Pairs) + 64
+	height := svgTop + svgRowH*len(rep.Pairs) + 84
 	var b strings.Builder
 	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" font-family="%s">`+"\n",
 		svgWidth, height, svgWidth, height, svgFont)
 	fmt.Fprintf(&b, `<rect width="%d" height="%d" fill="#ffffff"/>`+"\n", svgWidth, height)
 	svgTitle(&b, rep)
 	svgGrid(&b, max, step, len(rep.Pairs))
+	svgBaseline(&b, rep, max)
 	for i, r := range rep.Pairs {
 		svgRow(&b, r, svgTop+i*svgRowH, max)
 	}
-	if base := baselineResult(rep); base != nil && base.TCP != nil && max > 0 {
-		x := barX(base.TCP.BitsPerSecond, max)
-		fmt.Fprintf(&b, `<line x1="%.1f" y1="%d" x2="%.1f" y2="%d" stroke="#333333" stroke-width="1.5" stroke-dasharray="5,4"/>`+"\n",
-			x, svgTop-8, x, svgTop+svgRowH*len(rep.Pairs)-8)
-		fmt.Fprintf(&b, `<text x="%.1f" y="%d" font-size="12" fill="#333333" text-anchor="middle">baseline = 1×</text>`+"\n", x, svgTop-12)
-	}
-	svgLegend(&b, rep, height-24)
+	svgLegend(&b, rep, height-20)
 	b.WriteString("</svg>\n")
 	_, err := io.WriteString(w, b.String())
 	return err
@@ -76,18 +74,36 @@ func svgTitle(b *strings.Builder, rep *Report) {
 	fmt.Fprintf(b, `<text x="%d" y="52" font-size="13" fill="#555555">%s</text>`+"\n", svgLabelX, esc(note))
 }
 
-// svgGrid writes the vertical grid lines and their Gbit/s labels.
+// svgGrid writes the vertical grid lines and their labels, in Mbit/s
+// below 1 Gbit/s and in Gbit/s from there.
 func svgGrid(b *strings.Builder, max, step float64, rows int) {
 	if max <= 0 {
 		return
+	}
+	unit, div := "Mbit/s", 1e6
+	if max >= 1e9 {
+		unit, div = "Gbit/s", 1e9
 	}
 	bottom := svgTop + svgRowH*rows - 8
 	for v := 0.0; v <= max+step/2; v += step {
 		x := barX(v, max)
 		fmt.Fprintf(b, `<line x1="%.1f" y1="%d" x2="%.1f" y2="%d" stroke="#e3e3e3" stroke-width="1"/>`+"\n", x, svgTop-4, x, bottom)
-		fmt.Fprintf(b, `<text x="%.1f" y="%d" font-size="11" fill="#777777" text-anchor="middle">%s</text>`+"\n", x, bottom+16, gbit(v))
+		fmt.Fprintf(b, `<text x="%.1f" y="%d" font-size="11" fill="#777777" text-anchor="middle">%s</text>`+"\n", x, bottom+16, number(v/div))
 	}
-	fmt.Fprintf(b, `<text x="%d" y="%d" font-size="11" fill="#777777" text-anchor="end">Gbit/s</text>`+"\n", svgBarX-8, bottom+16)
+	fmt.Fprintf(b, `<text x="%d" y="%d" font-size="12" fill="#555555" text-anchor="middle">TCP throughput, %s</text>`+"\n", svgBarX+svgBarMax/2, bottom+34, unit)
+}
+
+// svgBaseline writes a dashed line at the baseline's throughput, behind
+// the rows (their text has a white halo where it crosses).
+func svgBaseline(b *strings.Builder, rep *Report, max float64) {
+	base := baselineResult(rep)
+	if base == nil || base.TCP == nil || max <= 0 {
+		return
+	}
+	x := barX(base.TCP.BitsPerSecond, max)
+	fmt.Fprintf(b, `<line x1="%.1f" y1="%d" x2="%.1f" y2="%d" stroke="#333333" stroke-width="1.5" stroke-dasharray="5,4"/>`+"\n",
+		x, svgTop-8, x, svgTop+svgRowH*len(rep.Pairs)-8)
+	fmt.Fprintf(b, `<text x="%.1f" y="%d" font-size="12" fill="#333333" text-anchor="middle">baseline = 1×</text>`+"\n", x, svgTop-12)
 }
 
 // svgRow writes one pair: its name and mode, its bar and values, its UDP line.
@@ -95,7 +111,7 @@ func svgRow(b *strings.Builder, r Result, y int, max float64) {
 	fmt.Fprintf(b, `<text x="%d" y="%d" font-size="14" font-weight="bold" fill="#222222">%s</text>`+"\n", svgLabelX, y+14, esc(r.Pair))
 	fmt.Fprintf(b, `<text x="%d" y="%d" font-size="12" fill="#555555">%s</text>`+"\n", svgLabelX, y+31, esc(r.Mode))
 	if r.TCP == nil || max <= 0 {
-		fmt.Fprintf(b, `<text x="%d" y="%d" font-size="13" fill="#b00020">%s</text>`+"\n", svgBarX, y+17, esc("not measured: "+short(r.Error, 70)))
+		fmt.Fprintf(b, `<text x="%d" y="%d" font-size="13" fill="#b00020"%s>%s</text>`+"\n", svgBarX, y+17, svgHalo, esc("not measured: "+short(r.Error, 70)))
 		return
 	}
 	c := kindColor(r.NetworkKind)
@@ -109,8 +125,8 @@ func svgRow(b *strings.Builder, r Result, y int, max float64) {
 	if r.Ratio != nil {
 		value += fmt.Sprintf("  ×%.2f", *r.Ratio)
 	}
-	fmt.Fprintf(b, `<text x="%.1f" y="%d" font-size="14" font-weight="bold" fill="#222222">%s</text>`+"\n", end+8, y+17, esc(value))
-	fmt.Fprintf(b, `<text x="%d" y="%d" font-size="12" fill="#555555">%s</text>`+"\n", svgBarX, y+42, esc(udpLine(r)))
+	fmt.Fprintf(b, `<text x="%.1f" y="%d" font-size="14" font-weight="bold" fill="#222222"%s>%s</text>`+"\n", end+8, y+17, svgHalo, esc(value))
+	fmt.Fprintf(b, `<text x="%d" y="%d" font-size="12" fill="#555555"%s>%s</text>`+"\n", svgBarX, y+42, svgHalo, esc(udpLine(r)))
 }
 
 // udpLine is the row's second line: retransmits and the UDP test.
@@ -170,9 +186,9 @@ func scale(max float64) (top, step float64) {
 	return math.Ceil(max/step) * step, step
 }
 
-// gbit prints a grid value in Gbit/s without needless digits.
-func gbit(bps float64) string {
-	s := fmt.Sprintf("%.3f", bps/1e9)
+// number prints a grid value without needless digits.
+func number(v float64) string {
+	s := fmt.Sprintf("%.3f", v)
 	s = strings.TrimRight(s, "0")
 	return strings.TrimSuffix(s, ".")
 }
