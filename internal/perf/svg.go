@@ -93,16 +93,20 @@ func svgGrid(b *strings.Builder, max, step float64, rows int) {
 	fmt.Fprintf(b, `<text x="%d" y="%d" font-size="12" fill="#555555" text-anchor="middle">TCP throughput, %s</text>`+"\n", svgBarX+svgBarMax/2, bottom+34, unit)
 }
 
-// svgBaseline writes a dashed line at the baseline's throughput, behind
-// the rows (their text has a white halo where it crosses).
+// svgBaseline marks the baseline's throughput with a dashed line across
+// each bar, behind the rows (a value's text has a white halo where it
+// crosses).
 func svgBaseline(b *strings.Builder, rep *Report, max float64) {
 	base := baselineResult(rep)
 	if base == nil || base.TCP == nil || max <= 0 {
 		return
 	}
 	x := barX(base.TCP.BitsPerSecond, max)
-	fmt.Fprintf(b, `<line x1="%.1f" y1="%d" x2="%.1f" y2="%d" stroke="#333333" stroke-width="1.5" stroke-dasharray="5,4"/>`+"\n",
-		x, svgTop-8, x, svgTop+svgRowH*len(rep.Pairs)-8)
+	for i := range rep.Pairs { // one stretch per bar, clear of the text lines
+		y := svgTop + i*svgRowH
+		fmt.Fprintf(b, `<line x1="%.1f" y1="%d" x2="%.1f" y2="%d" stroke="#333333" stroke-width="1.5" stroke-dasharray="4,3"/>`+"\n",
+			x, y-8, x, y+svgBarH+6)
+	}
 	fmt.Fprintf(b, `<text x="%.1f" y="%d" font-size="12" fill="#333333" text-anchor="middle">baseline = 1×</text>`+"\n", x, svgTop-12)
 }
 
@@ -126,7 +130,7 @@ func svgRow(b *strings.Builder, r Result, y int, max float64) {
 		value += fmt.Sprintf("  ×%.2f", *r.Ratio)
 	}
 	fmt.Fprintf(b, `<text x="%.1f" y="%d" font-size="14" font-weight="bold" fill="#222222"%s>%s</text>`+"\n", end+8, y+17, svgHalo, esc(value))
-	fmt.Fprintf(b, `<text x="%d" y="%d" font-size="12" fill="#555555"%s>%s</text>`+"\n", svgBarX, y+42, svgHalo, esc(udpLine(r)))
+	fmt.Fprintf(b, `<text x="%d" y="%d" font-size="12" fill="#555555">%s</text>`+"\n", svgBarX, y+42, esc(udpLine(r)))
 }
 
 // udpLine is the row's second line: retransmits and the UDP test.
