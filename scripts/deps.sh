@@ -25,6 +25,8 @@ packages=(
   postgresql-15 nginx-light python3-flask python3-psycopg2 nftables cloud-init genisoimage
   # the lint of every shell script (scripts/lint_test.go)
   shellcheck
+  # vmnet perf: the host's end of each host <-> VM pair (the tiny image has its own)
+  iperf3
 )
 
 missing=()

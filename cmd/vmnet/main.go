@@ -132,6 +132,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			imageCommand(),
 			checkCommand(),
 			labCommand(),
+			perfCommand(),
 			doctorCommand(),
 		},
 	}

@@ -13,6 +13,7 @@ import (
 	"vmnet/internal/image"
 	"vmnet/internal/labrun"
 	"vmnet/internal/network"
+	"vmnet/internal/perf"
 	"vmnet/internal/sandbox"
 	"vmnet/internal/vm"
 )
@@ -88,7 +89,8 @@ type jsonOutput interface {
 		sandbox.Result | []sandbox.Info |
 		imageBuildView | []imageBuildView | []image.Image | removedView |
 		[]doctor.Finding |
-		labUpView | *labrun.DownResult | []labrun.Summary | *labrun.Inspection
+		labUpView | *labrun.DownResult | []labrun.Summary | *labrun.Inspection |
+		*perf.Report
 }
 
 // writeJSON prints v for --output json. Every type it prints follows one

@@ -19,6 +19,7 @@ import (
 	"vmnet/internal/image"
 	"vmnet/internal/labrun"
 	"vmnet/internal/network"
+	"vmnet/internal/perf"
 	"vmnet/internal/report"
 	"vmnet/internal/sandbox"
 	"vmnet/internal/vm"
@@ -34,6 +35,7 @@ var outputTypes = []reflect.Type{
 	reflect.TypeFor[imageBuildView](), reflect.TypeFor[[]imageBuildView](), reflect.TypeFor[[]image.Image](), reflect.TypeFor[removedView](),
 	reflect.TypeFor[[]doctor.Finding](),
 	reflect.TypeFor[labUpView](), reflect.TypeFor[*labrun.DownResult](), reflect.TypeFor[[]labrun.Summary](), reflect.TypeFor[*labrun.Inspection](),
+	reflect.TypeFor[*perf.Report](),
 }
 
 // alsoWalked: the check report (check --output json prints it through

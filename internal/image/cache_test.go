@@ -41,7 +41,7 @@ func TestEnsureBuildsOnceThenHits(t *testing.T) {
 	if img.Cmdline != "console=ttyS0 quiet" || img.ReadyLine != ReadyPrefix {
 		t.Errorf("Cmdline %q, ReadyLine %q", img.Cmdline, img.ReadyLine)
 	}
-	if want := []string{"linux-image-" + testutil.FakeKver + "=6.1.999-1", "busybox-static=1:1.35.0-4"}; !cmp.Equal(img.Packages, want) {
+	if want := tinyPackages; !cmp.Equal(img.Packages, want) {
 		t.Errorf("Packages = %v, want %v", img.Packages, want)
 	}
 	if k, _ := os.ReadFile(img.Kernel); string(k) != "fake bzImage\n" {
@@ -64,8 +64,8 @@ func TestEnsureBuildsOnceThenHits(t *testing.T) {
 	if out.Len() != 0 {
 		t.Errorf("a cache hit printed progress:\n%s", out.String())
 	}
-	if d, u, _ := src.counts(); d != 2 || u != 2 {
-		t.Errorf("downloads=%d unpacks=%d, want 2 and 2 (one build)", d, u)
+	if d, u, _ := src.counts(); d != tinyDebs || u != tinyDebs {
+		t.Errorf("downloads=%d unpacks=%d, want %d and %d (one build)", d, u, tinyDebs, tinyDebs)
 	}
 }
 
@@ -128,8 +128,8 @@ func TestRecipeChangeRebuildsAndReplaces(t *testing.T) {
 		t.Errorf("the replaced build %s is still there (%v)", old.Dir, err)
 	}
 	// The .debs were reused, not downloaded again.
-	if d, _, _ := src.counts(); d != 2 {
-		t.Errorf("downloads = %d, want 2", d)
+	if d, _, _ := src.counts(); d != tinyDebs {
+		t.Errorf("downloads = %d, want %d", d, tinyDebs)
 	}
 
 	// A new kernel in apt's lists is a new recipe hash too.
@@ -140,7 +140,7 @@ func TestRecipeChangeRebuildsAndReplaces(t *testing.T) {
 		t.Fatalf("Ensure after a kernel update: built=%v err=%v same hash=%v", built, err, img3.Hash == img.Hash)
 	}
 	debs, _ := filepath.Glob(filepath.Join(c.Dir, debsDir, "*.deb"))
-	if len(debs) != 2 {
+	if len(debs) != tinyDebs {
 		t.Errorf("the old kernel's .deb was not pruned: %v", debs)
 	}
 }
@@ -160,8 +160,8 @@ func TestForceRebuilds(t *testing.T) {
 	if img.Dir != first.Dir || !img.Built.After(first.Built) {
 		t.Errorf("Rebuild: dir %s built %v, first: dir %s built %v", img.Dir, img.Built, first.Dir, first.Built)
 	}
-	if _, u, _ := src.counts(); u != 4 {
-		t.Errorf("unpacks = %d, want 4 (two builds)", u)
+	if _, u, _ := src.counts(); u != 2*tinyDebs {
+		t.Errorf("unpacks = %d, want %d (two builds)", u, 2*tinyDebs)
 	}
 	if imgs, _ := c.List(); len(imgs) != 1 {
 		t.Errorf("List after a forced rebuild: %d images, want 1", len(imgs))
@@ -268,8 +268,8 @@ func TestConcurrentEnsureBuildsOnce(t *testing.T) {
 			t.Errorf("Ensure %d got hash %s, Ensure 0 %s", i, hashes[i], hashes[0])
 		}
 	}
-	if _, u, _ := src.counts(); builds != 1 || u != 2 {
-		t.Errorf("%d builds and %d unpacks, want 1 build (2 unpacks)", builds, u)
+	if _, u, _ := src.counts(); builds != 1 || u != tinyDebs {
+		t.Errorf("%d builds and %d unpacks, want 1 build (%d unpacks)", builds, u, tinyDebs)
 	}
 }
 

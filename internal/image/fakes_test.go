@@ -24,6 +24,13 @@ import (
 	"vmnet/internal/testutil"
 )
 
+// tinyPackages are the packages of a tiny build from newFakeSource: the
+// kernel and the recipe's own, in recipe order; tinyDebs is how many.
+var tinyPackages = []string{"linux-image-" + testutil.FakeKver + "=6.1.999-1", "busybox-static=1:1.35.0-4",
+	"iperf3=3.12-1", "libiperf0=3.12-1", "libsctp1=1.0.19-2", "libssl3=3.0.22-1", "libc6=2.36-9"}
+
+const tinyDebs = 7
+
 // fakePackage is a package the fake source serves.
 type fakePackage struct {
 	pkg  debian.Package
@@ -52,6 +59,17 @@ func newFakeSource() *fakeSource {
 	s.add("busybox-static", "1:1.35.0-4", "", map[string][]byte{
 		"bin/busybox":                            []byte("#!fake busybox\n"),
 		"usr/share/doc/busybox-static/copyright": []byte("GPL\n"),
+	})
+	// iperf3 and the libraries the tiny recipe takes for it (the real
+	// packages' symlinks are plain files here).
+	lib := "usr/lib/x86_64-linux-gnu/"
+	s.add("iperf3", "3.12-1", "libiperf0 (= 3.12-1)", map[string][]byte{"usr/bin/iperf3": []byte("\x7fELF fake iperf3\n")})
+	s.add("libiperf0", "3.12-1", "libc6, libsctp1, libssl3", map[string][]byte{lib + "libiperf.so.0": []byte("libiperf.so.0.0.0"), lib + "libiperf.so.0.0.0": []byte("fake libiperf\n")})
+	s.add("libsctp1", "1.0.19-2", "libc6", map[string][]byte{lib + "libsctp.so.1": []byte("libsctp.so.1.0.19"), lib + "libsctp.so.1.0.19": []byte("fake libsctp\n")})
+	s.add("libssl3", "3.0.22-1", "libc6", map[string][]byte{lib + "libcrypto.so.3": []byte("fake libcrypto\n")})
+	s.add("libc6", "2.36-9", "", map[string][]byte{
+		"lib64/ld-linux-x86-64.so.2": []byte("/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2"), "lib/x86_64-linux-gnu/ld-linux-x86-64.so.2": []byte("fake ld.so\n"),
+		"lib/x86_64-linux-gnu/libc.so.6": []byte("fake libc\n"), "lib/x86_64-linux-gnu/libm.so.6": []byte("fake libm\n"),
 	})
 	return s
 }
