@@ -107,7 +107,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		EnableBashCompletion: true,
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "verbose", Usage: "log what vmnet does (debug level) to stderr"},
-			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "table", Usage: "output format for commands that print data: table or json"},
+			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "table", Usage: "output format for commands that print data: table or json (check reports also markdown)"},
 		},
 		Before: func(c *cli.Context) error {
 			level := slog.LevelWarn
