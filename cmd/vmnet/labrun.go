@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"strings"
 	"time"
 
@@ -232,6 +233,9 @@ func labInspect(c *cli.Context) error {
 	if err := t.write(w); err != nil {
 		return err
 	}
+	if err := writeContainers(w, in.Nodes); err != nil {
+		return err
+	}
 	fmt.Fprintln(w)
 	nt := newTable("NETWORK", "KIND", "SUBNET", "MADE BY THE LAB")
 	for _, n := range in.Networks {
@@ -276,4 +280,22 @@ func labCheck(c *cli.Context) error {
 	}
 	saveLastCheck(c, env.StateDir, l.Name, rep)
 	return checkOutput(c, rep, format)
+}
+
+// writeContainers prints the nodes' containers as the lab plans them, when
+// any node has some.
+func writeContainers(w io.Writer, nodes []labrun.NodeInfo) error {
+	t := newTable("NODE", "CONTAINER", "MODE", "ON", "ADDRESS", "PORTS")
+	any := false
+	for _, n := range nodes {
+		for _, c := range n.Containers {
+			t.row(n.Node, c.Name, c.Mode, dash(c.Network), dash(c.Address), dash(strings.Join(c.Ports, ", ")))
+			any = true
+		}
+	}
+	if !any {
+		return nil
+	}
+	fmt.Fprintln(w)
+	return t.write(w)
 }

@@ -216,9 +216,47 @@ type Inspection struct {
 
 // NodeInfo is one node of an inspected lab.
 type NodeInfo struct {
-	Node  string       `json:"node"`
-	State string       `json:"state"` // running, shut off, ..., or "not up"
-	NICs  []vm.NICInfo `json:"nics"`
+	Node       string          `json:"node"`
+	State      string          `json:"state"` // running, shut off, ..., or "not up"
+	NICs       []vm.NICInfo    `json:"nics"`
+	Containers []ContainerInfo `json:"containers,omitempty"` // as the saved lab file plans them
+}
+
+// ContainerInfo is one container of a node as its lab plans it: its
+// network mode, the network it is on, its address (the one vmnet gives it)
+// and its published ports.
+type ContainerInfo struct {
+	Name    string   `json:"name"`
+	Mode    string   `json:"mode"`              // podman, bridge, host, none, macvlan, ipvlan or pod
+	Network string   `json:"network,omitempty"` // its container-network, pod, or lab network (macvlan, ipvlan)
+	Address string   `json:"address,omitempty"`
+	Ports   []string `json:"ports,omitempty"`
+}
+
+// containerInfos describes node's containers from the lab file, in name
+// order.
+func containerInfos(l lab.Lab, node string) []ContainerInfo {
+	n := l.Nodes[node]
+	addrs, pods := l.ContainerAddrs(node), l.PodAddrs(node)
+	var out []ContainerInfo
+	for _, name := range n.ContainerNames() {
+		c := n.Containers[name]
+		info := ContainerInfo{Name: name, Mode: c.Mode(), Network: c.Network, Ports: c.Ports}
+		switch {
+		case c.Pod != "":
+			info.Network = "pod " + c.Pod
+			if a := pods[c.Pod]; a.IsValid() {
+				info.Address = a.String()
+			}
+		case c.OnLabNetwork():
+			info.Network = c.Parent
+		}
+		if a, ok := addrs[name]; ok && a.IsValid() {
+			info.Address = a.String()
+		}
+		out = append(out, info)
+	}
+	return out
 }
 
 // NetworkInfo is one network of an inspected lab.
@@ -247,7 +285,7 @@ func Inspect(e vm.Env, name string) (*Inspection, error) {
 	in := &Inspection{Lab: name, Nodes: []NodeInfo{}, Networks: []NetworkInfo{}}
 	seen := map[string]bool{}
 	for _, n := range saved.NodeOrder {
-		info := NodeInfo{Node: n, State: "not up", NICs: []vm.NICInfo{}}
+		info := NodeInfo{Node: n, State: "not up", NICs: []vm.NICInfo{}, Containers: containerInfos(saved, n)}
 		if i := slices.IndexFunc(vms, func(v vm.Info) bool { return v.Name == n && v.Lab == name }); i >= 0 {
 			info.State, info.NICs = vms[i].State, vms[i].NICs
 		}

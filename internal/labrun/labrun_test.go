@@ -100,3 +100,35 @@ type (
 	vmNet    = vmspec.NetworkReq
 	vmBridge = vmspec.BridgeReq
 )
+
+// inspect lists a node's containers as the lab plans them: each mode, the
+// network it sits on, the address vmnet gives it and its ports.
+func TestContainerInfos(t *testing.T) {
+	l, err := lab.LoadRef("modes")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]ContainerInfo{}
+	for _, c := range containerInfos(l, "modes") {
+		got[c.Name] = c
+	}
+	for name, want := range map[string]ContainerInfo{
+		"lanapi":   {Name: "lanapi", Mode: "macvlan", Network: "br0", Address: "192.0.2.50"},
+		"hostnet":  {Name: "hostnet", Mode: "host", Network: "host"},
+		"isolated": {Name: "isolated", Mode: "none", Network: "none"},
+	} {
+		g := got[name]
+		if g.Name != want.Name || g.Mode != want.Mode || g.Network != want.Network || g.Address != want.Address {
+			t.Errorf("%s: %+v, want %+v", name, g, want)
+		}
+	}
+	if app := got["app"]; app.Mode != "pod" || app.Network != "pod duo" || app.Address == "" || len(app.Ports) != 1 {
+		t.Errorf("app (a pod member): %+v", app)
+	}
+	if web := got["web"]; web.Network != "front" || !strings.HasPrefix(web.Address, "10.89.1.") {
+		t.Errorf("web (on container-network front): %+v", web)
+	}
+	if len(got) != 8 {
+		t.Errorf("%d containers, want the modes lab's 8", len(got))
+	}
+}
