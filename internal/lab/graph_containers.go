@@ -160,12 +160,17 @@ func dotContainer(l Lab, node, name string) string {
 		dotQuote("ctr/"+node+"/"+name), dotQuote(ctrFill), dotQuote(ctrStroke), dotQuote(strings.Join(containerLines(l, node, name), "\n")))
 }
 
-// dotContainerEdges draws each container's line: to its podman network
-// (a pod's from its frame), to its VM (host mode), or to the lab network
-// it has an address on (macvlan, ipvlan); none has no line.
+// dotContainerEdges draws a dotted line from each podman network to its
+// VM (its bridge is in the VM, which routes to it), and each container's
+// line: to its podman network (a pod's from its frame), to its VM (host
+// mode), or to the lab network it has an address on (macvlan, ipvlan);
+// none has no line.
 func dotContainerEdges(b *bytes.Buffer, l Lab) {
 	for _, node := range l.NodeOrder {
 		n := l.Nodes[node]
+		for _, cn := range containerNets(n) {
+			fmt.Fprintf(b, "  %s -- %s [style=dotted, color=%s];\n", dotQuote("cnet/"+node+"/"+cn), dotQuote("node/"+node), dotQuote(cnetStroke))
+		}
 		for _, pod := range n.PodNames() {
 			fmt.Fprintf(b, "  %s -- %s [ltail=%s, color=%s];\n", dotQuote("ctr/"+node+"/"+n.Pods()[pod][0]),
 				dotQuote("cnet/"+node+"/"+ModePodman), dotQuote("cluster/pod/"+node+"/"+pod), dotQuote(cnetStroke))
@@ -240,6 +245,9 @@ func mermaidContainerLinks(b *bytes.Buffer, l Lab, nodeID, netID map[string]stri
 	for i, node := range l.NodeOrder {
 		n := l.Nodes[node]
 		ids := newMermaidIDs(i, n)
+		for _, cn := range containerNets(n) {
+			fmt.Fprintf(b, "  %s -.- %s\n", ids.cnet[cn], nodeID[node])
+		}
 		for _, pod := range n.PodNames() {
 			fmt.Fprintf(b, "  %s --- %s\n", ids.pod[pod], ids.cnet[ModePodman])
 		}

@@ -61,7 +61,7 @@ func TestGraphContainers(t *testing.T) {
 		`"ctr/modes/lanapi" -- "net/br0" [label="macvlan eth1\n192.0.2.50/24", style=dashed`,
 		`"ctr/modes/natipv" -- "net/nat0" [label="ipvlan l2 eth0\n198.51.100.60/24", style=dashed`,
 		`"ctr/modes/hostnet" -- "node/modes" [label="host"`, `"ctr/modes/web" -- "cnet/modes/front"`,
-		`"ctr/modes/app" -- "cnet/modes/podman" [ltail="cluster/pod/modes/duo"`,
+		`"ctr/modes/app" -- "cnet/modes/podman" [ltail="cluster/pod/modes/duo"`, `"cnet/modes/front" -- "node/modes" [style=dotted`,
 	} {
 		if !strings.Contains(s, want) {
 			t.Errorf("DOT has no %s:\n%s", want, s)
@@ -74,7 +74,7 @@ func TestGraphContainers(t *testing.T) {
 	for _, want := range []string{
 		"  subgraph guest0 [\"guest of modes: podman\"]\n    node0[", "    subgraph pod0_0 [\"pod duo<br/>podman 10.88.0.3\"]\n      ctr0_0[\"app<br/>pod member",
 		`ctr0_3 -.-|"macvlan eth1 192.0.2.50/24"| net1`, `ctr0_4 -.-|"ipvlan l2 eth0 198.51.100.60/24"| net0`,
-		"pod0_0 --- cnet0_1\n", "classDef ctr ", "classDef cnet ",
+		"pod0_0 --- cnet0_1\n", "cnet0_0 -.- node0\n", "classDef ctr ", "classDef cnet ",
 	} {
 		if !strings.Contains(string(m), want) {
 			t.Errorf("Mermaid has no %s:\n%s", want, m)
