@@ -3,6 +3,7 @@ package integration
 import (
 	"strings"
 	"testing"
+	"time"
 )
 
 // blockedByMode are the modes lab's expected-blocked checks, one set per
@@ -15,34 +16,87 @@ var blockedByMode = map[string][]string{
 	"pod":            {"tcp:host->modes:eth1:8000"},
 }
 
-// Issue 10's first acceptance: the built-in modes lab (one capstone VM with
-// a container in each network mode) comes up in a sandbox with every check
-// green, including at least one expected-blocked check per mode; a second
-// up changes nothing; lab down leaves nothing behind.
+// podSidecarPassing are pod-sidecar's checks that must be there and green:
+// the sidecar reaches the app on the pod's localhost, the published port
+// is open and the app's own port is closed from the host (expected
+// blocked), derived and declared.
+var podSidecarPassing = []string{
+	"tcp:pods/sidecar->pods/app@127.0.0.1:8000", "tcp:host->pods:eth1:8080", "tcp:host->pods:eth1:8000",
+	"checks[0]:tcp:pods/sidecar->127.0.0.1:8000", "checks[1]:http:pods/sidecar->127.0.0.1:8000",
+	"checks[2]:http:host->pods:podbr:8080", "checks[3]:tcp:host->pods:podbr:8000",
+}
+
+// Issue 10's first and third acceptance: the built-in modes lab (one
+// capstone VM with a container in each network mode) and the pod-sidecar
+// lab come up at once, two lab up processes in one sandbox, each with
+// every check green, the modes lab's including at least one
+// expected-blocked check per mode; a second up changes nothing; lab down
+// of both leaves nothing behind.
 func TestModesLab(t *testing.T) {
 	capstoneImage(t)
 	s := newSandbox(t)
-	up, r := labUp(t, s, "modes")
-	if r.code != 0 || up.Outcome != "created" || up.Check.Failed != 0 || up.Check.Total == 0 {
-		t.Fatalf("lab up modes: exit %d, outcome %q, %d of %d checks passed\n%s", r.code, up.Outcome, up.Check.Passed, up.Check.Total, lastLines(r.stderr, 40))
+	var modes, pod labUpJSON
+	start := time.Now()
+	t.Run("modes and pod-sidecar up at once", func(t *testing.T) {
+		t.Run("modes", func(t *testing.T) { t.Parallel(); modes = labUpGreen(t, s, "modes") })
+		t.Run("pod-sidecar", func(t *testing.T) { t.Parallel(); pod = labUpGreen(t, s, "pod-sidecar") })
+	})
+	t.Logf("both labs up and checked in %s", time.Since(start).Round(time.Second))
+	if !t.Failed() {
+		checkModesLab(t, modes)
+		requirePassed(t, "pod-sidecar", pod, podSidecarPassing)
+		t.Run("second up changes nothing", func(t *testing.T) {
+			again, r := labUp(t, s, "modes", "--no-check")
+			if r.code != 0 || again.Outcome != "unchanged" || len(again.Changes) != 0 {
+				t.Errorf("second lab up: exit %d, outcome %q, changes %v", r.code, again.Outcome, again.Changes)
+			}
+		})
 	}
+	for _, name := range []string{"modes", "pod-sidecar"} {
+		down := sb(t, s, vmnetBin(t), "lab", "down", name)
+		if down.code != 0 {
+			t.Fatalf("lab down %s: exit %d\n%s%s", name, down.code, down.stdout, down.stderr)
+		}
+	}
+	labResidue(t, s)
+}
+
+// labUpGreen brings lab name up in sandbox s and fails unless it was
+// created with every check green.
+func labUpGreen(t *testing.T, s, name string) labUpJSON {
+	t.Helper()
+	up, r := labUp(t, s, name)
+	if r.code != 0 || up.Outcome != "created" || up.Check.Failed != 0 || up.Check.Total == 0 {
+		t.Fatalf("lab up %s: exit %d, outcome %q, %d of %d checks passed\n%s", name, r.code, up.Outcome, up.Check.Passed, up.Check.Total, lastLines(r.stderr, 40))
+	}
+	t.Logf("lab up %s: %d checks green in %.1fs, ready after %.1fs", name, up.Check.Total, up.ChecksSeconds, up.Seconds)
+	return up
+}
+
+// requirePassed fails for each of ids that lab's up did not run or did
+// not pass.
+func requirePassed(t *testing.T, lab string, up labUpJSON, ids []string) {
+	t.Helper()
 	passed := map[string]bool{}
 	for _, res := range up.Check.Results {
 		passed[res.ID] = res.Pass
 	}
-	for mode, ids := range blockedByMode {
-		for _, id := range ids {
-			if !passed[id] {
-				t.Errorf("%s: the expected-blocked check %s is missing or failed", mode, id)
-			}
-		}
-	}
-	for _, id := range []string{"tcp:host->modes:eth1:8090", "ping:host->modes/lanapi", "tcp:modes/sidecar->modes/app@127.0.0.1:8000", "tcp:host->modes:eth1:8081", "ping:modes->modes/web",
-		"ping:host->modes/natipv", "neigh:host->modes/natipv", "neigh:host->modes/lanapi"} {
+	for _, id := range ids {
 		if !passed[id] {
-			t.Errorf("the positive check %s is missing or failed", id)
+			t.Errorf("lab %s: the check %s is missing or failed", lab, id)
 		}
 	}
+}
+
+// checkModesLab: the modes lab's expected-blocked checks per mode and its
+// positive ones passed, and it started its eight containers.
+func checkModesLab(t *testing.T, up labUpJSON) {
+	t.Helper()
+	for mode, ids := range blockedByMode {
+		requirePassed(t, "modes ("+mode+")", up, ids)
+	}
+	requirePassed(t, "modes", up, []string{"tcp:host->modes:eth1:8090", "ping:host->modes/lanapi", "tcp:modes/sidecar->modes/app@127.0.0.1:8000", "tcp:host->modes:eth1:8081", "ping:modes->modes/web",
+		"ping:host->modes/natipv", "neigh:host->modes/natipv", "neigh:host->modes/lanapi"})
 	var containerSteps int
 	for _, c := range up.Changes {
 		if strings.Contains(c, "start container") {
@@ -52,18 +106,4 @@ func TestModesLab(t *testing.T) {
 	if containerSteps != 8 {
 		t.Errorf("lab up started %d containers, want 8: %v", containerSteps, up.Changes)
 	}
-	t.Logf("lab up modes: %d checks green in %.1fs, ready after %.1fs", up.Check.Total, up.ChecksSeconds, up.Seconds)
-
-	t.Run("second up changes nothing", func(t *testing.T) {
-		again, r := labUp(t, s, "modes", "--no-check")
-		if r.code != 0 || again.Outcome != "unchanged" || len(again.Changes) != 0 {
-			t.Errorf("second lab up: exit %d, outcome %q, changes %v", r.code, again.Outcome, again.Changes)
-		}
-	})
-
-	down := sb(t, s, vmnetBin(t), "lab", "down", "modes")
-	if down.code != 0 {
-		t.Fatalf("lab down modes: exit %d\n%s%s", down.code, down.stdout, down.stderr)
-	}
-	labResidue(t, s)
 }

@@ -140,10 +140,18 @@ func dot(l Lab, live *Live) []byte {
 	fmt.Fprintf(&b, "  graph [rankdir=LR, nodesep=0.5, ranksep=1.6, pad=0.3, fontname=\"Helvetica\", labelloc=t, fontsize=16, label=%s];\n", dotQuote(live.title(l.Name)))
 	b.WriteString("  node [fontname=\"Helvetica\", fontsize=11, penwidth=1.5];\n")
 	b.WriteString("  edge [fontname=\"Helvetica\", fontsize=10, penwidth=1.2, color=\"#374151\"];\n")
+	if l.hasContainers() {
+		b.WriteString("  graph [compound=true];\n")
+	}
 	for _, name := range l.NodeOrder {
 		n := l.Nodes[name]
-		fmt.Fprintf(&b, "  %s [shape=box, style=\"rounded,filled\", fillcolor=%s, color=%s, margin=\"0.2,0.1\", label=%s];\n",
+		line := fmt.Sprintf("  %s [shape=box, style=\"rounded,filled\", fillcolor=%s, color=%s, margin=\"0.2,0.1\", label=%s];\n",
 			dotQuote("node/"+name), dotQuote(nodeFill), dotQuote(nodeStroke), dotQuote(strings.Join(nodeLines(name, n, live), "\n")))
+		if len(n.Containers) > 0 {
+			dotGuest(&b, l, name, line)
+			continue
+		}
+		b.WriteString(line)
 	}
 	for _, name := range l.NetworkOrder {
 		n := l.Networks[name]
@@ -157,6 +165,7 @@ func dot(l Lab, live *Live) []byte {
 				dotQuote(strings.Join(nicLines(name, i, nic, live), "\n")), dotEdgeLook(l, name, i, live))
 		}
 	}
+	dotContainerEdges(&b, l)
 	b.WriteString("}\n")
 	return b.Bytes()
 }
@@ -200,7 +209,12 @@ func mermaid(l Lab, live *Live) []byte {
 	netID := map[string]string{}
 	for i, name := range l.NodeOrder {
 		nodeID[name] = fmt.Sprintf("node%d", i)
-		fmt.Fprintf(&b, "  %s[%s]:::vm\n", nodeID[name], mermaidText(nodeLines(name, l.Nodes[name], live)))
+		line := fmt.Sprintf("  %s[%s]:::vm\n", nodeID[name], mermaidText(nodeLines(name, l.Nodes[name], live)))
+		if len(l.Nodes[name].Containers) > 0 {
+			mermaidGuest(&b, l, i, name, line)
+			continue
+		}
+		b.WriteString(line)
 	}
 	for i, name := range l.NetworkOrder {
 		n := l.Networks[name]
@@ -219,7 +233,9 @@ func mermaid(l Lab, live *Live) []byte {
 			}
 		}
 	}
+	mermaidContainerLinks(&b, l, nodeID, netID)
 	mermaidClasses(&b, l)
+	mermaidContainerClasses(&b, l)
 	for _, s := range styles {
 		b.WriteString(s)
 	}
