@@ -149,7 +149,7 @@ func checkMarkdownPath(path string) error {
 	if err := checkJUnitPath(path); err != nil {
 		var fe *errs.FieldError
 		if errors.As(err, &fe) {
-			fe.Field = "--markdown"
+			fe.Field, fe.Fix = "--markdown", strings.ReplaceAll(fe.Fix, "results.xml", "checks.md")
 		}
 		return err
 	}

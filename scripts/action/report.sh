@@ -18,8 +18,10 @@ total=$(field .check.total)
 failed=$(field .check.failed)
 type=$(field .accel.type)
 reason=$(field .accel.reason)
-if [ -z "$type" ]; then # lab up stopped before its JSON: the log says which
-  type=$(sed -n 's/^accelerator: \([a-z]*\) (.*/\1/p' "$VMNET_WORK/up.log" 2>/dev/null | head -1)
+if [ -z "$type" ]; then # lab up stopped before its JSON: its log says which
+  line=$(grep -m1 '^accelerator: ' "$VMNET_WORK/up.log" 2>/dev/null || true)
+  type=$(sed -n 's/^accelerator: \([a-z]*\) (.*/\1/p' <<<"$line")
+  reason=$(sed -n 's/^accelerator: [a-z]* (\(.*\))$/\1/p' <<<"$line")
 fi
 case "$type" in
   kvm) accel=kvm ;;
@@ -45,7 +47,11 @@ junit=$VMNET_JUNIT
   echo "## vmnet lab ${name:-$VMNET_LAB}: $result"
   echo
   # The reason is vmnet's own sentence; a code span keeps it literal.
-  echo "Accelerator: **$accel** (\`${reason//\`/\'}\`)"
+  if [ -n "$reason" ]; then
+    echo "Accelerator: **$accel** (\`${reason//\`/\'}\`)"
+  else
+    echo "Accelerator: **$accel**"
+  fi
   echo
   if [ -s "$VMNET_WORK/checks.md" ]; then
     cat "$VMNET_WORK/checks.md"
