@@ -30,8 +30,19 @@ case "${VERSION_ID:-}" in
   *) echo "::warning::vmnet's action is made for ubuntu-24.04 and ubuntu-22.04; this is ${PRETTY_NAME:-an unknown system}" ;;
 esac
 
+# As scripts/deps.sh does: no service starts while installing (policy-rc.d
+# exit 101), so the runner's own libvirtd does not start and make its
+# default network; the lab gets a libvirtd of its own in the sandbox.
+made_policy=
+if [ ! -e /usr/sbin/policy-rc.d ]; then
+  printf '#!/bin/sh\nexit 101\n' | as_root tee /usr/sbin/policy-rc.d >/dev/null
+  as_root chmod 755 /usr/sbin/policy-rc.d
+  made_policy=1
+fi
+trap '[ -z "$made_policy" ] || as_root rm -f /usr/sbin/policy-rc.d' EXIT
+
 say "installing ${#packages[@]} packages on ${PRETTY_NAME:-this runner}"
 export DEBIAN_FRONTEND=noninteractive
 as_root apt-get update -qq
-as_root apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
+as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
 say "packages installed"
