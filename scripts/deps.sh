@@ -8,6 +8,8 @@ packages=(
   gcc pkg-config libvirt-dev
   # netlink tests and the sandbox
   iproute2 util-linux iputils-ping curl
+  # the GitHub Action's report reads lab up's JSON (integration: TestActionScripts)
+  jq
   # the persistence backends' own tools, which check vmnet's files
   netplan.io network-manager ifupdown bridge-utils
   # a private libvirtd inside the sandbox, QEMU, NAT networks

@@ -161,6 +161,8 @@ func TestEveryInputErrorExits2(t *testing.T) {
 		{[]string{"vm", "up", "tiny", "--accel", "fast"}, `--accel "fast"`},
 		{[]string{"vm", "up", "tiny", "--nope"}, "flag provided but not defined"},
 		{[]string{"vm", "up", "tiny", "--junit", filepath.Join(missing, "r.xml")}, "--junit"},
+		{[]string{"lab", "up", "duo", "--markdown", filepath.Join(missing, "c.md")}, "--markdown"},
+		{[]string{"lab", "up", "duo", "--markdown", asDir}, "is a directory"},
 		{[]string{"vm", "up", missing}, "missing.yaml"},
 		{[]string{"vm", "up", asDir}, "dir.yaml"},
 		{[]string{"vm", "up", big}, "larger than"},

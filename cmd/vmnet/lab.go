@@ -54,6 +54,7 @@ func labCommand() *cli.Command {
 					&cli.BoolFlag{Name: "no-check", Usage: "skip the checks that end a successful up"},
 					&cli.DurationFlag{Name: "converge", Value: 30 * time.Second, Usage: "run the checks again while some fail, until this long after they started (0: once)"},
 					junitFlag,
+					&cli.StringFlag{Name: "markdown", Usage: "also write the checks as GitHub Markdown to `FILE` (for $GITHUB_STEP_SUMMARY)", TakesFile: true},
 				},
 				Action: labUp,
 			},

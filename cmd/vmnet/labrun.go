@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -10,6 +12,8 @@ import (
 
 	"vmnet/internal/accel"
 	"vmnet/internal/check"
+	"vmnet/internal/errs"
+	"vmnet/internal/fsperm"
 	"vmnet/internal/lab"
 	"vmnet/internal/labrun"
 	"vmnet/internal/report"
@@ -57,6 +61,9 @@ func labUp(c *cli.Context) error {
 	if err := checkJUnitPath(c.String("junit")); err != nil {
 		return err
 	}
+	if err := checkMarkdownPath(c.String("markdown")); err != nil {
+		return err
+	}
 	env, done, err := vmEnv(c, true)
 	if err != nil {
 		return err
@@ -76,14 +83,17 @@ func labUp(c *cli.Context) error {
 		}
 		saveLastCheck(c, env.StateDir, l.Name, rep)
 		res.ChecksSeconds = time.Since(start).Seconds()
+		if err := writeMarkdown(c.String("markdown"), rep); err != nil {
+			return err
+		}
 	}
-	return labUpOutput(c, res, rep)
+	return labUpOutput(c, res, rep, env.Accel)
 }
 
 // labUpOutput prints what lab up did and the checks it ended with.
-func labUpOutput(c *cli.Context, res *labrun.UpResult, rep *check.Report) error {
+func labUpOutput(c *cli.Context, res *labrun.UpResult, rep *check.Report, ac accel.Choice) error {
 	if f, _ := outputFormat(c); f == "json" {
-		out := labUpView{UpResult: res}
+		out := labUpView{UpResult: res, Accel: ac}
 		if rep != nil {
 			j := report.ToJSON(rep)
 			out.Check = &j
@@ -129,7 +139,38 @@ func labUpOutput(c *cli.Context, res *labrun.UpResult, rep *check.Report) error 
 // labUpView is what lab up prints as JSON: the result and the checks.
 type labUpView struct {
 	*labrun.UpResult
+	Accel accel.Choice       `json:"accel"` // type kvm or qemu (TCG), and why
 	Check *report.JSONReport `json:"check,omitempty"`
+}
+
+// checkMarkdownPath refuses a --markdown FILE that cannot be written, before
+// the lab comes up.
+func checkMarkdownPath(path string) error {
+	if err := checkJUnitPath(path); err != nil {
+		var fe *errs.FieldError
+		if errors.As(err, &fe) {
+			fe.Field, fe.Fix = "--markdown", strings.ReplaceAll(fe.Fix, "results.xml", "checks.md")
+		}
+		return err
+	}
+	return nil
+}
+
+// writeMarkdown writes the checks as GitHub Markdown to path (none when
+// empty), whole or not at all, for a CI job's summary: the same run that
+// decided lab up's exit code, so the summary never disagrees with it.
+func writeMarkdown(path string, rep *check.Report) error {
+	if path == "" {
+		return nil
+	}
+	var b bytes.Buffer
+	if err := report.Markdown(&b, rep); err != nil {
+		return err
+	}
+	if err := fsperm.WriteFileAtomic(path, b.Bytes(), 0o644); err != nil {
+		return fmt.Errorf("write --markdown %s: %w", path, err)
+	}
+	return nil
 }
 
 // nicOn says what a NIC is on: a libvirt network, a bridge, or a host
