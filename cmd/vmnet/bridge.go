@@ -418,10 +418,7 @@ func printResult(c *cli.Context, r *bridge.Result, verb string) error {
 			v.Outcome = "would be " + v.Outcome
 		}
 	}
-	fmt.Fprintf(w, "%sbridge %s: %s\n", prefix, r.Name, v.Outcome)
-	for _, ch := range v.Changes {
-		fmt.Fprintf(w, "  - %s\n", ch)
-	}
+	writeOutcome(w, fmt.Sprintf("%sbridge %s: %s", prefix, r.Name, v.Outcome), v.Changes)
 	if p := r.Persist; p != nil {
 		if p.Backend != "" && p.Backend != persist.None {
 			reason := ""

@@ -54,22 +54,11 @@ func labUp(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	// Refuse every bad input before connecting to libvirt.
-	if err := accel.ValidateWant(c.String("accel")); err != nil {
-		return err
-	}
-	if err := checkJUnitPath(c.String("junit")); err != nil {
-		return err
-	}
-	if err := checkMarkdownPath(c.String("markdown")); err != nil {
-		return err
-	}
-	env, done, err := vmEnv(c, true)
+	env, done, err := upEnv(c)
 	if err != nil {
 		return err
 	}
 	defer done()
-	fmt.Fprintf(env.Progress, "accelerator: %s (%s)\n", env.Accel.Type, env.Accel.Reason)
 	res, err := labrun.Up(c.Context, env, l, labrun.Options{Nodes: c.StringSlice("node")})
 	if err != nil {
 		return err
@@ -112,10 +101,7 @@ func labUpOutput(c *cli.Context, res *labrun.UpResult, rep *check.Report, ac acc
 		return nil
 	}
 	w := c.App.Writer
-	fmt.Fprintf(w, "lab %s: %s, every node ready after %.1fs\n", res.Lab, res.Outcome, res.Seconds)
-	for _, ch := range res.Changes {
-		fmt.Fprintf(w, "  - %s\n", ch)
-	}
+	writeOutcome(w, fmt.Sprintf("lab %s: %s, every node ready after %.1fs", res.Lab, res.Outcome, res.Seconds), res.Changes)
 	t := newTable("NODE", "OUTCOME", "READY", "NIC", "ON", "MAC", "ADDRESS")
 	for _, n := range res.Nodes {
 		for i, nic := range n.NICs {
@@ -202,10 +188,7 @@ func labDown(c *cli.Context) error {
 	if f, _ := outputFormat(c); f == "json" {
 		return writeJSON(c.App.Writer, res)
 	}
-	fmt.Fprintf(c.App.Writer, "lab %s: %s\n", res.Lab, res.Outcome)
-	for _, ch := range res.Changes {
-		fmt.Fprintf(c.App.Writer, "  - %s\n", ch)
-	}
+	writeOutcome(c.App.Writer, fmt.Sprintf("lab %s: %s", res.Lab, res.Outcome), res.Changes)
 	return nil
 }
 

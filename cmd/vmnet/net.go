@@ -162,10 +162,7 @@ func printNetResult(c *cli.Context, r *network.Result) error {
 		return writeJSON(c.App.Writer, r)
 	}
 	w := c.App.Writer
-	fmt.Fprintf(w, "network %s: %s\n", r.Name, r.Outcome)
-	for _, ch := range r.Changes {
-		fmt.Fprintf(w, "  - %s\n", ch)
-	}
+	writeOutcome(w, fmt.Sprintf("network %s: %s", r.Name, r.Outcome), r.Changes)
 	for _, n := range r.Notes {
 		fmt.Fprintf(w, "note: %s\n", n)
 	}

@@ -119,3 +119,12 @@ func (t *table) write(w io.Writer) error {
 	}
 	return tw.Flush()
 }
+
+// writeOutcome prints what a command did for people: the outcome line,
+// then one "  - " line per change.
+func writeOutcome(w io.Writer, line string, changes []string) {
+	fmt.Fprintln(w, line)
+	for _, ch := range changes {
+		fmt.Fprintf(w, "  - %s\n", ch)
+	}
+}

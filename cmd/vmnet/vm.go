@@ -92,6 +92,27 @@ func profileNames() []string {
 	return names
 }
 
+// upEnv refuses a bad --accel, --junit or --markdown (for the commands
+// that have them) before connecting to libvirt, then opens the environment
+// with the accelerator probed and says which one was chosen, and why.
+func upEnv(c *cli.Context) (vm.Env, func(), error) {
+	if err := accel.ValidateWant(c.String("accel")); err != nil {
+		return vm.Env{}, nil, err
+	}
+	if err := checkJUnitPath(c.String("junit")); err != nil {
+		return vm.Env{}, nil, err
+	}
+	if err := checkMarkdownPath(c.String("markdown")); err != nil {
+		return vm.Env{}, nil, err
+	}
+	env, done, err := vmEnv(c, true)
+	if err != nil {
+		return vm.Env{}, nil, err
+	}
+	fmt.Fprintf(env.Progress, "accelerator: %s (%s)\n", env.Accel.Type, env.Accel.Reason)
+	return env, done, nil
+}
+
 // vmEnv opens the environment the vm and check commands act in; probe
 // also picks the accelerator (--accel), for commands that start a guest.
 func vmEnv(c *cli.Context, probe bool) (vm.Env, func(), error) {
@@ -121,19 +142,11 @@ func vmUp(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	// Refuse every bad input before connecting to libvirt.
-	if err := accel.ValidateWant(c.String("accel")); err != nil {
-		return err
-	}
-	if err := checkJUnitPath(c.String("junit")); err != nil {
-		return err
-	}
-	env, done, err := vmEnv(c, true)
+	env, done, err := upEnv(c)
 	if err != nil {
 		return err
 	}
 	defer done()
-	fmt.Fprintf(env.Progress, "accelerator: %s (%s)\n", env.Accel.Type, env.Accel.Reason)
 	res, err := vm.Up(c.Context, env, spec)
 	if err != nil {
 		return err
@@ -171,18 +184,11 @@ func oneNodeLab(arg string) (lab.Lab, bool) {
 // vmUpLab is vm up of a one-node lab: the lab comes up (tagged, so `lab
 // down` removes it too), its checks run, and the output is vm up's.
 func vmUpLab(c *cli.Context, l lab.Lab) error {
-	if err := accel.ValidateWant(c.String("accel")); err != nil {
-		return err
-	}
-	if err := checkJUnitPath(c.String("junit")); err != nil {
-		return err
-	}
-	env, done, err := vmEnv(c, true)
+	env, done, err := upEnv(c)
 	if err != nil {
 		return err
 	}
 	defer done()
-	fmt.Fprintf(env.Progress, "accelerator: %s (%s)\n", env.Accel.Type, env.Accel.Reason)
 	lr, err := labrun.Up(c.Context, env, l, labrun.Options{})
 	if err != nil {
 		return err
@@ -229,10 +235,7 @@ func vmUpOutput(c *cli.Context, res *vm.UpResult, rep *check.Report) error {
 		return nil
 	}
 	w := c.App.Writer
-	fmt.Fprintf(w, "vm %s: %s, ready after %.1fs\n", res.Name, res.Outcome, res.Ready.Seconds())
-	for _, ch := range res.Changes {
-		fmt.Fprintf(w, "  - %s\n", ch)
-	}
+	writeOutcome(w, fmt.Sprintf("vm %s: %s, ready after %.1fs", res.Name, res.Outcome, res.Ready.Seconds()), res.Changes)
 	if len(res.Phases) > 0 {
 		var parts []string
 		for _, p := range res.Phases {
@@ -297,10 +300,7 @@ func vmDown(c *cli.Context) error {
 	if f, _ := outputFormat(c); f == "json" {
 		return writeJSON(c.App.Writer, res)
 	}
-	fmt.Fprintf(c.App.Writer, "vm %s: %s\n", res.Name, res.Outcome)
-	for _, ch := range res.Changes {
-		fmt.Fprintf(c.App.Writer, "  - %s\n", ch)
-	}
+	writeOutcome(c.App.Writer, fmt.Sprintf("vm %s: %s", res.Name, res.Outcome), res.Changes)
 	return nil
 }
 
