@@ -16,8 +16,14 @@ import (
 	"vmnet/internal/check"
 )
 
-// Title names a run the way the command was typed: "vmnet check capstone".
-func Title(r *check.Report) string { return "vmnet check " + r.VM }
+// Title names a run the way the command was typed: "vmnet check capstone",
+// or "vmnet lab check office" for a lab's matrix.
+func Title(r *check.Report) string {
+	if r.Matrix == check.MatrixLab {
+		return "vmnet lab check " + r.VM
+	}
+	return "vmnet check " + r.VM
+}
 
 // Summary is the last line of the table: "all 4 checks passed in 1.2s" or
 // "3 of 21 checks failed in 4.2s".

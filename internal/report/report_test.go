@@ -380,3 +380,13 @@ func TestJUnitHostileText(t *testing.T) {
 		t.Errorf("failure lost text: %+v", f)
 	}
 }
+
+// A lab's report is titled with the command that reruns it.
+func TestTitleOfALab(t *testing.T) {
+	if got := Title(&check.Report{VM: "office", Matrix: check.MatrixLab}); got != "vmnet lab check office" {
+		t.Errorf("lab title %q", got)
+	}
+	if got := Title(&check.Report{VM: "capstone", Matrix: check.MatrixCapstone}); got != "vmnet check capstone" {
+		t.Errorf("VM title %q", got)
+	}
+}
