@@ -90,8 +90,8 @@ func labCommand() *cli.Command {
 			{
 				Name:      "validate",
 				Usage:     "check a lab file, changing nothing: every error with its line and field",
-				ArgsUsage: "FILE",
-				UsageText: "vmnet lab validate examples/office.lab.yaml",
+				ArgsUsage: "FILE|NAME",
+				UsageText: "vmnet lab validate examples/office.lab.yaml   (or a built-in lab: vmnet lab validate modes)",
 				Action:    labValidate,
 			},
 			labGraphCommand(),
@@ -121,27 +121,17 @@ func labGraphCommand() *cli.Command {
 	}
 }
 
-func labFile(c *cli.Context) (string, error) {
-	switch c.NArg() {
-	case 1:
-		return c.Args().First(), nil
-	case 0:
-		return "", usagef("%s: missing FILE, a lab file (for example: vmnet %s examples/office.lab.yaml)", commandPath(c), commandPath(c))
-	default:
-		return "", usagef("%s: takes one FILE, got %d arguments: %s", commandPath(c), c.NArg(), strings.Join(c.Args().Slice(), " "))
-	}
-}
-
 func labValidate(c *cli.Context) error {
-	path, err := labFile(c)
+	ref, err := labRef(c)
 	if err != nil {
 		return err
 	}
-	l, err := lab.Load(path)
+	l, err := lab.LoadRef(ref)
 	if err != nil {
 		return err
 	}
-	_, err = fmt.Fprintf(c.App.Writer, "lab %s: %d nodes, %d networks, %d checks: valid\n", l.Name, len(l.Nodes), len(l.Networks), len(l.Checks))
+	_, err = fmt.Fprintf(c.App.Writer, "lab %s: %s, %s, %s: valid\n", l.Name,
+		plural(len(l.Nodes), "node"), plural(len(l.Networks), "network"), plural(len(l.Checks), "declared check"))
 	return err
 }
 
@@ -217,4 +207,12 @@ func saveLastCheck(c *cli.Context, stateDir, name string, rep *check.Report) {
 	if err := labrun.SaveLastReport(stateDir, name, rep); err != nil {
 		fmt.Fprintf(c.App.ErrWriter, "warning: %v\n", err)
 	}
+}
+
+// plural is "1 node" or "3 nodes".
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }

@@ -9,7 +9,7 @@ import (
 func TestLabValidateAndGraph(t *testing.T) {
 	const office = "../../examples/office.lab.yaml"
 	out, errs, code := runCLI(t, "lab", "validate", office)
-	if code != exitOK || out != "lab office: 2 nodes, 3 networks, 3 checks: valid\n" || errs != "" {
+	if code != exitOK || out != "lab office: 2 nodes, 3 networks, 3 declared checks: valid\n" || errs != "" {
 		t.Errorf("lab validate: exit %d, stdout %q, stderr %q", code, out, errs)
 	}
 	want, err := os.ReadFile("../../examples/office.mmd")
