@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"vmnet/internal/errs"
+	"vmnet/templates"
 )
 
 // FuzzParse: Parse never panics; a refusal is always invalid input (exit
@@ -15,6 +16,11 @@ func FuzzParse(f *testing.F) {
 	f.Add("name: a\nnodes: {b: {image: tiny, nics: [{net: n}]}}\nnetworks: {n: {kind: nat, cidr: 10.0.0.0/24}}\n")
 	f.Add("name: a\nnetworks: {br-x: {kind: bridge, address: 10.1.0.1/16}}\nnodes: {b: {image: tiny, nics: [{net: br-x, address: 10.1.0.9/16}]}}\nchecks: [{from: host, to: b, dns: x.y}]\n")
 	f.Add("nodes: &a {x: *a}\n")
+	for _, name := range templates.LabNames() {
+		if b, err := templates.Lab(name); err == nil {
+			f.Add(string(b)) // containers, pods, macvtap
+		}
+	}
 	f.Fuzz(func(t *testing.T, src string) {
 		l, err := Parse([]byte(src), "f.lab.yaml")
 		if err != nil {
