@@ -16,9 +16,12 @@ import (
 	"vmnet/internal/fsperm"
 )
 
-// DefaultCache is where Probe keeps the test guest's answer. /run is per
-// boot on most hosts; the key carries the boot id for those where it is not.
-const DefaultCache = "/run/vmnet/accel.json"
+// DefaultCache is where Probe keeps the test guest's answer: beside the
+// image cache, which the host and every vmnet sandbox share (a sandbox has
+// its own /run, and an answer kept there made the first up in each new
+// sandbox probe again). The key carries the boot id, so the answer is per
+// boot all the same.
+const DefaultCache = "/var/cache/vmnet/accel.json"
 
 // cacheFormat changes when the meaning of a cached answer does.
 const cacheFormat = 1
