@@ -125,6 +125,10 @@ func ParseUDP(out []byte, target float64) (UDP, error) {
 // optional K, M, G or T (powers of 1000 for rates, as iperf3 has them).
 var rateRE = regexp.MustCompile(`^([0-9]+(?:\.[0-9]+)?)([KMGTkmgt]?)$`)
 
+// MaxUDPRate is the most --udp-rate takes: 10 Tbit/s, far above any link of
+// a lab and well inside the unsigned 64-bit rate iperf3 keeps.
+const MaxUDPRate = 10e12
+
 // ParseRate reads a --udp-rate value (100M, 1G, 500000) as bits per second.
 func ParseRate(s string) (float64, error) {
 	m := rateRE.FindStringSubmatch(s)
@@ -138,5 +142,10 @@ func ParseRate(s string) (float64, error) {
 		return 0, bad
 	}
 	mult := map[string]float64{"": 1, "k": 1e3, "m": 1e6, "g": 1e9, "t": 1e12}[strings.ToLower(m[2])]
+	if v*mult > MaxUDPRate {
+		bad.Problem = "is more than 10T bits per second"
+		bad.Fix = "ask for a rate the lab's links can carry, 10T at most: 100M, 1G"
+		return 0, bad
+	}
 	return v * mult, nil
 }
