@@ -252,6 +252,8 @@ func TestCapstoneLab(t *testing.T) {
 		}
 	})
 
+	t.Run("a warm start restores with a new password", func(t *testing.T) { warmStart(t, s) })
+
 	sbVmnet(t, s, "vm", "down", "capstone")
 	sbVmnet(t, s, "vm", "down", "capstone")
 	residue(t, s)

@@ -59,7 +59,11 @@ func labUp(c *cli.Context) error {
 		return err
 	}
 	defer done()
-	res, err := labrun.Up(c.Context, env, l, labrun.Options{Nodes: c.StringSlice("node")})
+	up := labrun.Up
+	if c.Bool("from-save") {
+		up = labrun.Restore
+	}
+	res, err := up(c.Context, env, l, labrun.Options{Nodes: c.StringSlice("node")})
 	if err != nil {
 		return err
 	}
@@ -322,4 +326,30 @@ func writeContainers(w io.Writer, nodes []labrun.NodeInfo) error {
 	}
 	fmt.Fprintln(w)
 	return t.write(w)
+}
+
+// labSave saves a running lab's VMs for 'lab up --from-save'.
+func labSave(c *cli.Context) error {
+	name, err := labName(c)
+	if err != nil {
+		return err
+	}
+	env, done, err := vmEnv(c, false)
+	if err != nil {
+		return err
+	}
+	defer done()
+	res, err := labrun.Save(c.Context, env, name)
+	if err != nil {
+		return err
+	}
+	if f, _ := outputFormat(c); f == "json" {
+		return writeJSON(c.App.Writer, res)
+	}
+	fmt.Fprintf(c.App.Writer, "lab %s: saved in %.1fs; restore it with 'vmnet lab up %s --from-save'\n", name, res.Seconds, name)
+	t := newTable("NODE", "OUTCOME", "SECONDS")
+	for _, n := range res.Nodes {
+		t.row(n.Name, n.Outcome, fmt.Sprintf("%.1f", n.Seconds))
+	}
+	return t.write(c.App.Writer)
 }

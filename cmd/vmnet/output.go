@@ -89,7 +89,7 @@ type jsonOutput interface {
 		sandbox.Result | []sandbox.Info |
 		imageBuildView | []imageBuildView | []image.Image | removedView |
 		[]doctor.Finding |
-		labUpView | *labrun.DownResult | []labrun.Summary | *labrun.Inspection |
+		labUpView | *labrun.DownResult | []labrun.Summary | *labrun.Inspection | *labrun.SaveResult |
 		*perf.Report
 }
 

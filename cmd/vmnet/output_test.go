@@ -34,7 +34,7 @@ var outputTypes = []reflect.Type{
 	reflect.TypeFor[sandbox.Result](), reflect.TypeFor[[]sandbox.Info](),
 	reflect.TypeFor[imageBuildView](), reflect.TypeFor[[]imageBuildView](), reflect.TypeFor[[]image.Image](), reflect.TypeFor[removedView](),
 	reflect.TypeFor[[]doctor.Finding](),
-	reflect.TypeFor[labUpView](), reflect.TypeFor[*labrun.DownResult](), reflect.TypeFor[[]labrun.Summary](), reflect.TypeFor[*labrun.Inspection](),
+	reflect.TypeFor[labUpView](), reflect.TypeFor[*labrun.DownResult](), reflect.TypeFor[[]labrun.Summary](), reflect.TypeFor[*labrun.Inspection](), reflect.TypeFor[*labrun.SaveResult](),
 	reflect.TypeFor[*perf.Report](),
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -42,6 +43,15 @@ type fakeDom struct {
 	name   string
 	xml    string
 	active bool
+	saved  bool // a managed save image exists
+	// restored counts the starts that restored from the save image.
+	restored int
+	// agent lists the guest-agent commands it answered, by execute name,
+	// with guest-exec's command line; files is what guest-file-write
+	// wrote, by the path guest-file-open named.
+	agent []string
+	files map[string][]byte
+	open  string
 }
 
 type fakeNet struct {
@@ -289,15 +299,41 @@ func (d fakeDomain) QemuAgentCommand(cmd string, _ libvirt.DomainQemuAgentComman
 	if !d.d.active {
 		return "", libvirt.Error{Code: libvirt.ERR_OPERATION_INVALID, Message: "domain is not running"}
 	}
-	switch req.Execute {
-	case "guest-ping":
+	return d.d.answer(cmd, req.Execute)
+}
+
+// answer is the fake guest agent's reply to cmd.
+func (d *fakeDom) answer(cmd, execute string) (string, error) {
+	var args struct {
+		Arguments struct {
+			Path string   `json:"path"`
+			Buf  []byte   `json:"buf-b64"`
+			Arg  []string `json:"arg"`
+		} `json:"arguments"`
+	}
+	json.Unmarshal([]byte(cmd), &args)
+	a := args.Arguments
+	d.agent = append(d.agent, strings.TrimSpace(execute+" "+strings.Join(a.Arg, " ")))
+	switch execute {
+	case "guest-ping", "guest-set-time":
+		return `{"return":{}}`, nil
+	case "guest-file-open":
+		if d.files == nil {
+			d.files = map[string][]byte{}
+		}
+		d.open, d.files[a.Path] = a.Path, nil
+		return `{"return":7}`, nil
+	case "guest-file-write":
+		d.files[d.open] = append(d.files[d.open], a.Buf...)
+		return fmt.Sprintf(`{"return":{"count":%d}}`, len(a.Buf)), nil
+	case "guest-file-close":
 		return `{"return":{}}`, nil
 	case "guest-exec":
 		return `{"return":{"pid":1}}`, nil
 	case "guest-exec-status":
 		return `{"return":{"exited":true,"exitcode":0}}`, nil
 	}
-	return "", libvirt.Error{Code: libvirt.ERR_ARGUMENT_UNSUPPORTED, Message: "the fake agent has no " + req.Execute}
+	return "", libvirt.Error{Code: libvirt.ERR_ARGUMENT_UNSUPPORTED, Message: "the fake agent has no " + execute}
 }
 
 func (d fakeDomain) Name() (string, error) { return d.d.name, nil }
@@ -333,11 +369,36 @@ func (d fakeDomain) Create() error {
 		return libvirt.Error{Code: libvirt.ERR_OPERATION_INVALID, Message: "domain is already running"}
 	}
 	d.d.active = true
+	if d.d.saved {
+		d.d.saved, d.d.restored = false, d.d.restored+1
+	}
 	if d.f.logDir != "" {
 		os.MkdirAll(d.f.logDir, 0o755)
 		os.WriteFile(filepath.Join(d.f.logDir, d.d.name+".log"), []byte("qemu started\n"), 0o600)
 	}
 	return nil
+}
+
+func (d fakeDomain) ManagedSave() error {
+	d.f.mu.Lock()
+	defer d.f.mu.Unlock()
+	if err := d.call("ManagedSave"); err != nil {
+		return err
+	}
+	if !d.d.active {
+		return libvirt.Error{Code: libvirt.ERR_OPERATION_INVALID, Message: "domain is not running"}
+	}
+	d.d.active, d.d.saved = false, true
+	return nil
+}
+
+func (d fakeDomain) HasManagedSave() (bool, error) {
+	d.f.mu.Lock()
+	defer d.f.mu.Unlock()
+	if err := d.call("HasManagedSave"); err != nil {
+		return false, err
+	}
+	return d.d.saved, nil
 }
 
 func (d fakeDomain) Destroy() error {

@@ -56,6 +56,13 @@ type Domain interface {
 	Create() error
 	// Destroy stops a running domain at once (virDomainDestroy).
 	Destroy() error
+	// ManagedSave saves a running domain's memory to libvirt's managed
+	// save image and stops it; the next Create restores from the image
+	// (virDomainManagedSave).
+	ManagedSave() error
+	// HasManagedSave reports whether a managed save image exists
+	// (virDomainHasManagedSaveImage).
+	HasManagedSave() (bool, error)
 	Undefine(flags libvirt.DomainUndefineFlagsValues) error
 	XMLDesc(flags libvirt.DomainXMLFlags) (string, error)
 	// OpenConsole opens the serial console as a stream (forcing off another
@@ -179,6 +186,9 @@ func (d libvirtDomain) State() (libvirt.DomainState, error) {
 func (d libvirtDomain) IsActive() (bool, error) { return d.d.IsActive() }
 func (d libvirtDomain) Create() error           { return d.d.Create() }
 func (d libvirtDomain) Destroy() error          { return d.d.Destroy() }
+func (d libvirtDomain) ManagedSave() error      { return d.d.ManagedSave(0) }
+
+func (d libvirtDomain) HasManagedSave() (bool, error) { return d.d.HasManagedSaveImage(0) }
 
 func (d libvirtDomain) Undefine(flags libvirt.DomainUndefineFlagsValues) error {
 	return d.d.UndefineFlags(flags)

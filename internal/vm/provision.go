@@ -81,7 +81,13 @@ func provision(ctx context.Context, e Env, dom Domain, dir string, spec vmspec.S
 		}
 		res.Changes = append(res.Changes, what)
 	}
-	for _, c := range p.Commands {
+	return runCommands(ctx, e, dom, spec, p.Commands, res)
+}
+
+// runCommands runs each command in the guest in order, with /bin/sh -c,
+// timing each; a non-zero exit stops there with the output's tail.
+func runCommands(ctx context.Context, e Env, dom Domain, spec vmspec.Spec, cmds []string, res *UpResult) error {
+	for _, c := range cmds {
 		e.say("run in the guest: %s", c)
 		start := time.Now()
 		stdout, stderr, code, err := runWatched(ctx, e, dom, c)

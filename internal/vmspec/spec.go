@@ -69,6 +69,11 @@ type Kernel struct {
 type Provision struct {
 	Files    []File   `yaml:"files" json:"files,omitempty"`
 	Commands []string `yaml:"commands" json:"commands,omitempty"` // run in order with /bin/sh -c, after the files
+	// Restore runs, like Commands, after the VM was restored from a saved
+	// lab (vmnet lab up --from-save) and its secret files were given new
+	// secrets in place: what makes the running guest use them (the
+	// capstone's database takes the new password).
+	Restore []string `yaml:"restore" json:"restore,omitempty"`
 }
 
 // File is one file to write into the guest.
@@ -161,6 +166,7 @@ func (s *Spec) Defaults() {
 	nilIfEmpty(&s.NICs)
 	nilIfEmpty(&s.Provision.Files)
 	nilIfEmpty(&s.Provision.Commands)
+	nilIfEmpty(&s.Provision.Restore)
 	nilIfEmpty(&s.Requires.Networks)
 	nilIfEmpty(&s.Requires.Bridges)
 }
@@ -469,6 +475,11 @@ func validateProvision(l *errorList, p Provision) {
 	for i, c := range p.Commands {
 		if strings.TrimSpace(c) == "" {
 			l.add(fmt.Sprintf("provision.commands[%d]", i), "", "is empty", "remove it, or write the shell command to run")
+		}
+	}
+	for i, c := range p.Restore {
+		if strings.TrimSpace(c) == "" {
+			l.add(fmt.Sprintf("provision.restore[%d]", i), "", "is empty", "remove it, or write the shell command to run")
 		}
 	}
 }
