@@ -69,7 +69,7 @@ type Lab struct {
 	// so that everything that plans VMs sees only VMs.
 	HostContainers map[string]HostContainer `yaml:"-"`
 	HostOrder      []string                 `yaml:"-"` // host container names in file order
-	Source       []byte   `yaml:"-"` // the file as read: lab up keeps a copy for check and inspect
+	Source         []byte                   `yaml:"-"` // the file as read: lab up keeps a copy for check and inspect
 }
 
 // Network is one network of a lab.
@@ -117,7 +117,7 @@ func (n Network) Pool() [2]netip.Addr {
 // Node is one node of a lab: a VM (kind vm, the default) or a container
 // on the lab host (kind container, whose keys are the last block).
 type Node struct {
-	Kind  string      `yaml:"kind"`   // vm (the default) or container
+	Kind   string      `yaml:"kind"`   // vm (the default) or container
 	Image  string      `yaml:"image"`  // built-in image name or a disk image path
 	VCPUs  int         `yaml:"vcpus"`  // default 1
 	Memory vmspec.Size `yaml:"memory"` // default 256MiB

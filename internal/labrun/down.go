@@ -37,6 +37,9 @@ func Down(ctx context.Context, e vm.Env, name string) (*DownResult, error) {
 	if err := downNodes(ctx, e, name, res); err != nil {
 		return res, err
 	}
+	if err := downHostContainers(ctx, e, name, res); err != nil {
+		return res, err
+	}
 	if err := downNetworks(ctx, e, name, res); err != nil {
 		return res, err
 	}

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"vmnet/internal/bridge"
+	"vmnet/internal/doctor"
 	"vmnet/internal/domain"
 	"vmnet/internal/errs"
 	"vmnet/internal/fsperm"
@@ -36,6 +37,9 @@ type Options struct {
 	// Nodes brings up only these nodes (and the networks they use); empty
 	// means every node.
 	Nodes []string
+	// Links says which link types the host's kernel makes, for host
+	// containers in mode macvlan or ipvlan; nil is doctor.ProbeLinks.
+	Links LinkProbe
 }
 
 // UpResult says what Up did.
@@ -123,7 +127,17 @@ func Up(ctx context.Context, e vm.Env, l lab.Lab, opt Options) (*UpResult, error
 	if err := checkParents(e.Bridges, l, specs); err != nil {
 		return nil, err
 	}
+	if opt.Links == nil {
+		opt.Links = doctor.ProbeLinks
+	}
+	if err := checkHostModes(l, opt.Links); err != nil {
+		return nil, err
+	}
 	if err := planNodes(ctx, e, specs); err != nil {
+		return nil, err
+	}
+	rootfs, err := hostRootfs(ctx, e, l)
+	if err != nil {
 		return nil, err
 	}
 	saved, err := saveRecord(e.StateDir, l)
@@ -138,6 +152,9 @@ func Up(ctx context.Context, e vm.Env, l lab.Lab, opt Options) (*UpResult, error
 		return nil, err
 	}
 	failed := upNodes(ctx, e, l, specs, res)
+	if err := upHostContainers(ctx, e, l, rootfs, res); err != nil {
+		failed[lab.NodeContainer+"s"] = err
+	}
 	res.Seconds = time.Since(start).Seconds()
 	if len(failed) > 0 {
 		err := rollback(ctx, e, l.Name, res, failed, made)
@@ -222,7 +239,10 @@ func (m made) run(ctx context.Context, e vm.Env) []string {
 // it is, and stays out of the lab's (and its down's) hands.
 func ensureNetworks(ctx context.Context, e vm.Env, l lab.Lab, specs []vmspec.Spec, res *UpResult) (made, error) {
 	var m made
-	for _, b := range used(l.Requires().Bridges, specs, func(b vmspec.BridgeReq) string { return b.Name }) {
+	for _, b := range l.Requires().Bridges {
+		if !usedBy(b.Name, specs) && !slices.Contains(hostBridges(l), b.Name) {
+			continue
+		}
 		if _, err := e.Bridges.LinkByName(b.Name); err == nil {
 			continue
 		}
@@ -251,6 +271,13 @@ func ensureNetworks(ctx context.Context, e vm.Env, l lab.Lab, specs []vmspec.Spe
 		}
 	}
 	return m, nil
+}
+
+// usedBy reports whether one of specs attaches to the network or bridge.
+func usedBy(name string, specs []vmspec.Spec) bool {
+	return slices.ContainsFunc(specs, func(s vmspec.Spec) bool {
+		return slices.Contains(s.Networks(), name) || slices.Contains(s.Bridges(), name)
+	})
 }
 
 // used keeps the requirements that one of specs' NICs attaches to.
@@ -310,6 +337,11 @@ func upNodes(ctx context.Context, e vm.Env, l lab.Lab, specs []vmspec.Spec, res 
 // and the networks and bridges it made.
 func rollback(ctx context.Context, e vm.Env, name string, res *UpResult, failed map[string]error, m made) error {
 	ne := &NodeError{Lab: name, Failed: failed}
+	var dr DownResult
+	if err := downHostContainers(ctx, e, name, &dr); err != nil {
+		ne.Undo = append(ne.Undo, fmt.Sprintf("host containers left: %v", err))
+	}
+	ne.Undo = append(ne.Undo, dr.Changes...)
 	for _, n := range res.Nodes {
 		if n.Outcome != "created" {
 			continue

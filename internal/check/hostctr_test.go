@@ -1,0 +1,41 @@
+package check
+
+import (
+	"slices"
+	"testing"
+
+	"vmnet/internal/lab"
+)
+
+// TestHostContainerMatrix: a host container is pinged by the host and
+// every VM on its bridge, and pings them back; a declared check may run
+// from it.
+func TestHostContainerMatrix(t *testing.T) {
+	l, err := lab.LoadRef("vm-container")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Checks = append(l.Checks, lab.Check{From: "web", To: "vm", Ping: true, Expect: lab.ExpectReach})
+	runs := LabMatrix(l, map[string]Target{})
+	ids := map[string][]string{}
+	for run, cs := range runs {
+		for _, c := range cs {
+			ids[run] = append(ids[run], c.ID)
+		}
+	}
+	for run, want := range map[string][]string{
+		"web": {"ping:host->web:eth0", "ping:web->host:lab0", "ping:web->vm:lab0", "checks[2]:ping:web->vm"},
+		"vm":  {"ping:host->vm:eth0", "ping:vm->host:lab0", "ping:vm->web:lab0", "checks[1]:ping:vm->web"},
+	} {
+		for _, id := range want {
+			if !slices.Contains(ids[run], id) {
+				t.Errorf("run %s has no %s: %v", run, id, ids[run])
+			}
+		}
+	}
+	for _, c := range runs["web"] {
+		if c.ID == "ping:web->vm:lab0" && (c.From.Kind != OnVM || c.To.String() != "192.0.2.10" || c.Unknown == "") {
+			t.Errorf("%s: from %v to %s, unknown %q: want from the container's namespace to 192.0.2.10, failing as not running", c.ID, c.From, c.To, c.Unknown)
+		}
+	}
+}
