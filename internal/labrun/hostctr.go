@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 
@@ -113,3 +114,62 @@ func hostBridges(l lab.Lab) []string {
 // inSandbox reports whether vmnet runs inside `vmnet sandbox` (which sets
 // VMNET_SANDBOX), where nothing may be downloaded.
 func inSandbox() bool { return strings.TrimSpace(os.Getenv(sandbox.EnvVar)) != "" }
+
+// inspectHostContainers adds the saved lab's host containers (state from
+// podman, "not up" when it has none) and any other container labelled with
+// the lab, each with its one NIC.
+func inspectHostContainers(e vm.Env, saved lab.Lab, in *Inspection) error {
+	have, err := hostctr.Podman{StateDir: e.StateDir, Lab: in.Lab}.List(context.Background())
+	if err != nil {
+		return err
+	}
+	state := map[string]string{}
+	for _, h := range have {
+		state[h.Node] = h.State
+	}
+	names := slices.Clone(saved.HostOrder)
+	for _, n := range sortedKeys(state) {
+		if !slices.Contains(names, n) {
+			names = append(names, n)
+		}
+	}
+	for _, n := range names {
+		info := NodeInfo{Node: n, Kind: lab.NodeContainer, State: or(state[n], "not up"), NICs: []vm.NICInfo{}}
+		if c, ok := saved.HostContainers[n]; ok {
+			info.NICs = append(info.NICs, vm.NICInfo{Index: 0, Bridge: c.Network, Address: c.Address.Addr().String(), Source: "static",
+				Mode: c.Mode, MAC: "-"})
+		}
+		in.Nodes = append(in.Nodes, info)
+	}
+	return nil
+}
+
+// listHostContainers adds each lab's host containers, found in the labs'
+// podman storage under the state directory.
+func listHostContainers(e vm.Env, get func(string) *Summary) error {
+	entries, _ := os.ReadDir(filepath.Dir(recordDir(e.StateDir, "x")))
+	for _, d := range entries {
+		if !d.IsDir() || vmspec.ValidateName(d.Name()) != nil {
+			continue
+		}
+		have, err := hostctr.Podman{StateDir: e.StateDir, Lab: d.Name()}.List(context.Background())
+		if err != nil {
+			return err
+		}
+		for _, h := range have {
+			s := get(d.Name())
+			s.Nodes = append(s.Nodes, h.Node)
+			if h.State == "running" {
+				s.Running++
+			}
+		}
+	}
+	return nil
+}
+
+func or(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
