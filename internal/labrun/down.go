@@ -224,7 +224,7 @@ type Inspection struct {
 type NodeInfo struct {
 	Node       string          `json:"node"`
 	Kind       string          `json:"kind,omitempty"` // container for a container on the host; "" for a VM
-	State      string          `json:"state"` // running, shut off, ..., or "not up"
+	State      string          `json:"state"`          // running, shut off, ..., or "not up"
 	NICs       []vm.NICInfo    `json:"nics"`
 	Containers []ContainerInfo `json:"containers,omitempty"` // as the saved lab file plans them
 }
