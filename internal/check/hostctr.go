@@ -81,3 +81,27 @@ func (g NetnsGuest) Exec(ctx context.Context, argv []string, timeout time.Durati
 	}
 	return Output{Stdout: stdout.String(), Stderr: stderr.String()}, nil
 }
+
+// hostContainerMatrix is a host container's host ↔ container pings
+// (BasicMatrix on its one NIC). A macvlan child of the bridge never
+// reaches the bridge's own address, nor the other way round (a macvlan
+// parent does not receive its children's frames): both pings are expected
+// unanswered, and count only when the container's pings to the VMs on its
+// bridge, the controls, pass.
+func (p *labPlan) hostContainerMatrix(name string, t Target) []Check {
+	out := BasicMatrix(t)
+	c := p.l.HostContainers[name]
+	if c.Mode != lab.HostMacvlan {
+		return out
+	}
+	var controls []string
+	for _, b := range p.l.NodeOrder {
+		if p.nicOn(b, c.Network) >= 0 {
+			controls = append(controls, "ping:"+name+"->"+b+":"+c.Network)
+		}
+	}
+	for i := range out {
+		out[i].Want, out[i].Expect, out[i].Mode, out[i].Requires = WantNoReply, string(WantNoReply), lab.ModeMacvlan, controls
+	}
+	return out
+}

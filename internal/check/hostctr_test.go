@@ -39,3 +39,29 @@ func TestHostContainerMatrix(t *testing.T) {
 		}
 	}
 }
+
+// TestHostMacvlanMatrix: a macvlan child of the bridge and the host never
+// reach each other; both pings expect no reply, controlled by the
+// container's ping to the VM.
+func TestHostMacvlanMatrix(t *testing.T) {
+	l, err := lab.LoadRef("vm-container")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := l.HostContainers["web"]
+	c.Mode = lab.HostMacvlan
+	l.HostContainers["web"] = c
+	got := map[string]Check{}
+	for _, c := range LabMatrix(l, map[string]Target{})["web"] {
+		got[c.ID] = c
+	}
+	for _, id := range []string{"ping:host->web:eth0", "ping:web->host:lab0"} {
+		c, ok := got[id]
+		if !ok || c.Want != WantNoReply || !slices.Equal(c.Requires, []string{"ping:web->vm:lab0"}) {
+			t.Errorf("%s: %+v; want no reply, required ping:web->vm:lab0", id, c)
+		}
+	}
+	if got["ping:web->vm:lab0"].Want != WantReply {
+		t.Error("the container's ping to the VM must be expected to pass: it is the control")
+	}
+}

@@ -63,6 +63,9 @@ func planLab(l lab.Lab, targets map[string]Target) *labPlan {
 	for _, name := range allNodes(l) {
 		t := p.targets[name]
 		derived := BasicMatrix(t)
+		if l.IsHostContainer(name) {
+			derived = p.hostContainerMatrix(name, t)
+		}
 		if l.Nodes[name].App == MatrixCapstone {
 			derived = CapstoneMatrix(t)
 		}

@@ -12,8 +12,6 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/vishvananda/netlink"
-
 	"vmnet/internal/errs"
 	"vmnet/internal/fsperm"
 )
@@ -76,8 +74,9 @@ func BuildRootfs(ctx context.Context, cacheDir string, progress io.Writer) (stri
 
 // Ensure makes every spec's container: one that runs with the same hash is
 // kept (its interface converged), one that differs or does not run is
-// removed and made again. It returns what changed.
-func Ensure(ctx context.Context, rt Runtime, host *netlink.Handle, specs []Spec) ([]string, error) {
+// removed and made again; attach gives each its interface (Attach with
+// the bridges' namespace). It returns what changed.
+func Ensure(ctx context.Context, rt Runtime, attach func(Spec, int) error, specs []Spec) ([]string, error) {
 	have, err := rt.List(ctx)
 	if err != nil {
 		return nil, err
@@ -101,7 +100,7 @@ func Ensure(ctx context.Context, rt Runtime, host *netlink.Handle, specs []Spec)
 			}
 			changes = append(changes, map[bool]string{true: "recreate ", false: "create "}[ok]+s.String())
 		}
-		if err := Attach(host, s, pid); err != nil {
+		if err := attach(s, pid); err != nil {
 			return changes, err
 		}
 	}

@@ -3,10 +3,12 @@ package lab
 import (
 	"errors"
 	"net/netip"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"vmnet/internal/errs"
+	"vmnet/internal/testutil"
 	"vmnet/templates"
 )
 
@@ -112,5 +114,27 @@ func TestHostContainerChecks(t *testing.T) {
 	_, err := Parse([]byte(vmContainerYAML(t)+"  - {from: web, to: web, ping: true}\n"), "")
 	if err == nil || !strings.Contains(err.Error(), "own source") {
 		t.Errorf("a check from web to web: %v", err)
+	}
+}
+
+// TestHostContainerGraph: a container node is drawn on its own, outside
+// every VM, with one line to its bridge (golden files; -update rewrites).
+func TestHostContainerGraph(t *testing.T) {
+	l, err := Parse([]byte(vmContainerYAML(t)), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ golden, format, want string }{
+		{"vm-container.dot", FormatDOT, `"hostctr/web" -- "net/lab0" [label="eth0 veth\n192.0.2.20/24"`},
+		{"vm-container.mmd", FormatMermaid, `hostctr0 ---|"eth0 veth 192.0.2.20/24"| net0`},
+	} {
+		got, err := Graph(l, nil, tc.format)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(got), tc.want) {
+			t.Errorf("%s has no %s:\n%s", tc.golden, tc.want, got)
+		}
+		testutil.Golden(t, filepath.Join("testdata", tc.golden), got, *update)
 	}
 }

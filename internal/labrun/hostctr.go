@@ -80,7 +80,8 @@ func upHostContainers(ctx context.Context, e vm.Env, l lab.Lab, rootfs string, r
 		return err
 	}
 	defer h.Close()
-	changed, err := hostctr.Ensure(ctx, hostctr.Podman{StateDir: e.StateDir, Lab: l.Name}, h, specs)
+	changed, err := hostctr.Ensure(ctx, hostctr.Podman{StateDir: e.StateDir, Lab: l.Name},
+		func(s hostctr.Spec, pid int) error { return hostctr.Attach(h, s, pid) }, specs)
 	for _, c := range changed {
 		if e.Progress != nil {
 			fmt.Fprintf(e.Progress, "host containers: %s\n", c)
