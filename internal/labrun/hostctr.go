@@ -24,6 +24,26 @@ import (
 // probe in a throwaway namespace, Options.Links).
 type LinkProbe func() ([]doctor.LinkSupport, error)
 
+// CheckHost refuses a lab whose host containers need a link type this
+// host's kernel lacks (checkHostModes); probe nil is doctor.ProbeLinks.
+// lab validate runs it; lab up does the same before anything changes.
+// A probe that cannot run (not root) leaves the check to lab up.
+func CheckHost(l lab.Lab, probe LinkProbe) error {
+	if probe == nil {
+		probe = doctor.ProbeLinks
+	}
+	var failed bool
+	err := checkHostModes(l, func() ([]doctor.LinkSupport, error) {
+		links, err := probe()
+		failed = err != nil
+		return links, err
+	})
+	if failed {
+		return nil
+	}
+	return err
+}
+
 // checkHostModes refuses, before anything changes, a host container whose
 // mode (macvlan, ipvlan) this host's kernel cannot make: the link would
 // only fail after the lab's bridges and VMs were made.
@@ -46,7 +66,7 @@ func checkHostModes(l lab.Lab, probe LinkProbe) error {
 		for _, name := range used[mode] {
 			list = append(list, &errs.FieldError{Form: errs.PathForm, Field: "nodes." + name + ".mode", Value: mode,
 				Problem: "needs the host kernel's " + mode + ", which this host's kernel does not have ('vmnet doctor' lists its link types): a container on the host gets its link from the host's kernel",
-				Fix:     "put the container inside a guest, whose kernel has " + mode + ": a VM node's containers: with network: " + mode + " and parent: " + l.HostContainers[name].Network + "; or use mode: veth (the default) on the host"})
+				Fix:     "put the container inside a guest, whose kernel has " + mode + ": under containers: of a VM node on image capstone with a NIC on " + l.HostContainers[name].Network + ", as {network: " + mode + ", parent: " + l.HostContainers[name].Network + ", address: ...}; or use mode: veth (the default) on the host"})
 		}
 	}
 	if len(list) > 0 {
