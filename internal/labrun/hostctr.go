@@ -194,3 +194,20 @@ func or(s, def string) string {
 	}
 	return s
 }
+
+// withHostContainers keeps, when --node names some nodes, only the host
+// containers among them: up makes only what it was asked for (the lab
+// file saved is the whole one, l.Source).
+func withHostContainers(l lab.Lab, nodes []string) lab.Lab {
+	if len(nodes) == 0 {
+		return l
+	}
+	var keep []string
+	for _, n := range l.HostOrder {
+		if slices.Contains(nodes, n) {
+			keep = append(keep, n)
+		}
+	}
+	l.HostOrder = keep
+	return l
+}

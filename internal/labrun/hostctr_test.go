@@ -42,3 +42,25 @@ func TestCheckHostModes(t *testing.T) {
 		t.Errorf("a kernel with ipvlan: %v", err)
 	}
 }
+
+// TestNodeSelectsHostContainers: --node may name a container node; up then
+// makes only the named ones, and an unknown name lists both kinds.
+func TestNodeSelectsHostContainers(t *testing.T) {
+	l, err := lab.LoadRef("vm-container")
+	if err != nil {
+		t.Fatal(err)
+	}
+	specs, err := selectSpecs(l, []string{"web"})
+	if err != nil || len(specs) != 0 {
+		t.Errorf("--node web: specs %v, %v; want no VM and no error", specs, err)
+	}
+	if got := withHostContainers(l, []string{"vm"}).HostOrder; len(got) != 0 {
+		t.Errorf("--node vm keeps host containers %v", got)
+	}
+	if got := withHostContainers(l, nil).HostOrder; len(got) != 1 {
+		t.Errorf("no --node: host containers %v, want web", got)
+	}
+	if _, err := selectSpecs(l, []string{"wbe"}); err == nil || !strings.Contains(err.Error()+err.(interface{ Hint() string }).Hint(), "vm, web") {
+		t.Errorf("--node wbe: %v", err)
+	}
+}

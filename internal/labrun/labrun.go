@@ -130,6 +130,7 @@ func Up(ctx context.Context, e vm.Env, l lab.Lab, opt Options) (*UpResult, error
 	if opt.Links == nil {
 		opt.Links = doctor.ProbeLinks
 	}
+	l = withHostContainers(l, opt.Nodes)
 	if err := checkHostModes(l, opt.Links); err != nil {
 		return nil, err
 	}
@@ -168,9 +169,9 @@ func Up(ctx context.Context, e vm.Env, l lab.Lab, opt Options) (*UpResult, error
 // selectSpecs plans the nodes opt names (all when none), in lab order.
 func selectSpecs(l lab.Lab, nodes []string) ([]vmspec.Spec, error) {
 	for _, n := range nodes {
-		if _, ok := l.Nodes[n]; !ok {
+		if _, ok := l.Nodes[n]; !ok && !l.IsHostContainer(n) {
 			return nil, &errs.FieldError{Field: "--node", Value: n, Problem: "is not a node of lab " + l.Name,
-				Fix: "use one of: " + strings.Join(l.NodeOrder, ", ")}
+				Fix: "use one of: " + strings.Join(append(slices.Clone(l.NodeOrder), l.HostOrder...), ", ")}
 		}
 	}
 	var specs []vmspec.Spec
