@@ -134,3 +134,25 @@ func configure(in *netlink.Handle, s Spec) error {
 	}
 	return nil
 }
+
+// DropLinks removes the host-side links of lab's container node, when an
+// up killed between making them and moving the inner end left them in
+// host ('ip link del'); a link that is gone is fine. A veth whose peer is
+// in a container goes with the container's namespace by itself.
+func DropLinks(host *netlink.Handle, labName, node string) error {
+	s := Spec{Lab: labName, Node: node}
+	for _, name := range []string{s.HostLink(), s.tmpLink()} {
+		l, err := host.LinkByName(name)
+		var nf netlink.LinkNotFoundError
+		if errors.As(err, &nf) {
+			continue
+		}
+		if err == nil {
+			err = host.LinkDel(l)
+		}
+		if err != nil && !errors.As(err, &nf) {
+			return fmt.Errorf("ip link del %s: %w", name, err)
+		}
+	}
+	return nil
+}

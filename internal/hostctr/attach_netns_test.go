@@ -117,3 +117,18 @@ func TestAttachNetns(t *testing.T) {
 		})
 	}
 }
+
+// TestDropLinksNetns: the veth pair an up killed before moving its inner
+// end leaves on the host goes with DropLinks, which may run again.
+func TestDropLinksNetns(t *testing.T) {
+	host := bridgeNetns(t)
+	s := Spec{Lab: "t", Node: "web"}
+	must(t, host.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: s.HostLink()}, PeerName: s.tmpLink()}))
+	must(t, DropLinks(host, "t", "web"))
+	must(t, DropLinks(host, "t", "web"))
+	for _, name := range []string{s.HostLink(), s.tmpLink()} {
+		if _, err := host.LinkByName(name); err == nil {
+			t.Errorf("%s is still there", name)
+		}
+	}
+}

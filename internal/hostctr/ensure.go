@@ -107,9 +107,11 @@ func Ensure(ctx context.Context, rt Runtime, attach func(Spec, int) error, specs
 	return changes, nil
 }
 
-// Down removes every container of the lab, found by its label, and the
+// Down removes every container of the lab, found by its label, then the
+// host-side links an up killed while attaching it may have left (dropLinks
+// with the container's name: the links' names follow from it), and the
 // lab's podman storage. It returns what it removed.
-func Down(ctx context.Context, rt Runtime, stateDir, name string) ([]string, error) {
+func Down(ctx context.Context, rt Runtime, stateDir, name string, dropLinks func(node string) error) ([]string, error) {
 	have, err := rt.List(ctx)
 	if err != nil {
 		return nil, err
@@ -120,6 +122,9 @@ func Down(ctx context.Context, rt Runtime, stateDir, name string) ([]string, err
 			return out, err
 		}
 		out = append(out, "remove container "+in.Node)
+		if err := dropLinks(in.Node); err != nil {
+			return out, err
+		}
 	}
 	if err := os.RemoveAll(StorageDir(stateDir, name)); err != nil {
 		return out, fmt.Errorf("remove lab %s's podman storage: %w", name, err)

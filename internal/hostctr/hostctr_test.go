@@ -3,6 +3,7 @@ package hostctr
 import (
 	"context"
 	"errors"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -121,5 +122,24 @@ func TestEnsure(t *testing.T) {
 	f := &fakeRuntime{startErr: errors.New("crun: boom")}
 	if _, err := Ensure(context.Background(), f, func(Spec, int) error { return nil }, []Spec{s}); err == nil || !strings.Contains(err.Error(), "boom") {
 		t.Errorf("a failed start: %v", err)
+	}
+}
+
+// TestDown: every labelled container is removed, with its leftover links,
+// and the storage goes.
+func TestDown(t *testing.T) {
+	dir := t.TempDir()
+	must(t, os.MkdirAll(StorageDir(dir, "l"), 0o700))
+	f := &fakeRuntime{have: []Info{{Node: "a"}, {Node: "b"}}}
+	var dropped []string
+	out, err := Down(context.Background(), f, dir, "l", func(n string) error { dropped = append(dropped, n); return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(f.removed, ",") != "a,b" || strings.Join(dropped, ",") != "a,b" || len(out) != 2 {
+		t.Errorf("removed %v, links dropped for %v, said %v", f.removed, dropped, out)
+	}
+	if _, err := os.Stat(StorageDir(dir, "l")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the lab's podman storage is left: %v", err)
 	}
 }

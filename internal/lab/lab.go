@@ -1,7 +1,8 @@
 // Package lab reads a lab file: one YAML document that declares a whole
 // topology — networks (NAT, isolated, Linux bridge), nodes (VMs) with their
 // NICs and their podman containers (containers.go: a container in each
-// network mode, on a capstone-image node), and checks — validates all of
+// network mode, on a capstone-image node), nodes of kind container that run
+// on the lab host itself (hostcontainer.go), and checks — validates all of
 // it before anything on the host changes, and draws it (Graph). It is
 // pure: no libvirt, no netlink.
 //

@@ -116,7 +116,13 @@ func upHostContainers(ctx context.Context, e vm.Env, l lab.Lab, rootfs string, r
 
 // downHostContainers removes the lab's host containers by their label.
 func downHostContainers(ctx context.Context, e vm.Env, name string, res *DownResult) error {
-	removed, err := hostctr.Down(ctx, hostctr.Podman{StateDir: e.StateDir, Lab: name}, e.StateDir, name)
+	h, err := netlink.NewHandle()
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	removed, err := hostctr.Down(ctx, hostctr.Podman{StateDir: e.StateDir, Lab: name}, e.StateDir, name,
+		func(node string) error { return hostctr.DropLinks(h, name, node) })
 	res.Changes = append(res.Changes, removed...)
 	return err
 }

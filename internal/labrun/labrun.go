@@ -1,7 +1,9 @@
 // Package labrun brings whole labs up and down: the lab's networks and
 // bridges first (each made only when missing, and tagged with the lab's
 // name), then every node's VM at once through the VM lifecycle (vm.Up),
-// and on the way down everything that carries the lab's tag, found on the
+// then the containers on the host (kind container, internal/hostctr,
+// labelled with the lab's name), and on the way down everything that
+// carries the lab's tag, found on the
 // objects themselves, so `lab down` works after the lab file is deleted or
 // edited and after an `up` that was killed at any point.
 package labrun
