@@ -100,6 +100,7 @@ func TestVMContainerLab(t *testing.T) {
 	if _, err := os.Stat("/proc/" + pid); err == nil {
 		t.Errorf("the container's process %s is still running after lab down", pid)
 	}
+	time.Sleep(2 * time.Second) // conmon's cleanup, had down not waited for it, would make podman's storage again by now
 	if after := state(); after != before {
 		t.Errorf("lab down left residue:\nbefore %s\nafter  %s", before, after)
 	}

@@ -105,3 +105,20 @@ func (p *labPlan) hostContainerMatrix(name string, t Target) []Check {
 	}
 	return out
 }
+
+// hostMacvlanPath is lab.ModeMacvlan for a declared check between the host
+// and a macvlan host container (either way), which the mode rules out;
+// "" for any other path.
+func (p *labPlan) hostMacvlanPath(src, dst endpoint, from Place) string {
+	isMacvlan := func(node string) bool {
+		c, ok := p.l.HostContainers[node]
+		return ok && c.Mode == lab.HostMacvlan
+	}
+	switch {
+	case from.Kind == OnHost && isMacvlan(dst.node):
+		return lab.ModeMacvlan
+	case isMacvlan(src.node) && dst.node == "" && dst.addr == p.l.HostGateway(src.node):
+		return lab.ModeMacvlan
+	}
+	return ""
+}

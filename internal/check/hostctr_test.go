@@ -65,3 +65,27 @@ func TestHostMacvlanMatrix(t *testing.T) {
 		t.Error("the container's ping to the VM must be expected to pass: it is the control")
 	}
 }
+
+// TestHostMacvlanDeclared: a declared check from the host to a macvlan
+// host container carries the mode, so its failure names the mode's cause.
+func TestHostMacvlanDeclared(t *testing.T) {
+	l, err := lab.LoadRef("vm-container")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := l.HostContainers["web"]
+	c.Mode = lab.HostMacvlan
+	l.HostContainers["web"] = c
+	for _, ch := range LabMatrix(l, map[string]Target{})["web"] {
+		if ch.ID == "checks[0]:http:host->web:8080" && ch.Mode != lab.ModeMacvlan {
+			t.Errorf("%s: mode %q, want macvlan", ch.ID, ch.Mode)
+		}
+	}
+	var found bool
+	for _, ch := range LabMatrix(l, map[string]Target{})["web"] {
+		found = found || ch.ID == "checks[0]:http:host->web:8080"
+	}
+	if !found {
+		t.Error("the declared http check from the host is not in web's run")
+	}
+}

@@ -11,6 +11,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
 
 	"vmnet/internal/errs"
 	"vmnet/internal/fsperm"
@@ -126,8 +129,57 @@ func Down(ctx context.Context, rt Runtime, stateDir, name string, dropLinks func
 			return out, err
 		}
 	}
-	if err := os.RemoveAll(StorageDir(stateDir, name)); err != nil {
+	// conmon runs 'podman container cleanup' with the lab's storage flags
+	// after its container goes: removed before that, the storage would be
+	// made again.
+	waitUnused(StorageDir(stateDir, name), 15*time.Second)
+	if err := removeStorage(StorageDir(stateDir, name)); err != nil {
 		return out, fmt.Errorf("remove lab %s's podman storage: %w", name, err)
 	}
 	return out, nil
+}
+
+// waitUnused waits, at most timeout, until no process names dir on its
+// command line (conmon, and the podman cleanup it starts, run with the
+// lab's --root); it only looks at /proc, and stops nothing.
+func waitUnused(dir string, timeout time.Duration) {
+	for deadline := time.Now().Add(timeout); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if !inUse(dir) {
+			return
+		}
+	}
+}
+
+// inUse reports whether a process's command line contains dir.
+func inUse(dir string) bool {
+	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, p := range procs {
+		if b, err := os.ReadFile(p); err == nil && strings.Contains(string(b), dir+"/") {
+			return true
+		}
+	}
+	return false
+}
+
+// removeStorage removes the lab's podman storage; when a mount of podman's
+// (its overlay home) is left inside, it is unmounted first (umount -l,
+// deepest first) and the removal tried again.
+func removeStorage(dir string) error {
+	if err := os.RemoveAll(dir); err == nil {
+		return nil
+	}
+	data, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return err
+	}
+	var mounts []string
+	for _, line := range strings.Split(string(data), "\n") {
+		if f := strings.Fields(line); len(f) > 4 && (f[4] == dir || strings.HasPrefix(f[4], dir+"/")) {
+			mounts = append(mounts, f[4])
+		}
+	}
+	for i := len(mounts) - 1; i >= 0; i-- {
+		_ = unix.Unmount(mounts[i], unix.MNT_DETACH)
+	}
+	return os.RemoveAll(dir)
 }
