@@ -39,7 +39,8 @@ var ErrNoRootfs = errors.New("the host containers' rootfs is not built")
 func FindRootfs(cacheDir string) (string, error) {
 	dir := RootfsDir(cacheDir)
 	if _, err := os.Stat(filepath.Join(dir, "usr", "bin", "python3")); err != nil {
-		return "", errs.WithHint(fmt.Errorf("%w (%s)", ErrNoRootfs, dir), "build it first, outside the sandbox: vmnet image build ctr")
+		return "", errs.WithHint(fmt.Errorf("%w (%s): its container nodes run from it", ErrNoRootfs, dir),
+			"build it outside the sandbox first (a sandbox has no way out to Debian's mirror): vmnet image build ctr (or vmnet image build --lab FILE for every image a lab needs)")
 	}
 	return dir, nil
 }

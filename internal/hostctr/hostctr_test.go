@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -141,5 +142,23 @@ func TestDown(t *testing.T) {
 	}
 	if _, err := os.Stat(StorageDir(dir, "l")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("the lab's podman storage is left: %v", err)
+	}
+}
+
+// TestFindRootfsMissing: a rootfs that is not built is ErrNoRootfs with
+// the exact command that builds it.
+func TestFindRootfsMissing(t *testing.T) {
+	_, err := FindRootfs(t.TempDir())
+	if !errors.Is(err, ErrNoRootfs) {
+		t.Fatalf("%v, want ErrNoRootfs", err)
+	}
+	if h := err.(interface{ Hint() string }).Hint(); !strings.Contains(h, "vmnet image build ctr") {
+		t.Errorf("hint %q has no command", h)
+	}
+	dir := t.TempDir()
+	must(t, os.MkdirAll(filepath.Join(RootfsDir(dir), "usr", "bin"), 0o755))
+	must(t, os.WriteFile(filepath.Join(RootfsDir(dir), "usr", "bin", "python3"), nil, 0o755))
+	if got, err := FindRootfs(dir); err != nil || got != RootfsDir(dir) {
+		t.Errorf("a built rootfs: %q, %v", got, err)
 	}
 }
