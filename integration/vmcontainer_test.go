@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -75,10 +76,8 @@ func TestVMContainerLab(t *testing.T) {
 	if !strings.Contains(up.stdout, "all 8 checks passed") || !strings.Contains(up.stdout, "create container web") {
 		t.Errorf("lab up vm-container: want the container made and all 8 checks green:\n%s", up.stdout)
 	}
-	pid := strings.TrimSpace(sb(t, s, "podman", "--root", "/var/lib/vmnet/labs/vm-container/podman/root",
-		"--runroot", "/var/lib/vmnet/labs/vm-container/podman/run", "--tmpdir", "/var/lib/vmnet/labs/vm-container/podman/tmp",
-		"ps", "--format", "{{.Pid}}", "--filter", "label=vmnet.lab=vm-container").stdout)
-	if pid == "" || pid == "0" {
+	pid := hostPid(t, s)
+	if pid == "" {
 		t.Fatalf("no running container labelled vmnet.lab=vm-container (pid %q)", pid)
 	}
 	if again := sbVmnet(t, s, "lab", "up", "vm-container", "--no-check"); !strings.Contains(again.stdout, "unchanged") {
@@ -104,4 +103,39 @@ func TestVMContainerLab(t *testing.T) {
 	if after := state(); after != before {
 		t.Errorf("lab down left residue:\nbefore %s\nafter  %s", before, after)
 	}
+
+	// An up killed once its container runs (during the checks): down finds
+	// the container by its label alone.
+	cmd := exec.Command(vmnetBin(t), "sandbox", "exec", s, "--", vmnetBin(t), "lab", "up", "vm-container")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(2 * time.Minute); time.Now().Before(deadline) && hostPid(t, s) == ""; {
+		time.Sleep(200 * time.Millisecond)
+	}
+	syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	cmd.Wait() // killed: its error says so
+	if hostPid(t, s) == "" {
+		t.Fatal("the killed up left no container to find: kill it later")
+	}
+	if down := sbVmnet(t, s, "lab", "down", "vm-container"); !strings.Contains(down.stdout, "remove container web") {
+		t.Errorf("lab down after a killed up did not remove the container:\n%s", down.stdout)
+	}
+	time.Sleep(2 * time.Second)
+	if after := state(); after != before {
+		t.Errorf("lab down after a killed up left residue:\nbefore %s\nafter  %s", before, after)
+	}
+}
+
+// hostPid is the pid of vm-container's running host container in sandbox
+// s, as podman with the lab's storage reports it; "" for none.
+func hostPid(t *testing.T, s string) string {
+	t.Helper()
+	dir := "/var/lib/vmnet/labs/vm-container/podman"
+	out := sb(t, s, "sh", "-c", "[ -d "+dir+" ] && podman --root "+dir+"/root --runroot "+dir+"/run --tmpdir "+dir+"/tmp ps --format '{{.Pid}}' --filter label=vmnet.lab=vm-container").stdout
+	if p := strings.TrimSpace(out); p != "0" {
+		return p
+	}
+	return ""
 }
