@@ -32,6 +32,8 @@ func Attach(host *netlink.Handle, s Spec, pid int) error {
 		if err := makeLink(host, s, ns); err != nil {
 			return fmt.Errorf("%s: %w", s, err)
 		}
+	} else if err := reattach(host, s); err != nil {
+		return fmt.Errorf("%s: %w", s, err)
 	}
 	if err := configure(in, s); err != nil {
 		return fmt.Errorf("%s: %w", s, err)
@@ -155,4 +157,27 @@ func DropLinks(host *netlink.Handle, labName, node string) error {
 		}
 	}
 	return nil
+}
+
+// reattach makes a running veth container's host end a port of its bridge
+// and up again ('ip link set HOSTLINK master BRIDGE up'): a bridge removed
+// and made again has lost it.
+func reattach(host *netlink.Handle, s Spec) error {
+	if s.Mode != "" && s.Mode != "veth" {
+		return nil // a macvlan or ipvlan child goes with its parent, and Attach then makes a new one
+	}
+	l, err := host.LinkByName(s.HostLink())
+	if err != nil {
+		return fmt.Errorf("its veth's host end %s: %w", s.HostLink(), err)
+	}
+	br, err := host.LinkByName(s.Bridge)
+	if err != nil {
+		return fmt.Errorf("bridge %s: %w", s.Bridge, err)
+	}
+	if l.Attrs().MasterIndex != br.Attrs().Index {
+		if err := host.LinkSetMaster(l, br); err != nil {
+			return fmt.Errorf("ip link set %s master %s: %w", s.HostLink(), s.Bridge, err)
+		}
+	}
+	return host.LinkSetUp(l)
 }

@@ -102,9 +102,12 @@ func TestAttachNetns(t *testing.T) {
 			if mode == lab.HostVeth {
 				hl, err := host.LinkByName(s.HostLink())
 				must(t, err)
+				must(t, host.LinkSetNoMaster(hl)) // as when the bridge was removed and made again
+				must(t, Attach(host, s, pid))
+				hl, _ = host.LinkByName(s.HostLink())
 				br, _ := host.LinkByName("lab0")
 				if hl.Attrs().MasterIndex != br.Attrs().Index {
-					t.Errorf("%s is not a port of lab0", s.HostLink())
+					t.Errorf("%s is not a port of lab0 after Attach ran again", s.HostLink())
 				}
 			}
 			out, err := exec.Command("nsenter", "-t", strconv.Itoa(pid), "-n", "ping", "-c", "1", "-W", "2", "192.0.2.1").CombinedOutput()
