@@ -29,6 +29,9 @@ packages=(
   shellcheck
   # vmnet perf: the host's end of each host <-> VM pair (the tiny image has its own)
   iperf3
+  # containers on the lab host (kind: container): podman with its OCI runtime,
+  # monitor and init; netavark is not needed (vmnet wires --network none itself)
+  podman crun conmon catatonit
 )
 
 missing=()

@@ -83,7 +83,11 @@ func imageBuild(c *cli.Context) error {
 	}
 	var views []imageBuildView
 	for _, name := range names {
-		v, err := buildImage(c, name)
+		build := buildImage
+		if name == lab.HostRootfsImage {
+			build = buildCtrImage
+		}
+		v, err := build(c, name)
 		if err != nil {
 			return err
 		}
@@ -97,11 +101,16 @@ func imageBuild(c *cli.Context) error {
 	}
 	for _, v := range views {
 		img := v.Image
+		if img.Name == lab.HostRootfsImage {
+			fmt.Fprintf(c.App.Writer, "image %s: %s (hash %s, built %s)\n  rootfs  %s\n", img.Name, v.Outcome, img.Hash, img.Built.Local().Format(time.DateTime), img.Dir)
+			continue
+		}
 		fmt.Fprintf(c.App.Writer, "image %s: %s (hash %s, %s, built %s)\n  kernel  %s\n  initrd  %s\n",
 			img.Name, v.Outcome, shortHash(img.Hash), humanSize(img.Size), img.Built.Local().Format(time.DateTime), img.Kernel, img.Initrd)
 		if img.Disk != "" {
 			fmt.Fprintf(c.App.Writer, "  disk    %s\n", img.Disk)
 		}
+
 	}
 	return nil
 }
@@ -116,7 +125,7 @@ func imageBuildNames(c *cli.Context) ([]string, error) {
 		if err != nil {
 			return nil, err
 		}
-		if !slices.Contains(image.Names(), name) {
+		if !slices.Contains(image.Names(), name) && name != lab.HostRootfsImage {
 			return nil, usagef("image build: no recipe for image %q; this vmnet builds: %s", name, strings.Join(image.Names(), ", "))
 		}
 		return []string{name}, nil
@@ -133,6 +142,9 @@ func imageBuildNames(c *cli.Context) ([]string, error) {
 		if !vmspec.IsImagePath(img) {
 			names = append(names, img)
 		}
+	}
+	if len(l.HostOrder) > 0 {
+		names = append(names, lab.HostRootfsImage) // its container nodes' rootfs
 	}
 	if len(names) == 0 {
 		return nil, &errs.FieldError{Field: "--lab", Value: ref, Problem: "boots only disk image paths: nothing to build", Fix: "build NAME instead, or leave image build out"}

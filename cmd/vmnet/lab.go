@@ -132,8 +132,13 @@ func labValidate(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	// The one look at this host: whether its kernel has the link types
+	// the lab's host containers need (a throwaway namespace, nothing kept).
+	if err := labrun.CheckHost(l, nil); err != nil {
+		return err
+	}
 	_, err = fmt.Fprintf(c.App.Writer, "lab %s: %s, %s, %s: valid\n", l.Name,
-		plural(len(l.Nodes), "node"), plural(len(l.Networks), "network"), plural(len(l.Checks), "declared check"))
+		plural(len(l.Nodes)+len(l.HostContainers), "node"), plural(len(l.Networks), "network"), plural(len(l.Checks), "declared check"))
 	return err
 }
 

@@ -284,7 +284,7 @@ func (p *labPlan) pathMode(src, dst endpoint, from Place) string {
 	case from.Kind == OnVM && src.node == dst.node && (mode(dst.node, dst.container) == lab.ModeMacvlan || mode(dst.node, dst.container) == lab.ModeIPvlan):
 		return mode(dst.node, dst.container)
 	}
-	return ""
+	return p.hostMacvlanPath(src, dst, from)
 }
 
 // modeLimit diagnoses a failed check whose outcome rests on a network
@@ -297,6 +297,8 @@ func (d *diagnoser) modeLimit(r *Result, f *finding) bool {
 		return false
 	case r.Method == MethodNeigh && r.obs.err == nil && strings.HasPrefix(r.Actual, "MAC "):
 		f.blame(hop, CauseModeNotHeld, "%s: the host sees %s at %s, expected %s: the container is not on %s over that NIC ('podman inspect' and 'ip -d link' in the guest)", r.Mode, r.Address, strings.TrimPrefix(r.Actual, "MAC "), r.Expect, r.Mode)
+	case !r.Want.Negative() && r.Mode == lab.ModeMacvlan && (r.From.Kind == OnHost || strings.HasPrefix(r.Target, "host:")):
+		f.blame(hop, CauseMacvlanParent, "a macvlan child of a bridge and the host's own address on that bridge never reach each other (the parent does not receive its children's frames); reach it from a VM on the bridge, give it mode: veth, or expect: blocked")
 	case !r.Want.Negative() && (r.Mode == lab.ModeMacvlan || r.Mode == lab.ModeIPvlan):
 		f.blame(hop, CauseMacvlanParent, "%s is on %s over %s's own NIC: the parent never receives its children's frames; reach it from the host or another node on that network, or expect: blocked", r.Target, r.Mode, r.Source)
 	case !r.Want.Negative() && r.Mode == lab.ModeNone:

@@ -38,8 +38,11 @@ func Lab(ctx context.Context, e vm.Env, l lab.Lab, opt Options) (*Report, error)
 	if err != nil {
 		return nil, err
 	}
+	if err := describeHostContainers(ctx, e, l, nodes); err != nil {
+		return nil, err
+	}
 	if e.Progress != nil {
-		fmt.Fprintf(e.Progress, "checking lab %s: %d of %d nodes running\n", l.Name, len(nodes), len(l.NodeOrder))
+		fmt.Fprintf(e.Progress, "checking lab %s: %d of %d nodes running\n", l.Name, len(nodes), len(allNodes(l)))
 	}
 	host := KernelHost{K: e.Bridges}
 	rep := converge(ctx, e.Progress, l.Name, opt.Converge, convergeWait, started, func() *Report { return RunLab(ctx, host, l, nodes, opt) })

@@ -54,7 +54,7 @@ func (p *labPlan) to(s string, src endpoint) endpoint {
 	case hasNet:
 		ep.nic = p.nicOn(node, net)
 	case src.node != "":
-		for i, nic := range p.l.Nodes[node].NICs {
+		for i, nic := range labNICs(p.l, node) {
 			if ep.nic < 0 && p.nicOn(src.node, nic.Net) >= 0 {
 				ep.nic = i
 			}
@@ -72,13 +72,13 @@ func (p *labPlan) to(s string, src endpoint) endpoint {
 
 // holder finds the node NIC that has address a, live or in the file.
 func (p *labPlan) holder(a netip.Addr) (string, int) {
-	for _, name := range p.l.NodeOrder {
+	for _, name := range allNodes(p.l) {
 		for i, n := range p.targets[name].NICs {
 			if n.Address == a {
 				return name, i
 			}
 		}
-		for i, n := range p.l.Nodes[name].NICs {
+		for i, n := range labNICs(p.l, name) {
 			if n.Address.Addr() == a {
 				return name, i
 			}
@@ -94,12 +94,12 @@ func (p *labPlan) sourceNIC(src, dst endpoint) int {
 	if src.node == "" {
 		return -1
 	}
-	if dst.node != "" && dst.nic >= 0 && dst.nic < len(p.l.Nodes[dst.node].NICs) {
-		if i := p.nicOn(src.node, p.l.Nodes[dst.node].NICs[dst.nic].Net); i >= 0 {
+	if dst.node != "" && dst.nic >= 0 && dst.nic < len(labNICs(p.l, dst.node)) {
+		if i := p.nicOn(src.node, labNICs(p.l, dst.node)[dst.nic].Net); i >= 0 {
 			return i
 		}
 	}
-	return slices.IndexFunc(p.l.Nodes[src.node].NICs, func(n lab.NIC) bool {
+	return slices.IndexFunc(labNICs(p.l, src.node), func(n lab.NIC) bool {
 		return dst.addr.IsValid() && p.l.Networks[n.Net].Subnet().Contains(dst.addr)
 	})
 }
@@ -273,7 +273,7 @@ func (p *labPlan) dnsControl(c Check, src endpoint) []string {
 		return []string{"ping:" + src.container + "->" + src.node}
 	case OnVM:
 		t := p.targets[src.node]
-		i := slices.IndexFunc(p.l.Nodes[src.node].NICs, func(n lab.NIC) bool { return p.l.Networks[n.Net].Kind == lab.KindNAT })
+		i := slices.IndexFunc(labNICs(p.l, src.node), func(n lab.NIC) bool { return p.l.Networks[n.Net].Kind == lab.KindNAT })
 		if i = max(i, 0); i < len(t.NICs) {
 			return []string{vmToHostPing(t, i).ID}
 		}

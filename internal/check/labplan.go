@@ -42,27 +42,37 @@ type labPlan struct {
 }
 
 // runOrder is the order of the runs: the nodes in file order, then HostRun.
-func (p *labPlan) runOrder() []string { return append(slices.Clone(p.l.NodeOrder), HostRun) }
+func (p *labPlan) runOrder() []string { return append(allNodes(p.l), HostRun) }
 
 func planLab(l lab.Lab, targets map[string]Target) *labPlan {
 	p := &labPlan{l: l, targets: map[string]Target{}, running: map[string]bool{}, runs: map[string][]Check{},
 		declared: map[string]int{}}
-	for _, name := range l.NodeOrder {
+	for _, name := range allNodes(l) {
 		t, ok := targets[name]
-		if !ok {
+		switch {
+		case !ok && l.IsHostContainer(name):
+			t = hostContainerTarget(l, name)
+		case !ok:
 			t = fileTarget(l, name)
 		}
-		t = withLabContainers(l, name, t)
+		if !l.IsHostContainer(name) {
+			t = withLabContainers(l, name, t)
+		}
 		p.targets[name], p.running[name] = t, ok
 	}
-	for _, name := range l.NodeOrder {
+	for _, name := range allNodes(l) {
 		t := p.targets[name]
 		derived := BasicMatrix(t)
+		if l.IsHostContainer(name) {
+			derived = p.hostContainerMatrix(name, t)
+		}
 		if l.Nodes[name].App == MatrixCapstone {
 			derived = CapstoneMatrix(t)
 		}
 		p.add(name, name, derived...)
-		p.add(name, name, p.containerMatrix(name)...)
+		if !l.IsHostContainer(name) {
+			p.add(name, name, p.containerMatrix(name)...)
+		}
 		p.peerPings(name)
 	}
 	p.macvtapControls()
@@ -101,7 +111,7 @@ func (p *labPlan) notRunning(node string) string {
 // its static addresses and the host's address on each network.
 func fileTarget(l lab.Lab, name string) Target {
 	t := Target{Name: name, Spec: l.Nodes[name].Image}
-	for i, nic := range l.Nodes[name].NICs {
+	for i, nic := range labNICs(l, name) {
 		net := l.Networks[nic.Net]
 		n := NIC{Index: i, Guest: fmt.Sprintf("eth%d", i), Address: nic.Address.Addr(), Prefix: nic.Address.Bits(),
 			Host: net.HostAddr(), HostPrefix: net.Subnet().Bits(), Source: "static"}
@@ -119,19 +129,19 @@ func fileTarget(l lab.Lab, name string) Target {
 
 // nicOn is the index of node's first NIC on network net, or -1.
 func (p *labPlan) nicOn(node, net string) int {
-	return slices.IndexFunc(p.l.Nodes[node].NICs, func(n lab.NIC) bool { return n.Net == net })
+	return slices.IndexFunc(labNICs(p.l, node), func(n lab.NIC) bool { return n.Net == net })
 }
 
 // peerPings adds node a pinging every other node on every network they
 // share, out of a's NIC on it: ping:A->B:NET, in a's run.
 func (p *labPlan) peerPings(a string) {
 	ta := p.targets[a]
-	for _, b := range p.l.NodeOrder {
+	for _, b := range allNodes(p.l) {
 		if b == a {
 			continue
 		}
 		tb := p.targets[b]
-		for i, nic := range p.l.Nodes[a].NICs {
+		for i, nic := range labNICs(p.l, a) {
 			j := p.nicOn(b, nic.Net)
 			if j < 0 || p.nicOn(a, nic.Net) != i {
 				continue
@@ -158,7 +168,7 @@ func (p *labPlan) peerPings(a string) {
 // nicMissing says that a running node's domain lacks the NIC the lab file
 // gives it.
 func (p *labPlan) nicMissing(node string, i int) string {
-	return fmt.Sprintf("node %s has no eth%d: its domain has %d NICs, the lab file gives it %d", node, i, len(p.targets[node].NICs), len(p.l.Nodes[node].NICs))
+	return fmt.Sprintf("node %s has no eth%d: its domain has %d NICs, the lab file gives it %d", node, i, len(p.targets[node].NICs), len(labNICs(p.l, node)))
 }
 
 // dedupe gives every check an ID of its own across the lab: two capstone

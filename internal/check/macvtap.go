@@ -71,7 +71,7 @@ func (p *labPlan) macvtapPeer(c *Check, a, b, net string) {
 // otherNICControl is the host's ping to node's first NIC that is not on a
 // macvtap network, or "".
 func (p *labPlan) otherNICControl(node, net string) string {
-	for i, nic := range p.l.Nodes[node].NICs {
+	for i, nic := range labNICs(p.l, node) {
 		if nic.Net != net && p.l.Direct(nic.Net).IsZero() && i < len(p.targets[node].NICs) {
 			return "ping:host->" + nicLabel(p.targets[node], p.targets[node].NICs[i])
 		}
@@ -87,10 +87,10 @@ func (p *labPlan) macvtapControls() {
 	for _, a := range p.l.NodeOrder {
 		checks := p.runs[a]
 		for i, c := range checks {
-			if c.BlockedBy != CauseMacvtapHost || len(c.Requires) > 0 || c.NIC < 0 || c.NIC >= len(p.l.Nodes[a].NICs) {
+			if c.BlockedBy != CauseMacvtapHost || len(c.Requires) > 0 || c.NIC < 0 || c.NIC >= len(labNICs(p.l, a)) {
 				continue
 			}
-			net := p.l.Nodes[a].NICs[c.NIC].Net
+			net := labNICs(p.l, a)[c.NIC].Net
 			if p.l.Direct(net).ModeOrDefault() != vmspec.DirectBridge {
 				continue
 			}

@@ -40,8 +40,15 @@ func (l Lab) validateContainers(p *problems) {
 }
 
 // labHolders is every address the lab gives out, by lab network: the
-// host's and every static NIC address.
+// host's, every static NIC address and the host containers'.
 func (l Lab) labHolders() map[string][]vmspec.AddrHolder {
+	out := l.baseHolders()
+	l.hostHolders(out)
+	return out
+}
+
+// baseHolders is the host's and every static NIC address, by lab network.
+func (l Lab) baseHolders() map[string][]vmspec.AddrHolder {
 	out := map[string][]vmspec.AddrHolder{}
 	for _, name := range l.NetworkOrder {
 		if n := l.Networks[name]; n.HostAddr().IsValid() {

@@ -166,6 +166,7 @@ func dot(l Lab, live *Live) []byte {
 		}
 	}
 	dotContainerEdges(&b, l)
+	dotHostContainers(&b, l)
 	b.WriteString("}\n")
 	return b.Bytes()
 }
@@ -234,6 +235,7 @@ func mermaid(l Lab, live *Live) []byte {
 		}
 	}
 	mermaidContainerLinks(&b, l, nodeID, netID)
+	mermaidHostContainers(&b, l, netID)
 	mermaidClasses(&b, l)
 	mermaidContainerClasses(&b, l)
 	for _, s := range styles {

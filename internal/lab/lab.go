@@ -1,7 +1,8 @@
 // Package lab reads a lab file: one YAML document that declares a whole
 // topology — networks (NAT, isolated, Linux bridge), nodes (VMs) with their
 // NICs and their podman containers (containers.go: a container in each
-// network mode, on a capstone-image node), and checks — validates all of
+// network mode, on a capstone-image node), nodes of kind container that run
+// on the lab host itself (hostcontainer.go), and checks — validates all of
 // it before anything on the host changes, and draws it (Graph). It is
 // pure: no libvirt, no netlink.
 //
@@ -59,12 +60,17 @@ const (
 type Lab struct {
 	Name     string             `yaml:"name"`     // a DNS label; the ownership tag of everything the lab makes
 	Networks map[string]Network `yaml:"networks"` // name → network
-	Nodes    map[string]Node    `yaml:"nodes"`    // name → VM
+	Nodes    map[string]Node    `yaml:"nodes"`    // name → VM (after Parse: only the VMs)
 	Checks   []Check            `yaml:"checks"`   // declared checks, beside the derived ones
 
 	NetworkOrder []string `yaml:"-"` // network names in file order
-	NodeOrder    []string `yaml:"-"` // node names in file order
-	Source       []byte   `yaml:"-"` // the file as read: lab up keeps a copy for check and inspect
+	NodeOrder    []string `yaml:"-"` // VM node names in file order
+	// HostContainers are the nodes of kind container: podman containers on
+	// the lab host itself (hostcontainer.go). Parse moves them out of Nodes,
+	// so that everything that plans VMs sees only VMs.
+	HostContainers map[string]HostContainer `yaml:"-"`
+	HostOrder      []string                 `yaml:"-"` // host container names in file order
+	Source         []byte                   `yaml:"-"` // the file as read: lab up keeps a copy for check and inspect
 }
 
 // Network is one network of a lab.
@@ -109,8 +115,10 @@ func (n Network) Pool() [2]netip.Addr {
 	return vmspec.DefaultPool(n.CIDR)
 }
 
-// Node is one VM of a lab.
+// Node is one node of a lab: a VM (kind vm, the default) or a container
+// on the lab host (kind container, whose keys are the last block).
 type Node struct {
+	Kind   string      `yaml:"kind"`   // vm (the default) or container
 	Image  string      `yaml:"image"`  // built-in image name or a disk image path
 	VCPUs  int         `yaml:"vcpus"`  // default 1
 	Memory vmspec.Size `yaml:"memory"` // default 256MiB
@@ -119,6 +127,13 @@ type Node struct {
 
 	ContainerNetworks map[string]ContainerNetwork `yaml:"container-networks"` // podman networks in the guest (containers.go)
 	Containers        map[string]Container        `yaml:"containers"`         // podman containers in the guest (containers.go)
+
+	// kind: container only (hostcontainer.go).
+	Network string       `yaml:"network"` // the lab network (kind bridge) it is on
+	Address netip.Prefix `yaml:"address"` // its static address there, with the subnet's prefix
+	Mode    string       `yaml:"mode"`    // veth (the default), macvlan or ipvlan
+	Listen  int          `yaml:"listen"`  // the port its HTTP server (or command) serves
+	Command string       `yaml:"command"` // run with sh -c; default: python3 -m http.server on listen
 }
 
 // NIC is one network interface of a node.
@@ -200,8 +215,9 @@ func Parse(data []byte, file string) (Lab, error) {
 	l.Source = data
 	l.NetworkOrder = fileOrder(l.Networks, "networks", lines)
 	l.NodeOrder = fileOrder(l.Nodes, "nodes", lines)
+	hostNodes := l.splitHostContainers()
 	l.defaults(filepath.Dir(file))
-	if es := l.validate(); len(es) > 0 {
+	if es := append(l.validate(), l.validateHostContainers(hostNodes)...); len(es) > 0 {
 		for _, e := range es {
 			if e.Line == 0 {
 				e.Line = vmspec.LineOf(lines, e.Field)
@@ -231,6 +247,9 @@ func fileOrder[V any](m map[string]V, prefix string, lines map[string]int) []str
 // defaults fills in what a lab may leave out.
 func (l *Lab) defaults(dir string) {
 	for name, n := range l.Nodes {
+		if n.Kind == NodeContainer {
+			continue
+		}
 		if n.VCPUs == 0 {
 			n.VCPUs = DefaultVCPUs
 		}

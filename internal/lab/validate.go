@@ -42,7 +42,7 @@ func (p *problems) addErr(field string, err error) {
 func (l Lab) validate() vmspec.Errors {
 	var p problems
 	p.addErr("name", dnsLabel(l.Name))
-	if len(l.Nodes) == 0 {
+	if len(l.Nodes) == 0 && len(l.HostContainers) == 0 {
 		p.add("nodes", "", "is missing or empty", "declare at least one node, for example nodes: {web: {image: tiny, nics: [{net: nat0}]}}")
 	}
 	l.validateNetworks(&p)
@@ -144,6 +144,7 @@ func (l Lab) validateNodes(p *problems) {
 		} else if err := dnsLabel(name); err != nil {
 			p.addErr(base, err)
 		}
+		validateVMKind(p, name, n)
 		validateImage(p, base+".image", n.Image)
 		if n.VCPUs < 1 || n.VCPUs > vmspec.MaxVCPUs {
 			p.add(base+".vcpus", fmt.Sprint(n.VCPUs), fmt.Sprintf("is outside 1-%d", vmspec.MaxVCPUs), "use a small number such as 1 or 2")
@@ -243,9 +244,12 @@ func (l Lab) networkList() string {
 }
 
 func (l Lab) nodeList() string {
-	names := append([]string{Host}, l.NodeOrder...)
+	names := append([]string{Host}, l.allNodes()...)
 	return strings.Join(names, ", ")
 }
+
+// allNodes is the VM nodes, then the host containers, each in file order.
+func (l Lab) allNodes() []string { return append(slices.Clone(l.NodeOrder), l.HostOrder...) }
 
 func (l Lab) validateChecks(p *problems) {
 	for i, c := range l.Checks {
@@ -254,8 +258,8 @@ func (l Lab) validateChecks(p *problems) {
 			p.add(f("from"), "", "is missing", "use host or a node: "+l.nodeList())
 		} else if strings.Contains(c.From, "/") {
 			l.validateContainerRef(p, f("from"), c.From)
-		} else if _, ok := l.Nodes[c.From]; !ok && c.From != Host {
-			p.add(f("from"), c.From, "is not host or a node of this lab"+didYouMean(c.From, append([]string{Host}, l.NodeOrder...)), "use one of: "+l.nodeList())
+		} else if _, ok := l.Nodes[c.From]; !ok && c.From != Host && !l.IsHostContainer(c.From) {
+			p.add(f("from"), c.From, "is not host or a node of this lab"+didYouMean(c.From, append([]string{Host}, l.allNodes()...)), "use one of: "+l.nodeList())
 		}
 		l.validateTarget(p, f("to"), c)
 		l.validateProbe(p, i, c)
@@ -284,12 +288,21 @@ func (l Lab) validateTarget(p *problems, field string, c Check) {
 		return
 	}
 	node, net, hasNet := strings.Cut(c.To, ":")
+	if hc, ok := l.HostContainers[node]; ok {
+		switch {
+		case node == c.From:
+			p.add(field, c.To, "is the check's own source, which proves nothing", "check from another node or the host")
+		case hasNet && net != hc.Network:
+			p.add(field, c.To, "names a network container "+node+" is not on", "use "+node+" or "+node+":"+hc.Network)
+		}
+		return
+	}
 	n, ok := l.Nodes[node]
 	switch {
 	case node == Host:
 		p.add(field, c.To, "is the host", "checks go to a node; check from host instead, with to: a node")
 	case !ok:
-		p.add(field, c.To, "is not a node of this lab"+didYouMean(node, l.NodeOrder), "use a node ("+strings.Join(l.NodeOrder, ", ")+"), node:net or an IP address")
+		p.add(field, c.To, "is not a node of this lab"+didYouMean(node, l.allNodes()), "use a node ("+strings.Join(l.allNodes(), ", ")+"), node:net or an IP address")
 	case node == c.From:
 		p.add(field, c.To, "is the check's own source, which proves nothing", "check from another node or the host")
 	case hasNet && !slices.ContainsFunc(n.NICs, func(x NIC) bool { return x.Net == net }):

@@ -37,6 +37,9 @@ func Down(ctx context.Context, e vm.Env, name string) (*DownResult, error) {
 	if err := downNodes(ctx, e, name, res); err != nil {
 		return res, err
 	}
+	if err := downHostContainers(ctx, e, name, res); err != nil {
+		return res, err
+	}
 	if err := downNetworks(ctx, e, name, res); err != nil {
 		return res, err
 	}
@@ -170,6 +173,9 @@ func List(e vm.Env) ([]Summary, error) {
 	if err := listNetworks(e, get); err != nil {
 		return nil, err
 	}
+	if err := listHostContainers(e, get); err != nil {
+		return nil, err
+	}
 	entries, _ := os.ReadDir(filepath.Dir(recordDir(e.StateDir, "x")))
 	for _, d := range entries {
 		if d.IsDir() && vmspec.ValidateName(d.Name()) == nil {
@@ -217,7 +223,8 @@ type Inspection struct {
 // NodeInfo is one node of an inspected lab.
 type NodeInfo struct {
 	Node       string          `json:"node"`
-	State      string          `json:"state"` // running, shut off, ..., or "not up"
+	Kind       string          `json:"kind,omitempty"` // container for a container on the host; "" for a VM
+	State      string          `json:"state"`          // running, shut off, ..., or "not up"
 	NICs       []vm.NICInfo    `json:"nics"`
 	Containers []ContainerInfo `json:"containers,omitempty"` // as the saved lab file plans them
 }
@@ -295,6 +302,9 @@ func Inspect(e vm.Env, name string) (*Inspection, error) {
 		if v.Lab == name && !seen[v.Name] {
 			in.Nodes = append(in.Nodes, NodeInfo{Node: v.Name, State: v.State, NICs: v.NICs})
 		}
+	}
+	if err := inspectHostContainers(e, saved, in); err != nil {
+		return nil, err
 	}
 	if err := inspectNetworks(e, saved, in); err != nil {
 		return nil, err

@@ -1,7 +1,9 @@
 // Package labrun brings whole labs up and down: the lab's networks and
 // bridges first (each made only when missing, and tagged with the lab's
 // name), then every node's VM at once through the VM lifecycle (vm.Up),
-// and on the way down everything that carries the lab's tag, found on the
+// then the containers on the host (kind container, internal/hostctr,
+// labelled with the lab's name), and on the way down everything that
+// carries the lab's tag, found on the
 // objects themselves, so `lab down` works after the lab file is deleted or
 // edited and after an `up` that was killed at any point.
 package labrun
@@ -21,6 +23,7 @@ import (
 	"time"
 
 	"vmnet/internal/bridge"
+	"vmnet/internal/doctor"
 	"vmnet/internal/domain"
 	"vmnet/internal/errs"
 	"vmnet/internal/fsperm"
@@ -36,6 +39,9 @@ type Options struct {
 	// Nodes brings up only these nodes (and the networks they use); empty
 	// means every node.
 	Nodes []string
+	// Links says which link types the host's kernel makes, for host
+	// containers in mode macvlan or ipvlan; nil is doctor.ProbeLinks.
+	Links LinkProbe
 }
 
 // UpResult says what Up did.
@@ -123,7 +129,18 @@ func Up(ctx context.Context, e vm.Env, l lab.Lab, opt Options) (*UpResult, error
 	if err := checkParents(e.Bridges, l, specs); err != nil {
 		return nil, err
 	}
+	if opt.Links == nil {
+		opt.Links = doctor.ProbeLinks
+	}
+	l = withHostContainers(l, opt.Nodes)
+	if err := checkHostModes(l, opt.Links); err != nil {
+		return nil, err
+	}
 	if err := planNodes(ctx, e, specs); err != nil {
+		return nil, err
+	}
+	rootfs, err := hostRootfs(ctx, e, l)
+	if err != nil {
 		return nil, err
 	}
 	saved, err := saveRecord(e.StateDir, l)
@@ -138,6 +155,9 @@ func Up(ctx context.Context, e vm.Env, l lab.Lab, opt Options) (*UpResult, error
 		return nil, err
 	}
 	failed := upNodes(ctx, e, l, specs, res)
+	if err := upHostContainers(ctx, e, l, rootfs, res); err != nil {
+		failed[lab.NodeContainer+"s"] = err
+	}
 	res.Seconds = time.Since(start).Seconds()
 	if len(failed) > 0 {
 		err := rollback(ctx, e, l.Name, res, failed, made)
@@ -151,9 +171,9 @@ func Up(ctx context.Context, e vm.Env, l lab.Lab, opt Options) (*UpResult, error
 // selectSpecs plans the nodes opt names (all when none), in lab order.
 func selectSpecs(l lab.Lab, nodes []string) ([]vmspec.Spec, error) {
 	for _, n := range nodes {
-		if _, ok := l.Nodes[n]; !ok {
+		if _, ok := l.Nodes[n]; !ok && !l.IsHostContainer(n) {
 			return nil, &errs.FieldError{Field: "--node", Value: n, Problem: "is not a node of lab " + l.Name,
-				Fix: "use one of: " + strings.Join(l.NodeOrder, ", ")}
+				Fix: "use one of: " + strings.Join(append(slices.Clone(l.NodeOrder), l.HostOrder...), ", ")}
 		}
 	}
 	var specs []vmspec.Spec
@@ -222,7 +242,10 @@ func (m made) run(ctx context.Context, e vm.Env) []string {
 // it is, and stays out of the lab's (and its down's) hands.
 func ensureNetworks(ctx context.Context, e vm.Env, l lab.Lab, specs []vmspec.Spec, res *UpResult) (made, error) {
 	var m made
-	for _, b := range used(l.Requires().Bridges, specs, func(b vmspec.BridgeReq) string { return b.Name }) {
+	for _, b := range l.Requires().Bridges {
+		if !usedBy(b.Name, specs) && !slices.Contains(hostBridges(l), b.Name) {
+			continue
+		}
 		if _, err := e.Bridges.LinkByName(b.Name); err == nil {
 			continue
 		}
@@ -251,6 +274,13 @@ func ensureNetworks(ctx context.Context, e vm.Env, l lab.Lab, specs []vmspec.Spe
 		}
 	}
 	return m, nil
+}
+
+// usedBy reports whether one of specs attaches to the network or bridge.
+func usedBy(name string, specs []vmspec.Spec) bool {
+	return slices.ContainsFunc(specs, func(s vmspec.Spec) bool {
+		return slices.Contains(s.Networks(), name) || slices.Contains(s.Bridges(), name)
+	})
 }
 
 // used keeps the requirements that one of specs' NICs attaches to.
@@ -310,6 +340,11 @@ func upNodes(ctx context.Context, e vm.Env, l lab.Lab, specs []vmspec.Spec, res 
 // and the networks and bridges it made.
 func rollback(ctx context.Context, e vm.Env, name string, res *UpResult, failed map[string]error, m made) error {
 	ne := &NodeError{Lab: name, Failed: failed}
+	var dr DownResult
+	if err := downHostContainers(ctx, e, name, &dr); err != nil {
+		ne.Undo = append(ne.Undo, fmt.Sprintf("host containers left: %v", err))
+	}
+	ne.Undo = append(ne.Undo, dr.Changes...)
 	for _, n := range res.Nodes {
 		if n.Outcome != "created" {
 			continue

@@ -126,6 +126,9 @@ mkdir -m 0755 /run/libvirt /run/vmnet-sandbox
 # sysfs as seen from the sandbox's network namespace (what ip netns exec does).
 umount -l /sys
 mount -t sysfs -o nosuid,nodev,noexec sysfs /sys
+# An empty tmpfs where the cgroup hierarchy would be: crun (host containers,
+# podman) refuses a /sys/fs/cgroup that is neither tmpfs nor cgroup2.
+mount -t tmpfs -o nosuid,nodev,noexec,mode=0755 vmnet-sandbox /sys/fs/cgroup
 
 # The host's libvirt configuration stays visible; writes stay in the sandbox.
 mkdir /run/vmnet-sandbox/etc-libvirt /run/vmnet-sandbox/etc-libvirt.work
