@@ -73,14 +73,20 @@ func TestCapstoneMacvlanLab(t *testing.T) {
 }
 
 // capmacRestart restarts the api's unit, which replaces the container, and
-// requires lab check to find every check green again within two minutes.
+// requires lab check to find every check green again within two minutes
+// (the drop-in attaches the new container with the same address and MAC).
 func capmacRestart(t *testing.T, s string) {
 	guest(t, s, "systemctl", "restart", "vmnet-app-api.service")
 	r := sb(t, s, vmnetBin(t), "-o", "json", "lab", "check", "--converge", "2m", "capstone-macvlan")
 	var c checkJSON
+	var rounds struct {
+		Rounds int `json:"rounds"`
+	}
 	if err := json.Unmarshal([]byte(r.stdout), &c); err != nil {
 		t.Fatalf("lab check JSON: %v\n%s\n%s", err, r.stdout, lastLines(r.stderr, 20))
 	}
+	json.Unmarshal([]byte(r.stdout), &rounds)
+	t.Logf("lab check after the api's restart: %d rounds, %d of %d passed\n%s", rounds.Rounds, c.Passed, c.Total, lastLines(r.stderr, 12))
 	for _, res := range c.Results {
 		if !res.Pass {
 			t.Errorf("after the api's restart: %s: %s; hop %s; cause %s", res.ID, res.Actual, res.Hop, res.Cause)

@@ -206,12 +206,12 @@ func TestPlanAppAttachment(t *testing.T) {
 		t.Errorf("macvlan network: %s", got)
 	}
 	at := steps[1]
-	if got := strings.Join(at.Do[1], " "); !strings.HasSuffix(got, "vmnet-attach vmnet-macvlan-br0 api 192.0.2.60") {
+	if got := strings.Join(at.Do[1], " "); !strings.HasSuffix(got, "vmnet-attach vmnet-macvlan-br0 api 192.0.2.60 "+AttachMAC(capmac(t), "capstone", "api")) {
 		t.Errorf("attach: %s", got)
 	}
 	dropIn := at.Do[0][len(at.Do[0])-1]
 	if at.Do[0][len(at.Do[0])-2] != "/etc/systemd/system/vmnet-app-api.service.d/vmnet-macvlan.conf" ||
-		!strings.Contains(dropIn, "\n[Service]\nExecStartPost=/usr/bin/podman network connect --ip 192.0.2.60 vmnet-macvlan-br0 api") {
+		!strings.Contains(dropIn, "\n[Service]\nExecStartPost=/usr/bin/podman network connect --ip 192.0.2.60 --mac-address "+AttachMAC(capmac(t), "capstone", "api")+" vmnet-macvlan-br0 api") {
 		t.Errorf("drop-in %v", at.Do[0][len(at.Do[0])-2:])
 	}
 	golden := render(steps)
@@ -223,6 +223,22 @@ func TestPlanAppAttachment(t *testing.T) {
 	}
 	if want, err := os.ReadFile(path); err != nil || string(want) != golden {
 		t.Errorf("plan differs from %s (run with -update after checking; %v):\n%s", path, err, golden)
+	}
+}
+
+// TestAttachMAC: the attachment's MAC is a locally administered unicast
+// one, the same for the same lab, node and container, another for another
+// lab.
+func TestAttachMAC(t *testing.T) {
+	l := capmac(t)
+	m := AttachMAC(l, "capstone", "api")
+	if len(m) != 17 || !strings.HasPrefix(m, "02:") || m != AttachMAC(l, "capstone", "api") {
+		t.Errorf("MAC %q: want 02:xx:xx:xx:xx:xx, stable", m)
+	}
+	other := l
+	other.Name = "other"
+	if AttachMAC(other, "capstone", "api") == m {
+		t.Errorf("two labs' api share the MAC %s", m)
 	}
 }
 
@@ -264,7 +280,11 @@ func TestAttachStepShell(t *testing.T) {
 	if err := swap(step.Test).Run(); err == nil {
 		t.Error("the test passes while podman reports no macvlan address")
 	}
-	os.WriteFile(addr, []byte("192.0.2.60\n"), 0o644)
+	os.WriteFile(addr, []byte("192.0.2.60 02:00:00:00:00:01\n"), 0o644)
+	if err := swap(step.Test).Run(); err == nil {
+		t.Error("the test passes with another MAC")
+	}
+	os.WriteFile(addr, []byte("192.0.2.60 "+AttachMAC(capmac(t), "capstone", "api")+"\n"), 0o644)
 	if err := swap(step.Test).Run(); err != nil {
 		t.Errorf("the test fails with the drop-in written and the address attached: %v", err)
 	}
