@@ -26,6 +26,8 @@ import (
 //	macvlan: the host reaches the container on the bridge (ping, listen
 //	  port); the parent VM does not (expected blocked, the host's ping its
 //	  control).
+//	an app container's macvlan attachment (the capstone's api): as
+//	  macvlan, with the app's own answer on its port (appMacvlanChecks).
 //
 // A check whose outcome rests on a mode carries it in Check.Mode, so a
 // wrong expectation fails with that mode's own cause.
@@ -46,6 +48,10 @@ func (p *labPlan) containerMatrix(node string) []Check {
 	var out []Check
 	for _, name := range n.ContainerNames() {
 		c := n.Containers[name]
+		if n.IsAppContainer(name) {
+			out = append(out, appMacvlanChecks(t, name, addrs[name], n.NICFor(c.Parent))...)
+			continue
+		}
 		switch c.Mode() {
 		case lab.ModePodman, lab.ModeBridge:
 			out = append(out, bridgeChecks(t, name, c, addrs[name])...)
@@ -248,6 +254,28 @@ func macvlanChecks(t Target, name string, c lab.Container, a netip.Addr, nic int
 	return append(out, parent)
 }
 
+// appPorts is the port each attachable app container serves, which its
+// macvlan address answers on.
+var appPorts = map[string]int{AppAPI: APIPort}
+
+// appMacvlanChecks: an app container with a macvlan attachment beside
+// app-net (the capstone's api) is a macvlan child on its parent's lab
+// network: the host reaches it there (ping, and the API's JSON from the
+// database on its own port, straight from the bridge, past the proxy and
+// the guest's firewall), its parent VM does not (expected blocked, the
+// host's ping its control), and the host sees it at a MAC of its own. The
+// capstone matrix's checks of it on app-net stay as they are.
+func appMacvlanChecks(t Target, name string, a netip.Addr, nic int) []Check {
+	out := macvlanChecks(t, name, lab.Container{}, a, nic)
+	port := appPorts[name]
+	get := Check{ID: "http:host->" + inside(t, name) + ":" + strconv.Itoa(port), Source: lab.Host, Target: inside(t, name),
+		Method: MethodHTTP, Expect: "200 + JSON with db.version ~ PostgreSQL", From: Place{Kind: OnHost}, Want: WantAPI,
+		To: a, Port: uint16(port), Path: "/", NIC: nic, Container: name}
+	get.Address = "http://" + netip.AddrPortFrom(a, get.Port).String() + "/"
+	out = slices.Insert(out, 1, get)
+	return append(out, neighCheck(t, name, a, nic, WantOwnMAC))
+}
+
 // withLabContainers gives t the lab file's addresses of node's own
 // containers: planned, as vmnet starts them (--ip), live or not.
 func withLabContainers(l lab.Lab, node string, t Target) Target {
@@ -258,6 +286,9 @@ func withLabContainers(l lab.Lab, node string, t Target) Target {
 	t.Containers = slices.Clone(t.Containers)
 	addrs := l.ContainerAddrs(node)
 	for _, name := range n.ContainerNames() {
+		if n.IsAppContainer(name) {
+			continue // its address on app-net is podman's (Discover); its macvlan one is in the checks
+		}
 		i := slices.IndexFunc(t.Containers, func(c Container) bool { return c.Name == name })
 		if i < 0 {
 			t.Containers = append(t.Containers, Container{Name: name, State: "running"})
@@ -273,7 +304,7 @@ func withLabContainers(l lab.Lab, node string, t Target) Target {
 // container with network none; "" for others.
 func (p *labPlan) pathMode(src, dst endpoint, from Place) string {
 	mode := func(node, ctr string) string {
-		if c, ok := p.l.Nodes[node].Containers[ctr]; ok && ctr != "" {
+		if c, ok := p.l.Nodes[node].Containers[ctr]; ok && ctr != "" && !p.l.Nodes[node].IsAppContainer(ctr) {
 			return c.Mode()
 		}
 		return ""

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"vmnet/internal/lab"
+	"vmnet/templates"
 )
 
 // modesLab is the built-in modes lab and its node as Describe would see it
@@ -210,7 +211,110 @@ nodes:
 	if _, err := lab.Parse([]byte(strings.Replace(yaml, `"8081:80"`, `"8080:80"`, 1)), "both.lab.yaml"); err == nil || !strings.Contains(err.Error(), "first: the capstone app's proxy") {
 		t.Errorf("publishing the app's 8080 again: %v", err)
 	}
-	if _, err := lab.Parse([]byte(strings.Replace(yaml, "side:", "db:", 1)), "both.lab.yaml"); err == nil || !strings.Contains(err.Error(), "is a container of app capstone") {
+	if _, err := lab.Parse([]byte(strings.Replace(yaml, "side:", "db:", 1)), "both.lab.yaml"); err == nil || !strings.Contains(err.Error(), "is app capstone's own container db") {
 		t.Errorf("a container named like the app's db: %v", err)
+	}
+}
+
+// capmacLab is the built-in capstone-macvlan lab, with a declared check
+// from the VM to its api appended, and its node running as Discover
+// would see it (the app's containers on app-net).
+func capmacLab(t *testing.T) (lab.Lab, map[string]Target) {
+	t.Helper()
+	b, err := templates.Lab("capstone-macvlan")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := parseLab(t, string(b)+"checks:\n  - {from: capstone, to: capstone/api, tcp: 5000}\n")
+	return l, map[string]Target{"capstone": capstoneTarget()}
+}
+
+// TestCapstoneMacvlanChecks: the api's macvlan attachment adds the host
+// reaching it on its own address (ping, the API's JSON from the database
+// on 5000) and the parent VM not reaching it (expected blocked, mode
+// macvlan); every capstone check stays, the api still on app-net for the
+// VM, the proxy and declared checks.
+func TestCapstoneMacvlanChecks(t *testing.T) {
+	l, targets := capmacLab(t)
+	runs := LabMatrix(l, targets)
+	checkLabIDs(t, runs)
+	plain, err := lab.LoadRef("capstone")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range LabMatrix(plain, targets)["capstone"] {
+		if got, _, ok := find(runs, c.ID); !ok || got.To != c.To || got.Want != c.Want {
+			t.Errorf("capstone's %s: planned %v, to %s want %q; want to %s, %q", c.ID, ok, got.To, got.Want, c.To, c.Want)
+		}
+	}
+	mv := netip.MustParseAddr("192.0.2.60")
+	want := []struct {
+		id, addr string
+		want     Want
+		mode     string
+		requires []string
+	}{
+		{"ping:host->capstone/api", "192.0.2.60", WantReply, "", nil},
+		{"http:host->capstone/api:5000", "http://192.0.2.60:5000/", WantAPI, "", nil},
+		{"ping:capstone->capstone/api", "192.0.2.60", WantNoReply, lab.ModeMacvlan, []string{"ping:host->capstone/api"}},
+		{"neigh:host->capstone/api", "192.0.2.60", WantOwnMAC, lab.ModeMacvlan, nil},
+		{"checks[0]:tcp:capstone->capstone/api:5000", "10.89.0.3:5000", WantOpen, "", nil},
+	}
+	for _, w := range want {
+		c, run, ok := find(runs, w.id)
+		switch {
+		case !ok:
+			t.Errorf("%s is not planned", w.id)
+		case run != "capstone" || c.Want != w.want || c.Mode != w.mode || !slices.Equal(c.Requires, w.requires) || c.Address != w.addr:
+			t.Errorf("%s: run %s want %q mode %q requires %v address %s; want run capstone, %q, %q, %v, %s", w.id, run, c.Want, c.Mode, c.Requires, c.Address, w.want, w.mode, w.requires, w.addr)
+		case c.Unknown != "":
+			t.Errorf("%s: %s", w.id, c.Unknown)
+		case strings.HasPrefix(w.id, "checks[") != (c.To != mv) || (c.NIC != 1 && c.From.Kind == OnHost):
+			t.Errorf("%s: to %s on NIC %d", w.id, c.To, c.NIC)
+		}
+	}
+	if c, _, _ := find(runs, "ping:capstone->api"); c.To != netip.MustParseAddr("10.89.0.3") {
+		t.Errorf("the VM pings the api at %s, want its app-net address 10.89.0.3", c.To)
+	}
+	if n := len(runs["capstone"]); n != 21+4+1 {
+		t.Errorf("%d checks, want the capstone's 21, 4 for the attachment and 1 declared", n)
+	}
+}
+
+// TestCapstoneMacvlanJudgement: the API's answer on the macvlan address
+// passes, a refusal fails; the parent's blocked ping passes unanswered and
+// fails with the mode's cause when it gets through.
+func TestCapstoneMacvlanJudgement(t *testing.T) {
+	l, targets := capmacLab(t)
+	runs := LabMatrix(l, targets)
+	get := func(id string) Check {
+		c, _, ok := find(runs, id)
+		if !ok {
+			t.Fatalf("%s is not planned", id)
+		}
+		c.Requires = nil
+		return c
+	}
+	tg := targets["capstone"]
+	w := healthyWorld()
+	w.gets["http://192.0.2.60:5000/"] = httpAnswer{status: 200, body: apiJSON}
+	if r := Run(context.Background(), w, w, tg, []Check{get("http:host->capstone/api:5000")}, Options{})[0]; !r.Pass {
+		t.Errorf("the API's JSON on its macvlan address: %s", r.Actual)
+	}
+	delete(w.gets, "http://192.0.2.60:5000/")
+	if r := Run(context.Background(), w, w, tg, []Check{get("http:host->capstone/api:5000")}, Options{})[0]; r.Pass {
+		t.Errorf("a refused GET on the macvlan address passed: %s", r.Actual)
+	}
+	parent := get("ping:capstone->capstone/api")
+	if r := Run(context.Background(), quietHost{}, exitGuest{1}, tg, []Check{parent}, Options{})[0]; !r.Pass {
+		t.Errorf("the parent's unanswered ping: %s", r.Actual)
+	}
+	if r := Run(context.Background(), quietHost{}, exitGuest{0}, tg, []Check{parent}, Options{})[0]; r.Pass || r.Cause != CauseModeNotHeld {
+		t.Errorf("the parent reaching its macvlan child: pass %v cause %q, want %q", r.Pass, r.Cause, CauseModeNotHeld)
+	}
+	reach := parent
+	reach.Want, reach.ID = WantReply, "reach"
+	if r := Run(context.Background(), quietHost{}, exitGuest{1}, tg, []Check{reach}, Options{})[0]; r.Cause != CauseMacvlanParent {
+		t.Errorf("a reach expectation from the parent: cause %q (%s), want %q", r.Cause, r.Actual, CauseMacvlanParent)
 	}
 }

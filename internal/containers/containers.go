@@ -60,12 +60,60 @@ func Plan(l lab.Lab, node string) []Step {
 	out = append(out, podSteps(l, node)...)
 	out = append(out, firewallSteps(l, node)...)
 	for _, name := range n.ContainerNames() {
+		if n.IsAppContainer(name) {
+			out = append(out, attachStep(l, node, name))
+			continue
+		}
 		out = append(out, containerStep(l, node, name))
 		if n.Containers[name].Mode() == lab.ModeIPvlan {
 			out = append(out, ipvlanStep(l, node, name))
 		}
 	}
 	return out
+}
+
+// AppUnit is the guest's systemd unit that runs the app's container name
+// (templates/capstone: vmnet-app-api.service for api).
+func AppUnit(name string) string { return "vmnet-app-" + name + ".service" }
+
+// AttachDropIn is where vmnet writes the drop-in of the unit that runs
+// the app's container name, which attaches it to its macvlan network
+// again after every start: the unit runs the container with --rm
+// --replace, so a restarted one (Restart=always, the health watchdog, a
+// reboot) starts on app-net alone.
+func AttachDropIn(name string) string {
+	return "/etc/systemd/system/" + AppUnit(name) + ".d/vmnet-macvlan.conf"
+}
+
+// AttachMAC is the MAC of an app container's macvlan attachment: locally
+// administered, from the lab's, node's and container's names, so a
+// restarted container answers at the MAC the LAN's neighbour tables (the
+// host's) already have; a new random one would go unanswered until their
+// entries expire.
+func AttachMAC(l lab.Lab, node, name string) string {
+	sum := sha256.Sum256([]byte(l.Name + "\x00" + node + "\x00" + name))
+	return fmt.Sprintf("02:%02x:%02x:%02x:%02x:%02x", sum[0], sum[1], sum[2], sum[3], sum[4])
+}
+
+// attachStep gives an app container (the capstone's api) its macvlan
+// attachment beside the app's network: the unit's drop-in (AttachDropIn,
+// then systemctl daemon-reload) and, for the container running now,
+// podman network connect with its static address and MAC (AttachMAC). Its
+// test: the container has that address and MAC on the macvlan network and
+// the drop-in is as planned.
+func attachStep(l lab.Lab, node, name string) Step {
+	c := l.Nodes[node].Containers[name]
+	mv, addr, mac := MacvlanNetwork(c.Parent), c.Address.Addr().String(), AttachMAC(l, node, name)
+	file := AttachDropIn(name)
+	dropIn := fmt.Sprintf("# vmnet lab %s: %s's macvlan attachment on %s (%s), again after every start\n[Service]\nExecStartPost=/usr/bin/podman network connect --ip %s --mac-address %s %s %s",
+		l.Name, name, c.Parent, c.Address, addr, mac, mv, name)
+	format := `{{with index .NetworkSettings.Networks "` + mv + `"}}{{.IPAddress}} {{.MacAddress}}{{end}}`
+	return Step{What: fmt.Sprintf("attach app container %s to %s (macvlan on %s) as %s", name, mv, c.Parent, c.Address), Label: "attachment " + name,
+		Test: []string{"sh", "-c", `[ "$(podman container inspect --format "$1" "$2" 2>/dev/null)" = "$3" ] && [ "$(cat "$4" 2>/dev/null)" = "$5" ]`,
+			"vmnet-test", format, name, addr + " " + mac, file, dropIn},
+		Do: [][]string{
+			{"sh", "-c", `set -e; mkdir -p "${1%/*}"; printf '%s\n' "$2" >"$1"; systemctl daemon-reload`, "vmnet-dropin", file, dropIn},
+			{"sh", "-c", `podman network disconnect -f "$1" "$2" >/dev/null 2>&1 || true; podman network connect --ip "$3" --mac-address "$4" "$1" "$2"`, "vmnet-attach", mv, name, addr, mac}}}
 }
 
 // ipvlanStep gives an ipvlan container (started with network none) its

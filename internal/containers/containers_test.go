@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -172,4 +173,123 @@ func (o okDo) Exec(ctx context.Context, argv []string, d time.Duration) (string,
 
 func isTest(argv []string) bool {
 	return (len(argv) > 3 && argv[0] == "sh" && (argv[3] == "vmnet-test" || argv[3] == "vmnet-fw")) || slices.Contains(argv, "exists")
+}
+
+func capmac(t *testing.T) lab.Lab {
+	t.Helper()
+	l, err := lab.LoadRef("capstone-macvlan")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+// TestPlanAppAttachment: the capstone-macvlan lab's api entry starts no
+// container: it makes the macvlan network on the guest's br0 NIC, then
+// attaches the app's running api with its address and gives its unit the
+// drop-in that attaches it again after every start.
+func TestPlanAppAttachment(t *testing.T) {
+	steps := Plan(capmac(t), "capstone")
+	var labels []string
+	for _, s := range steps {
+		labels = append(labels, s.Label)
+		for _, d := range s.Do {
+			if slices.Contains(d, "run") && d[0] == "podman" {
+				t.Errorf("%s runs a container: %v", s.Label, d)
+			}
+		}
+	}
+	if want := []string{"network vmnet-macvlan-br0", "attachment api"}; !slices.Equal(labels, want) {
+		t.Fatalf("steps %v, want %v", labels, want)
+	}
+	if got := strings.Join(steps[0].Do[1], " "); !strings.Contains(got, "-d macvlan -o parent=eth1 --subnet 192.0.2.0/24 --gateway 192.0.2.1") {
+		t.Errorf("macvlan network: %s", got)
+	}
+	at := steps[1]
+	if got := strings.Join(at.Do[1], " "); !strings.HasSuffix(got, "vmnet-attach vmnet-macvlan-br0 api 192.0.2.60 "+AttachMAC(capmac(t), "capstone", "api")) {
+		t.Errorf("attach: %s", got)
+	}
+	dropIn := at.Do[0][len(at.Do[0])-1]
+	if at.Do[0][len(at.Do[0])-2] != "/etc/systemd/system/vmnet-app-api.service.d/vmnet-macvlan.conf" ||
+		!strings.Contains(dropIn, "\n[Service]\nExecStartPost=/usr/bin/podman network connect --ip 192.0.2.60 --mac-address "+AttachMAC(capmac(t), "capstone", "api")+" vmnet-macvlan-br0 api") {
+		t.Errorf("drop-in %v", at.Do[0][len(at.Do[0])-2:])
+	}
+	golden := render(steps)
+	path := filepath.Join("testdata", "capstone-macvlan.plan.golden")
+	if *update {
+		if err := os.WriteFile(path, []byte(golden), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if want, err := os.ReadFile(path); err != nil || string(want) != golden {
+		t.Errorf("plan differs from %s (run with -update after checking; %v):\n%s", path, err, golden)
+	}
+}
+
+// TestAttachMAC: the attachment's MAC is a locally administered unicast
+// one, the same for the same lab, node and container, another for another
+// lab.
+func TestAttachMAC(t *testing.T) {
+	l := capmac(t)
+	m := AttachMAC(l, "capstone", "api")
+	if len(m) != 17 || !strings.HasPrefix(m, "02:") || m != AttachMAC(l, "capstone", "api") {
+		t.Errorf("MAC %q: want 02:xx:xx:xx:xx:xx, stable", m)
+	}
+	other := l
+	other.Name = "other"
+	if AttachMAC(other, "capstone", "api") == m {
+		t.Errorf("two labs' api share the MAC %s", m)
+	}
+}
+
+// TestAttachStepShell runs the attach step's drop-in command and its test
+// with sh, a stand-in podman and systemctl, and the drop-in in a temporary
+// directory: the test passes once the drop-in is written and podman
+// reports the address, and fails when either differs.
+func TestAttachStepShell(t *testing.T) {
+	if _, err := exec.LookPath("sh"); err != nil {
+		t.Skip("no sh")
+	}
+	bin, dir := t.TempDir(), t.TempDir()
+	addr := filepath.Join(dir, "addr")
+	stub := "#!/bin/sh\ncat " + strconv.Quote(addr) + " 2>/dev/null || true\n"
+	for _, name := range []string{"podman", "systemctl"} {
+		if err := os.WriteFile(filepath.Join(bin, name), []byte(stub), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	step := Plan(capmac(t), "capstone")[1]
+	file := filepath.Join(dir, "vmnet-app-api.service.d", "vmnet-macvlan.conf")
+	swap := func(argv []string) *exec.Cmd {
+		argv = slices.Clone(argv)
+		for i, a := range argv {
+			if a == AttachDropIn("api") {
+				argv[i] = file
+			}
+		}
+		cmd := exec.Command(argv[0], argv[1:]...)
+		cmd.Env = append(os.Environ(), "PATH="+bin+":/usr/bin:/bin")
+		return cmd
+	}
+	if err := swap(step.Test).Run(); err == nil {
+		t.Fatal("the test passes before the step is done")
+	}
+	if out, err := swap(step.Do[0]).CombinedOutput(); err != nil {
+		t.Fatalf("drop-in: %v: %s", err, out)
+	}
+	if err := swap(step.Test).Run(); err == nil {
+		t.Error("the test passes while podman reports no macvlan address")
+	}
+	os.WriteFile(addr, []byte("192.0.2.60 02:00:00:00:00:01\n"), 0o644)
+	if err := swap(step.Test).Run(); err == nil {
+		t.Error("the test passes with another MAC")
+	}
+	os.WriteFile(addr, []byte("192.0.2.60 "+AttachMAC(capmac(t), "capstone", "api")+"\n"), 0o644)
+	if err := swap(step.Test).Run(); err != nil {
+		t.Errorf("the test fails with the drop-in written and the address attached: %v", err)
+	}
+	os.WriteFile(file, []byte("[Service]\n"), 0o644)
+	if err := swap(step.Test).Run(); err == nil {
+		t.Error("the test passes with another drop-in")
+	}
 }

@@ -228,7 +228,40 @@ func applyContainers(s *vmspec.Spec, n Node) {
 }
 
 // AllContainers is every container a check may name on the node: its
-// app's, then its own in name order.
+// app's, then its own in name order (an app container's attachment entry
+// names the app's container, listed once).
 func (n Node) AllContainers() []string {
-	return append(slices.Clone(AppContainers[n.App]), n.ContainerNames()...)
+	out := slices.Clone(AppContainers[n.App])
+	for _, name := range n.ContainerNames() {
+		if !n.IsAppContainer(name) {
+			out = append(out, name)
+		}
+	}
+	return out
+}
+
+// AppAttachable are the containers of each built-in app that a node's
+// containers map may give a macvlan attachment beside the app's own
+// network: the capstone's api (the chapter's "macvlan for the API to get
+// a real LAN IP"). db and proxy keep app-net alone.
+var AppAttachable = map[string][]string{"capstone": {"api"}}
+
+// IsAppContainer reports whether name is one of the node's app's
+// containers: its entry under containers does not start a container, it
+// attaches the app's own one to a macvlan network as well (AppAttachable).
+func (n Node) IsAppContainer(name string) bool {
+	return slices.Contains(AppContainers[n.App], name)
+}
+
+// AppAttachments is the node's entries under containers that name its
+// app's containers, in name order: each a macvlan attachment of the app's
+// container, which keeps the app's network too.
+func (n Node) AppAttachments() []string {
+	var out []string
+	for _, name := range n.ContainerNames() {
+		if n.IsAppContainer(name) {
+			out = append(out, name)
+		}
+	}
+	return out
 }

@@ -129,3 +129,96 @@ func TestContainerValidation(t *testing.T) {
 		})
 	}
 }
+
+// capmacYAML is the built-in capstone-macvlan lab's file.
+func capmacYAML(t *testing.T) string {
+	t.Helper()
+	b, err := templates.Lab("capstone-macvlan")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// TestCapstoneMacvlanParses: the api entry attaches the app's api (it is
+// no container of the node's own), with its macvlan address planned.
+func TestCapstoneMacvlanParses(t *testing.T) {
+	l, err := Parse([]byte(capmacYAML(t)), "capstone-macvlan.lab.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := l.Nodes["capstone"]
+	if got := n.AppAttachments(); len(got) != 1 || got[0] != "api" {
+		t.Errorf("app attachments %v, want [api]", got)
+	}
+	if got := strings.Join(n.AllContainers(), ","); got != "db,api,proxy" {
+		t.Errorf("containers a check may name: %s, want db,api,proxy (api once)", got)
+	}
+	if a := l.ContainerAddrs("capstone")["api"]; a != netip.MustParseAddr("192.0.2.60") {
+		t.Errorf("api's macvlan address %s, want 192.0.2.60", a)
+	}
+	if n.IsAppContainer("web") || !n.IsAppContainer("db") {
+		t.Errorf("IsAppContainer: web %v, db %v", n.IsAppContainer("web"), n.IsAppContainer("db"))
+	}
+	s, err := l.Spec("capstone")
+	if err != nil || !s.Ready.Agent || len(s.Provision.Commands) == 0 {
+		t.Errorf("the node keeps the capstone app's provisioning: ready %v, %d commands, err %v", s.Ready, len(s.Provision.Commands), err)
+	}
+}
+
+// TestAppAttachmentValidation: an entry naming an app container is
+// refused, with the field and the fix, unless it is an attachable
+// container's macvlan attachment and nothing more.
+func TestAppAttachmentValidation(t *testing.T) {
+	const entry = "api: {network: macvlan, parent: br0, address: 192.0.2.60/24}"
+	cases := []struct{ name, new, want, fix string }{
+		{"db is not attachable", "db: {network: macvlan, parent: br0, address: 192.0.2.60/24}",
+			`capstone-macvlan.lab.yaml:36: nodes.capstone.containers.db: "db" is app capstone's own container db, which keeps the app's network alone: only api can gain`, "leave db out of containers"},
+		{"not macvlan", "api: {network: podman}",
+			`nodes.capstone.containers.api.network: "podman" is not macvlan: app capstone's container api keeps app-net`, "use network: macvlan with parent"},
+		{"ipvlan", "api: {network: ipvlan, parent: br0, address: 192.0.2.60/24}",
+			`nodes.capstone.containers.api.network: "ipvlan" is not macvlan`, "use network: macvlan"},
+		{"network missing", "api: {parent: br0, address: 192.0.2.60/24}",
+			`nodes.capstone.containers.api.network is missing: app capstone's container api`, "use network: macvlan"},
+		{"listen", "api: {network: macvlan, parent: br0, address: 192.0.2.60/24, listen: 80}",
+			`nodes.capstone.containers.api.listen is set on app capstone's container api, which the app starts itself`, "leave listen out"},
+		{"command", "api: {network: macvlan, parent: br0, address: 192.0.2.60/24, command: sleep 1}",
+			`nodes.capstone.containers.api.command is set on app capstone's container api`, "leave command out"},
+		{"ports", `api: {network: macvlan, parent: br0, address: 192.0.2.60/24, ports: ["5000"]}`,
+			`nodes.capstone.containers.api.ports is set on app capstone's container api`, "leave ports out"},
+		{"pod", "api: {network: macvlan, parent: br0, address: 192.0.2.60/24, pod: p1}",
+			`nodes.capstone.containers.api.pod is set on app capstone's container api`, "leave pod out"},
+		{"parent not a NIC", "api: {network: macvlan, parent: nat1, address: 192.0.2.60/24}",
+			`nodes.capstone.containers.api.parent: "nat1" is not the network of one of node capstone's NICs (did you mean nat0?)`, "use one of: br0, nat0"},
+		{"address missing", "api: {network: macvlan, parent: br0}",
+			`nodes.capstone.containers.api.address is missing: a macvlan container needs a static address on br0`, "192.0.2."},
+		{"address is the VM's", "api: {network: macvlan, parent: br0, address: 192.0.2.10/24}",
+			`nodes.capstone.containers.api.address: "192.0.2.10/24" is already in use: node capstone's eth1`, "use a free address"},
+		{"address outside", "api: {network: macvlan, parent: br0, address: 10.0.0.60/24}",
+			`"10.0.0.60/24" is not in network br0's subnet 192.0.2.0/24`, "192.0.2."},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			s := capmacYAML(t)
+			if !strings.Contains(s, entry) {
+				t.Fatalf("the capstone-macvlan lab has no %q", entry)
+			}
+			_, err := Parse([]byte(strings.Replace(s, entry, tc.new, 1)), "capstone-macvlan.lab.yaml")
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error:\n  %v\nwant a part:\n  %s", err, tc.want)
+			}
+			if !errors.Is(err, errs.ErrInvalid) {
+				t.Errorf("%v is not ErrInvalid (exit 2)", err)
+			}
+			var h errs.Hinted
+			if !errors.As(err, &h) || !strings.Contains(h.Hint(), tc.fix) {
+				t.Errorf("hint %q, want a part %q", h.Hint(), tc.fix)
+			}
+		})
+	}
+	// Without the app, api is an ordinary container name.
+	s := strings.Replace(strings.Replace(capmacYAML(t), "    app: capstone\n", "", 1), entry, "api: {network: podman, listen: 80}", 1)
+	if l, err := Parse([]byte(s), "x.lab.yaml"); err != nil || l.Nodes["capstone"].IsAppContainer("api") {
+		t.Errorf("api on a node without an app: %v", err)
+	}
+}

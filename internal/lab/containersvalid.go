@@ -137,10 +137,12 @@ func (l Lab) validateContainer(p *problems, node, name string, holders map[strin
 	n := l.Nodes[node]
 	c := n.Containers[name]
 	f := func(k string) string { return "nodes." + node + ".containers." + name + "." + k }
+	if n.IsAppContainer(name) {
+		l.validateAppAttachment(p, node, name, f, holders)
+		return
+	}
 	if err := vmspec.ValidateName(name); err != nil {
 		p.add("nodes."+node+".containers."+name, name, "is not a container name: lower-case letters, digits and '-'", "call it for example web1")
-	} else if slices.Contains(AppContainers[n.App], name) {
-		p.add("nodes."+node+".containers."+name, name, "is a container of app "+n.App+" on this node", "call it something else, such as "+name+"1")
 	}
 	if c.Pod != "" && c.Network != "" {
 		p.add(f("pod"), c.Pod, "is set together with network: a pod member uses the pod's network namespace", "leave network out of pod members (pods use podman's default network), or leave pod out")
@@ -294,4 +296,33 @@ func (l Lab) sharesParent(node, name string) bool {
 		}
 	}
 	return false
+}
+
+// validateAppAttachment checks an entry that names one of the node's app's
+// containers: it gives that container a macvlan attachment beside the
+// app's network, so it may only be an attachable container, with network
+// macvlan, parent and address (checked as any macvlan container's) and
+// nothing the app sets itself (command, listen, ports, pod, mode).
+func (l Lab) validateAppAttachment(p *problems, node, name string, f func(string) string, holders map[string][]vmspec.AddrHolder) {
+	n := l.Nodes[node]
+	c := n.Containers[name]
+	attachable := AppAttachable[n.App]
+	if !slices.Contains(attachable, name) {
+		p.add("nodes."+node+".containers."+name, name, "is app "+n.App+"'s own container "+name+", which keeps the app's network alone: only "+
+			strings.Join(attachable, ", ")+" can gain a macvlan attachment", "leave "+name+" out of containers, or call a container of your own something else, such as "+name+"1")
+		return
+	}
+	set := map[string]bool{"command": c.Command != "", "listen": c.Listen != 0, "ports": len(c.Ports) > 0, "pod": c.Pod != "", "mode": c.IPvlanMode != ""}
+	for _, k := range []string{"pod", "command", "listen", "ports", "mode"} {
+		if set[k] {
+			p.add(f(k), "", "is set on app "+n.App+"'s container "+name+", which the app starts itself (its own command and port, on app-net)",
+				"leave "+k+" out: an entry for "+name+" only attaches it, with network: macvlan, parent and address")
+		}
+	}
+	if c.Network != ModeMacvlan {
+		p.add(f("network"), c.Network, or(map[string]string{"": "is missing"}[c.Network], "is not macvlan")+": app "+n.App+"'s container "+name+" keeps app-net and can only gain a macvlan attachment",
+			"use network: macvlan with parent: LABNET and address: CIDR, or leave "+name+" out of containers")
+		return
+	}
+	l.validateMacvlan(p, node, name, f, holders)
 }

@@ -60,7 +60,7 @@ func cnetLines(n Node, name string) []string {
 // containerLines label node's container name: its name, its mode (with
 // its address, or where it lives), the port it listens on and the ports
 // it publishes. A macvlan or ipvlan container's address is on its line to
-// the lab network.
+// the lab network. An app container's attachment says it keeps app-net.
 func containerLines(l Lab, node, name string) []string {
 	n := l.Nodes[node]
 	c := n.Containers[name]
@@ -79,6 +79,9 @@ func containerLines(l Lab, node, name string) []string {
 		where = "pod member"
 	}
 	lines := []string{name, where}
+	if n.IsAppContainer(name) { // an attachment: the app's container keeps app-net
+		lines = []string{name, "app " + n.App + "'s, on app-net", "and " + where}
+	}
 	if c.Listen > 0 {
 		lines = append(lines, fmt.Sprintf("listens :%d", c.Listen))
 	}

@@ -19,7 +19,7 @@ func builtin(t *testing.T, name string) Lab {
 	return l
 }
 
-// TestGraphContainersGolden: the modes and pod-sidecar labs, drawn from the
+// TestGraphContainersGolden: the modes, pod-sidecar and capstone-macvlan labs, drawn from the
 // file alone and live, match their golden files.
 func TestGraphContainersGolden(t *testing.T) {
 	live := &Live{States: map[string]string{"modes": "running"}, Links: map[NICRef]Link{{"modes", 1}: {Passed: 3}}}
@@ -34,6 +34,8 @@ func TestGraphContainersGolden(t *testing.T) {
 		{"modes-live.mmd", "modes", live, FormatMermaid},
 		{"pod-sidecar.dot", "pod-sidecar", nil, FormatDOT},
 		{"pod-sidecar.mmd", "pod-sidecar", nil, FormatMermaid},
+		{"capstone-macvlan.dot", "capstone-macvlan", nil, FormatDOT},
+		{"capstone-macvlan.mmd", "capstone-macvlan", nil, FormatMermaid},
 	} {
 		got, err := Graph(builtin(t, tc.lab), tc.live, tc.format)
 		if err != nil {
@@ -82,6 +84,18 @@ func TestGraphContainers(t *testing.T) {
 	}
 }
 
+// TestGraphAppAttachment: the capstone's api, attached to macvlan on br0,
+// is drawn as keeping app-net, with its dashed line and address to br0.
+func TestGraphAppAttachment(t *testing.T) {
+	got, _ := Graph(builtin(t, "capstone-macvlan"), nil, FormatDOT)
+	for _, want := range []string{`label="api\napp capstone's, on app-net\nand macvlan on eth1"`,
+		`"ctr/capstone/api" -- "net/br0" [label="macvlan eth1\n192.0.2.60/24", style=dashed`} {
+		if !strings.Contains(string(got), want) {
+			t.Errorf("DOT has no %s:\n%s", want, got)
+		}
+	}
+}
+
 // TestGraphContainersLiveLinkStyles: the container links come after the
 // NICs', so a live linkStyle still colours its NIC.
 func TestGraphContainersLiveLinkStyles(t *testing.T) {
@@ -104,7 +118,7 @@ func TestGraphContainersLiveLinkStyles(t *testing.T) {
 func TestRenderContainersSVG(t *testing.T) {
 	requireTool(t, "dot")
 	requireTool(t, "xmllint")
-	for _, name := range []string{"modes", "pod-sidecar"} {
+	for _, name := range []string{"modes", "pod-sidecar", "capstone-macvlan"} {
 		l := builtin(t, name)
 		svg, err := Render(context.Background(), l, nil, FormatSVG)
 		if err != nil {
