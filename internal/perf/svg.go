@@ -128,8 +128,8 @@ func svgBaseline(b *strings.Builder, rep *Report, max float64) {
 
 // svgRow writes one pair: its name and mode, its bar and values, its UDP line.
 func svgRow(b *strings.Builder, r Result, y int, max float64) {
-	fmt.Fprintf(b, `<text x="%d" y="%d" font-size="14" font-weight="bold" fill="#222222">%s</text>`+"\n", svgLabelX, y+14, esc(r.Pair))
-	fmt.Fprintf(b, `<text x="%d" y="%d" font-size="12" fill="#555555">%s</text>`+"\n", svgLabelX, y+31, esc(r.Mode))
+	fmt.Fprintf(b, `<text x="%d" y="%d" font-size="14" font-weight="bold" fill="#222222"%s>%s</text>`+"\n", svgLabelX, y+14, fitLabel(r.Pair, 14*0.66), esc(r.Pair))
+	fmt.Fprintf(b, `<text x="%d" y="%d" font-size="12" fill="#555555"%s>%s</text>`+"\n", svgLabelX, y+31, fitLabel(r.Mode, 12*0.6), esc(r.Mode))
 	if r.TCP == nil || max <= 0 {
 		fmt.Fprintf(b, `<text x="%d" y="%d" font-size="13" fill="#b00020"%s>%s</text>`+"\n", svgBarX, y+17, svgHalo, esc("not measured: "+short(r.Error, 70)))
 		return
@@ -148,6 +148,16 @@ func svgRow(b *strings.Builder, r Result, y int, max float64) {
 	}
 	fmt.Fprintf(b, `<text x="%.1f" y="%d" font-size="14" font-weight="bold" fill="#222222"%s>%s</text>`+"\n", end+8, y+17, svgHalo, esc(value))
 	fmt.Fprintf(b, `<text x="%d" y="%d" font-size="12" fill="#555555">%s</text>`+"\n", svgBarX, y+42, esc(udpLine(r)))
+}
+
+// fitLabel squeezes a label whose characters, charW wide on average,
+// would run into the bars into the room before them; "" for one that fits.
+func fitLabel(s string, charW float64) string {
+	room := svgBarX - svgLabelX - 10
+	if float64(len([]rune(s)))*charW <= float64(room) {
+		return ""
+	}
+	return fmt.Sprintf(` textLength="%d" lengthAdjust="spacingAndGlyphs"`, room)
 }
 
 // udpLine is the row's second line: retransmits and the UDP test.
