@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
@@ -26,11 +27,12 @@ var podSidecarPassing = []string{
 	"checks[2]:http:host->pods:podbr:8080", "checks[3]:tcp:host->pods:podbr:8000",
 }
 
-// Issue 10's first and third acceptance: the built-in modes lab (one
+// Issue 10's first, third and fourth acceptance: the built-in modes lab (one
 // capstone VM with a container in each network mode) and the pod-sidecar
 // lab come up at once, two lab up processes in one sandbox, each with
 // every check green, the modes lab's including at least one
-// expected-blocked check per mode; a second up changes nothing; lab down
+// expected-blocked check per mode; vmnet perf measures its bridge, host,
+// macvlan and ipvlan containers; a second up changes nothing; lab down
 // of both leaves nothing behind.
 func TestModesLab(t *testing.T) {
 	capstoneImage(t)
@@ -45,6 +47,7 @@ func TestModesLab(t *testing.T) {
 	if !t.Failed() {
 		checkModesLab(t, modes)
 		requirePassed(t, "pod-sidecar", pod, podSidecarPassing)
+		t.Run("perf container pairs", func(t *testing.T) { perfModes(t, s) })
 		t.Run("second up changes nothing", func(t *testing.T) {
 			again, r := labUp(t, s, "modes", "--no-check")
 			if r.code != 0 || again.Outcome != "unchanged" || len(again.Changes) != 0 {
@@ -106,4 +109,48 @@ func checkModesLab(t *testing.T, up labUpJSON) {
 	if containerSteps != 8 {
 		t.Errorf("lab up started %d containers, want 8: %v", containerSteps, up.Changes)
 	}
+}
+
+// perfModes: vmnet perf modes (2 s tests) gives each container network
+// mode's pair (bridge, host, macvlan, ipvlan) a positive TCP throughput,
+// with the bridge container pair the baseline the others are compared with.
+func perfModes(t *testing.T, s string) {
+	need(t, "iperf3")
+	start := time.Now()
+	r := sb(t, s, vmnetBin(t), "perf", "modes", "-o", "json", "--seconds", "2")
+	t.Logf("perf modes: exit %d after %s\n%s", r.code, time.Since(start).Round(time.Second), r.stderr)
+	var rep perfJSON
+	if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil {
+		t.Fatalf("perf JSON: %v\n%s", err, r.stdout)
+	}
+	byMode := map[string]string{}
+	for _, p := range rep.Pairs {
+		switch {
+		case p.Error != "":
+			t.Errorf("%s: %s", p.Pair, p.Error)
+		case p.TCP == nil || p.TCP.BitsPerSecond <= 0:
+			t.Errorf("%s: no positive TCP throughput", p.Pair)
+		default:
+			t.Logf("%s (%s): TCP %.0f Mbit/s, ratio %v", p.Pair, p.Mode, p.TCP.BitsPerSecond/1e6, deref(p.Ratio))
+			if p.ContainerMode != "" {
+				byMode[p.ContainerMode] = p.Pair
+			}
+		}
+	}
+	for _, mode := range []string{"bridge", "host", "macvlan", "ipvlan"} {
+		if byMode[mode] == "" {
+			t.Errorf("no %s container pair with a positive TCP throughput: %s", mode, r.stdout)
+		}
+	}
+	if rep.Baseline != "modes-modes/plain:podman" || r.code != 0 {
+		t.Errorf("perf modes: exit %d, baseline %q; want exit 0 and the bridge container pair modes-modes/plain:podman", r.code, rep.Baseline)
+	}
+}
+
+// deref is a ratio for a log line: its value, or -1 without one.
+func deref(v *float64) float64 {
+	if v == nil {
+		return -1
+	}
+	return *v
 }

@@ -12,12 +12,14 @@ type perfJSON struct {
 	Lab      string `json:"lab"`
 	Baseline string `json:"baseline"`
 	Pairs    []struct {
-		Pair        string   `json:"pair"`
-		NetworkKind string   `json:"network_kind"`
-		Baseline    bool     `json:"baseline"`
-		Ratio       *float64 `json:"ratio"`
-		Error       string   `json:"error"`
-		TCP         *struct {
+		Pair          string   `json:"pair"`
+		Mode          string   `json:"mode"`
+		NetworkKind   string   `json:"network_kind"`
+		ContainerMode string   `json:"container_mode"`
+		Baseline      bool     `json:"baseline"`
+		Ratio         *float64 `json:"ratio"`
+		Error         string   `json:"error"`
+		TCP           *struct {
 			BitsPerSecond float64 `json:"bits_per_second"`
 			Retransmits   int     `json:"retransmits"`
 		} `json:"tcp"`

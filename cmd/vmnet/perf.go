@@ -19,24 +19,30 @@ import (
 func perfCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "perf",
-		Usage:     "measure a running lab's throughput with iperf3, pair by pair, as ratios to its bridge pair",
+		Usage:     "measure a running lab's throughput with iperf3, pair by pair (VMs and containers), as ratios to its bridge pair",
 		ArgsUsage: "NAME|FILE",
 		Description: "Runs iperf3 between pairs of a lab that is up, one pair at a time: TCP for --seconds, then UDP\n" +
 			"at --udp-rate. The pairs follow from the lab: host -> VM on each nat, isolated and bridge network,\n" +
 			"VM -> VM on each bridge and macvtap network two nodes share (the host cannot reach a macvtap guest\n" +
-			"through its parent, so a peer guest measures it). A pair is named CLIENT-SERVER:NET; the client\n" +
-			"sends. Each pair is printed with its ratio to the baseline, by default the VM -> VM pair on a bridge\n" +
-			"network: absolute numbers depend on the machine (TCG or KVM), ratios much less. The guests need\n" +
-			"iperf3 (the tiny image has it), and so does the host (Debian's iperf3).\n\n" +
+			"through its parent, so a peer guest measures it). Then one pair per network mode of the lab's\n" +
+			"containers (NODE/CONTAINER): VM -> its podman bridge container (or container -> container on one\n" +
+			"podman network), host -> a network host container (its server in the VM's namespace), host -> a\n" +
+			"macvlan or ipvlan container on its parent network (its own VM cannot reach it). A pair is named\n" +
+			"CLIENT-SERVER:NET; the client sends. Each pair is printed with its ratio to the baseline: the podman\n" +
+			"bridge container pair when there is one, else the VM -> VM pair on a bridge network: absolute\n" +
+			"numbers depend on the machine (TCG or KVM), ratios much less. The guests need iperf3 (the tiny\n" +
+			"image has it; capstone's container rootfs has it, for its containers and the VM), and so does the\n" +
+			"host (Debian's iperf3).\n\n" +
 			"Examples:\n" +
 			"   vmnet sandbox exec lab -- vmnet perf duo\n" +
 			"   vmnet sandbox exec lab -- vmnet perf duo --pairs host-left:br0,left-right:br0 --seconds 10\n" +
-			"   vmnet sandbox exec lab -- vmnet perf duo -o json --svg duo-perf.svg",
+			"   vmnet sandbox exec lab -- vmnet perf duo -o json --svg duo-perf.svg\n" +
+			"   vmnet sandbox exec lab -- vmnet perf modes --pairs modes-modes/plain:podman,host-modes/lanapi:br0",
 		Flags: []cli.Flag{
 			&cli.StringSliceFlag{Name: "pairs", Usage: "measure only these `PAIRS` (CLIENT-SERVER:NET, comma-separated; default: all the lab allows)"},
 			&cli.IntFlag{Name: "seconds", Value: perf.DefaultSeconds, Usage: "length of each test (TCP and UDP) in `N` seconds, 1-600"},
 			&cli.StringFlag{Name: "udp-rate", Value: "100M", Usage: "the UDP test's send `RATE` in bits per second (K, M, G: powers of 1000)"},
-			&cli.StringFlag{Name: "baseline", Usage: "compare with this `PAIR` (default: the VM -> VM pair on a bridge network)"},
+			&cli.StringFlag{Name: "baseline", Usage: "compare with this `PAIR` (default: the podman bridge container pair, else the VM -> VM pair on a bridge network)"},
 			&cli.StringFlag{Name: "svg", Usage: "also draw the results as a bar chart in `FILE` (SVG)", TakesFile: true},
 		},
 		Action: perfRun,

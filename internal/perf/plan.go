@@ -2,6 +2,7 @@ package perf
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"vmnet/internal/errs"
@@ -13,7 +14,8 @@ import (
 // macvtap), then the first node → the second on a bridge or macvtap
 // network (on macvtap the peer guest stands in for the host, which cannot
 // reach a guest through the parent). One pair per network and mode: more
-// nodes on the same network measure the same path again.
+// nodes on the same network measure the same path again. Then one pair per
+// container network mode of the lab (containerPairs).
 func Plan(l lab.Lab) []Pair {
 	var pairs []Pair
 	for _, net := range l.NetworkOrder {
@@ -26,7 +28,7 @@ func Plan(l lab.Lab) []Pair {
 			pairs = append(pairs, Pair{Client: VM(nodes[0]), Server: VM(nodes[1]), Net: net, NetKind: kind})
 		}
 	}
-	return pairs
+	return append(pairs, containerPairs(l)...)
 }
 
 // members lists the nodes with a NIC on net, in file order.
@@ -83,8 +85,9 @@ func Select(l lab.Lab, names []string) ([]Pair, error) {
 
 // ParsePair reads one pair name, CLIENT-SERVER:NET, against the lab: both
 // ends must exist and be on NET, and the host may not be an end on a
-// macvtap network. A node name may itself hold '-': the split that names
-// two endpoints of the lab wins.
+// macvtap network. An end is host, a node or NODE/CONTAINER; NET is a lab
+// network, or a podman network of a container end. A node name may itself
+// hold '-': the split that names two endpoints of the lab wins.
 func ParsePair(l lab.Lab, name string) (Pair, error) {
 	bad := func(problem string) error {
 		return &errs.FieldError{Field: "--pairs", Value: name, Problem: problem, Form: errs.FlagForm,
@@ -94,19 +97,40 @@ func ParsePair(l lab.Lab, name string) (Pair, error) {
 	if !ok {
 		return Pair{}, bad("has no :NET; name the network the pair crosses")
 	}
-	nw, ok := l.Networks[net]
-	if !ok {
-		return Pair{}, bad(fmt.Sprintf("names network %q, which lab %s does not have (it has %s)", net, l.Name, strings.Join(l.NetworkOrder, ", ")))
-	}
 	client, server, err := splitEnds(l, ends)
 	if err != nil {
 		return Pair{}, bad(err.Error())
 	}
-	p := Pair{Client: client, Server: server, Net: net, NetKind: nw.Kind}
+	kind, err := netKind(l, client, server, net)
+	if err != nil {
+		return Pair{}, bad(err.Error())
+	}
+	p := Pair{Client: client, Server: server, Net: net, NetKind: kind, ContainerMode: pairContainerMode(l, client, server)}
 	if err := checkPair(l, p); err != nil {
 		return Pair{}, bad(err.Error())
 	}
 	return p, nil
+}
+
+// netKind is the kind of the network a pair names: podman for the podman
+// network of a bridge container at either end, else the lab network's.
+func netKind(l lab.Lab, client, server Endpoint, net string) (string, error) {
+	for _, e := range []Endpoint{server, client} {
+		c, ok := containerOf(l, e)
+		switch {
+		case ok && !slices.Contains(containerModes, perfMode(c)):
+			return "", unmeasured(e, c)
+		case ok && perfMode(c) == lab.ModeBridge && podmanNet(c) == net:
+			return ModePodmanNet, nil
+		}
+	}
+	if nw, ok := l.Networks[net]; ok {
+		return nw.Kind, nil
+	}
+	if c, ok := containerOf(l, server); ok && perfMode(c) == lab.ModeBridge {
+		return "", fmt.Errorf("names network %q, but container %s is on podman network %s", net, server.Name(), podmanNet(c))
+	}
+	return "", fmt.Errorf("names network %q, which lab %s does not have (it has %s)", net, l.Name, strings.Join(l.NetworkOrder, ", "))
 }
 
 // cut is strings.Cut at the last sep.
@@ -134,17 +158,36 @@ func splitEnds(l lab.Lab, ends string) (client, server Endpoint, err error) {
 	}
 	switch len(found) {
 	case 0:
-		return Endpoint{}, Endpoint{}, fmt.Errorf("is not CLIENT-SERVER of two endpoints of the lab (host, or a node: %s)", strings.Join(l.NodeOrder, ", "))
+		return Endpoint{}, Endpoint{}, fmt.Errorf("is not CLIENT-SERVER of two endpoints of the lab (host, or a node: %s%s)", strings.Join(l.NodeOrder, ", "), containerList(l))
 	case 1:
 		return found[0][0], found[0][1], nil
 	}
 	return Endpoint{}, Endpoint{}, fmt.Errorf("splits into two endpoints in %d ways; rename a node so its name does not end or start like another's", len(found))
 }
 
-// endpoint resolves host or a node name.
+// containerList is "; or a container: NODE/NAME, ..." for a lab with
+// containers, else "".
+func containerList(l lab.Lab) string {
+	var names []string
+	for _, node := range l.NodeOrder {
+		for _, name := range l.Nodes[node].ContainerNames() {
+			names = append(names, node+"/"+name)
+		}
+	}
+	if len(names) == 0 {
+		return ""
+	}
+	return "; or a container: " + strings.Join(names, ", ")
+}
+
+// endpoint resolves host, a node name or NODE/CONTAINER.
 func endpoint(l lab.Lab, s string) (Endpoint, bool) {
 	if s == HostName {
 		return Host, true
+	}
+	if node, name, ok := strings.Cut(s, "/"); ok {
+		_, has := l.Nodes[node].Containers[name]
+		return ContainerEnd(node, name), has
 	}
 	if _, ok := l.Nodes[s]; ok {
 		return VM(s), true
@@ -159,6 +202,8 @@ func checkPair(l lab.Lab, p Pair) error {
 	switch {
 	case p.Client == p.Server:
 		return fmt.Errorf("has the same endpoint at both ends")
+	case p.Client.Kind == KindContainer || p.Server.Kind == KindContainer:
+		return checkContainerPair(l, p)
 	case p.hostSide() && p.NetKind == lab.KindMacvtap:
 		return fmt.Errorf("puts the host on macvtap network %s, whose guests the host cannot reach through the parent %s; measure from a peer guest on it", p.Net, l.Networks[p.Net].Parent)
 	}
@@ -171,8 +216,10 @@ func checkPair(l lab.Lab, p Pair) error {
 }
 
 // Baseline picks the pair the others are compared with: the one named, or
-// else the first VM ↔ VM pair on a bridge network, or else the first host ↔
-// VM pair on one; -1 when there is none (no ratios then).
+// else the first podman bridge container pair (so that each container mode
+// is compared with bridge mode), or else the first VM ↔ VM pair on a bridge
+// network, or else the first host ↔ VM pair on one; -1 when there is none
+// (no ratios then).
 func Baseline(pairs []Pair, name string) (int, error) {
 	if name != "" {
 		for i, p := range pairs {
@@ -183,9 +230,9 @@ func Baseline(pairs []Pair, name string) (int, error) {
 		return -1, &errs.FieldError{Field: "--baseline", Value: name, Problem: "is not one of the pairs measured", Form: errs.FlagForm,
 			Fix: "name one of: " + Names(pairs)}
 	}
-	for _, want := range []func(Pair) bool{Pair.vmToVM, Pair.hostSide} {
+	for _, want := range []func(Pair) bool{Pair.containerBridge, Pair.vmToVM, Pair.hostSide} {
 		for i, p := range pairs {
-			if p.NetKind == lab.KindBridge && want(p) {
+			if (p.NetKind == lab.KindBridge || p.containerBridge()) && want(p) {
 				return i, nil
 			}
 		}

@@ -55,6 +55,7 @@ func TestPlanBuiltinLabs(t *testing.T) {
 		{"duo", "host-left:nat0,host-left:br0,left-right:br0"},
 		{"capstone", "host-capstone:nat0,host-capstone:br0"},
 		{"macvtap", "left-right:wan,host-left:br0,left-right:br0"},
+		{"pod-sidecar", "host-pods:podnat,host-pods:podbr"}, // pod members only: no container pair
 	} {
 		if got := Names(Plan(builtin(t, c.lab))); got != c.want {
 			t.Errorf("Plan(%s) = %s, want %s", c.lab, got, c.want)

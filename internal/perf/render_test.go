@@ -188,3 +188,64 @@ func TestScale(t *testing.T) {
 		}
 	}
 }
+
+// modesReport is a run of the modes lab (the numbers of the README's run):
+// host → VM pairs and one pair per container network mode, the bridge
+// container pair the baseline.
+func modesReport() *Report {
+	row := func(pair, client, server, net, kind, cmode, mode string, mbps, udp float64) Result {
+		return Result{Pair: pair, Client: client, Server: server, Network: net, NetworkKind: kind, ContainerMode: cmode, Mode: mode,
+			TCP: &TCP{BitsPerSecond: mbps * 1e6, SentBitsPerSecond: mbps * 1e6, Retransmits: 1, Seconds: 5},
+			UDP: &UDP{TargetBitsPerSecond: 100e6, BitsPerSecond: udp * 1e6, JitterMS: 0.1, LostPercent: 100 - udp, Seconds: 5}, Ratio: ratio(mbps / 386)}
+	}
+	rep := &Report{Lab: "modes", TestSeconds: 5, UDPRateBitsPerSecond: 100e6, Baseline: "modes-modes/plain:podman", DurationSeconds: 110, Pairs: []Result{
+		row("host-modes:nat0", "host", "modes", "nat0", "nat", "", "host ↔ VM, nat", 404, 84.4),
+		row("host-modes:br0", "host", "modes", "br0", "bridge", "", "host ↔ VM, bridge", 658, 81.1),
+		row("modes-modes/plain:podman", "modes", "modes/plain", "podman", "podman", "bridge", "VM → container, podman bridge", 386, 34.9),
+		row("host-modes/hostnet:br0", "host", "modes/hostnet", "br0", "bridge", "host", "host → container, network host", 509, 74.8),
+		row("host-modes/lanapi:br0", "host", "modes/lanapi", "br0", "bridge", "macvlan", "host → container, macvlan", 840, 52.2),
+		row("host-modes/natipv:nat0", "host", "modes/natipv", "nat0", "nat", "ipvlan", "host → container, ipvlan l2", 688, 63.0),
+	}}
+	rep.Pairs[2].Baseline = true
+	return rep
+}
+
+// TestModesGolden: container pairs are coloured by their container's mode
+// (a host → macvlan pair is not a bridge network's colour), the legend
+// wraps onto a second row inside the chart's width and the chart grows to
+// hold it, a pair name too long for the label column is fitted to it, and
+// the table and JSON name the baseline and each pair's container mode.
+func TestModesGolden(t *testing.T) {
+	rep := modesReport()
+	var b bytes.Buffer
+	if err := SVG(&b, rep); err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "modes.svg", b.Bytes())
+	wellFormed(t, b.Bytes())
+	bars := svgBar.FindAllStringSubmatch(b.String(), -1)
+	want := []string{"nat", "bridge", "container bridge", "container host", "container macvlan", "container ipvlan"}
+	for i, bar := range bars {
+		if c := kindColor(want[i])[0]; bar[3] != c || (i > 1 && c == kindColor("bridge")[0]) {
+			t.Errorf("bar %d (%s) fill %s, want %s's own colour", i, rep.Pairs[i].Pair, bar[3], want[i])
+		}
+	}
+	if rows := legendRows(rep); len(rows) != 2 || len(rows[0])+len(rows[1]) != 6 {
+		t.Errorf("legend rows %v, want 6 swatches on 2 rows", rows)
+	}
+	for _, want := range []string{`height="582"`, `textLength="220" lengthAdjust="spacingAndGlyphs">modes-modes/plain:podman<`, ">container, macvlan<", "×2.18"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("SVG lacks %q", want)
+		}
+	}
+	b.Reset()
+	Table(&b, rep)
+	golden(t, "modes.table", b.Bytes())
+	if !strings.Contains(b.String(), "over modes-modes/plain:podman (VM → container, podman bridge)") {
+		t.Errorf("table does not name the baseline:\n%s", b.String())
+	}
+	j, _ := json.MarshalIndent(rep, "", "  ")
+	if !bytes.Contains(j, []byte(`"container_mode": "macvlan"`)) || !bytes.Contains(j, []byte(`"baseline": "modes-modes/plain:podman"`)) {
+		t.Errorf("JSON lacks the container mode or the baseline:\n%s", j)
+	}
+}

@@ -77,18 +77,21 @@ func (o Options) withDefaults() Options {
 
 // Result is one pair's measurement.
 type Result struct {
-	Pair        string   `json:"pair"`   // CLIENT-SERVER:NET
-	Client      string   `json:"client"` // host or a node; it sends
-	Server      string   `json:"server"`
-	Network     string   `json:"network"`
-	NetworkKind string   `json:"network_kind"`
-	Mode        string   `json:"mode"`    // host ↔ VM, bridge
-	Address     string   `json:"address"` // the server's address the client connected to
-	Baseline    bool     `json:"baseline"`
-	TCP         *TCP     `json:"tcp,omitempty"`
-	UDP         *UDP     `json:"udp,omitempty"`
-	Ratio       *float64 `json:"ratio,omitempty"` // TCP throughput over the baseline's, in this run
-	Error       string   `json:"error,omitempty"`
+	Pair        string `json:"pair"`   // CLIENT-SERVER:NET
+	Client      string `json:"client"` // host or a node; it sends
+	Server      string `json:"server"`
+	Network     string `json:"network"`
+	NetworkKind string `json:"network_kind"`
+	// ContainerMode is the network mode of the container the pair
+	// measures: bridge (podman), host, macvlan or ipvlan; none without one.
+	ContainerMode string   `json:"container_mode,omitempty"`
+	Mode          string   `json:"mode"`    // host ↔ VM, bridge; VM → container, podman bridge
+	Address       string   `json:"address"` // the server's address the client connected to
+	Baseline      bool     `json:"baseline"`
+	TCP           *TCP     `json:"tcp,omitempty"`
+	UDP           *UDP     `json:"udp,omitempty"`
+	Ratio         *float64 `json:"ratio,omitempty"` // TCP throughput over the baseline's, in this run
+	Error         string   `json:"error,omitempty"`
 }
 
 // Report is a whole run.
@@ -190,7 +193,8 @@ func setRatios(results []Result, base int) {
 // measure runs one pair: a server at the server's end, then the client's
 // TCP test and its UDP test against it, then the server is stopped.
 func measure(ctx context.Context, env Env, p Pair, opt Options) Result {
-	res := Result{Pair: p.Name(), Client: p.Client.Name(), Server: p.Server.Name(), Network: p.Net, NetworkKind: p.NetKind, Mode: p.Mode()}
+	res := Result{Pair: p.Name(), Client: p.Client.Name(), Server: p.Server.Name(), Network: p.Net, NetworkKind: p.NetKind,
+		ContainerMode: p.ContainerMode, Mode: p.Mode()}
 	err := func() error {
 		addr, err := env.Addr(p.Server, p.Net)
 		if err != nil {

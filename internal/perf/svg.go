@@ -10,26 +10,41 @@ import (
 
 // The chart's layout, in SVG user units (pixels at 1:1).
 const (
-	svgWidth  = 860
-	svgLabelX = 20  // where the pair names start
-	svgBarX   = 250 // where the bars start
-	svgBarMax = 420 // the longest bar
-	svgTop    = 92  // the first row's top
-	svgRowH   = 64  // one pair's row
-	svgBarH   = 24
-	svgFont   = "DejaVu Sans, Verdana, Helvetica, Arial, sans-serif"
+	svgWidth      = 860
+	svgLabelX     = 20  // where the pair names start
+	svgBarX       = 250 // where the bars start
+	svgBarMax     = 420 // the longest bar
+	svgTop        = 92  // the first row's top
+	svgRowH       = 64  // one pair's row
+	svgBarH       = 24
+	svgLegendRowH = 22 // one row of the legend
+	svgFont       = "DejaVu Sans, Verdana, Helvetica, Arial, sans-serif"
 	// svgHalo outlines text in white under its fill, so the baseline's
 	// dashed line does not cut through the letters.
 	svgHalo = ` stroke="#ffffff" stroke-width="4" stroke-linejoin="round" paint-order="stroke"`
 )
 
-// kindColors gives each network kind its bar colour (and a darker one for
-// the baseline's outline and the legend).
+// kindColors gives each network kind, and each container mode (a pair
+// with a container is coloured by the container's mode), its bar colour
+// (and a darker one for the baseline's outline and the legend).
 var kindColors = map[string][2]string{
-	"bridge":   {"#4c78a8", "#27496d"},
-	"nat":      {"#f58518", "#a35200"},
-	"macvtap":  {"#8e6bbf", "#553a80"},
-	"isolated": {"#54a24b", "#2d6b27"},
+	"bridge":            {"#4c78a8", "#27496d"},
+	"nat":               {"#f58518", "#a35200"},
+	"macvtap":           {"#8e6bbf", "#553a80"},
+	"isolated":          {"#54a24b", "#2d6b27"},
+	"container bridge":  {"#72b7b2", "#3b7d78"},
+	"container host":    {"#e45756", "#9c2a29"},
+	"container macvlan": {"#d6a42b", "#8a6510"},
+	"container ipvlan":  {"#9d755d", "#5e4231"},
+}
+
+// colorKey is what a row is coloured by: its container's mode, else its
+// network's kind; and the legend's words for it.
+func colorKey(r Result) (key, label string) {
+	if r.ContainerMode != "" {
+		return "container " + r.ContainerMode, "container, " + containerModeText[r.ContainerMode]
+	}
+	return r.NetworkKind, r.NetworkKind + " network"
 }
 
 // kindColor is a kind's colours, grey for a kind without its own.
@@ -46,7 +61,8 @@ func kindColor(kind string) [2]string {
 // it, and a dashed line at the baseline's throughput.
 func SVG(w io.Writer, rep *Report) error {
 	max, step := scale(maxTCP(rep))
-	height := svgTop + svgRowH*len(rep.Pairs) + 84
+	legend := legendRows(rep)
+	height := svgTop + svgRowH*len(rep.Pairs) + 84 + svgLegendRowH*max0(len(legend)-1)
 	var b strings.Builder
 	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" font-family="%s">`+"\n",
 		svgWidth, height, svgWidth, height, svgFont)
@@ -57,7 +73,7 @@ func SVG(w io.Writer, rep *Report) error {
 	for i, r := range rep.Pairs {
 		svgRow(&b, r, svgTop+i*svgRowH, max)
 	}
-	svgLegend(&b, rep, height-20)
+	svgLegend(&b, legend, height-20)
 	b.WriteString("</svg>\n")
 	_, err := io.WriteString(w, b.String())
 	return err
@@ -112,13 +128,14 @@ func svgBaseline(b *strings.Builder, rep *Report, max float64) {
 
 // svgRow writes one pair: its name and mode, its bar and values, its UDP line.
 func svgRow(b *strings.Builder, r Result, y int, max float64) {
-	fmt.Fprintf(b, `<text x="%d" y="%d" font-size="14" font-weight="bold" fill="#222222">%s</text>`+"\n", svgLabelX, y+14, esc(r.Pair))
-	fmt.Fprintf(b, `<text x="%d" y="%d" font-size="12" fill="#555555">%s</text>`+"\n", svgLabelX, y+31, esc(r.Mode))
+	fmt.Fprintf(b, `<text x="%d" y="%d" font-size="14" font-weight="bold" fill="#222222"%s>%s</text>`+"\n", svgLabelX, y+14, fitLabel(r.Pair, 14*0.66), esc(r.Pair))
+	fmt.Fprintf(b, `<text x="%d" y="%d" font-size="12" fill="#555555"%s>%s</text>`+"\n", svgLabelX, y+31, fitLabel(r.Mode, 12*0.6), esc(r.Mode))
 	if r.TCP == nil || max <= 0 {
 		fmt.Fprintf(b, `<text x="%d" y="%d" font-size="13" fill="#b00020"%s>%s</text>`+"\n", svgBarX, y+17, svgHalo, esc("not measured: "+short(r.Error, 70)))
 		return
 	}
-	c := kindColor(r.NetworkKind)
+	key, _ := colorKey(r)
+	c := kindColor(key)
 	end := barX(r.TCP.BitsPerSecond, max)
 	stroke := ""
 	if r.Baseline {
@@ -133,6 +150,16 @@ func svgRow(b *strings.Builder, r Result, y int, max float64) {
 	fmt.Fprintf(b, `<text x="%d" y="%d" font-size="12" fill="#555555">%s</text>`+"\n", svgBarX, y+42, esc(udpLine(r)))
 }
 
+// fitLabel squeezes a label whose characters, charW wide on average,
+// would run into the bars into the room before them; "" for one that fits.
+func fitLabel(s string, charW float64) string {
+	room := svgBarX - svgLabelX - 10
+	if float64(len([]rune(s)))*charW <= float64(room) {
+		return ""
+	}
+	return fmt.Sprintf(` textLength="%d" lengthAdjust="spacingAndGlyphs"`, room)
+}
+
 // udpLine is the row's second line: retransmits and the UDP test.
 func udpLine(r Result) string {
 	s := fmt.Sprintf("%d TCP retransmits", r.TCP.Retransmits)
@@ -143,21 +170,54 @@ func udpLine(r Result) string {
 		Rate(r.UDP.BitsPerSecond), Rate(r.UDP.TargetBitsPerSecond), r.UDP.JitterMS, r.UDP.LostPercent)
 }
 
-// svgLegend writes a swatch per network kind in the report, in order of appearance.
-func svgLegend(b *strings.Builder, rep *Report, y int) {
-	x := svgLabelX
+// legendItem is one swatch of the legend.
+type legendItem struct{ key, label string }
+
+// legendRows is a swatch per network kind and container mode in the
+// report, in order of appearance, in rows that fit the chart's width.
+func legendRows(rep *Report) [][]legendItem {
+	var rows [][]legendItem
 	seen := map[string]bool{}
+	x := svgLabelX
 	for _, r := range rep.Pairs {
-		if seen[r.NetworkKind] {
+		key, label := colorKey(r)
+		if seen[key] {
 			continue
 		}
-		seen[r.NetworkKind] = true
-		c := kindColor(r.NetworkKind)
-		fmt.Fprintf(b, `<rect x="%d" y="%d" width="14" height="14" rx="2" fill="%s"/>`+"\n", x, y-11, c[0])
-		label := r.NetworkKind + " network"
-		fmt.Fprintf(b, `<text x="%d" y="%d" font-size="12" fill="#333333">%s</text>`+"\n", x+20, y, esc(label))
-		x += 20 + 8*len(label) + 24
+		seen[key] = true
+		if len(rows) == 0 || x+legendWidth(label) > svgWidth {
+			rows, x = append(rows, nil), svgLabelX
+		}
+		rows[len(rows)-1] = append(rows[len(rows)-1], legendItem{key, label})
+		x += legendWidth(label)
 	}
+	return rows
+}
+
+// legendWidth is the room one swatch and its label take.
+func legendWidth(label string) int { return 20 + 8*len(label) + 24 }
+
+// svgLegend writes the legend's rows, the last one's text at y.
+func svgLegend(b *strings.Builder, rows [][]legendItem, y int) {
+	y -= svgLegendRowH * (len(rows) - 1)
+	for _, row := range rows {
+		x := svgLabelX
+		for _, it := range row {
+			c := kindColor(it.key)
+			fmt.Fprintf(b, `<rect x="%d" y="%d" width="14" height="14" rx="2" fill="%s"/>`+"\n", x, y-11, c[0])
+			fmt.Fprintf(b, `<text x="%d" y="%d" font-size="12" fill="#333333">%s</text>`+"\n", x+20, y, esc(it.label))
+			x += legendWidth(it.label)
+		}
+		y += svgLegendRowH
+	}
+}
+
+// max0 is n, or 0 when n is negative.
+func max0(n int) int {
+	if n < 0 {
+		return 0
+	}
+	return n
 }
 
 // barX is where a bar of bps ends.
