@@ -131,7 +131,7 @@ func actionSummary(t *testing.T, dir string, out map[string]string) int {
 		t.Fatalf("lab up's JSON in the work directory: %v", err)
 	}
 	s := string(sum)
-	if !strings.Contains(s, "## vmnet lab duo: pass") || !strings.Contains(s, "Accelerator: **"+out["accel"]+"**") {
+	if !strings.Contains(s, "## vmnet lab duo: pass") || !strings.Contains(s, "Accelerator: **"+strings.ToUpper(out["accel"])+"**") {
 		t.Errorf("summary lacks the heading with lab, result and accelerator:\n%s", s)
 	}
 	if !strings.Contains(s, "| Status | Source → Target |") || !strings.Contains(s, "| --- |") {
