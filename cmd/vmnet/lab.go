@@ -80,21 +80,7 @@ func labCommand() *cli.Command {
 				ArgsUsage: "NAME",
 				Action:    labInspect,
 			},
-			{
-				Name:      "check",
-				Usage:     "run a lab's checks again: derived and declared, with the failing hop named",
-				ArgsUsage: "NAME|FILE",
-				Description: "Prints the checks as a table, or with the global --output as json or markdown (a GitHub table,\n" +
-					"for $GITHUB_STEP_SUMMARY); exits 0 only when every check passes.\n\n" +
-					"Examples:\n" +
-					"   vmnet lab check capstone\n" +
-					"   vmnet lab check capstone --output markdown >> \"$GITHUB_STEP_SUMMARY\"\n" +
-					"   vmnet lab check office --junit office.xml --converge 30s",
-				Flags: []cli.Flag{junitFlag,
-					&cli.DurationFlag{Name: "converge", Usage: "rerun failing checks until this long (0: once)"},
-				},
-				Action: labCheck,
-			},
+			labCheckCommand(junitFlag),
 			{
 				Name:      "validate",
 				Usage:     "check a lab file, changing nothing: every error with its line and field",
@@ -104,6 +90,25 @@ func labCommand() *cli.Command {
 			},
 			labGraphCommand(),
 		},
+	}
+}
+
+// labCheckCommand is lab check: the lab's checks again, in any report form.
+func labCheckCommand(junitFlag cli.Flag) *cli.Command {
+	return &cli.Command{
+		Name:      "check",
+		Usage:     "run a lab's checks again: derived and declared, with the failing hop named",
+		ArgsUsage: "NAME|FILE",
+		Description: "Prints the checks as a table, or with the global --output as json or markdown (a GitHub table,\n" +
+			"for $GITHUB_STEP_SUMMARY); exits 0 only when every check passes.\n\n" +
+			"Examples:\n" +
+			"   vmnet lab check capstone\n" +
+			"   vmnet lab check capstone --output markdown >> \"$GITHUB_STEP_SUMMARY\"\n" +
+			"   vmnet lab check office --junit office.xml --converge 30s",
+		Flags: []cli.Flag{junitFlag,
+			&cli.DurationFlag{Name: "converge", Usage: "rerun failing checks until this long (0: once)"},
+		},
+		Action: labCheck,
 	}
 }
 
