@@ -8,8 +8,9 @@ packages=(
   gcc pkg-config libvirt-dev
   # netlink tests and the sandbox
   iproute2 util-linux iputils-ping curl
-  # the GitHub Action's report reads lab up's JSON (integration: TestActionScripts)
-  jq
+  # the GitHub Action's report reads lab up's JSON, and its scripts run as a
+  # non-root user with sudo, as on GitHub's runners (integration: TestActionScripts)
+  jq sudo
   # the persistence backends' own tools, which check vmnet's files
   netplan.io network-manager ifupdown bridge-utils
   # a private libvirtd inside the sandbox, QEMU, NAT networks

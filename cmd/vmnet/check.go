@@ -26,7 +26,7 @@ func checkCommand() *cli.Command {
 			"  basic:    host → VM and VM → host ping on every NIC\n" +
 			"  capstone: basic, plus VM → each container, each container → VM and → host (plain bridges),\n" +
 			"            name resolution on app-net, host → http://VM:8080/ returning the API's JSON with\n" +
-			"            the database's version (proxy → api → db), and VM:5432 and VM:5000 closed from the host\n" +
+			"            the database's version (proxy → api → db); VM:5432 and VM:5000 closed to the host\n" +
 			"A failed check names the hop that failed and its most likely cause, one of:\n" +
 			"  " + causeList() + "\n" +
 			"with the evidence the probes saw.\n\n" +
@@ -36,7 +36,7 @@ func checkCommand() *cli.Command {
 			"   vmnet check capstone --output markdown >> \"$GITHUB_STEP_SUMMARY\"\n" +
 			"   vmnet check capstone --junit results.xml",
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "matrix", Value: check.MatrixAuto, Usage: "auto (capstone for a VM made from the capstone spec, basic otherwise), basic or capstone"},
+			&cli.StringFlag{Name: "matrix", Value: check.MatrixAuto, Usage: "auto, basic or capstone (auto: by the VM's spec)"},
 			&cli.StringFlag{Name: "junit", Usage: "also write the results as JUnit XML to `FILE` (for CI)", TakesFile: true},
 			&cli.IntFlag{Name: "parallel", Value: 4, Usage: "guest commands run at once (1 without a guest agent)"},
 		},

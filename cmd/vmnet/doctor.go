@@ -67,7 +67,13 @@ func libvirtVersion() (string, error) {
 }
 
 // kvmProbe is the accelerator probe doctor reports: the one vm up uses,
-// with its cache.
+// with its cache, and libvirt's domain capabilities when libvirtd answers
+// (the libvirt check reports a libvirtd that does not).
 func kvmProbe(ctx context.Context) (accel.Choice, error) {
-	return accel.Probe(ctx, accel.WantAuto)
+	conn, err := virt.Connect("")
+	if err != nil {
+		return accel.Probe(ctx, accel.WantAuto)
+	}
+	defer conn.Close()
+	return accel.ProbeLibvirt(ctx, accel.WantAuto, conn)
 }

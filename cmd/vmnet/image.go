@@ -17,7 +17,7 @@ import (
 func imageCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "image",
-		Usage: "build, list and remove guest images (built once from Debian packages, cached by recipe hash)",
+		Usage: "build, list and remove guest images (built from Debian packages, cached by recipe hash)",
 		Description: "Images are built from recipes inside vmnet (" + strings.Join(image.Names(), ", ") + ") and Debian's packages,\n" +
 			"and kept in " + image.DefaultCacheDir + " (or $" + image.EnvCache + "). An image is rebuilt only when its recipe\n" +
 			"or the Debian packages it resolves to change; every VM shares the same build.\n\n" +

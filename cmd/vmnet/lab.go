@@ -11,7 +11,6 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"vmnet/internal/accel"
 	"vmnet/internal/check"
 	"vmnet/internal/errs"
 	"vmnet/internal/lab"
@@ -21,16 +20,18 @@ import (
 )
 
 func labCommand() *cli.Command {
-	accelFlag := &cli.StringFlag{Name: "accel", Value: "auto", Usage: "accelerator: auto (KVM only where a test guest really runs; its answer is cached per boot in " + accel.DefaultCache + "), kvm (forced once /dev/kvm opens and creates a VM) or tcg (no probe)"}
+	accelFlag := &cli.StringFlag{Name: "accel", Value: "auto", Usage: "auto (KVM where a test guest runs), kvm or tcg"}
 	junitFlag := &cli.StringFlag{Name: "junit", Usage: "also write the checks as JUnit XML to `FILE` (for CI)", TakesFile: true}
 	return &cli.Command{
 		Name:  "lab",
-		Usage: "bring up, check, inspect, draw and remove whole labs: networks, VMs (nodes) and checks in one YAML file",
+		Usage: "bring up, check, inspect, draw and remove labs: networks, VMs and checks in one file",
 		Description: "A lab file declares networks (kind nat, isolated or bridge), nodes (VMs) with their NICs, and\n" +
-			"checks; examples/office.lab.yaml is a complete one. Built-in labs: " + strings.Join(templates.LabNames(), ", ") + ".\n" +
+			"checks; examples/office.lab.yaml is a complete one.\n" +
+			"Built-in labs: " + strings.Join(templates.LabNames(), ", ") + ".\n" +
 			"Everything a lab makes carries its name, so 'lab down NAME' needs no file.\n\n" +
 			"Examples:\n" +
 			"   vmnet sandbox up lab && vmnet sandbox exec lab -- vmnet lab up capstone\n" +
+			"   vmnet sandbox exec lab -- vmnet lab check capstone --output markdown\n" +
 			"   vmnet lab up examples/office.lab.yaml --node client\n" +
 			"   vmnet lab inspect office -o json\n" +
 			"   vmnet lab down office",
@@ -44,7 +45,8 @@ func labCommand() *cli.Command {
 					"derived checks (every NIC host <-> VM both ways, VM <-> VM on every shared network, the app's\n" +
 					"own) and the declared ones. A second up of a running lab changes nothing. When a node fails,\n" +
 					"what this up made is removed again. A sandbox has no way out to Debian's mirror: build the\n" +
-					"images first, outside it, with 'vmnet image build --lab FILE|NAME'.\n\n" +
+					"images first, outside it, with 'vmnet image build --lab FILE|NAME'.\n" +
+					accelHelp + "\n\n" +
 					"Examples:\n" +
 					"   vmnet image build --lab capstone && vmnet sandbox up lab\n" +
 					"   vmnet sandbox exec lab -- vmnet lab up capstone --junit capstone.xml\n" +
@@ -52,10 +54,10 @@ func labCommand() *cli.Command {
 				Flags: []cli.Flag{accelFlag,
 					&cli.StringSliceFlag{Name: "node", Usage: "bring up only `NODE` (repeat for more) and the networks it uses"},
 					&cli.BoolFlag{Name: "no-check", Usage: "skip the checks that end a successful up"},
-					&cli.DurationFlag{Name: "converge", Value: 30 * time.Second, Usage: "run the checks again while some fail, until this long after they started (0: once)"},
+					&cli.DurationFlag{Name: "converge", Value: 30 * time.Second, Usage: "rerun failing checks until this long (0: once)"},
 					junitFlag,
-					&cli.StringFlag{Name: "markdown", Usage: "also write the checks as GitHub Markdown to `FILE` (for $GITHUB_STEP_SUMMARY)", TakesFile: true},
-					&cli.BoolFlag{Name: "from-save", Usage: "restore the nodes 'vmnet lab save' saved, with new secrets, instead of booting them"},
+					&cli.StringFlag{Name: "markdown", Usage: "also write the checks as GitHub Markdown to `FILE` (job summaries)", TakesFile: true},
+					&cli.BoolFlag{Name: "from-save", Usage: "restore what 'vmnet lab save' saved, with new secrets, instead of booting"},
 				},
 				Action: labUp,
 			},
@@ -80,15 +82,7 @@ func labCommand() *cli.Command {
 				ArgsUsage: "NAME",
 				Action:    labInspect,
 			},
-			{
-				Name:      "check",
-				Usage:     "run a lab's checks again: derived and declared, with the failing hop named",
-				ArgsUsage: "NAME|FILE",
-				Flags: []cli.Flag{junitFlag,
-					&cli.DurationFlag{Name: "converge", Usage: "run the checks again while some fail, until this long after they started (default: once)"},
-				},
-				Action: labCheck,
-			},
+			labCheckCommand(junitFlag),
 			{
 				Name:      "validate",
 				Usage:     "check a lab file, changing nothing: every error with its line and field",
@@ -101,11 +95,30 @@ func labCommand() *cli.Command {
 	}
 }
 
+// labCheckCommand is lab check: the lab's checks again, in any report form.
+func labCheckCommand(junitFlag cli.Flag) *cli.Command {
+	return &cli.Command{
+		Name:      "check",
+		Usage:     "run a lab's checks again: derived and declared, with the failing hop named",
+		ArgsUsage: "NAME|FILE",
+		Description: "Prints the checks as a table, or with the global --output as json or markdown (a GitHub table,\n" +
+			"for $GITHUB_STEP_SUMMARY); exits 0 only when every check passes.\n\n" +
+			"Examples:\n" +
+			"   vmnet lab check capstone\n" +
+			"   vmnet lab check capstone --output markdown >> \"$GITHUB_STEP_SUMMARY\"\n" +
+			"   vmnet lab check office --junit office.xml --converge 30s",
+		Flags: []cli.Flag{junitFlag,
+			&cli.DurationFlag{Name: "converge", Usage: "rerun failing checks until this long (0: once)"},
+		},
+		Action: labCheck,
+	}
+}
+
 // labGraphCommand is lab graph: the picture of a lab, live when it is up.
 func labGraphCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "graph",
-		Usage:     "draw a lab: nodes as boxes, networks by kind, a line per NIC with its address; live, each line coloured by its last checks",
+		Usage:     "draw a lab: nodes, networks, a line per NIC; live, coloured by its last checks",
 		ArgsUsage: "FILE|NAME",
 		Description: "Draws from the file alone (a NAME is the lab file 'lab up' saved, or a built-in lab). When the\n" +
 			"lab is up here, the picture is live: each node's state, each NIC's address now (DHCP leases too),\n" +

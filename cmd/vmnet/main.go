@@ -95,19 +95,24 @@ func usagef(format string, a ...any) error { return usageError{fmt.Sprintf(forma
 func newApp(stdout, stderr io.Writer) *cli.App {
 	app := &cli.App{
 		Name:    "vmnet",
-		Usage:   "build a virtual network lab (bridges, libvirt networks, QEMU guests, containers) and prove it works",
+		Usage:   "build virtual network labs (bridges, networks, VMs, containers) and prove they work",
 		Version: version,
-		UsageText: "vmnet [--verbose] [--output table|json] COMMAND [options]\n\n" +
-			"Examples:\n" +
+		UsageText: "vmnet [--verbose] [--output table|json|markdown] COMMAND [options]\n\n" +
+			"Examples: a built-in lab in a sandbox (a private host: its own network namespace and libvirtd)\n" +
+			"   vmnet image build --lab capstone && vmnet sandbox up lab\n" +
+			"   vmnet sandbox exec lab -- vmnet lab up capstone\n" +
+			"   vmnet sandbox exec lab -- vmnet lab check capstone --output markdown >> \"$GITHUB_STEP_SUMMARY\"\n" +
+			"   vmnet sandbox exec lab -- vmnet lab down capstone\n" +
+			"and one piece at a time:\n" +
 			"   vmnet bridge create br0 --address 192.0.2.1/24\n" +
-			"   vmnet bridge show br0 --output json\n" +
-			"   vmnet sandbox up lab && vmnet sandbox exec lab -- vmnet bridge list",
+			"   vmnet bridge show br0 --output json\n\n" +
+			"'vmnet COMMAND --help' says more; 'vmnet doctor' checks what this host can do.",
 		Writer:               stdout,
 		ErrWriter:            stderr,
 		EnableBashCompletion: true,
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "verbose", Usage: "log what vmnet does (debug level) to stderr"},
-			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "table", Usage: "output format for commands that print data: table or json (check reports also markdown)"},
+			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "table", Usage: "table, json, or markdown (check reports only)"},
 		},
 		Before: func(c *cli.Context) error {
 			level := slog.LevelWarn

@@ -100,3 +100,33 @@ func FuzzInterspersed(f *testing.F) {
 		}
 	})
 }
+
+// TestHelpForNewcomers: the help a newcomer reads first fits 100 columns,
+// shows a lab's whole life (up, check as Markdown, down), and says which
+// outputs exist and where markdown applies.
+func TestHelpForNewcomers(t *testing.T) {
+	wants := map[string][]string{
+		"--help": {"--output table|json|markdown", "markdown (check reports only)", "vmnet lab up capstone",
+			"vmnet lab check capstone --output markdown", "vmnet lab down capstone"},
+		"lab --help":       {"lab check capstone --output markdown", "lab down office", "Built-in labs: "},
+		"lab check --help": {"--output markdown", "--junit"},
+		"lab up --help":    {"--accel", "once per boot"},
+	}
+	for _, args := range [][]string{{"--help"}, {"lab", "--help"}, {"lab", "up", "--help"}, {"lab", "check", "--help"},
+		{"lab", "graph", "--help"}, {"vm", "up", "--help"}, {"check", "--help"}} {
+		out, _, code := runCLI(t, args...)
+		if code != exitOK {
+			t.Errorf("vmnet %v: exit %d", args, code)
+		}
+		for i, l := range strings.Split(out, "\n") {
+			if n := len([]rune(l)); n > 100 {
+				t.Errorf("vmnet %v: line %d is %d columns: %q", args, i+1, n, l)
+			}
+		}
+		for _, w := range wants[strings.Join(args, " ")] {
+			if !strings.Contains(out, w) {
+				t.Errorf("vmnet %v does not say %q:\n%s", args, w, out)
+			}
+		}
+	}
+}

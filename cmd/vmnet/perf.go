@@ -19,7 +19,7 @@ import (
 func perfCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "perf",
-		Usage:     "measure a running lab's throughput with iperf3, pair by pair (VMs and containers), as ratios to its bridge pair",
+		Usage:     "measure a lab's throughput with iperf3, pair by pair (VMs, containers), against its bridge pair",
 		ArgsUsage: "NAME|FILE",
 		Description: "Runs iperf3 between pairs of a lab that is up, one pair at a time: TCP for --seconds, then UDP\n" +
 			"at --udp-rate. The pairs follow from the lab: host -> VM on each nat, isolated and bridge network,\n" +

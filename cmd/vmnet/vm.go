@@ -22,7 +22,7 @@ import (
 )
 
 func vmCommand() *cli.Command {
-	accelFlag := &cli.StringFlag{Name: "accel", Value: "auto", Usage: "accelerator: auto (KVM only where a test guest really runs; its answer is cached per boot in " + accel.DefaultCache + "), kvm (forced once /dev/kvm opens and creates a VM) or tcg (no probe)"}
+	accelFlag := &cli.StringFlag{Name: "accel", Value: "auto", Usage: "auto (KVM where a test guest runs), kvm or tcg"}
 	return &cli.Command{
 		Name:  "vm",
 		Usage: "boot, list, inspect and remove QEMU guests from profiles or spec files",
@@ -36,7 +36,8 @@ func vmCommand() *cli.Command {
 					"a qcow2 overlay, DHCP reservations and the libvirt domain, then waits until the guest is ready\n" +
 					"(console line, DHCP lease or guest agent) and prints each NIC's address. A second up of a running\n" +
 					"VM changes nothing. 'vm up capstone' brings up the built-in one-node lab capstone (as 'lab up\n" +
-					"capstone' does, with vm up's output).\n\n" +
+					"capstone' does, with vm up's output). The boot may take the spec's timeout, else 30 s under KVM,\n" +
+					"ten times that under TCG.\n" + accelHelp + "\n\n" +
 					"Examples:\n" +
 					"   vmnet sandbox up lab && vmnet sandbox exec lab -- vmnet vm up tiny\n" +
 					"   vmnet vm up ./web.yaml --accel tcg",
@@ -91,6 +92,12 @@ func profileNames() []string {
 	}
 	return names
 }
+
+// accelHelp says what --accel does, for the descriptions of the commands
+// that have it (the flag's own line stays short).
+var accelHelp = "--accel auto runs a test guest under KVM once per boot (its answer is kept in\n" +
+	accel.DefaultCache + "); kvm is forced once /dev/kvm opens and creates a VM;\n" +
+	"tcg probes nothing."
 
 // upEnv refuses a bad --accel, --junit or --markdown (for the commands
 // that have them) before connecting to libvirt, then opens the environment

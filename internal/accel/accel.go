@@ -5,7 +5,8 @@
 // every ioctl and still hang the first guest that leaves real mode (nested
 // virtualisation without VT-x/AMD-V passed through). So Probe boots a tiny
 // firmware guest under KVM and trusts only its exit status, after the cheap
-// tests (open /dev/kvm read-write, KVM_CREATE_VM) have passed. The guest's
+// tests (open /dev/kvm read-write, KVM_CREATE_VM, libvirt's domain
+// capabilities for type='kvm') have passed. The guest's
 // answer is cached per host and boot (CacheKey), so only the first vm up
 // after a boot, a kernel or QEMU upgrade or a change of /dev/kvm pays for it.
 package accel
@@ -19,6 +20,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -107,21 +109,32 @@ type Prober struct {
 
 	// Device checks the KVM device; CheckDevice when nil. Tests fake it.
 	Device func(path string) DeviceCheck
+	// Libvirt is asked for its domain capabilities for type='kvm'
+	// (CheckDomainCaps) once the device works; nil skips that step (vm xml,
+	// which connects to no libvirtd).
+	Libvirt DomainCaps
 	// guest runs the test guest; runProbe with ProbeImage when nil.
 	guest func(ctx context.Context, p Prober) (probeResult, error)
 }
 
-// Probe picks the accelerator with a Prober that caches in DefaultCache;
-// see Prober.Probe.
+// Probe picks the accelerator with a Prober that caches in DefaultCache
+// and asks libvirt nothing; see Prober.Probe.
 func Probe(ctx context.Context, want string) (Choice, error) {
 	return Prober{Cache: DefaultCache}.Probe(ctx, want)
 }
 
+// ProbeLibvirt is Probe that also asks lv, the libvirtd the guests will run
+// in, whether it offers KVM domains.
+func ProbeLibvirt(ctx context.Context, want string, lv DomainCaps) (Choice, error) {
+	return Prober{Cache: DefaultCache, Libvirt: lv}.Probe(ctx, want)
+}
+
 // Probe picks the accelerator for want (WantAuto, WantKVM or WantTCG; ""
-// means WantAuto). WantTCG probes nothing. The device check (open, API
-// version, KVM_CREATE_VM) runs for auto and kvm; a device that fails it
-// gives TCG for auto and an *UnusableError for kvm, each with its Cause and
-// Fix. WantKVM then forces KVM without the test guest. Auto boots the test
+// means WantAuto). WantTCG probes nothing. For auto and kvm the device
+// check (open, API version, KVM_CREATE_VM) runs, then, with p.Libvirt,
+// libvirt's domain capabilities for type='kvm'; the first that fails gives
+// TCG for auto and an *UnusableError for kvm, each with its Cause and Fix.
+// WantKVM then forces KVM without the test guest. Auto boots the test
 // guest under KVM, or takes its answer from the cache when the CacheKey is
 // unchanged, and picks KVM only when the guest reached long mode.
 func (p Prober) Probe(ctx context.Context, want string) (Choice, error) {
@@ -131,27 +144,43 @@ func (p Prober) Probe(ctx context.Context, want string) (Choice, error) {
 	if want == WantTCG {
 		return Choice{Type: QEMU, Cause: CauseAsked, Reason: "TCG (software emulation), as asked for with --accel tcg"}, nil
 	}
-	dev := p.device()(p.devKVM())
-	if dev.Cause != "" {
+	steps, bad := p.checks()
+	if bad.Cause != "" {
 		if want == WantKVM {
-			return Choice{}, &UnusableError{Reason: dev.Detail, Cause: dev.Cause}
+			return Choice{}, &UnusableError{Reason: bad.Detail, Cause: bad.Cause}
 		}
-		return tcg(dev.Cause, dev.Detail, []string{dev.Detail}), nil
+		return tcg(bad.Cause, bad.Detail, steps), nil
 	}
 	if want == WantKVM {
-		return Choice{Type: KVM, Cause: CauseAsked, Steps: []string{dev.Detail},
-			Reason: "KVM, as asked for with --accel kvm (" + dev.Detail + "; the test guest was not run)"}, nil
+		return Choice{Type: KVM, Cause: CauseAsked, Steps: steps,
+			Reason: "KVM, as asked for with --accel kvm (" + strings.Join(steps, "; ") + "; the test guest was not run)"}, nil
 	}
-	return p.probeGuest(ctx, dev)
+	return p.probeGuest(ctx, steps)
 }
 
-// probeGuest answers auto once the device works: from the cache, or by
-// booting the test guest and caching its answer. An error is returned only
-// when ctx ends.
-func (p Prober) probeGuest(ctx context.Context, dev DeviceCheck) (Choice, error) {
+// checks runs the cheap tests in order, every time (their answers are
+// this user's and this libvirtd's, not the host's): the device (open,
+// KVM_CREATE_VM), then libvirt's domain capabilities. It returns each
+// test's detail and the first that failed (no Cause when none did).
+func (p Prober) checks() ([]string, DeviceCheck) {
+	dev := p.device()(p.devKVM())
+	steps := []string{dev.Detail}
+	if dev.Cause != "" || p.Libvirt == nil {
+		return steps, dev
+	}
+	caps := CheckDomainCaps(p.Libvirt)
+	return append(steps, caps.Detail), caps
+}
+
+// probeGuest answers auto once the cheap checks passed (steps are their
+// details): from the cache, or by booting the test guest and caching its
+// answer. The cache keeps only the guest's steps; this run's checks come
+// first in either case. An error is returned only when ctx ends.
+func (p Prober) probeGuest(ctx context.Context, steps []string) (Choice, error) {
 	key, keyErr := p.Key()
 	if p.Cache != "" && keyErr == nil {
 		if c, ok := p.cached(key); ok {
+			c.Steps = withSteps(steps, c.Steps)
 			return c, nil
 		}
 	}
@@ -159,21 +188,35 @@ func (p Prober) probeGuest(ctx context.Context, dev DeviceCheck) (Choice, error)
 	if ctx.Err() != nil {
 		return Choice{}, ctx.Err()
 	}
-	c := decide(dev, r, err, cpuVirt(p.proc()), p.devKVM(), p.timeout())
+	c := decide(steps, r, err, cpuVirt(p.proc()), p.devKVM(), p.timeout())
 	if p.Cache != "" && keyErr == nil {
-		p.store(key, c)
+		guestOnly := c
+		guestOnly.Steps = c.Steps[len(steps):]
+		p.store(key, guestOnly)
 	} else if keyErr != nil {
 		slog.Debug("accel: not caching the probe", "err", keyErr)
 	}
 	return c, nil
 }
 
+// withSteps is this run's checks, then the cached guest's steps that are
+// not among them.
+func withSteps(checks, cached []string) []string {
+	out := slices.Clone(checks)
+	for _, s := range cached {
+		if !slices.Contains(checks, s) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
 // decide turns the test guest's result into a Choice. virt is whether the
 // CPU shows vmx/svm: a guest that fails without them fails because nested
 // virtualisation is off, which is this machine's case (a /dev/kvm that
 // creates VMs and hangs them in protected mode).
-func decide(dev DeviceCheck, r probeResult, err error, virt bool, path string, timeout time.Duration) Choice {
-	steps := []string{dev.Detail}
+func decide(steps []string, r probeResult, err error, virt bool, path string, timeout time.Duration) Choice {
+	steps = slices.Clone(steps)
 	if !virt {
 		steps = append(steps, "/proc/cpuinfo: no vmx or svm flag")
 	}

@@ -23,7 +23,9 @@ import (
 // boot all the same.
 const DefaultCache = "/var/cache/vmnet/accel.json"
 
-// cacheFormat changes when the meaning of a cached answer does.
+// cacheFormat changes when the meaning of a cached answer does. (Answers
+// cached before the libvirt check also hold the device check's step:
+// probeGuest drops it rather than invalidate every host's cache.)
 const cacheFormat = 1
 
 // CacheKey is everything the test guest's answer depends on: when any part

@@ -13,6 +13,7 @@ const (
 	CauseBusy         Cause = "device-busy"      // another hypervisor holds VT-x/AMD-V (EBUSY)
 	CauseNotKVM       Cause = "not-kvm"          // the device answers, but not as KVM API 12
 	CauseCreateVM     Cause = "create-vm-failed" // KVM_CREATE_VM failed for another reason
+	CauseLibvirtNoKVM Cause = "libvirt-no-kvm"   // libvirt's domain capabilities refuse type='kvm'
 	CauseNestedOff    Cause = "nested-off"       // the guest did not run and the CPU has no vmx/svm flag
 	CauseGuestHangs   Cause = "guest-hangs"      // the guest did not finish within the timeout
 	CauseGuestFailed  Cause = "guest-failed"     // QEMU could not run the guest under KVM
@@ -38,6 +39,10 @@ var fixes = map[Cause]string{
 	CauseNotKVM: "/dev/kvm is not the kernel's KVM device: reload the module (modprobe -r kvm_intel && " +
 		"modprobe kvm_intel) or recreate the node (mknod /dev/kvm c 10 232)",
 	CauseCreateVM: "the kernel refused to create a VM: dmesg says why (virtualisation disabled in the firmware?)",
+	CauseLibvirtNoKVM: "libvirtd probes QEMU as its own user (libvirt-qemu) and keeps the answer: let that user " +
+		"open /dev/kvm (the udev rule of " + string(CauseNoPermission) + ", or sudo usermod -aG kvm libvirt-qemu), then " +
+		"restart libvirtd so it probes again (in a sandbox: vmnet sandbox down NAME, then up); " +
+		"virsh domcapabilities --virttype kvm shows libvirt's answer",
 	CauseNestedOff: "the CPU shows no vmx/svm flag: enable nested virtualisation on the VM host (e.g. kvm_intel " +
 		"nested=1 and a CPU model with vmx), or run on bare metal; vmnet uses TCG meanwhile",
 	CauseGuestHangs: "KVM accepts guests but does not run them: check dmesg for kvm errors and nested " +

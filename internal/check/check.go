@@ -227,6 +227,10 @@ type Report struct {
 	// ConvergedAfter is the time from the start until every check passed,
 	// zero when they did not.
 	ConvergedAfter time.Duration
+	// Accel is the libvirt domain type the checked guests run under, from
+	// their live XML: kvm, or qemu (TCG); several, comma-separated and
+	// sorted, when a lab's nodes differ; "" when no guest said.
+	Accel string
 }
 
 // Failed counts the failed checks.
@@ -280,6 +284,8 @@ type Target struct {
 	// Containers are the app's containers, for matrices that have an app
 	// (filled by Discover).
 	Containers []Container
+	// Accel is the domain's type in its live XML: kvm or qemu (TCG).
+	Accel string
 }
 
 // NIC is one VM NIC with both of its ends.

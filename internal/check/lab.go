@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -160,7 +162,21 @@ func RunLab(ctx context.Context, host Host, l lab.Lab, nodes map[string]LabNode,
 	wg.Wait()
 	all := p.order(results)
 	requireOthers(all) // a control may be in another node's run
-	return &Report{VM: l.Name, Matrix: MatrixLab, Started: started, Duration: time.Since(started), Results: all}
+	return &Report{VM: l.Name, Matrix: MatrixLab, Started: started, Duration: time.Since(started), Results: all, Accel: accelOf(nodes)}
+}
+
+// accelOf is the accelerators the running nodes have, sorted and
+// comma-separated: one word unless a lab's nodes were started apart with
+// different --accel.
+func accelOf(nodes map[string]LabNode) string {
+	var types []string
+	for _, n := range nodes {
+		if n.Target.Accel != "" && !slices.Contains(types, n.Target.Accel) {
+			types = append(types, n.Target.Accel)
+		}
+	}
+	slices.Sort(types)
+	return strings.Join(types, ",")
 }
 
 // discoverApps asks podman about the app's containers on every running

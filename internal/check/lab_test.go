@@ -362,3 +362,21 @@ func TestLabClosedPortsAtOnce(t *testing.T) {
 		}
 	}
 }
+
+// TestAccelOf: a lab's report names the accelerator its running nodes have,
+// each once, sorted; a node that did not say (not running) adds nothing.
+func TestAccelOf(t *testing.T) {
+	node := func(accel string) LabNode { return LabNode{Target: Target{Accel: accel}} }
+	for _, tc := range []struct {
+		nodes map[string]LabNode
+		want  string
+	}{
+		{map[string]LabNode{}, ""},
+		{map[string]LabNode{"a": node("qemu"), "b": node("qemu")}, "qemu"},
+		{map[string]LabNode{"a": node("qemu"), "b": node("kvm"), "c": node("")}, "kvm,qemu"},
+	} {
+		if got := accelOf(tc.nodes); got != tc.want {
+			t.Errorf("accelOf(%v) = %q, want %q", tc.nodes, got, tc.want)
+		}
+	}
+}

@@ -169,14 +169,14 @@ func TestDescribeFrom(t *testing.T) {
 	}
 	got := describeFrom(info, liveXML, nets, addrs, true)
 	want := capstoneTarget()
-	want.Containers = nil
+	want.Containers, want.Accel = nil, "qemu" // <domain type='qemu'>: the accelerator for the reports
 	if fmt.Sprintf("%+v", got) != fmt.Sprintf("%+v", want) {
 		t.Errorf("got  %+v\nwant %+v", got, want)
 	}
 	// A bridge without addresses, a NIC without a lease, XML without taps.
 	info.NICs[0].Address, info.NICs[0].Source = "", ""
 	got = describeFrom(info, "<domain><name>capstone</name></domain>", nets, func(string) []netip.Prefix { return nil }, false)
-	if got.Spec != "" || got.Agent || got.NICs[0].Address.IsValid() || got.NICs[0].Tap != "" || got.NICs[1].Host.IsValid() || got.NICs[0].Host != a("198.51.100.1") {
+	if got.Spec != "" || got.Agent || got.Accel != "" || got.NICs[0].Address.IsValid() || got.NICs[0].Tap != "" || got.NICs[1].Host.IsValid() || got.NICs[0].Host != a("198.51.100.1") {
 		t.Errorf("sparse describe = %+v", got)
 	}
 }

@@ -46,7 +46,7 @@ func VM(ctx context.Context, e vm.Env, name, matrix string, opt Options) (*Repor
 		fmt.Fprintf(e.Progress, "checking %s: %d checks (%s matrix)\n", name, len(checks), matrix)
 	}
 	results := Run(ctx, host, guest, t, checks, opt)
-	return &Report{VM: name, Matrix: matrix, Started: started, Duration: time.Since(started), Results: results}, nil
+	return &Report{VM: name, Matrix: matrix, Started: started, Duration: time.Since(started), Results: results, Accel: t.Accel}, nil
 }
 
 // VMGuest is the real Guest: vm.Exec, through the QEMU guest agent or the
@@ -128,7 +128,10 @@ func describeFrom(info vm.Info, domainXML string, nets []network.Info, hostAddrs
 	}
 	taps := map[string]string{}
 	var d libvirtxml.Domain
-	if d.Unmarshal(domainXML) == nil && d.Devices != nil {
+	if d.Unmarshal(domainXML) == nil {
+		t.Accel = d.Type
+	}
+	if d.Devices != nil {
 		for _, ifc := range d.Devices.Interfaces {
 			if ifc.MAC != nil && ifc.Target != nil {
 				taps[strings.ToLower(ifc.MAC.Address)] = ifc.Target.Dev

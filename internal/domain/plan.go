@@ -37,13 +37,6 @@ const (
 	KindConsoleLog = "console-log"
 )
 
-// Boot timeouts when the spec does not set one: a guest under TCG boots
-// several times slower.
-const (
-	DefaultTimeoutKVM = 60 * time.Second
-	DefaultTimeoutTCG = 120 * time.Second
-)
-
 // maxCmdline is the x86 kernel's COMMAND_LINE_SIZE, terminating NUL included.
 const maxCmdline = 2048
 
@@ -156,11 +149,8 @@ func NewPlan(spec vmspec.Spec, img ImageInfo, choice accel.Choice, stateDir stri
 	if err := p.planReady(spec, img); err != nil {
 		return Plan{}, err
 	}
-	if p.Timeout == 0 {
-		p.Timeout = DefaultTimeoutTCG
-		if choice.Type == accel.KVM {
-			p.Timeout = DefaultTimeoutKVM
-		}
+	if p.Timeout == 0 { // the spec's timeout overrides the accelerator's budget
+		p.Timeout = accel.Timeout(choice.Type, accel.BootKVM)
 	}
 	if err := p.planCmdline(spec, img); err != nil {
 		return Plan{}, err

@@ -241,7 +241,7 @@ func TestPlanTiny(t *testing.T) {
 	if p.Dir != "/state/vms/tiny" || p.ConsoleLog != "/state/vms/tiny/console.log" {
 		t.Errorf("dir %q, console log %q", p.Dir, p.ConsoleLog)
 	}
-	if p.Timeout != DefaultTimeoutTCG || p.Ready.Console != "VMNET-READY" {
+	if p.Timeout != 10*accel.BootKVM || p.Ready.Console != "VMNET-READY" {
 		t.Errorf("timeout %v, ready %v", p.Timeout, p.Ready)
 	}
 	if p.NICs[0].Network != "nat0" || p.NICs[1].Bridge != "br0" || p.NICs[0].MAC.String() != MAC("tiny", 0).String() || p.NICs[1].MAC.String() != MAC("tiny", 1).String() {
@@ -251,7 +251,7 @@ func TestPlanTiny(t *testing.T) {
 		t.Errorf("Files: %s", d)
 	}
 	kp, _ := NewPlan(loadTiny(t), tinyImage, kvm, "/state")
-	if kp.Timeout != DefaultTimeoutKVM {
+	if kp.Timeout != accel.BootKVM {
 		t.Errorf("KVM timeout %v", kp.Timeout)
 	}
 	if p.UUID != kp.UUID || p.UUID != uuidFor("tiny") || len(p.UUID) != 36 || p.UUID[14] != '8' {

@@ -67,7 +67,7 @@ func Open(ctx context.Context, o Options) (vm.Env, func(), error) {
 		return vm.Env{}, nil, err
 	}
 	if o.Accel != "" {
-		if env.Accel, err = accel.Probe(ctx, o.Accel); err != nil {
+		if env.Accel, err = accel.ProbeLibvirt(ctx, o.Accel, conn); err != nil {
 			done()
 			return vm.Env{}, nil, err
 		}

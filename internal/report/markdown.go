@@ -9,7 +9,8 @@ import (
 )
 
 // Markdown writes the run as GitHub-flavoured Markdown, for a CI job's
-// summary ($GITHUB_STEP_SUMMARY) or a pull request comment: a heading, one
+// summary ($GITHUB_STEP_SUMMARY) or a pull request comment: a heading, the
+// accelerator the guests ran under, one
 // table row per check (status as an emoji and a word, so it reads without
 // colour too; source → target; method; expect; actual; hop; cause), the
 // summary line in bold, and each failure's evidence in a folded list.
@@ -17,6 +18,7 @@ import (
 func Markdown(w io.Writer, r *check.Report) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "### %s (%s matrix)\n\n", mdCell(Title(r)), mdCell(r.Matrix))
+	fmt.Fprintf(&b, "Accelerator: %s\n\n", accelLine(r, func(s string) string { return "**" + mdCell(s) + "**" }))
 	b.WriteString("| Status | Source → Target | Method | Expect | Actual | Hop | Cause |\n")
 	b.WriteString("| --- | --- | --- | --- | --- | --- | --- |\n")
 	for _, res := range r.Results {

@@ -38,6 +38,35 @@ func Summary(r *check.Report) string {
 	return fmt.Sprintf("all %d checks passed in %ss", len(r.Results), d)
 }
 
+// Accel names the accelerator the checked guests ran under as the action's
+// output does: kvm, tcg, or unknown when no guest said; a lab whose nodes
+// differ gets both, comma-separated.
+func Accel(r *check.Report) string {
+	if r.Accel == "" {
+		return "unknown"
+	}
+	words := strings.Split(r.Accel, ",")
+	for i, w := range words {
+		if w == "qemu" { // libvirt's domain type for TCG
+			words[i] = "tcg"
+		}
+	}
+	return strings.Join(words, ",")
+}
+
+// accelLine is the accelerator for people, above a table: "TCG (software
+// emulation)", "KVM", "unknown"; bold, when given, marks its name up.
+func accelLine(r *check.Report, bold func(string) string) string {
+	a := Accel(r)
+	switch a {
+	case "tcg":
+		return bold("TCG") + " (software emulation)"
+	case "unknown":
+		return bold(a)
+	}
+	return bold(strings.ToUpper(a))
+}
+
 // Width is the most columns Table takes: it fits a 120-column terminal and
 // a CI log's viewer.
 const Width = 120
@@ -83,6 +112,7 @@ func TableWidth(w io.Writer, r *check.Report, cols int) error {
 	for _, l := range wrap(fmt.Sprintf("%s (%s matrix)", Title(r), r.Matrix), cols) {
 		b.WriteString(l + "\n")
 	}
+	b.WriteString("accelerator: " + accelLine(r, func(s string) string { return s }) + "\n")
 	for i, row := range rows {
 		cells := make([][]string, len(row))
 		height := 0
@@ -211,6 +241,7 @@ func status(pass bool) string {
 type JSONReport struct {
 	VM         string    `json:"vm"`
 	Matrix     string    `json:"matrix"`
+	Accel      string    `json:"accel"` // kvm, tcg or unknown (Accel)
 	Started    time.Time `json:"started"`
 	DurationMS int64     `json:"duration_ms"`
 	OK         bool      `json:"ok"`
@@ -244,7 +275,7 @@ type JSONResult struct {
 // ToJSON converts a run to its JSON form.
 func ToJSON(r *check.Report) JSONReport {
 	out := JSONReport{
-		VM: r.VM, Matrix: r.Matrix, Started: r.Started.UTC(), DurationMS: r.Duration.Milliseconds(),
+		VM: r.VM, Matrix: r.Matrix, Accel: Accel(r), Started: r.Started.UTC(), DurationMS: r.Duration.Milliseconds(),
 		Total: len(r.Results), Failed: r.Failed(), Checks: []JSONResult{},
 		Rounds: r.Rounds, ConvergedMS: r.ConvergedAfter.Milliseconds(),
 	}
@@ -357,7 +388,7 @@ func junitSuiteOf(r *check.Report) junitSuite {
 	suite := junitSuite{
 		Name: Title(r), Tests: len(r.Results), Failures: r.Failed(), Time: seconds(r.Duration),
 		Timestamp:  r.Started.UTC().Format("2006-01-02T15:04:05"),
-		Properties: []junitProperty{{"vm", r.VM}, {"matrix", r.Matrix}},
+		Properties: []junitProperty{{"vm", r.VM}, {"matrix", r.Matrix}, {"accel", Accel(r)}},
 	}
 	for _, res := range r.Results {
 		c := junitCase{

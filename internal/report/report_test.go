@@ -32,7 +32,7 @@ func sample() *check.Report {
 		return r
 	}
 	return &check.Report{
-		VM: "capstone", Matrix: "capstone",
+		VM: "capstone", Matrix: "capstone", Accel: "qemu",
 		Started:  time.Date(2026, 11, 26, 5, 0, 0, 0, time.UTC),
 		Duration: ms(4213),
 		Results: []check.Result{
@@ -56,7 +56,7 @@ func sample() *check.Report {
 
 func passing() *check.Report {
 	r := sample()
-	r.VM, r.Matrix = "tiny", "basic"
+	r.VM, r.Matrix, r.Accel = "tiny", "basic", "kvm" // the goldens show both accelerators
 	r.Results = []check.Result{r.Results[0], r.Results[3]}
 	return r
 }
@@ -147,13 +147,26 @@ func TestTableWidth(t *testing.T) {
 	}
 }
 
+// headerLine is the index of the table's column header (STATUS ...).
+func headerLine(t *testing.T, lines []string) int {
+	t.Helper()
+	for i, l := range lines {
+		if strings.HasPrefix(l, "STATUS ") {
+			return i
+		}
+	}
+	t.Fatalf("no STATUS header in %q", lines)
+	return 0
+}
+
 // readTable reads a table back: for each row the text of each column, its
 // wrapped lines joined by spaces (columns start where the header's words
 // do), and the detail lines under it.
 func readTable(t *testing.T, table string) (cells [][]string, details []string) {
 	t.Helper()
 	lines := strings.Split(strings.TrimSuffix(table, "\n"), "\n")
-	header := []rune(lines[1])
+	lines = lines[headerLine(t, lines):] // the title and the accelerator come first
+	header := []rune(lines[0])
 	var starts []int
 	for i, c := range header {
 		if c != ' ' && (i == 0 || header[i-1] == ' ' && header[i-2] == ' ') {
@@ -161,18 +174,18 @@ func readTable(t *testing.T, table string) (cells [][]string, details []string) 
 		}
 	}
 	if len(starts) != 7 {
-		t.Fatalf("header %q has %d columns", lines[1], len(starts))
+		t.Fatalf("header %q has %d columns", lines[0], len(starts))
 	}
 	// MS is right-aligned under its header's end: it starts its widest number before.
 	ms := 2
-	for _, l := range lines[2:] {
+	for _, l := range lines[1:] {
 		if f := strings.Fields(l); len(l) > 0 && l[0] != ' ' {
 			ms = max(ms, len(f[len(f)-1]))
 		}
 	}
 	starts[6] = len(header) - ms
 	inDetail := false
-	for _, l := range lines[2 : len(lines)-1] {
+	for _, l := range lines[1 : len(lines)-1] {
 		r := []rune(l)
 		switch {
 		case len(r) > 0 && r[0] != ' ': // a row
@@ -227,8 +240,12 @@ func TestTableSummary(t *testing.T) {
 		t.Errorf("last line %q", last)
 	}
 	// Check rows line up: the ACTUAL column starts at the same place in each.
-	col := utf8.RuneCountInString(lines[1][:strings.Index(lines[1], "ACTUAL")])
-	for _, l := range lines[2:] {
+	if lines[0] != "vmnet check capstone (capstone matrix)" || lines[1] != "accelerator: TCG (software emulation)" {
+		t.Errorf("title and accelerator lines = %q, %q", lines[0], lines[1])
+	}
+	h := headerLine(t, lines)
+	col := utf8.RuneCountInString(lines[h][:strings.Index(lines[h], "ACTUAL")])
+	for _, l := range lines[h+1:] {
 		if strings.HasPrefix(l, "ok ") || strings.HasPrefix(l, "FAIL ") {
 			if r := []rune(l); len(r) < col || r[col-1] != ' ' || r[col] == ' ' {
 				t.Errorf("row not aligned at column %d: %q", col, l)
@@ -256,7 +273,7 @@ func TestJSONFields(t *testing.T) {
 		sort.Strings(k)
 		return k
 	}
-	if got, want := keys(doc), []string{"checks", "duration_ms", "failed", "matrix", "ok", "passed", "started", "total", "vm"}; !reflect.DeepEqual(got, want) {
+	if got, want := keys(doc), []string{"accel", "checks", "duration_ms", "failed", "matrix", "ok", "passed", "started", "total", "vm"}; !reflect.DeepEqual(got, want) {
 		t.Errorf("report keys %q, want %q", got, want)
 	}
 	first := doc["checks"].([]any)[0].(map[string]any)
@@ -388,5 +405,28 @@ func TestTitleOfALab(t *testing.T) {
 	}
 	if got := Title(&check.Report{VM: "capstone", Matrix: check.MatrixCapstone}); got != "vmnet check capstone" {
 		t.Errorf("VM title %q", got)
+	}
+}
+
+// TestAccel: the word every report shows, as the action's output says it,
+// and the table's line for it.
+func TestAccel(t *testing.T) {
+	for _, tc := range []struct{ typ, word, line string }{
+		{"kvm", "kvm", "accelerator: KVM"},
+		{"qemu", "tcg", "accelerator: TCG (software emulation)"},
+		{"", "unknown", "accelerator: unknown"},
+		{"kvm,qemu", "kvm,tcg", "accelerator: KVM,TCG"},
+	} {
+		r := &check.Report{Accel: tc.typ}
+		if got := Accel(r); got != tc.word {
+			t.Errorf("Accel(%q) = %q, want %q", tc.typ, got, tc.word)
+		}
+		var b bytes.Buffer
+		if err := Table(&b, r); err != nil {
+			t.Fatal(err)
+		}
+		if line := strings.Split(b.String(), "\n")[1]; line != tc.line {
+			t.Errorf("accel %q: table's second line is %q, want %q", tc.typ, line, tc.line)
+		}
 	}
 }

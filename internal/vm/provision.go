@@ -18,10 +18,6 @@ import (
 	"vmnet/internal/vmspec"
 )
 
-// commandTimeout bounds one provisioning command (a container stack under
-// TCG takes a while to come up).
-const commandTimeout = 5 * time.Minute
-
 // secretPath is where the host keeps a VM's generated secret.
 func secretPath(dir, name string) string { return filepath.Join(dir, "secrets", name) }
 

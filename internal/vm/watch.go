@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"vmnet/internal/accel"
 	"vmnet/internal/safe"
 	"vmnet/internal/tty"
 )
@@ -27,7 +28,9 @@ var psArgv = []string{"podman", "ps", "-a", "--sort", "created", "--format", "{{
 // runs, shows how long it has run and the state of the guest's containers:
 // "waiting for CMD: db healthy, api starting (12s)".
 func runWatched(ctx context.Context, e Env, dom Domain, c string) (stdout, stderr []byte, code int, err error) {
-	run := func() { stdout, stderr, code, err = agentExec(ctx, dom, []string{"/bin/sh", "-c", c}, commandTimeout) }
+	run := func() {
+		stdout, stderr, code, err = agentExec(ctx, dom, []string{"/bin/sh", "-c", c}, accel.Timeout(e.Accel.Type, accel.ProvisionKVM))
+	}
 	if e.Progress == nil {
 		run()
 		return

@@ -46,16 +46,19 @@ junit=$VMNET_JUNIT
 {
   echo "## vmnet lab ${name:-$VMNET_LAB}: $result"
   echo
-  # The reason is vmnet's own sentence; a code span keeps it literal.
-  if [ -n "$reason" ]; then
-    echo "Accelerator: **$accel** (\`${reason//\`/\'}\`)"
-  else
-    echo "Accelerator: **$accel**"
-  fi
-  echo
+  # The reason is vmnet's own sentence; a code span keeps it literal. The
+  # check table names the accelerator itself: above it, only the reason.
+  reason=${reason//\`/\'}
   if [ -s "$VMNET_WORK/checks.md" ]; then
+    [ -z "$reason" ] || printf 'Accelerator probe: \x60%s\x60\n\n' "$reason"
     cat "$VMNET_WORK/checks.md"
   else
+    if [ -n "$reason" ]; then
+      echo "Accelerator: **$accel** (\`$reason\`)"
+    else
+      echo "Accelerator: **$accel**"
+    fi
+    echo
     echo "lab up stopped before its checks ran (exit $rc). The end of its log:"
     echo
     echo '```text'

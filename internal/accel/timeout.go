@@ -1,0 +1,32 @@
+package accel
+
+import "time"
+
+// TCGSlowdown is how many times longer a guest may take under TCG than
+// under KVM: software emulation runs a boot roughly ten times slower
+// (cloud-in-a-bottle#338 measured it; here a capstone guest needs ~19 s to
+// its agent under TCG, ~2 s under KVM on GitHub's runners).
+const TCGSlowdown = 10
+
+// Time budgets under KVM; Timeout gives the one for the chosen accelerator.
+const (
+	// BootKVM bounds a boot to readiness (the spec's ready: agent, console
+	// line or address) when the spec sets no timeout: 30 s under KVM, 5 min
+	// under TCG.
+	BootKVM = 30 * time.Second
+	// ProvisionKVM bounds one provisioning command in the guest (a
+	// container stack coming up): 30 s under KVM, 5 min under TCG.
+	ProvisionKVM = 30 * time.Second
+)
+
+// Timeout scales kvm, a time budget under KVM, to the accelerator typ (a
+// Choice's Type): kvm itself for KVM, TCGSlowdown times it for QEMU (TCG)
+// and for anything unknown, since a budget too long only costs time when
+// something already failed and one too short fails a slow guest that
+// would have worked. Every accelerator-dependent timeout goes through it.
+func Timeout(typ string, kvm time.Duration) time.Duration {
+	if typ == KVM {
+		return kvm
+	}
+	return kvm * TCGSlowdown
+}
