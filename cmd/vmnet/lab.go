@@ -57,7 +57,7 @@ func labCommand() *cli.Command {
 					&cli.DurationFlag{Name: "converge", Value: 30 * time.Second, Usage: "rerun failing checks until this long (0: once)"},
 					junitFlag,
 					&cli.StringFlag{Name: "markdown", Usage: "also write the checks as GitHub Markdown to `FILE` (job summaries)", TakesFile: true},
-					&cli.BoolFlag{Name: "from-save", Usage: "restore what 'vmnet lab save' saved, with new secrets, instead of booting"},
+					&cli.BoolFlag{Name: "from-save", Usage: "restore a saved lab (new secrets), not boot it"},
 				},
 				Action: labUp,
 			},

@@ -19,7 +19,7 @@ import (
 func perfCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "perf",
-		Usage:     "measure a lab's throughput with iperf3, pair by pair (VMs, containers), against its bridge pair",
+		Usage:     "iperf3 between a lab's VMs and containers, pair by pair, against its bridge pair",
 		ArgsUsage: "NAME|FILE",
 		Description: "Runs iperf3 between pairs of a lab that is up, one pair at a time: TCP for --seconds, then UDP\n" +
 			"at --udp-rate. The pairs follow from the lab: host -> VM on each nat, isolated and bridge network,\n" +
