@@ -47,6 +47,9 @@ func capmacSandbox(t *testing.T) string {
 // attaches it again and the checks are green again; a second up changes
 // nothing; lab down leaves nothing behind.
 func TestCapstoneMacvlanLab(t *testing.T) {
+	// With the other lab tests that boot their own sandbox: they run
+	// together after the sequential tests, keeping CI under 30 minutes.
+	t.Parallel()
 	capstoneImage(t)
 	s := capmacSandbox(t)
 	up := labUpGreen(t, s, "capstone-macvlan")

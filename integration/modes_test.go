@@ -35,6 +35,9 @@ var podSidecarPassing = []string{
 // macvlan and ipvlan containers; a second up changes nothing; lab down
 // of both leaves nothing behind.
 func TestModesLab(t *testing.T) {
+	// With the other lab tests that boot their own sandbox: they run
+	// together after the sequential tests, keeping CI under 30 minutes.
+	t.Parallel()
 	capstoneImage(t)
 	s := newSandbox(t)
 	var modes, pod labUpJSON

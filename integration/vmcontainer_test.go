@@ -46,6 +46,9 @@ func ctrImage(t *testing.T) {
 // container on the host, one bridge) comes up green, a second up changes
 // nothing, and lab down leaves no container, process, link or record.
 func TestVMContainerLab(t *testing.T) {
+	// With the other lab tests that boot their own sandbox: they run
+	// together after the sequential tests, keeping CI under 30 minutes.
+	t.Parallel()
 	need(t, "podman", "nsenter")
 	tinyImage(t)
 	ctrImage(t)
