@@ -105,3 +105,28 @@ func TestRestoreRefuses(t *testing.T) {
 		t.Errorf("save of a missing VM: %v; want refused", err)
 	}
 }
+
+// TestUpOfSavedVMRefreshes: a plain up of a saved VM restores it (libvirt
+// starts it from the save image) and refreshes it as --from-save does: a
+// new secret, the restore commands run.
+func TestUpOfSavedVMRefreshes(t *testing.T) {
+	l := savedLab(t)
+	d := l.f.doms["web"]
+	secretFile := filepath.Join(l.e.StateDir, "vms", "web", "secrets", "db-password")
+	before, err := os.ReadFile(secretFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := l.up(t)
+	if err != nil {
+		t.Fatalf("up of a saved VM: %v", err)
+	}
+	after, _ := os.ReadFile(secretFile)
+	if res.Outcome != "restored" || d.restored != 1 || bytes.Equal(before, after) {
+		t.Errorf("up of a saved VM: outcome %q, restored %d, secret changed %v; want restored with a new secret",
+			res.Outcome, d.restored, !bytes.Equal(before, after))
+	}
+	if !slices.ContainsFunc(d.agent, func(s string) bool { return strings.Contains(s, "take-new-password") }) {
+		t.Errorf("agent commands %q: the restore command did not run", d.agent)
+	}
+}

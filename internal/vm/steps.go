@@ -66,6 +66,7 @@ type upRun struct {
 	dom     Domain // the domain, once looked up or defined
 	existed bool   // the domain was defined before this up
 	active  bool   // and running
+	saved   bool   // and stopped with a managed save image: start restores it
 	rec     record
 	boot    time.Time // when start began: Ready counts from here
 	undo    undoList
@@ -184,6 +185,8 @@ func (r *upRun) lookUp() error {
 	}
 	if r.active {
 		r.undo.push(keptRunning(name))
+	} else if r.saved, err = dom.HasManagedSave(); err != nil {
+		return virt.Err(fmt.Sprintf("look for the save image of %q", name), err)
 	}
 	return nil
 }
@@ -260,6 +263,15 @@ func (r *upRun) waitReady() error {
 }
 
 func (r *upRun) provision() error {
+	// A plain up of a saved VM restores it too (libvirt's start does):
+	// it is refreshed as --from-save does, so it never runs on with the
+	// clock of the save and the saved lab's secrets.
+	if r.saved {
+		if err := refresh(r.ctx, r.e, r.dom, r.plan.Dir, r.spec, r.res); err != nil {
+			return err
+		}
+		r.res.Outcome = "restored"
+	}
 	if err := finishProvisioning(r.ctx, r.e, r.dom, r.plan, r.spec, r.res); err != nil {
 		return err
 	}
