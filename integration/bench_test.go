@@ -72,6 +72,8 @@ func BenchmarkTinyBoot(b *testing.B) {
 		}
 		d, err := firstPing(in, "192.0.2.10", start, 120*time.Second)
 		if err != nil {
+			up.Process.Kill() // our own child, by its handle
+			up.Wait()
 			b.Fatalf("vmnet: %v", err)
 		}
 		if err := up.Wait(); err != nil {
@@ -81,7 +83,9 @@ func BenchmarkTinyBoot(b *testing.B) {
 		var res struct {
 			Accel struct{ Type string } `json:"accel"`
 		}
-		json.Unmarshal([]byte(upOut.String()), &res)
+		if err := json.Unmarshal([]byte(upOut.String()), &res); err != nil || res.Accel.Type == "" {
+			b.Fatalf("vm up JSON has no accelerator (bare QEMU must use the same one): %v\n%s", err, upOut.String())
+		}
 		if out, err := in(bin, "vm", "down", "tiny"); err != nil {
 			b.Fatalf("vm down: %v\n%s", err, out)
 		}

@@ -53,6 +53,8 @@ func warmStart(t *testing.T, s string) {
 		"psql", "-X", "-h", "127.0.0.1", "-U", "postgres", "-d", "postgres", "-tAc", "select 1")
 	if login.code == 0 {
 		t.Errorf("the old password still logs in to PostgreSQL after the restore")
+	} else if !strings.Contains(login.stdout+login.stderr, "password authentication failed") {
+		t.Errorf("the old password's login failed, but not as a refused password: exit %d\n%s%s", login.code, login.stdout, login.stderr)
 	}
 	body := sb(t, s, "curl", "-sS", "--noproxy", "*", "--max-time", "10", "http://192.0.2.10:8080/")
 	if !strings.Contains(strings.ReplaceAll(body.stdout, " ", ""), `"version":"PostgreSQL15`) {

@@ -15,8 +15,12 @@ const (
 	// under TCG.
 	BootKVM = 30 * time.Second
 	// ProvisionKVM bounds one provisioning command in the guest (a
-	// container stack coming up): 30 s under KVM, 5 min under TCG.
-	ProvisionKVM = 30 * time.Second
+	// container stack coming up, a download): 5 min under KVM, 50 min
+	// under TCG. Not 30 s: much of a command's time is its own waiting
+	// (the capstone's vmnet-app-wait allows itself 240 s), which KVM does
+	// not shorten, and the agent giving up first would hide the command's
+	// own diagnosis.
+	ProvisionKVM = 5 * time.Minute
 )
 
 // Timeout scales kvm, a time budget under KVM, to the accelerator typ (a

@@ -16,7 +16,8 @@ func TestTimeoutScalesWithTheAccelerator(t *testing.T) {
 		{KVM, BootKVM, 30 * time.Second},
 		{QEMU, BootKVM, 5 * time.Minute},
 		{"", BootKVM, 5 * time.Minute},
-		{QEMU, ProvisionKVM, 5 * time.Minute},
+		{KVM, ProvisionKVM, 5 * time.Minute},
+		{QEMU, ProvisionKVM, 50 * time.Minute},
 		{KVM, 7 * time.Second, 7 * time.Second},
 		{QEMU, 7 * time.Second, 70 * time.Second},
 	} {

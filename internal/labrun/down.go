@@ -37,11 +37,15 @@ func Down(ctx context.Context, e vm.Env, name string) (*DownResult, error) {
 	if err := downNodes(ctx, e, name, res); err != nil {
 		return res, err
 	}
-	if err := downHostContainers(ctx, e, name, res); err != nil {
-		return res, err
-	}
+	// Host containers that cannot be removed (podman gone, its storage
+	// broken) do not stop the networks' removal, but keep the record,
+	// whose directory holds their storage: the next down finds them.
+	ctrErr := downHostContainers(ctx, e, name, res)
 	if err := downNetworks(ctx, e, name, res); err != nil {
-		return res, err
+		return res, errors.Join(ctrErr, err)
+	}
+	if ctrErr != nil {
+		return res, fmt.Errorf("lab %s: host containers: %w", name, ctrErr)
 	}
 	if err := removeRecord(e.StateDir, name, res); err != nil {
 		return res, err

@@ -155,12 +155,14 @@ func Up(ctx context.Context, e vm.Env, l lab.Lab, opt Options) (*UpResult, error
 		return nil, err
 	}
 	failed := upNodes(ctx, e, l, specs, res)
-	if err := upHostContainers(ctx, e, l, rootfs, res); err != nil {
-		failed[lab.NodeContainer+"s"] = err
+	if len(failed) == 0 { // else the rollback would only remove them again
+		if err := upHostContainers(ctx, e, l, rootfs, res); err != nil {
+			failed[lab.NodeContainer+"s"] = err
+		}
 	}
 	res.Seconds = time.Since(start).Seconds()
 	if len(failed) > 0 {
-		err := rollback(ctx, e, l.Name, res, failed, made)
+		err := rollback(ctx, e, l.Name, res, failed, made, saved)
 		forgetNew(e, l.Name, saved)
 		return nil, err
 	}
@@ -338,13 +340,17 @@ func upNodes(ctx context.Context, e vm.Env, l lab.Lab, specs []vmspec.Spec, res 
 
 // rollback removes the nodes this Up created (a node that ran before stays)
 // and the networks and bridges it made.
-func rollback(ctx context.Context, e vm.Env, name string, res *UpResult, failed map[string]error, m made) error {
+func rollback(ctx context.Context, e vm.Env, name string, res *UpResult, failed map[string]error, m made, fresh bool) error {
 	ne := &NodeError{Lab: name, Failed: failed}
-	var dr DownResult
-	if err := downHostContainers(ctx, e, name, &dr); err != nil {
-		ne.Undo = append(ne.Undo, fmt.Sprintf("host containers left: %v", err))
+	// Host containers go only when the lab is new here (this up made every
+	// one of them); a lab that was up before keeps the ones it had.
+	if fresh {
+		var dr DownResult
+		if err := downHostContainers(ctx, e, name, &dr); err != nil {
+			ne.Undo = append(ne.Undo, fmt.Sprintf("host containers left: %v", err))
+		}
+		ne.Undo = append(ne.Undo, dr.Changes...)
 	}
-	ne.Undo = append(ne.Undo, dr.Changes...)
 	for _, n := range res.Nodes {
 		if n.Outcome != "created" {
 			continue

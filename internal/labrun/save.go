@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"vmnet/internal/doctor"
 	"vmnet/internal/lab"
 	"vmnet/internal/safe"
 	"vmnet/internal/vm"
@@ -72,7 +73,18 @@ func Restore(ctx context.Context, e vm.Env, l lab.Lab, opt Options) (*UpResult, 
 	if err != nil {
 		return nil, err
 	}
+	if opt.Links == nil {
+		opt.Links = doctor.ProbeLinks
+	}
+	l = withHostContainers(l, opt.Nodes)
+	if err := checkHostModes(l, opt.Links); err != nil {
+		return nil, err
+	}
 	if err := planNodes(ctx, e, specs); err != nil {
+		return nil, err
+	}
+	rootfs, err := hostRootfs(ctx, e, l)
+	if err != nil {
 		return nil, err
 	}
 	res := &UpResult{Lab: l.Name, Changes: []string{}}
@@ -80,6 +92,13 @@ func Restore(ctx context.Context, e vm.Env, l lab.Lab, opt Options) (*UpResult, 
 		return nil, err
 	}
 	failed := restoreNodes(ctx, e, specs, res)
+	// Host containers are not saved (podman keeps no memory of them): they
+	// are made as up makes them, and are left as they are when running.
+	if len(failed) == 0 {
+		if err := upHostContainers(ctx, e, l, rootfs, res); err != nil {
+			failed[lab.NodeContainer+"s"] = err
+		}
+	}
 	res.Seconds = time.Since(start).Seconds()
 	if len(failed) > 0 {
 		return nil, &NodeError{Lab: l.Name, Failed: failed}

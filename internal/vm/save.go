@@ -157,12 +157,8 @@ func refresh(ctx context.Context, e Env, dom Domain, dir string, spec vmspec.Spe
 		if f.Secret == "" {
 			continue
 		}
-		s, err := rotateSecret(dir, f.Secret)
-		if err != nil {
+		if err := rotateSecret(ctx, dom, dir, f); err != nil {
 			return fmt.Errorf("new secret %s: %w", f.Secret, err)
-		}
-		if err := agent.New(dom).WriteFile(f.Path, s); err != nil {
-			return fmt.Errorf("write the new secret %s to %s: %w", f.Secret, f.Path, err)
 		}
 		res.Changes = append(res.Changes, "rotate secret "+f.Secret)
 	}
@@ -173,16 +169,27 @@ func refresh(ctx context.Context, e Env, dom Domain, dir string, spec vmspec.Spe
 	return nil
 }
 
-// rotateSecret replaces the VM's secret name with a new random one, written
-// atomically (0600), and returns it.
-func rotateSecret(dir, name string) ([]byte, error) {
-	if _, err := secret(dir, name); err != nil { // makes the directory, 0700
-		return nil, err
+// rotateSecret gives the secret file f a new random secret: first whole in
+// a 0600 file beside it in the guest, then copied over f in place (same
+// file, same mode: a container's read-only bind mount of it sees the new
+// text) and the copy removed, and only then kept on the host (atomically,
+// 0600). A guest step that fails leaves host and guest with the old one.
+// The secret is never in a command line: the guest copies file to file.
+func rotateSecret(ctx context.Context, dom Domain, dir string, f vmspec.File) error {
+	if _, err := secret(dir, f.Secret); err != nil { // the 0700 directory
+		return err
 	}
 	raw := make([]byte, 24)
 	if _, err := rand.Read(raw); err != nil {
-		return nil, err
+		return err
 	}
 	s := []byte(base64.RawURLEncoding.EncodeToString(raw))
-	return s, fsperm.WriteFileAtomic(secretPath(dir, name), s, 0o600)
+	next := f.Path + ".vmnet-next"
+	if err := writeGuestFile(ctx, dom, next, s, 0o600); err != nil {
+		return err
+	}
+	if err := guestRun(ctx, dom, "/bin/sh", "-c", `cat "$1" >"$2" && rm -f "$1"`, "sh", next, f.Path); err != nil {
+		return err
+	}
+	return fsperm.WriteFileAtomic(secretPath(dir, f.Secret), s, 0o600)
 }

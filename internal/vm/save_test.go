@@ -63,17 +63,21 @@ func TestSaveRestore(t *testing.T) {
 	if bytes.Equal(before, after) || len(after) < 32 {
 		t.Errorf("secret after restore %q, before %q: want a new one", after, before)
 	}
-	if got := d.files["/etc/vmnet/secrets/db-password"]; !bytes.Equal(got, after) {
-		t.Errorf("guest secret file %q, want the host's new secret", got)
+	// Written whole beside the secret file, then copied over it in place.
+	if got := d.files["/etc/vmnet/secrets/.vmnet-db-password.vmnet-next.tmp"]; !bytes.Equal(got, after) {
+		t.Errorf("guest's new secret file %q, want the host's new secret (files written: %q)", got, d.files)
 	}
+	copyIn := slices.IndexFunc(d.agent, func(s string) bool {
+		return strings.Contains(s, `cat "$1" >"$2"`) && strings.HasSuffix(s, "/etc/vmnet/secrets/db-password.vmnet-next /etc/vmnet/secrets/db-password")
+	})
 	if fi, err := os.Stat(secretFile); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Errorf("host secret file: %v, %v; want mode 0600", fi, err)
 	}
 	clock := slices.Index(d.agent, "guest-set-time")
 	write := slices.Index(d.agent, "guest-file-open")
 	cmd := slices.IndexFunc(d.agent, func(s string) bool { return strings.Contains(s, "take-new-password") })
-	if clock < 0 || write < clock || cmd < write {
-		t.Errorf("agent commands %q: want the clock set, then the secret written, then the restore command", d.agent)
+	if clock < 0 || write < clock || copyIn < write || cmd < copyIn {
+		t.Errorf("agent commands %q: want the clock set, then the secret written and copied in place, then the restore command", d.agent)
 	}
 }
 
