@@ -108,6 +108,10 @@ func newNetnsLab(t *testing.T) *netnsLab {
 	must(t, err)
 	must(t, l.guest.AddrAdd(eth1, nlAddr("192.0.2.10/24")))
 	must(t, l.guest.LinkSetUp(eth1))
+	// The new links may drop the first frames (carrier and the bridge
+	// port coming up): a probe that sends one ping would fail on that, not
+	// on what it checks. Ready when the guest answers a ping.
+	waitAnswers(t, l.hostNS, "192.0.2.10")
 
 	// Servers in the guest: the listening sockets are made inside its
 	// namespace and served from ordinary goroutines.
@@ -337,4 +341,18 @@ func TestRunInNetns(t *testing.T) {
 			t.Errorf("firewall evidence %q", got)
 		}
 	})
+}
+
+// waitAnswers waits, at most 10 s, until addr answers a ping from the
+// namespace ns.
+func waitAnswers(t *testing.T, ns, addr string) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		if exec.Command("ip", "netns", "exec", ns, "ping", "-c", "1", "-W", "1", addr).Run() == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s does not answer a ping from %s", addr, ns)
+		}
+	}
 }
