@@ -303,39 +303,64 @@ func used[T any](all []T, specs []vmspec.Spec, nameOf func(T) string) []T {
 // It returns the nodes that failed.
 func upNodes(ctx context.Context, e vm.Env, l lab.Lab, specs []vmspec.Spec, res *UpResult) map[string]error {
 	results := make([]NodeResult, len(specs))
+	var mu sync.Mutex
+	failed := atOnce(e, specNames(specs), "vm up", func(i int, ne vm.Env) error {
+		r, err := vm.Up(ctx, ne, specs[i])
+		if err != nil {
+			return err
+		}
+		results[i] = NodeResult{Node: specs[i].Name, UpResult: r, ReadySeconds: r.Ready.Seconds()}
+		changed, err := upContainers(ctx, ne, l, specs[i].Name)
+		mu.Lock()
+		res.Changes = append(res.Changes, changed...)
+		mu.Unlock()
+		return err
+	})
+	res.Nodes = append(res.Nodes, done(results)...)
+	return failed
+}
+
+// atOnce runs run for every node at once, each with progress lines that
+// carry the node's name, and returns the nodes whose run failed (or
+// panicked) with their errors. run(i, ne) is for nodes[i].
+func atOnce(e vm.Env, nodes []string, what string, run func(i int, ne vm.Env) error) map[string]error {
 	failed := map[string]error{}
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	out := &lineWriter{w: e.Progress}
-	for i, s := range specs {
+	for i, n := range nodes {
 		ne := e
-		ne.Progress = out.prefixed(s.Name + ": ")
-		safe.Go(&wg, "vm up "+s.Name, func() error {
-			r, err := vm.Up(ctx, ne, s)
-			if err != nil {
-				return err
-			}
-			results[i] = NodeResult{Node: s.Name, UpResult: r, ReadySeconds: r.Ready.Seconds()}
-			changed, err := upContainers(ctx, ne, l, s.Name)
-			mu.Lock()
-			res.Changes = append(res.Changes, changed...)
-			mu.Unlock()
-			return err
-		}, func(err error) {
+		ne.Progress = out.prefixed(n + ": ")
+		safe.Go(&wg, what+" "+n, func() error { return run(i, ne) }, func(err error) {
 			if err != nil {
 				mu.Lock()
-				failed[s.Name] = err
+				failed[n] = err
 				mu.Unlock()
 			}
 		})
 	}
 	wg.Wait()
+	return failed
+}
+
+// specNames is the specs' VM names, in order.
+func specNames(specs []vmspec.Spec) []string {
+	names := make([]string, len(specs))
+	for i, s := range specs {
+		names[i] = s.Name
+	}
+	return names
+}
+
+// done is the results of the nodes that came up, in order.
+func done(results []NodeResult) []NodeResult {
+	var out []NodeResult
 	for _, r := range results {
 		if r.UpResult != nil {
-			res.Nodes = append(res.Nodes, r)
+			out = append(out, r)
 		}
 	}
-	return failed
+	return out
 }
 
 // rollback removes the nodes this Up created (a node that ran before stays)

@@ -3,6 +3,7 @@ package labrun
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -130,5 +131,34 @@ func TestContainerInfos(t *testing.T) {
 	}
 	if len(got) != 8 {
 		t.Errorf("%d containers, want the modes lab's 8", len(got))
+	}
+}
+
+// TestAtOnce: every node's run happens, each with its name on its progress
+// lines; a failing or panicking run is reported under its node.
+func TestAtOnce(t *testing.T) {
+	var buf bytes.Buffer
+	ran := make([]bool, 3)
+	failed := atOnce(vm.Env{Progress: &buf}, []string{"a", "b", "c"}, "test", func(i int, ne vm.Env) error {
+		ran[i] = true
+		fmt.Fprintf(ne.Progress, "step %d\n", i)
+		switch i {
+		case 1:
+			return errors.New("b broke")
+		case 2:
+			panic("c panicked")
+		}
+		return nil
+	})
+	if !ran[0] || !ran[1] || !ran[2] {
+		t.Errorf("ran %v, want every node", ran)
+	}
+	if len(failed) != 2 || failed["b"] == nil || failed["c"] == nil || failed["a"] != nil {
+		t.Errorf("failed %v, want b and c", failed)
+	}
+	for _, want := range []string{"a: step 0\n", "b: step 1\n", "c: step 2\n"} {
+		if !strings.Contains(buf.String(), want) {
+			t.Errorf("progress %q lacks %q", buf.String(), want)
+		}
 	}
 }

@@ -4,12 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	"vmnet/internal/doctor"
 	"vmnet/internal/lab"
-	"vmnet/internal/safe"
 	"vmnet/internal/vm"
 	"vmnet/internal/vmspec"
 )
@@ -38,27 +36,16 @@ func Save(ctx context.Context, e vm.Env, name string) (*SaveResult, error) {
 		return nil, fmt.Errorf("lab %s has no VM here: bring it up first with 'vmnet lab up %s'", name, name)
 	}
 	res := &SaveResult{Lab: name, Nodes: make([]*vm.SaveResult, len(nodes))}
-	var mu sync.Mutex
-	var wg sync.WaitGroup
-	var failed []error
-	out := &lineWriter{w: e.Progress}
-	for i, n := range nodes {
-		ne := e
-		ne.Progress = out.prefixed(n + ": ")
-		safe.Go(&wg, "vm save "+n, func() (err error) {
-			res.Nodes[i], err = vm.Save(ctx, ne, n)
-			return err
-		}, func(err error) {
-			if err != nil {
-				mu.Lock()
-				failed = append(failed, fmt.Errorf("node %s: %w", n, err))
-				mu.Unlock()
-			}
-		})
+	failed := atOnce(e, nodes, "vm save", func(i int, ne vm.Env) (err error) {
+		res.Nodes[i], err = vm.Save(ctx, ne, nodes[i])
+		return err
+	})
+	var errList []error
+	for _, n := range sortedKeys(failed) {
+		errList = append(errList, fmt.Errorf("node %s: %w", n, failed[n]))
 	}
-	wg.Wait()
 	res.Seconds = time.Since(start).Seconds()
-	return res, errors.Join(failed...)
+	return res, errors.Join(errList...)
 }
 
 // Restore brings a saved lab back (`lab up --from-save`): the lab's
@@ -111,32 +98,13 @@ func Restore(ctx context.Context, e vm.Env, l lab.Lab, opt Options) (*UpResult, 
 // nodes that failed.
 func restoreNodes(ctx context.Context, e vm.Env, specs []vmspec.Spec, res *UpResult) map[string]error {
 	results := make([]NodeResult, len(specs))
-	failed := map[string]error{}
-	var mu sync.Mutex
-	var wg sync.WaitGroup
-	out := &lineWriter{w: e.Progress}
-	for i, s := range specs {
-		ne := e
-		ne.Progress = out.prefixed(s.Name + ": ")
-		safe.Go(&wg, "vm restore "+s.Name, func() error {
-			r, err := vm.Restore(ctx, ne, s)
-			if err == nil {
-				results[i] = NodeResult{Node: s.Name, UpResult: r, ReadySeconds: r.Ready.Seconds()}
-			}
-			return err
-		}, func(err error) {
-			if err != nil {
-				mu.Lock()
-				failed[s.Name] = err
-				mu.Unlock()
-			}
-		})
-	}
-	wg.Wait()
-	for _, r := range results {
-		if r.UpResult != nil {
-			res.Nodes = append(res.Nodes, r)
+	failed := atOnce(e, specNames(specs), "vm restore", func(i int, ne vm.Env) error {
+		r, err := vm.Restore(ctx, ne, specs[i])
+		if err == nil {
+			results[i] = NodeResult{Node: specs[i].Name, UpResult: r, ReadySeconds: r.Ready.Seconds()}
 		}
-	}
+		return err
+	})
+	res.Nodes = append(res.Nodes, done(results)...)
 	return failed
 }
