@@ -1,10 +1,7 @@
 package integration
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
-	"os/exec"
 	"strings"
 	"testing"
 )
@@ -21,25 +18,6 @@ var capmacAttachment = []string{"ping:host->capstone/api", "http:host->capstone/
 var capmacCapstone = []string{"http:host->capstone:eth1:8080", "http:host->capstone:eth0:8080", "tcp:host->capstone:eth1:5432",
 	"tcp:host->capstone:eth1:5000", "ping:capstone->api", "dns:proxy->api", "dns:api->db"}
 
-// capmacSandbox makes a sandbox named with this test's prefix (cm-),
-// removed when the test ends.
-func capmacSandbox(t *testing.T) string {
-	t.Helper()
-	bin := vmnetBin(t)
-	b := make([]byte, 3)
-	rand.Read(b)
-	name := "cm-" + hex.EncodeToString(b)
-	if out, err := exec.Command(bin, "sandbox", "up", name).CombinedOutput(); err != nil {
-		t.Fatalf("sandbox up: %v\n%s", err, out)
-	}
-	t.Cleanup(func() {
-		if out, err := exec.Command(bin, "sandbox", "down", name).CombinedOutput(); err != nil {
-			t.Errorf("sandbox down: %v\n%s", err, out)
-		}
-	})
-	return name
-}
-
 // Issue 10's capstone-macvlan: the built-in lab comes up with every check
 // green, the capstone's own and the api's macvlan ones; the host gets the
 // API's JSON straight from 192.0.2.60:5000; after the api's unit restarts
@@ -51,7 +29,7 @@ func TestCapstoneMacvlanLab(t *testing.T) {
 	// together after the sequential tests, keeping CI under 30 minutes.
 	t.Parallel()
 	capstoneImage(t)
-	s := capmacSandbox(t)
+	s := newSandbox(t)
 	up := labUpGreen(t, s, "capstone-macvlan")
 	requirePassed(t, "capstone-macvlan", up, append(capmacAttachment, capmacCapstone...))
 	if want := capstoneChecks(t) + len(capmacAttachment); up.Check.Total != want {

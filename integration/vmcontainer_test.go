@@ -1,8 +1,6 @@
 package integration
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,25 +9,6 @@ import (
 	"testing"
 	"time"
 )
-
-// hcSandbox makes a sandbox named hc-XXXXXX for one test of containers on
-// the lab host, and removes it afterwards.
-func hcSandbox(t *testing.T) string {
-	t.Helper()
-	bin := vmnetBin(t)
-	b := make([]byte, 3)
-	rand.Read(b)
-	name := "hc-" + hex.EncodeToString(b)
-	if out, err := exec.Command(bin, "sandbox", "up", name).CombinedOutput(); err != nil {
-		t.Fatalf("sandbox up: %v\n%s", err, out)
-	}
-	t.Cleanup(func() {
-		if out, err := exec.Command(bin, "sandbox", "down", name).CombinedOutput(); err != nil {
-			t.Errorf("sandbox down: %v\n%s", err, out)
-		}
-	})
-	return name
-}
 
 // ctrImage builds the host containers' rootfs outside the sandbox, as the
 // error inside one says to.
@@ -52,7 +31,7 @@ func TestVMContainerLab(t *testing.T) {
 	need(t, "podman", "nsenter")
 	tinyImage(t)
 	ctrImage(t)
-	s := hcSandbox(t)
+	s := newSandbox(t)
 	state := func() string {
 		return sb(t, s, "sh", "-c", "ip -o link; ip -o addr; virsh -c qemu:///system list --all --name; virsh -c qemu:///system net-list --all --name; find /var/lib/vmnet 2>/dev/null").stdout
 	}
