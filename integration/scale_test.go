@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -57,11 +58,14 @@ func BenchmarkLabScale(b *testing.B) {
 				b.Fatal(err)
 			}
 			start := time.Now()
-			out, err := exec.Command(bin, "sandbox", "exec", s, "--", bin, "-o", "json", "lab", "up", file).Output()
+			cmd := exec.Command(bin, "sandbox", "exec", s, "--", bin, "-o", "json", "lab", "up", file)
+			var stderr bytes.Buffer
+			cmd.Stderr = &stderr
+			out, err := cmd.Output()
 			wall := time.Since(start).Seconds()
 			var up labUpJSON
 			if jerr := json.Unmarshal(out, &up); err != nil || jerr != nil || up.Check.Failed != 0 || up.Check.Total == 0 {
-				b.Fatalf("lab up of %d tiny VMs: %v, %v: %d of %d checks failed\n%s", n, err, jerr, up.Check.Failed, up.Check.Total, out)
+				b.Fatalf("lab up of %d tiny VMs: %v, %v: %d of %d checks failed\nstdout:\n%s\nstderr:\n%s", n, err, jerr, up.Check.Failed, up.Check.Total, out, stderr.Bytes())
 			}
 			rows = append(rows, row{n, wall, up.Seconds, up.ChecksSeconds, up.Check.Total})
 			if out, err := exec.Command(bin, "sandbox", "exec", s, "--", bin, "lab", "down", fmt.Sprintf("scale%d", n)).CombinedOutput(); err != nil {
