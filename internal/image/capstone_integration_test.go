@@ -82,6 +82,9 @@ func checkCapstoneDisk(t *testing.T, img Image) {
 		"/etc/containers/containers.conf": "regular 0644",
 		"/etc/nftables.conf":              "regular 0644",
 		"/usr/local/sbin/vmnet-app-wait":  "regular 0755",
+		// initdb ran at build time (the recipe's customize).
+		"/var/lib/vmnet/pgdata":                                        "directory 0700",
+		"/var/lib/vmnet/pgdata/PG_VERSION":                             "regular 0600",
 		"/etc/systemd/system/sysinit.target.wants/vmnet-net.service":   "symlink 0777",
 		"/etc/systemd/system/multi-user.target.wants/vmnet-app.target": "symlink 0777",
 		app + "/usr/lib/postgresql/15/bin/postgres":                    "regular 0755",

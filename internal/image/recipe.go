@@ -65,6 +65,7 @@ type recipe struct {
 	Dirs         []recipeDir `yaml:"dirs"`
 	Enable       []string    `yaml:"enable"`  // systemd units to enable, besides the templates' enable.txt
 	Disable      []string    `yaml:"disable"` // systemd units to disable (the packages enabled them)
+	Customize    []string    `yaml:"customize"` // shell commands run in a chroot of the finished tree, in order
 	DiskHeadroom string      `yaml:"disk_headroom"`
 
 	// files is every file of the recipe directory by its path inside it; the
@@ -307,6 +308,7 @@ func (r *recipe) validateInitramfs() error {
 		"suite": r.Suite != "", "mirrors": len(r.Mirrors) > 0, "include": len(r.Include) > 0,
 		"exclude_paths": len(r.ExcludePaths) > 0, "keep_paths": len(r.KeepPaths) > 0, "templates": r.Templates != "",
 		"app_rootfs": r.AppRootfs != "", "dirs": len(r.Dirs) > 0, "enable": len(r.Enable) > 0, "disable": len(r.Disable) > 0, "disk_headroom": r.DiskHeadroom != "",
+		"customize": len(r.Customize) > 0,
 	} {
 		if set {
 			return r.bad(field, "is only for kind rootfs; an initramfs image takes files from packages (packages[].files)")
@@ -378,6 +380,11 @@ func (r *recipe) validateRootfs(bad func(field, problem string) error, claim fun
 			if !unitRE.MatchString(u) {
 				return bad(fmt.Sprintf("%s[%d]", field, i), fmt.Sprintf("%q is not a systemd unit name such as vmnet-net.service", u))
 			}
+		}
+	}
+	for i, c := range r.Customize {
+		if strings.TrimSpace(c) == "" {
+			return bad(fmt.Sprintf("customize[%d]", i), "is empty; give a shell command run in a chroot of the finished tree, such as /usr/local/sbin/vmnet-app-db-prepare")
 		}
 	}
 	size, err := vmspec.ParseSize(r.DiskHeadroom)

@@ -130,6 +130,8 @@ func TestRecipeErrors(t *testing.T) {
 		{"rootfs dir twice", rootfs("", "dirs:\n  - {path: init, mode: \"0700\"}\n"), "dirs[0].path"},
 		{"rootfs bad unit", rootfs("", "enable: [vmnet-net]\n"), "enable[0]"},
 		{"rootfs bad disabled unit", rootfs("", "disable: [\"a b.service\"]\n"), "disable[0]"},
+		{"rootfs empty customize", rootfs("", "customize: [\"  \"]\n"), "customize[0]"},
+		{"customize in an initramfs", good + "customize: [true]\n", "customize"},
 		{"rootfs without headroom", rootfs("disk_headroom: 1GiB\n", ""), "disk_headroom"},
 		{"rootfs headroom without unit", rootfs("disk_headroom: 1GiB\n", "disk_headroom: 1024\n"), "disk_headroom"},
 	}

@@ -451,8 +451,26 @@ func (c *Cache) configureRootfs(ctx context.Context, r *recipe, hash, kver strin
 	if _, err := c.tools.chroot(ctx, b, root, "passwd", "--lock", "root"); err != nil {
 		return fmt.Errorf("lock root's password: %w", err)
 	}
+	if err := c.customize(ctx, r, root, b); err != nil {
+		return err
+	}
 	b.step("configured: %d files from images/%s, %d from templates/%s/%s; enabled %s; disabled %s",
 		len(r.Files), r.Name, len(guest), r.Templates, guestTreeDir, strings.Join(units, " "), strings.Join(r.Disable, " "))
+	return nil
+}
+
+// customize runs the recipe's customize commands in a chroot of root, in
+// order: work done once at build time instead of at every first boot (the
+// capstone's initdb). The first to fail stops the build, named by its index.
+func (c *Cache) customize(ctx context.Context, r *recipe, root string, b *buildLog) error {
+	for i, cmd := range r.Customize {
+		t := c.now()
+		if _, err := c.tools.chroot(ctx, b, root, "/bin/sh", "-c", cmd); err != nil {
+			return withHint(fmt.Errorf("customize[%d] (%s): %w", i, cmd, err),
+				"the command runs in a chroot of the image's tree (no /proc, no network) at build time; its output is in the build log above")
+		}
+		b.step("customize[%d] %s: done in %.1fs", i, cmd, c.now().Sub(t).Seconds())
+	}
 	return nil
 }
 

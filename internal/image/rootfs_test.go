@@ -33,6 +33,7 @@ type fakeTools struct {
 	block    string   // a bootstrap of a target ending in this waits for ctx
 	initrd   string   // lsinitramfs's answer; default: the modules the build needs
 	disabled bool     // is-enabled answers "disabled"
+	failCmd  string   // a chroot command line starting with this fails
 }
 
 var _ rootfsTools = (*fakeTools)(nil)
@@ -127,6 +128,9 @@ func (f *fakeTools) bootstrap(ctx context.Context, b *buildLog, args []string) e
 
 func (f *fakeTools) chroot(ctx context.Context, b *buildLog, root string, args ...string) (string, error) {
 	f.record("chroot " + strings.Join(args, " "))
+	if f.failCmd != "" && strings.HasPrefix(strings.Join(args, " "), f.failCmd) {
+		return "", errors.New("exit status 1")
+	}
 	switch {
 	case args[0] == "lsinitramfs":
 		if f.initrd != "" {
@@ -277,8 +281,9 @@ func TestRootfsBuild(t *testing.T) {
 	calls := tools.called()
 	for _, want := range []string{
 		"chroot systemctl --root=/ enable vmnet-net.service systemd-networkd.service systemd-resolved.service vmnet-app.target",
-		"chroot systemctl --root=/ disable apt-daily.timer apt-daily-upgrade.timer podman-auto-update.timer podman-auto-update.service podman.service podman.socket cloud-init-hotplugd.socket",
+		"chroot systemctl --root=/ disable podman-restart.service e2scrub_reap.service e2scrub_all.timer fstrim.timer dpkg-db-backup.timer systemd-pstore.service apt-daily.timer apt-daily-upgrade.timer podman-auto-update.timer podman-auto-update.service podman.service podman.socket cloud-init-hotplugd.socket",
 		"chroot passwd --lock root",
+		"chroot /bin/sh -c /usr/local/sbin/vmnet-app-db-prepare",
 	} {
 		if !contains(calls, want) {
 			t.Errorf("no %q among %q", want, calls)
@@ -374,6 +379,7 @@ func TestRootfsBuildFailures(t *testing.T) {
 		{"system fails, app cancelled", &fakeTools{fail: "system", block: "app"}, "install the system packages"},
 		{"initrd without virtio_blk", &fakeTools{initrd: "usr/lib/modules/x/kernel/fs/ext4/ext4.ko\n"}, "lacks virtio_pci, virtio_blk"},
 		{"unit not enabled", &fakeTools{disabled: true}, "unit vmnet-net.service is disabled after systemctl enable"},
+		{"customize fails", &fakeTools{failCmd: "/bin/sh -c /usr/local/sbin/vmnet-app-db-prepare"}, "customize[0] (/usr/local/sbin/vmnet-app-db-prepare)"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

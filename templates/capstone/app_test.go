@@ -318,3 +318,53 @@ func checkNoSecret(t *testing.T, password string, procs []*proc) {
 		}
 	}
 }
+
+// TestDBInitOnly runs db-entrypoint.sh --init-only as the image build does
+// (vmnet-app-db-prepare): it initialises the data directory and exits
+// without starting PostgreSQL, a second run leaves the data as it is, and
+// an unknown argument is a usage error. The first start on prepared data
+// (the password set from the secret) is TestApp's restart with a new secret.
+func TestDBInitOnly(t *testing.T) {
+	needRoot(t)
+	needTools(t, "setpriv", postgresBin+"/initdb")
+	if _, err := exec.Command("id", "postgres").Output(); err != nil {
+		t.Skip("no user postgres (package postgresql-15)")
+	}
+	base, err := os.MkdirTemp("", "vmnet-capstone-init-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(base) })
+	if err := os.Chmod(base, 0o711); err != nil {
+		t.Fatal(err)
+	}
+	secret := filepath.Join(base, "password")
+	if err := os.WriteFile(secret, []byte(randomHex(t)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	data := filepath.Join(base, "data")
+	entrypoint, _ := filepath.Abs(filepath.Join(appDir, "db-entrypoint.sh"))
+	run := func(args ...string) (string, error) {
+		cmd := exec.Command("/bin/sh", append([]string{entrypoint}, args...)...)
+		cmd.Env = append(os.Environ(), "PGDATA="+data, "PGSOCKETDIR="+filepath.Join(base, "sock"), "DB_PASSWORD_FILE="+secret)
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	if out, err := run("--init-only"); err != nil || !strings.Contains(out, "first start") {
+		t.Fatalf("--init-only: %v\n%s", err, out)
+	}
+	for _, f := range []string{"PG_VERSION", "pg_hba.conf"} {
+		if _, err := os.Stat(filepath.Join(data, f)); err != nil {
+			t.Errorf("after --init-only: %v", err)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(data, "postmaster.pid")); err == nil {
+		t.Error("--init-only left PostgreSQL running (postmaster.pid exists)")
+	}
+	if out, err := run("--init-only"); err != nil || !strings.Contains(out, "initialised already") {
+		t.Errorf("second --init-only: %v\n%s", err, out)
+	}
+	if out, err := run("--bogus"); err == nil || !strings.Contains(out, "usage") {
+		t.Errorf("an unknown argument: %v\n%s", err, out)
+	}
+}

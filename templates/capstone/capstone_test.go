@@ -169,8 +169,8 @@ func TestContainerUnits(t *testing.T) {
 	}{
 		{"db", "vmnet-app-net.service", "pg_isready", "/usr/local/lib/vmnet/app/db-entrypoint.sh", true,
 			[]string{"-v /var/lib/vmnet/pgdata:/var/lib/postgresql/data", "--stop-signal=SIGINT"}},
-		{"api", "vmnet-app-db.service", "http://127.0.0.1:5000/healthz", "/usr/bin/python3 /usr/local/lib/vmnet/app/api.py", true, nil},
-		{"proxy", "vmnet-app-api.service", "http://127.0.0.1:8080/nginx-health", "/usr/local/lib/vmnet/app/proxy-entrypoint.sh", false,
+		{"api", "vmnet-app-net.service", "http://127.0.0.1:5000/healthz", "/usr/bin/python3 /usr/local/lib/vmnet/app/api.py", true, nil},
+		{"proxy", "vmnet-app-net.service", "http://127.0.0.1:8080/nginx-health", "/usr/local/lib/vmnet/app/proxy-entrypoint.sh", false,
 			[]string{"-p 8080:8080"}},
 	}
 	for _, c := range cases {
@@ -208,6 +208,14 @@ func TestContainerUnits(t *testing.T) {
 			}
 			if !strings.Contains(u.one("Unit.After"), c.after) {
 				t.Errorf("After = %q, want it to order after %s", u.one("Unit.After"), c.after)
+			}
+			// The three start at once (issue 12): api answers 503 without
+			// db, nginx resolves api per request; an After= on another
+			// container would serialise three slow podman runs again.
+			for _, other := range []string{"db", "api", "proxy"} {
+				if strings.Contains(u.one("Unit.After"), "vmnet-app-"+other+".service") {
+					t.Errorf("After = %q orders %s after the %s container: they start at once", u.one("Unit.After"), c.name, other)
+				}
 			}
 			if !strings.HasPrefix(u.one("Service.ExecStop"), "/usr/bin/podman stop --ignore") {
 				t.Errorf("ExecStop = %q, want podman stop", u.one("Service.ExecStop"))

@@ -21,11 +21,17 @@ const fakePodman = `#!/bin/sh
 echo "podman $*" >>"$FAKE/calls"
 case $1 in
 inspect)
-	f=$3 name=$4
-	[ -f "$FAKE/$name" ] || { echo "Error: no such object: \"$name\"" >&2; exit 125; }
-	. "$FAKE/$name"
-	printf '%s\n' "$f" | sed -e "s/{{.Id}}/$id/g" -e "s/{{.State.Running}}/$running/g" \
-		-e "s/{{.State.Health.Status}}/$health/g" -e "s/{{.State.Health.FailingStreak}}/$streak/g"
+	# podman inspect --format FORMAT NAME...: a line per container found,
+	# an error for each missing one and exit 125 when any is.
+	f=$3 rc=0
+	shift 3
+	for name; do
+		[ -f "$FAKE/$name" ] || { echo "Error: no such object: \"$name\"" >&2; rc=125; continue; }
+		. "$FAKE/$name"
+		printf '%s\n' "$f" | sed -e "s/{{.Name}}/$name/g" -e "s/{{.Id}}/$id/g" -e "s/{{.State.Running}}/$running/g" \
+			-e "s/{{.State.Health.Status}}/$health/g" -e "s/{{.State.Health.FailingStreak}}/$streak/g"
+	done
+	exit $rc
 	;;
 healthcheck)
 	. "$FAKE/$3"
@@ -213,8 +219,14 @@ func TestHealthScript(t *testing.T) {
 		restarts []string // units restarted, in order
 		checks   []string // containers the script checked itself
 		stdout   string   // a part of it
+		podman   int      // podman runs in the round, when not 0
 	}{
-		{name: "all healthy", setup: func(g *fakeGuest) {}},
+		// One podman run for the three: each costs a second of CPU under TCG.
+		{name: "all healthy", setup: func(g *fakeGuest) {}, podman: 1},
+		{name: "api missing, proxy unhealthy", setup: func(g *fakeGuest) {
+			_ = os.Remove(filepath.Join(g.dir, "api"))
+			g.container("proxy", "3333", "true", "unhealthy", 1, "active")
+		}, restarts: []string{"vmnet-app-proxy.service"}, podman: 1},
 		{name: "api unhealthy", setup: func(g *fakeGuest) {
 			g.container("api", "2222", "true", "unhealthy", 1, "active")
 		}, restarts: []string{"vmnet-app-api.service"}, stdout: "api is unhealthy (3 failed checks in a row): restarting vmnet-app-api.service"},
@@ -250,6 +262,9 @@ func TestHealthScript(t *testing.T) {
 				t.Fatalf("exit %d: %s", code, stderr)
 			}
 			var restarts, checks []string
+			if n := strings.Count("\n"+g.calls(), "\npodman "); c.podman != 0 && n != c.podman {
+				t.Errorf("%d podman runs, want %d:\n%s", n, c.podman, g.calls())
+			}
 			for _, line := range strings.Split(g.calls(), "\n") {
 				if u, ok := strings.CutPrefix(line, "systemctl restart --no-block "); ok {
 					restarts = append(restarts, u)

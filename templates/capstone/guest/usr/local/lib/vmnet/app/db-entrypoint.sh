@@ -9,12 +9,22 @@
 #    single-user mode from stdin, so a data directory that survived a new
 #    secret still accepts it (and a second start with the same secret is a
 #    no-op for the clients);
+#  - with --init-only: initialise $PGDATA as on a first start, then exit
+#    (the image build runs this once, through vmnet-app-db-prepare, so a
+#    VM's first start only sets the password: initdb takes 12 s under TCG);
 #  - then exec postgres, listening on every address; pg_hba.conf allows
 #    password (SCRAM) logins from loopback and from the container's own
 #    networks (samenet: app-net), peer logins on the socket.
 # The defaults are the container's paths; the tests point PGDATA,
 # PGSOCKETDIR and DB_PASSWORD_FILE at a temporary directory.
 set -eu
+
+init_only=
+case ${1:-} in
+--init-only) init_only=1 ;;
+'') ;;
+*) echo "usage: db-entrypoint.sh [--init-only]" >&2; exit 2 ;;
+esac
 
 PGBIN=${PGBIN:-/usr/lib/postgresql/15/bin}
 PGDATA=${PGDATA:-/var/lib/postgresql/data}
@@ -59,6 +69,8 @@ if [ ! -s "$PGDATA/PG_VERSION" ]; then
 	host    all       all   samenet        scram-sha-256
 	EOF
 	chown "$DBUSER:$DBUSER" "$PGDATA/pg_hba.conf"
+elif [ -n "$init_only" ]; then
+	log "$PGDATA is initialised already"
 else
 	log "using the existing data in $PGDATA; setting the $DBUSER password from $SECRET"
 	# The statement goes through stdin (printf is a shell builtin: no argv
@@ -74,6 +86,7 @@ else
 fi
 rm -rf "$pwdir"
 trap - EXIT
+[ -z "$init_only" ] || exit 0
 
 log "starting PostgreSQL on *:5432"
 # exec: postgres becomes PID 1 of the container and gets podman's stop
