@@ -63,8 +63,8 @@ type recipe struct {
 	Templates    string      `yaml:"templates"`     // a tree in vmnet/templates: guest/, enable.txt, container-packages.txt
 	AppRootfs    string      `yaml:"app_rootfs"`    // where the container rootfs goes in the guest
 	Dirs         []recipeDir `yaml:"dirs"`
-	Enable       []string    `yaml:"enable"`  // systemd units to enable, besides the templates' enable.txt
-	Disable      []string    `yaml:"disable"` // systemd units to disable (the packages enabled them)
+	Enable       []string    `yaml:"enable"`    // systemd units to enable, besides the templates' enable.txt
+	Disable      []string    `yaml:"disable"`   // systemd units to disable (the packages enabled them)
 	Customize    []string    `yaml:"customize"` // shell commands run in a chroot of the finished tree, in order
 	DiskHeadroom string      `yaml:"disk_headroom"`
 
