@@ -66,3 +66,41 @@ func TestMmdebstrapHooks(t *testing.T) {
 		t.Errorf("kept %v", names)
 	}
 }
+
+// A seed's files are in the tree before any package is installed, with
+// their modes, whatever the umask; without a seed there is no such hook.
+func TestMmdebstrapSeed(t *testing.T) {
+	dir := t.TempDir()
+	seed := filepath.Join(dir, "seed it's")
+	root := filepath.Join(dir, "root")
+	os.MkdirAll(filepath.Join(seed, "etc/initramfs-tools/hooks"), 0o755)
+	os.MkdirAll(root, 0o755)
+	os.WriteFile(filepath.Join(seed, "etc/initramfs-tools/hooks/vmnet"), []byte("#!/bin/sh\n"), 0o755)
+	hooks := func(s BootstrapSpec) []string {
+		var out []string
+		for _, a := range MmdebstrapArgs(s) {
+			if h, ok := strings.CutPrefix(a, "--setup-hook="); ok {
+				out = append(out, h)
+			}
+		}
+		return out
+	}
+	if n := len(hooks(BootstrapSpec{Suite: "s", Target: root, Archives: dir})); n != 1 {
+		t.Errorf("without a seed: %d setup hooks, want the archives' one", n)
+	}
+	hs := hooks(BootstrapSpec{Suite: "s", Target: root, Archives: dir, Seed: seed})
+	if len(hs) != 2 {
+		t.Fatalf("setup hooks %q, want the archives' and the seed's", hs)
+	}
+	cmd := exec.Command("sh", "-c", "umask 077; "+hs[1], "exec", root)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("seed hook: %v\n%s", err, out)
+	}
+	st, err := os.Stat(filepath.Join(root, "etc/initramfs-tools/hooks/vmnet"))
+	if err != nil || st.Mode().Perm() != 0o755 {
+		t.Errorf("the seeded hook: %v, %v", st, err)
+	}
+	if d, err := os.Stat(filepath.Join(root, "etc")); err != nil || d.Mode().Perm() != 0o755 {
+		t.Errorf("the seeded directory etc: %v, %v", d, err)
+	}
+}

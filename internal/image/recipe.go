@@ -66,6 +66,10 @@ type recipe struct {
 	Enable       []string    `yaml:"enable"`    // systemd units to enable, besides the templates' enable.txt
 	Disable      []string    `yaml:"disable"`   // systemd units to disable (the packages enabled them)
 	Customize    []string    `yaml:"customize"` // shell commands run in a chroot of the finished tree, in order
+	// SetupFiles go into the system tree before any package is installed
+	// (mmdebstrap's setup hook): configuration packages read as they
+	// install, such as initramfs-tools' conf.d and hooks.
+	SetupFiles []recipeCopy `yaml:"setup_files"`
 	DiskHeadroom string      `yaml:"disk_headroom"`
 
 	// files is every file of the recipe directory by its path inside it; the
@@ -243,6 +247,28 @@ func (r *recipe) validateBoot() error {
 	return nil
 }
 
+// validateCopies checks the recipe's copies at field (files or
+// setup_files): each src is a file of the recipe, each dst a path claim
+// accepts, each mode octal (parsed into the copy).
+func (r *recipe) validateCopies(field string, copies []recipeCopy, claim func(field, dst string) error) error {
+	for i := range copies {
+		f := &copies[i]
+		at := fmt.Sprintf("%s[%d]", field, i)
+		if _, ok := r.files[f.Src]; !ok {
+			return r.bad(at+".src", fmt.Sprintf("%q is not a file in images/%s", f.Src, r.Name))
+		}
+		if err := claim(at+".dst", f.Dst); err != nil {
+			return err
+		}
+		m, err := parseMode(f.Mode)
+		if err != nil {
+			return r.bad(at+".mode", err.Error())
+		}
+		f.mode = m
+	}
+	return nil
+}
+
 // claimer returns the check of a path the recipe puts into the image at
 // field: a clean relative path, and not one put there already.
 func (r *recipe) claimer() func(field, dst string) error {
@@ -272,20 +298,12 @@ func (r *recipe) validateContents(claim func(field, dst string) error) error {
 			}
 		}
 	}
-	for i := range r.Files {
-		f := &r.Files[i]
-		field := fmt.Sprintf("files[%d]", i)
-		if _, ok := r.files[f.Src]; !ok {
-			return r.bad(field+".src", fmt.Sprintf("%q is not a file in images/%s", f.Src, r.Name))
-		}
-		if err := claim(field+".dst", f.Dst); err != nil {
-			return err
-		}
-		m, err := parseMode(f.Mode)
-		if err != nil {
-			return r.bad(field+".mode", err.Error())
-		}
-		f.mode = m
+	if err := r.validateCopies("files", r.Files, claim); err != nil {
+		return err
+	}
+	// Setup files are paths of their own: the packages may replace them.
+	if err := r.validateCopies("setup_files", r.SetupFiles, r.claimer()); err != nil {
+		return err
 	}
 	for dst, target := range r.Symlinks {
 		if err := claim("symlinks", dst); err != nil {
@@ -308,7 +326,7 @@ func (r *recipe) validateInitramfs() error {
 		"suite": r.Suite != "", "mirrors": len(r.Mirrors) > 0, "include": len(r.Include) > 0,
 		"exclude_paths": len(r.ExcludePaths) > 0, "keep_paths": len(r.KeepPaths) > 0, "templates": r.Templates != "",
 		"app_rootfs": r.AppRootfs != "", "dirs": len(r.Dirs) > 0, "enable": len(r.Enable) > 0, "disable": len(r.Disable) > 0, "disk_headroom": r.DiskHeadroom != "",
-		"customize": len(r.Customize) > 0,
+		"customize": len(r.Customize) > 0, "setup_files": len(r.SetupFiles) > 0,
 	} {
 		if set {
 			return r.bad(field, "is only for kind rootfs; an initramfs image takes files from packages (packages[].files)")

@@ -242,7 +242,11 @@ func (rb *rootfsBuild) parts(appPkgs []string) []bootstrapPart {
 		return debian.BootstrapSpec{Suite: r.Suite, Target: target, Mirrors: r.Mirrors, Include: include,
 			Exclude: r.ExcludePaths, Keep: r.KeepPaths, Archives: filepath.Join(rb.archives, kept)}
 	}
-	parts := []bootstrapPart{{"system", spec(rb.root, "system", append([]string{r.Kernel}, r.Include...))}}
+	system := spec(rb.root, "system", append([]string{r.Kernel}, r.Include...))
+	if len(r.SetupFiles) > 0 {
+		system.Seed = rb.seed()
+	}
+	parts := []bootstrapPart{{"system", system}}
 	if r.AppRootfs != "" {
 		parts = append(parts, bootstrapPart{"app", spec(rb.app, "app", appPkgs)})
 	}
@@ -253,6 +257,9 @@ func (rb *rootfsBuild) parts(appPkgs []string) []bootstrapPart {
 // fail stops the other.
 func (rb *rootfsBuild) bootstrap(ctx context.Context, appPkgs []string) error {
 	if err := os.MkdirAll(rb.work, 0o755); err != nil {
+		return err
+	}
+	if err := rb.writeSeed(); err != nil {
 		return err
 	}
 	parts := rb.parts(appPkgs)
@@ -270,6 +277,23 @@ func (rb *rootfsBuild) bootstrap(ctx context.Context, appPkgs []string) error {
 	}
 	wg.Wait()
 	return firstError(errs)
+}
+
+// seed is where the recipe's setup files wait for mmdebstrap's setup hook.
+func (rb *rootfsBuild) seed() string { return filepath.Join(rb.work, "seed") }
+
+// writeSeed writes the recipe's setup files into the seed tree, each with
+// its mode (directories 0755, whatever the umask).
+func (rb *rootfsBuild) writeSeed() error {
+	for i, f := range rb.r.SetupFiles {
+		if err := fsperm.MkdirAll(rb.seed(), 0o755); err != nil {
+			return err
+		}
+		if err := writeInRoot(rb.seed(), f.Dst, rb.r.files[f.Src], f.mode); err != nil {
+			return fmt.Errorf("setup_files[%d]: %w", i, err)
+		}
+	}
+	return nil
 }
 
 // bootstrapPart runs one mmdebstrap, logging under the part's label.
@@ -321,7 +345,7 @@ func (rb *rootfsBuild) copyBoot(ctx context.Context, kver string) error {
 	}
 	if missing := missingModules(list, initrdModules); len(missing) > 0 {
 		return withHint(fmt.Errorf("the initrd %s lacks %s: the guest could not mount root=/dev/vda", filepath.Base(initrd), strings.Join(missing, ", ")),
-			"initramfs-tools must build it with MODULES=most (its default; MODULES=dep looks at the build host)")
+			"initramfs-tools must build it with MODULES=most (its default) or with MODULES=list and a hook that adds them (images/capstone's setup_files); MODULES=dep looks at the build host")
 	}
 	if err := copyFile(filepath.Join(rb.root, "boot", "vmlinuz-"+kver), filepath.Join(rb.dir, kernelFile)); err != nil {
 		return fmt.Errorf("copy the kernel: %w", err)

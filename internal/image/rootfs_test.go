@@ -294,7 +294,8 @@ func TestRootfsBuild(t *testing.T) {
 	disk := readDisk(t, img.Disk, "/usr/local/sbin/vmnet-net", "/etc/systemd/system/vmnet-net.service", "/etc/vmnet/secrets",
 		"/etc/cloud/cloud-init.disabled", "/etc/hostname", "/etc/nftables.conf", "/usr/local/sbin/vmnet-app-wait",
 		"/usr/local/lib/vmnet/app/entrypoint.sh", "/usr/local/lib/vmnet/app/api.py", "/etc/vmnet/image",
-		app+"/var/lib/dpkg/status", app+"/etc/hostname", app+"/etc/resolv.conf", "/etc/absolute-link", "/bin")
+		app+"/var/lib/dpkg/status", app+"/etc/hostname", app+"/etc/resolv.conf", "/etc/absolute-link", "/bin",
+		"/etc/initramfs-tools/conf.d/vmnet", "/etc/initramfs-tools/hooks/vmnet")
 	want := map[string]struct {
 		mode fs.FileMode
 		kind string
@@ -303,6 +304,8 @@ func TestRootfsBuild(t *testing.T) {
 		"/etc/systemd/system/vmnet-net.service":  {0o644, "regular"},
 		"/etc/vmnet/secrets":                     {0o700, "directory"},
 		"/etc/cloud/cloud-init.disabled":         {0o644, "regular"},
+		"/etc/initramfs-tools/conf.d/vmnet":      {0o644, "regular"}, // setup_files: in before the packages
+		"/etc/initramfs-tools/hooks/vmnet":       {0o755, "regular"},
 		"/etc/hostname":                          {0o644, "regular"},
 		"/etc/nftables.conf":                     {0o644, "regular"},
 		"/usr/local/sbin/vmnet-app-wait":         {0o755, "regular"},
