@@ -69,8 +69,8 @@ type recipe struct {
 	// SetupFiles go into the system tree before any package is installed
 	// (mmdebstrap's setup hook): configuration packages read as they
 	// install, such as initramfs-tools' conf.d and hooks.
-	SetupFiles []recipeCopy `yaml:"setup_files"`
-	DiskHeadroom string      `yaml:"disk_headroom"`
+	SetupFiles   []recipeCopy `yaml:"setup_files"`
+	DiskHeadroom string       `yaml:"disk_headroom"`
 
 	// files is every file of the recipe directory by its path inside it; the
 	// hash covers all of them, recipe.yaml included.
