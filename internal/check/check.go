@@ -347,5 +347,5 @@ type observation struct {
 	// waited is how long a TCP connect waited for an answer that did not
 	// come (ConnectTimeout, or less once a control answered).
 	waited  time.Duration
-	control string // the check whose answer cut that wait short, or ""
+	control Method // the method of the control whose answer cut that wait short, or ""
 }

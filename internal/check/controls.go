@@ -41,9 +41,10 @@ const (
 
 // control is the first answer from an address to a positive host check.
 type control struct {
-	id  string        // the check that got it
-	rtt time.Duration // how long that check took
-	at  time.Time     // when it ended
+	id     string        // the check that got it
+	method Method        // and its method
+	rtt    time.Duration // how long that check took
+	at     time.Time     // when it ended
 }
 
 // controls records, by address, the answers the host's positive checks of
@@ -59,15 +60,16 @@ func newControls() *controls {
 	return &controls{by: map[netip.Addr]control{}, waiting: map[netip.Addr][]*func(control){}}
 }
 
-// answered records that check id got an answer from a after rtt, and tells
+// answered records that check id (by method) got an answer from a after
+// rtt, and tells
 // the connects waiting for one; the first answer counts.
-func (cs *controls) answered(a netip.Addr, id string, rtt time.Duration) {
+func (cs *controls) answered(a netip.Addr, id string, method Method, rtt time.Duration) {
 	cs.mu.Lock()
 	if _, ok := cs.by[a]; ok {
 		cs.mu.Unlock()
 		return
 	}
-	c := control{id: id, rtt: rtt, at: time.Now()}
+	c := control{id: id, method: method, rtt: rtt, at: time.Now()}
 	cs.by[a] = c
 	fns := cs.waiting[a]
 	delete(cs.waiting, a)
@@ -124,7 +126,7 @@ func (r *runner) noteControl(res *Result, rtt time.Duration) {
 	}
 	switch {
 	case c.Method == MethodPing, c.Method == MethodTCP, c.Method == MethodHTTP && o.status > 0:
-		r.controls.answered(c.To, c.ID, rtt)
+		r.controls.answered(c.To, c.ID, c.Method, rtt)
 	}
 }
 

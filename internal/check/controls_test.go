@@ -72,7 +72,7 @@ func TestClosedWaitShortAfterControl(t *testing.T) {
 		if !r.Pass || r.Duration < closedFloor || r.Duration > 1200*time.Millisecond {
 			t.Errorf("%s: pass %v in %s (%s), want closed in 500ms-1.2s", r.ID, r.Pass, r.Duration, r.Actual)
 		}
-		if !strings.Contains(r.Actual, "ping:host->capstone:eth1 having answered") {
+		if !strings.Contains(r.Actual, "; its ping answered)") || !strings.Contains(r.obs.err.Error(), "after ping:host->capstone:eth1 answered in") {
 			t.Errorf("%s: actual %q does not name its control", r.ID, r.Actual)
 		}
 	}

@@ -72,7 +72,9 @@ type Options struct {
 	// `ping -c 1 -W 2`).
 	PingTimeout time.Duration
 	// ConnectTimeout bounds a TCP connect (default 2s): a port that must be
-	// closed and drops silently costs this long.
+	// closed and drops silently costs this long from the host, unless a
+	// positive check on the same address answered first (then 5 of its
+	// round trips, at least 500 ms: see controls.go).
 	ConnectTimeout time.Duration
 	// HTTPTimeout bounds an HTTP GET (default 10s: the first request wakes
 	// nginx, Flask and PostgreSQL under TCG).
@@ -396,7 +398,7 @@ func (r *runner) tcp(ctx context.Context, res *Result) {
 	case c.From.Kind == OnHost && c.Want == WantClosed:
 		var ctl *control
 		if res.obs.waited, ctl, err = r.dialClosed(ctx, netip.AddrPortFrom(c.To, c.Port)); ctl != nil {
-			res.obs.control = ctl.id
+			res.obs.control = ctl.method
 		}
 	case c.From.Kind == OnHost:
 		err = r.host.Dial(ctx, netip.AddrPortFrom(c.To, c.Port), r.opt.ConnectTimeout)
@@ -419,7 +421,7 @@ func (r *runner) judgeTCP(res *Result, err error) {
 	case errors.Is(err, ErrRefused):
 		res.Actual = "closed (refused)"
 	case errors.Is(err, ErrNoAnswer) && res.obs.control != "":
-		res.Actual = fmt.Sprintf("closed (no answer within %s, %s having answered)", res.obs.waited.Round(time.Millisecond), res.obs.control)
+		res.Actual = fmt.Sprintf("closed (no answer within %s; its %s answered)", res.obs.waited.Round(time.Millisecond), res.obs.control)
 	case errors.Is(err, ErrNoAnswer):
 		res.Actual = fmt.Sprintf("closed (no answer within %s)", res.obs.waited.Round(time.Millisecond))
 	default:
