@@ -193,3 +193,19 @@ func TestNsenterRefused(t *testing.T) {
 		}
 	}
 }
+
+// A guest agent that stops answering fails a container's check through
+// nsenter as it does through podman exec: the guest is unreachable, and
+// the check says what it could not run.
+func TestNsenterGuestUnreachable(t *testing.T) {
+	w, tg := nsWorld()
+	w.guestDown = true
+	for _, r := range Run(context.Background(), w, w, tg, CapstoneMatrix(tg), Options{}) {
+		if r.From.Kind != OnContainer {
+			continue
+		}
+		if r.Pass || r.Cause != CauseGuestUnreachable || !strings.HasPrefix(r.Actual, "could not run nsenter in the guest") {
+			t.Errorf("%s: pass %v, %q, cause %q; want guest unreachable, naming nsenter", r.ID, r.Pass, r.Actual, r.Cause)
+		}
+	}
+}

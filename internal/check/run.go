@@ -331,7 +331,11 @@ func (r *runner) exec(ctx context.Context, from Place, argv []string, res *Resul
 	res.obs.stdout, res.obs.stderr, res.obs.code = out.Stdout, out.Stderr, out.Code
 	if err != nil {
 		res.obs.err, res.obs.execErr = err, true
-		res.Actual = "could not run " + argv[0] + " in the guest: " + firstLine(err.Error())
+		what := argv[0]
+		if res.obs.via != "" {
+			what = res.obs.via
+		}
+		res.Actual = "could not run " + what + " in the guest: " + firstLine(err.Error())
 		return false
 	}
 	return true
