@@ -325,6 +325,11 @@ type Container struct {
 	IP      netip.Addr // on app-net; invalid when it has none
 	Gateway netip.Addr // app-net's gateway: the VM's own address on app-net
 	Error   string     // why the state is unknown, when it is
+	// ID and PID are podman's full container ID and the PID of the
+	// container's init process in the guest (0 when it does not run): a
+	// check from the container enters its namespaces through them.
+	ID  string
+	PID int
 }
 
 // Running reports whether podman says the container runs.
@@ -338,4 +343,9 @@ type observation struct {
 	stdout, stderr string
 	status         int    // HTTP status
 	body           string // HTTP body (first KiB)
+	via            string // for a container's probe: viaNsenter or viaPodman
+	// waited is how long a TCP connect waited for an answer that did not
+	// come (ConnectTimeout, or less once a control answered).
+	waited  time.Duration
+	control Method // the method of the control whose answer cut that wait short, or ""
 }

@@ -105,7 +105,7 @@ func (d *diagnoser) find(ctx context.Context, r *Result, f *finding) {
 	}
 	if c.From.Kind == OnContainer && r.obs.code >= 125 {
 		msg := firstLine(r.obs.stderr + r.obs.stdout)
-		f.add("podman exec in %s failed: %s", c.From.Container, msg)
+		f.add("%s in %s failed: %s", r.obs.ran(), c.From.Container, msg)
 		d.container(c.From.Container, f)
 		// Exit 125 is podman's own failure: the container may have gone away
 		// or stopped after the inventory was taken, so ask podman again.

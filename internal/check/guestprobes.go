@@ -91,7 +91,7 @@ func (r *runner) guestDial(ctx context.Context, res *Result) (ran bool, err erro
 		return false, nil
 	}
 	if c.From.Kind == OnContainer && res.obs.code >= 125 {
-		res.Actual = fmt.Sprintf("podman exec failed (exit %d): %s", res.obs.code, firstLine(res.obs.stderr+res.obs.stdout))
+		res.Actual = execFailed(res.obs)
 		return false, nil
 	}
 	return true, probeErr(res.obs, r.opt.ConnectTimeout)
@@ -106,7 +106,7 @@ func (r *runner) guestGet(ctx context.Context, res *Result) (ran bool, status in
 	}
 	o := res.obs
 	if c.From.Kind == OnContainer && o.code >= 125 {
-		res.Actual = fmt.Sprintf("podman exec failed (exit %d): %s", o.code, firstLine(o.stderr+o.stdout))
+		res.Actual = execFailed(o)
 		return false, 0, nil, nil
 	}
 	if err := probeErr(o, r.opt.HTTPTimeout); err != nil {

@@ -266,8 +266,10 @@ func or(s, def string) string {
 // podmanInspect is the part of `podman container inspect` (podman 4.3)
 // Discover reads.
 type podmanInspect struct {
+	ID    string `json:"Id"`
 	Name  string `json:"Name"`
 	State struct {
+		Pid         int    `json:"Pid"`
 		Status      string `json:"Status"`
 		Running     bool   `json:"Running"`
 		ExitCode    int    `json:"ExitCode"`
@@ -296,7 +298,7 @@ func ParseContainers(out string, names []string) ([]Container, error) {
 	}
 	found := map[string]Container{}
 	for _, p := range list {
-		c := Container{Name: strings.TrimPrefix(p.Name, "/"), State: p.State.Status}
+		c := Container{Name: strings.TrimPrefix(p.Name, "/"), State: p.State.Status, ID: p.ID, PID: p.State.Pid}
 		if c.State == "" && p.State.Running {
 			c.State = "running"
 		}

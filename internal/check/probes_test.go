@@ -209,6 +209,8 @@ const podman43 = `[
                "Status": "running",
                "Running": true,
                "Paused": false,
+               "Pid": 490,
+               "ConmonPid": 478,
                "ExitCode": 0,
                "Healthcheck": {"Status": "healthy", "FailingStreak": 0, "Log": null}
           },
@@ -221,7 +223,7 @@ const podman43 = `[
      },
      {
           "Id": "77aa01",
-          "State": {"Status": "exited", "Running": false, "ExitCode": 137},
+          "State": {"Status": "exited", "Running": false, "Pid": 0, "ExitCode": 137},
           "Name": "api",
           "NetworkSettings": {"Networks": {"app-net": {"Gateway": "", "IPAddress": ""}}}
      }
@@ -233,8 +235,8 @@ func TestParseContainers(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []Container{
-		{Name: "db", State: "running", Health: "healthy", IP: a("10.89.0.2"), Gateway: a("10.89.0.1")},
-		{Name: "api", State: "exited (code 137)"},
+		{Name: "db", State: "running", Health: "healthy", IP: a("10.89.0.2"), Gateway: a("10.89.0.1"), ID: "5d3c1f", PID: 490},
+		{Name: "api", State: "exited (code 137)", ID: "77aa01"},
 		{Name: "proxy", State: "missing"},
 	}
 	if !reflect.DeepEqual(got, want) {

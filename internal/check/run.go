@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode"
 
@@ -64,14 +65,16 @@ var (
 
 // Options tune a run. The zero value is fine.
 type Options struct {
-	// Parallel is how many guest commands run at once (default 4; always 1
+	// Parallel is how many guest commands run at once (default 8; always 1
 	// without a guest agent, the serial console being a single line).
 	Parallel int
 	// PingTimeout bounds one ping (default 3s from the host; guests use
 	// `ping -c 1 -W 2`).
 	PingTimeout time.Duration
 	// ConnectTimeout bounds a TCP connect (default 2s): a port that must be
-	// closed and drops silently costs this long.
+	// closed and drops silently costs this long from the host, unless a
+	// positive check on the same address answered first (then 5 of its
+	// round trips, at least 500 ms: see controls.go).
 	ConnectTimeout time.Duration
 	// HTTPTimeout bounds an HTTP GET (default 10s: the first request wakes
 	// nginx, Flask and PostgreSQL under TCG).
@@ -88,7 +91,7 @@ type Options struct {
 
 func (o Options) withDefaults(t Target) Options {
 	if o.Parallel <= 0 {
-		o.Parallel = 4
+		o.Parallel = 8
 	}
 	if !t.Agent {
 		o.Parallel = 1
@@ -117,7 +120,7 @@ const hostParallel = 16
 func Run(ctx context.Context, host Host, guest Guest, t Target, checks []Check, opt Options) []Result {
 	opt = opt.withDefaults(t)
 	guest = latch(guest)
-	r := &runner{host: host, guest: guest, t: t, opt: opt}
+	r := &runner{host: host, guest: guest, t: t, opt: opt, controls: newControls()}
 	results := make([]Result, len(checks))
 	hostSem := make(chan struct{}, hostParallel)
 	guestSem := make(chan struct{}, opt.Parallel)
@@ -221,6 +224,10 @@ type runner struct {
 	guest Guest
 	t     Target
 	opt   Options
+	// noNsenter is set once a check finds the guest has no nsenter: the
+	// others go straight to podman exec.
+	noNsenter atomic.Bool
+	controls  *controls // the answers of the run's positive host checks, by address
 }
 
 func (r *runner) run(ctx context.Context, c Check) (res Result) {
@@ -257,6 +264,7 @@ func (r *runner) run(ctx context.Context, c Check) (res Result) {
 	default:
 		res.Actual = fmt.Sprintf("unknown method %q", c.Method)
 	}
+	r.noteControl(&res, time.Since(start))
 	return res
 }
 
@@ -309,16 +317,25 @@ func holders(t Target) []holder {
 	return slices.DeleteFunc(out, func(h holder) bool { return !h.addr.IsValid() })
 }
 
-// exec runs argv in the guest, or in a container with podman exec.
+// exec runs argv in the guest, or in a container (containerExec).
 func (r *runner) exec(ctx context.Context, from Place, argv []string, res *Result) bool {
+	var (
+		out Output
+		err error
+	)
 	if from.Kind == OnContainer {
-		argv = append([]string{"podman", "exec", from.Container}, argv...)
+		out, res.obs.via, argv, err = r.containerExec(ctx, from.Container, argv)
+	} else {
+		out, err = r.guest.Exec(ctx, argv, r.opt.ExecTimeout)
 	}
-	out, err := r.guest.Exec(ctx, argv, r.opt.ExecTimeout)
 	res.obs.stdout, res.obs.stderr, res.obs.code = out.Stdout, out.Stderr, out.Code
 	if err != nil {
 		res.obs.err, res.obs.execErr = err, true
-		res.Actual = "could not run " + argv[0] + " in the guest: " + firstLine(err.Error())
+		what := argv[0]
+		if res.obs.via != "" {
+			what = res.obs.via
+		}
+		res.Actual = "could not run " + what + " in the guest: " + firstLine(err.Error())
 		return false
 	}
 	return true
@@ -352,7 +369,7 @@ func (r *runner) ping(ctx context.Context, res *Result) {
 	case o.code == 0:
 		res.Pass, res.Actual = true, "reply"
 	case c.From.Kind == OnContainer && o.code >= 125:
-		res.Actual = fmt.Sprintf("podman exec failed (exit %d): %s", o.code, firstLine(o.stderr+o.stdout))
+		res.Actual = execFailed(o)
 	default:
 		if msg := pingError(o.stderr + "\n" + o.stdout); msg != "" {
 			res.Actual = "ping: " + msg
@@ -380,9 +397,16 @@ func pingError(out string) string {
 func (r *runner) tcp(ctx context.Context, res *Result) {
 	c := res.Check
 	var err error
-	if c.From.Kind == OnHost {
+	res.obs.waited = r.opt.ConnectTimeout
+	switch {
+	case c.From.Kind == OnHost && c.Want == WantClosed:
+		var ctl *control
+		if res.obs.waited, ctl, err = r.dialClosed(ctx, netip.AddrPortFrom(c.To, c.Port)); ctl != nil {
+			res.obs.control = ctl.method
+		}
+	case c.From.Kind == OnHost:
 		err = r.host.Dial(ctx, netip.AddrPortFrom(c.To, c.Port), r.opt.ConnectTimeout)
-	} else {
+	default:
 		var ran bool
 		if ran, err = r.guestDial(ctx, res); !ran {
 			return
@@ -400,8 +424,10 @@ func (r *runner) judgeTCP(res *Result, err error) {
 		res.Actual = "open"
 	case errors.Is(err, ErrRefused):
 		res.Actual = "closed (refused)"
+	case errors.Is(err, ErrNoAnswer) && res.obs.control != "":
+		res.Actual = fmt.Sprintf("closed (no answer within %s; its %s answered)", res.obs.waited.Round(time.Millisecond), res.obs.control)
 	case errors.Is(err, ErrNoAnswer):
-		res.Actual = fmt.Sprintf("closed (no answer within %s)", r.opt.ConnectTimeout)
+		res.Actual = fmt.Sprintf("closed (no answer within %s)", res.obs.waited.Round(time.Millisecond))
 	default:
 		res.Actual = firstLine(err.Error())
 	}
@@ -511,7 +537,7 @@ func (r *runner) dns(ctx context.Context, res *Result) {
 	o := res.obs
 	switch {
 	case o.code >= 125:
-		res.Actual = fmt.Sprintf("podman exec failed (exit %d): %s", o.code, firstLine(o.stderr+o.stdout))
+		res.Actual = execFailed(o)
 		return
 	case o.code == 2:
 		res.Actual, res.Pass = "not found", c.Want == WantUnresolved
