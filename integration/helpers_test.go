@@ -34,7 +34,7 @@ var (
 
 // vmnetBin returns the vmnet binary under test, skipping when integration
 // tests are not asked for or cannot run.
-func vmnetBin(t *testing.T) string {
+func vmnetBin(t testing.TB) string {
 	t.Helper()
 	if os.Getenv("VMNET_INTEGRATION") != "1" {
 		t.Skip("set VMNET_INTEGRATION=1 to run integration tests (scripts/test.sh does)")

@@ -41,7 +41,7 @@ func tinyImage(t *testing.T) {
 }
 
 // newSandbox makes a vmnet sandbox for one test and removes it afterwards.
-func newSandbox(t *testing.T) string {
+func newSandbox(t testing.TB) string {
 	t.Helper()
 	bin := vmnetBin(t)
 	b := make([]byte, 3)
@@ -59,7 +59,7 @@ func newSandbox(t *testing.T) string {
 }
 
 // sb runs a command inside sandbox name.
-func sb(t *testing.T, name string, argv ...string) result {
+func sb(t testing.TB, name string, argv ...string) result {
 	t.Helper()
 	bin := vmnetBin(t)
 	var out, errb bytes.Buffer
@@ -76,7 +76,7 @@ func sb(t *testing.T, name string, argv ...string) result {
 }
 
 // sbVmnet runs vmnet inside the sandbox and fails the test unless it exits 0.
-func sbVmnet(t *testing.T, name string, args ...string) result {
+func sbVmnet(t testing.TB, name string, args ...string) result {
 	t.Helper()
 	r := sb(t, name, append([]string{vmnetBin(t)}, args...)...)
 	t.Logf("[%s] vmnet %s → exit %d\n%s%s", name, strings.Join(args, " "), r.code, r.stdout, r.stderr)

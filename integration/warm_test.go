@@ -12,13 +12,15 @@ import (
 // with `lab up --from-save`: the restore ends with every check green, the
 // host and the guest hold a new database password, the old one is refused
 // by PostgreSQL and the API answers from the database with the new one.
-// A second restore of the running lab is refused.
-func warmStart(t *testing.T, s string) {
+// A second restore of the running lab is refused. It returns how long the
+// save and the restore (to every check green) took.
+func warmStart(t testing.TB, s string) (save, restore time.Duration) {
 	const secret = "/var/lib/vmnet/vms/capstone/secrets/db-password"
 	old := sb(t, s, "cat", secret).stdout
 	start := time.Now()
 	sbVmnet(t, s, "lab", "save", "capstone")
-	t.Logf("lab save capstone: %s", time.Since(start).Round(100*time.Millisecond))
+	save = time.Since(start)
+	t.Logf("lab save capstone: %s", save.Round(100*time.Millisecond))
 	if st := strings.TrimSpace(sb(t, s, "virsh", "-c", "qemu:///system", "domstate", "capstone").stdout); st != "shut off" {
 		t.Fatalf("after lab save the domain is %q, want shut off", st)
 	}
@@ -28,6 +30,7 @@ func warmStart(t *testing.T, s string) {
 
 	start = time.Now()
 	r := sb(t, s, vmnetBin(t), "-o", "json", "lab", "up", "capstone", "--from-save")
+	restore = time.Since(start)
 	t.Logf("lab up capstone --from-save: exit %d after %s\n%s", r.code, time.Since(start).Round(100*time.Millisecond), r.stderr)
 	var up struct {
 		Outcome string    `json:"outcome"`
@@ -63,4 +66,5 @@ func warmStart(t *testing.T, s string) {
 	if r := sb(t, s, vmnetBin(t), "lab", "up", "capstone", "--from-save"); r.code == 0 || !strings.Contains(r.stderr, "is running") {
 		t.Errorf("a restore of the running lab: exit %d, %s; want refused", r.code, r.stderr)
 	}
+	return save, restore
 }

@@ -57,19 +57,19 @@ if printf '%s\n' "$skips" | grep -q 'NO REASON GIVEN$'; then
   exit 1
 fi
 
-stamp "benchmarks: tiny guest vs bare QEMU, and labs of 1-8 VMs (printed, never asserted)"
+stamp "benchmarks: tiny guest vs bare QEMU, the capstone lab's phases and warm start, labs of 1-8 VMs (printed, never asserted)"
 # The plain build: -race would slow vmnet and skew the ratio.
 # 1x: the tiny benchmark takes five samples each of vmnet and bare QEMU,
 # alternating, in its one round (issue 12).
 # Their lines only when they pass; everything they printed when one fails
 # (a benchmark fails when its lab's checks do), so the cause is in the log.
 bench=/tmp/vmnet-bench.$$.log
-if ! VMNET_BIN="$PWD/bin/vmnet" go test -count=1 -run '^$' -bench 'TinyBoot|LabScale' -benchtime 1x ./integration >"$bench" 2>&1; then
+if ! VMNET_BIN="$PWD/bin/vmnet" go test -count=1 -run '^$' -bench 'TinyBoot|Capstone|LabScale' -benchtime 1x ./integration >"$bench" 2>&1; then
   cat "$bench"; rm -f "$bench"
   echo "test: a benchmark failed (its output is above)" >&2
   exit 1
 fi
-grep -E 'tiny guest|lab scale|Benchmark|^ok' "$bench"
+grep -E 'tiny guest|capstone speed|lab scale|Benchmark|^ok' "$bench"
 rm -f "$bench"
 
 # A count, not a duration: with -fuzztime 5s the engine sometimes ends a
