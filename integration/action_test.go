@@ -140,7 +140,10 @@ func (a *actionRun) upAndReport(t *testing.T, lab string, want int) {
 	t.Helper()
 	for _, step := range []string{"prepare", "up", "report"} {
 		if code := a.step(t, step); code != 0 {
-			t.Fatalf("%s.sh exited %d", step, code)
+			// The job summary holds the check table with each failing
+			// check's hop and cause: the step's own output does not.
+			sum, _ := os.ReadFile(filepath.Join(a.dir, "summary"))
+			t.Fatalf("%s.sh exited %d; the job summary:\n%s", step, code, sum)
 		}
 	}
 	out := readOutputs(t, filepath.Join(a.dir, "output"))
