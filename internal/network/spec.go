@@ -101,9 +101,9 @@ func ParseMode(s string) (Mode, error) {
 		Fix: "use nat (private subnet with outbound NAT), isolated (private subnet, no way out) or bridge (an existing Linux bridge)"}
 }
 
-// ValidateName checks a network name; valid.NetworkName holds the rule
-// (and says why a spec's network names are held to a shorter one).
-func ValidateName(name string) error { return valid.NetworkName(name) }
+// ValidateName checks a network name given as NAME (net create, net
+// delete); valid.NetworkName holds the rule.
+func ValidateName(name string) error { return valid.NetworkName("network name", name) }
 
 // ParseCIDR parses --cidr: an IPv4 subnet written as its network address.
 func ParseCIDR(s string) (netip.Prefix, error) {

@@ -28,12 +28,11 @@ func TestNames(t *testing.T) {
 		{"SandboxName", SandboxName, "sandbox NAME",
 			[]string{"lab", "0", "lab-1", strings.Repeat("x", MaxSandboxName)},
 			[]string{"", "-lab", "lab-", "Lab", "lab_1", "ß", strings.Repeat("x", MaxSandboxName+1)}},
-		{"NetworkName", NetworkName, "network name",
-			[]string{"nat0", "Lab.net_1-a", strings.Repeat("n", MaxNetworkName)},
-			[]string{"", "-a", ".a", "a b", "a/b", "nät", strings.Repeat("n", MaxNetworkName+1)}},
-		{"SpecNetworkName", func(s string) error { return SpecNetworkName("nics[0].network", s) }, "nics[0].network",
-			[]string{"nat0", "Lab.net_1-a", strings.Repeat("n", MaxSpecNetworkName)},
-			[]string{"", "-a", "a b", "a/b", strings.Repeat("n", MaxSpecNetworkName+1)}},
+		{"NetworkName", func(s string) error { return NetworkName("nics[0].network", s) }, "nics[0].network",
+			// every network name of the examples, templates, integration tests and docs
+			[]string{"nat0", "iso0", "n0", "a", "default", "podnat", "podbr", "lan", "Lab.net_1-a", "0net",
+				strings.Repeat("n", 50), strings.Repeat("n", 51), strings.Repeat("n", MaxNetworkName)},
+			[]string{"", "-a", ".a", "_a", "a b", "a/b", "nät", "a\n", strings.Repeat("n", MaxNetworkName+1)}},
 	} {
 		for _, s := range tc.ok {
 			if err := tc.check(s); err != nil {
@@ -50,12 +49,26 @@ func TestNames(t *testing.T) {
 	}
 }
 
-// TestSpecNetworkNamesAreNetworkNames: the spec's rule is the stricter one,
-// so a network a spec names can always be made by net create.
-func TestSpecNetworkNamesAreNetworkNames(t *testing.T) {
-	for _, s := range []string{"nat0", "a", "A.b_c-d", strings.Repeat("n", MaxSpecNetworkName), "-a", "a b", "", strings.Repeat("n", MaxSpecNetworkName+1)} {
-		if SpecNetworkName("f", s) == nil && NetworkName(s) != nil {
-			t.Errorf("%q is a spec network name but not a net create one", s)
+// TestNameProblems: each refusal says what is wrong in words the fix
+// matches, and a limit is stated with the number the fix gives.
+func TestNameProblems(t *testing.T) {
+	for _, tc := range []struct {
+		err       error
+		want, fix string
+	}{
+		{VMName("name", strings.Repeat("a", MaxVMName+1)), `name: "` + strings.Repeat("a", MaxVMName+1) + `" is 64 characters long; at most 63 are allowed`, "1 to 63"},
+		{VMName("name", "1a"), `"1a" does not start with a lowercase letter`, "starting with a letter"},
+		{VMName("name", ""), "name is missing", "1 to 63"},
+		{ImageName(strings.Repeat("a", MaxImageName+1)), "use 1 to 32 lower-case letters", "tiny"},
+		{SandboxName("lab-"), "use 1 to 20 characters", "lab1"},
+		{NetworkName("network name", strings.Repeat("n", MaxNetworkName+1)), `network name "` + strings.Repeat("n", MaxNetworkName+1) + `": is 65 bytes long; vmnet allows at most 64`, "1 to 64"},
+		{NetworkName("network name", "bad/name"), `network name "bad/name": contains '/', which is not allowed in a network name`, "for example nat0"},
+		{NetworkName("network name", ""), `network name "": is empty`, "1 to 64"},
+		{NetworkName("network name", ".a"), `starts with '.'; start it with a letter or digit`, "starting with a letter or digit"},
+	} {
+		var fe *errs.FieldError
+		if !errors.As(tc.err, &fe) || !strings.Contains(tc.err.Error(), tc.want) || !strings.Contains(fe.Fix, tc.fix) {
+			t.Errorf("got %v (%#v), want a FieldError containing %q with a fix containing %q", tc.err, fe, tc.want, tc.fix)
 		}
 	}
 }

@@ -296,9 +296,9 @@ func isWord(s string) bool {
 	return true
 }
 
-// ValidateNetworkName checks a libvirt network name at field of a spec:
-// valid.SpecNetworkName, kept here for the lab package.
-func ValidateNetworkName(field, name string) error { return valid.SpecNetworkName(field, name) }
+// ValidateNetworkName checks a libvirt network name at field of a spec or
+// lab; valid.NetworkName holds the rule, the same as net create's.
+func ValidateNetworkName(field, name string) error { return valid.NetworkName(field, name) }
 
 func (s Spec) validateNICs(l *errorList) {
 	if len(s.NICs) > MaxNICs {
