@@ -169,6 +169,7 @@ func (l Lab) validateNodes(p *problems) {
 	}
 }
 
+// validateImage: a path, or an image name under valid.ImageName (vmspec's rule).
 func validateImage(p *problems, field, image string) {
 	switch {
 	case image == "":
@@ -177,7 +178,7 @@ func validateImage(p *problems, field, image string) {
 		if !strings.HasPrefix(image, "/") {
 			p.add(field, image, "is a relative path", "write the path relative to the lab file, or an absolute path")
 		}
-	case vmspec.ValidateName(image) != nil:
+	case valid.ImageName(image) != nil:
 		p.add(field, image, "is neither a built-in image name nor a path", "name a built-in image (tiny), or give a path such as ./disk.qcow2")
 	}
 }

@@ -267,6 +267,9 @@ func validateName(l *errorList, name string) {
 	l.addErr("name", valid.VMName("name", name))
 }
 
+// validateImage: a path to a disk image, or the name of a built-in image
+// under valid.ImageName, the rule image build holds its names to, so a spec
+// names no image that could not be built.
 func validateImage(l *errorList, image string) {
 	switch {
 	case image == "":
@@ -276,24 +279,11 @@ func validateImage(l *errorList, image string) {
 			l.add("image", image, "is a relative path", "write the path relative to the spec file, or an absolute path")
 		}
 	default:
-		if !isWord(image) {
+		if valid.ImageName(image) != nil {
 			l.add("image", image, "is neither a built-in image name nor a path",
 				"name a built-in image (tiny), or give a path to a disk image such as ./disk.qcow2")
 		}
 	}
-}
-
-// isWord: lowercase letters, digits and '-', starting with a letter.
-func isWord(s string) bool {
-	if s == "" || s[0] < 'a' || s[0] > 'z' || len(s) > MaxNameLen {
-		return false
-	}
-	for _, r := range s {
-		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-') {
-			return false
-		}
-	}
-	return true
 }
 
 // ValidateNetworkName checks a libvirt network name at field of a spec or

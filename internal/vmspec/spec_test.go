@@ -155,6 +155,9 @@ func TestParseErrors(t *testing.T) {
 		{"name with underscore", "name: web_1\nimage: tiny\n", []string{`line 1: name: "web_1" contains '_'; a hostname allows only lowercase letters, digits and '-'`}},
 		{"image missing", "name: a\n", []string{"image is missing"}},
 		{"image odd", "name: a\nimage: Tiny!\n", []string{`line 2: image: "Tiny!" is neither a built-in image name nor a path`}},
+		// an image name is held to image build's rule (valid.ImageName): at most 32 characters
+		{"image name too long", "name: a\nimage: " + strings.Repeat("i", 33) + "\n", []string{`line 2: image: "` + strings.Repeat("i", 33) + `" is neither a built-in image name nor a path`}},
+		{"long network name", "name: a\nimage: tiny\nnics:\n  - network: " + strings.Repeat("n", 65) + "\n", []string{`line 4: nics[0].network: "` + strings.Repeat("n", 65) + `" is 65 bytes long; vmnet allows at most 64`}},
 		{"vcpus word", base + "vcpus: two\n", []string{`line 5: vcpus: "two" is not a whole number`}},
 		{"vcpus too many", base + "vcpus: 65\n", []string{`line 5: vcpus: "65" is outside 1-64`}},
 		{"vcpus negative", base + "vcpus: -1\n", []string{`line 5: vcpus: "-1" is outside 1-64`}},
