@@ -13,7 +13,7 @@ import (
 	"fmt"
 	"strings"
 
-	"vmnet/internal/errs"
+	"vmnet/internal/valid"
 )
 
 // Namespace is vmnet's XML namespace in libvirt metadata.
@@ -100,33 +100,16 @@ func ReadMark(x, local string, bare bool) (m Mark, ok bool) {
 }
 
 // MaxLab is the longest lab name: a DNS label, like a VM's name.
-const MaxLab = 63
+const MaxLab = valid.MaxVMName
 
 // CheckLab checks a lab tag before it goes on an object: "" (no lab) or a
-// lab name, 1 to 63 lowercase letters, digits and '-', starting with a
-// letter and not ending with '-' (the rule for VM names). It must survive
-// every place a tag lives: XML attributes, JSON and a bridge's alias, whose
-// fields are separated by spaces and split at '='.
+// lab name under valid.LabName (the rule for VM names: 1 to 63 lowercase
+// letters, digits and '-', starting with a letter and not ending with '-').
+// It must survive every place a tag lives: XML attributes, JSON and a
+// bridge's alias, whose fields are separated by spaces and split at '='.
 func CheckLab(field, lab string) error {
 	if lab == "" {
 		return nil
 	}
-	bad := func(problem string) error {
-		return &errs.FieldError{Field: field, Value: lab, Problem: problem, Form: errs.PathForm,
-			Fix: "use 1 to 63 lowercase letters, digits and '-', starting with a letter, for example office"}
-	}
-	switch {
-	case len(lab) > MaxLab:
-		return bad(fmt.Sprintf("is %d characters long; at most %d are allowed", len(lab), MaxLab))
-	case lab[0] < 'a' || lab[0] > 'z':
-		return bad("does not start with a lowercase letter")
-	case lab[len(lab)-1] == '-':
-		return bad("ends with '-'")
-	}
-	for _, r := range lab {
-		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-') {
-			return bad(fmt.Sprintf("contains %q; only lowercase letters, digits and '-' are allowed", r))
-		}
-	}
-	return nil
+	return valid.LabName(field, lab)
 }

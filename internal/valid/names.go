@@ -24,10 +24,19 @@ const (
 // directory name and the guest's hostname, so it must be a DNS label of 1 to
 // MaxVMName lowercase letters, digits and '-', starting with a letter and not
 // ending with '-'.
-func VMName(field, name string) error {
+func VMName(field, name string) error { return lowerLabel(field, name, "web1") }
+
+// LabName checks a lab name at field, by VMName's rule: a lab's name is a
+// hostname too, and it is the lab tag vmnet puts on everything it makes,
+// which must survive XML attributes, JSON and a bridge's alias (fields split
+// at spaces and '=').
+func LabName(field, name string) error { return lowerLabel(field, name, "office") }
+
+// lowerLabel is the rule of VMName and LabName; example goes in the fix.
+func lowerLabel(field, name, example string) error {
 	bad := func(value, problem string) error {
 		return &errs.FieldError{Form: errs.PathForm, Field: field, Value: value, Problem: problem,
-			Fix: "use 1 to 63 lowercase letters, digits and '-', starting with a letter, for example web1"}
+			Fix: "use 1 to 63 lowercase letters, digits and '-', starting with a letter, for example " + example}
 	}
 	switch {
 	case name == "":
