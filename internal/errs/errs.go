@@ -1,7 +1,8 @@
 // Package errs is vmnet's one error vocabulary: the invalid-input sentinel
 // that the CLI maps to exit code 2, the field error for a bad value, the hint
-// wrapper that carries advice for the user, and the error for an object on
-// the host that vmnet did not make. Every package uses these, so the CLI
+// wrapper that carries advice for the user, the error for a file the user
+// named that cannot be read, and the error for an object on the host that
+// vmnet did not make. Every package uses these, so the CLI
 // needs one errors.Is and one errors.As to print and classify any failure.
 //
 // It imports nothing of vmnet, so any package may import it.
@@ -109,3 +110,24 @@ func (e *ForeignError) Error() string {
 
 // Hint tells the user how to proceed.
 func (e *ForeignError) Hint() string { return e.Fix }
+
+// FileError is a file the user named (a spec, a lab file) that could not be
+// read: missing, not a file, or too large. Naming it is bad input, so it
+// matches ErrInvalid (exit 2).
+type FileError struct {
+	What string // what the file should have been, as the message says it: "spec", "lab file"
+	Path string
+	Err  error
+	Fix  string // the hint: what the argument may be
+}
+
+func (e *FileError) Error() string { return fmt.Sprintf("read %s %s: %v", e.What, e.Path, e.Err) }
+
+// Unwrap returns the cause, so errors.Is(err, fs.ErrNotExist) sees it.
+func (e *FileError) Unwrap() error { return e.Err }
+
+// Is makes errors.Is(err, ErrInvalid) true.
+func (e *FileError) Is(target error) bool { return target == ErrInvalid }
+
+// Hint says what the argument may be.
+func (e *FileError) Hint() string { return e.Fix }

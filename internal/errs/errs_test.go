@@ -57,3 +57,14 @@ func TestForeignError(t *testing.T) {
 		t.Errorf("a foreign object is not bad input (exit 1, not 2)")
 	}
 }
+
+func TestFileError(t *testing.T) {
+	err := fmt.Errorf("load: %w", &FileError{What: "spec", Path: "a.yaml", Err: fs.ErrNotExist, Fix: "give a spec file that exists"})
+	var h Hinted
+	if got, want := err.Error(), "load: read spec a.yaml: file does not exist"; got != want {
+		t.Errorf("Error() = %q, want %q", got, want)
+	}
+	if !errors.Is(err, ErrInvalid) || !errors.Is(err, fs.ErrNotExist) || !errors.As(err, &h) || h.Hint() != "give a spec file that exists" {
+		t.Errorf("%v: not ErrInvalid, the cause is lost, or the hint is", err)
+	}
+}

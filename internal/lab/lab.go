@@ -279,12 +279,12 @@ func (l *Lab) defaults(dir string) {
 func Load(path string) (Lab, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return Lab{}, &FileError{Path: path, Err: err}
+		return Lab{}, fileError(path, err)
 	}
 	defer f.Close()
 	data, err := io.ReadAll(io.LimitReader(f, vmspec.MaxSpecSize+1))
 	if err != nil {
-		return Lab{}, &FileError{Path: path, Err: err}
+		return Lab{}, fileError(path, err)
 	}
 	return Parse(data, path)
 }
@@ -313,21 +313,8 @@ func LoadRef(ref string) (Lab, error) {
 	return l, nil
 }
 
-// FileError says a lab file could not be read.
-type FileError struct {
-	Path string
-	Err  error
-}
-
-func (e *FileError) Error() string { return fmt.Sprintf("read lab file %s: %v", e.Path, e.Err) }
-
-func (e *FileError) Unwrap() error { return e.Err }
-
-// Is makes errors.Is(err, errs.ErrInvalid) true: the user named a file
-// that is missing or not a file.
-func (e *FileError) Is(target error) bool { return target == errs.ErrInvalid }
-
-// Hint says what the argument must be.
-func (e *FileError) Hint() string {
-	return "give the path of a lab file that exists, such as examples/office.lab.yaml"
+// fileError says the lab file at path could not be read.
+func fileError(path string, err error) error {
+	return &errs.FileError{What: "lab file", Path: path, Err: err,
+		Fix: "give the path of a lab file that exists, such as examples/office.lab.yaml"}
 }

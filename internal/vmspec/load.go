@@ -43,19 +43,19 @@ func Load(nameOrPath string) (Spec, error) {
 	}
 	f, err := os.Open(nameOrPath)
 	if err != nil {
-		return Spec{}, &FileError{Path: nameOrPath, Err: err}
+		return Spec{}, fileError(nameOrPath, err)
 	}
 	defer f.Close()
 	data, err := io.ReadAll(io.LimitReader(f, MaxSpecSize+1))
 	if err != nil {
-		return Spec{}, &FileError{Path: nameOrPath, Err: err}
+		return Spec{}, fileError(nameOrPath, err)
 	}
 	if len(data) > MaxSpecSize {
-		return Spec{}, &FileError{Path: nameOrPath, Err: fmt.Errorf("larger than %d bytes", MaxSpecSize)}
+		return Spec{}, fileError(nameOrPath, fmt.Errorf("larger than %d bytes", MaxSpecSize))
 	}
 	abs, err := filepath.Abs(nameOrPath)
 	if err != nil {
-		return Spec{}, &FileError{Path: nameOrPath, Err: err}
+		return Spec{}, fileError(nameOrPath, err)
 	}
 	s, err := Parse(data, filepath.Dir(abs))
 	if err != nil {
@@ -85,23 +85,11 @@ func (e *ProfileError) Hint() string {
 // Is makes errors.Is(err, errs.ErrInvalid) true: a wrong name is bad input.
 func (e *ProfileError) Is(target error) bool { return target == errs.ErrInvalid }
 
-// FileError says a spec file could not be read.
-type FileError struct {
-	Path string
-	Err  error
-}
-
-func (e *FileError) Error() string { return fmt.Sprintf("read spec %s: %v", e.Path, e.Err) }
-
-func (e *FileError) Unwrap() error { return e.Err }
-
-// Is makes errors.Is(err, errs.ErrInvalid) true: the user named a file
-// that is missing, not a file, or too large to be a spec.
-func (e *FileError) Is(target error) bool { return target == errs.ErrInvalid }
-
-// Hint says what a spec argument may be.
-func (e *FileError) Hint() string {
-	return "give a spec file that exists, or a built-in profile name (" + strings.Join(templates.ProfileNames(), ", ") + ")"
+// fileError says the spec file at path could not be read, with the hint
+// that names what a spec argument may be.
+func fileError(path string, err error) error {
+	return &errs.FileError{What: "spec", Path: path, Err: err,
+		Fix: "give a spec file that exists, or a built-in profile name (" + strings.Join(templates.ProfileNames(), ", ") + ")"}
 }
 
 // Parse parses one YAML spec, fills in the defaults and validates it.

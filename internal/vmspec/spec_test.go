@@ -13,6 +13,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"vmnet/internal/bridge"
+	"vmnet/internal/errs"
 	"vmnet/templates"
 )
 
@@ -110,9 +111,10 @@ func TestLoadErrors(t *testing.T) {
 	if _, err := Load("nosuch"); !errors.As(err, &pe) || !errors.Is(err, bridge.ErrInvalid) || !strings.Contains(err.Error(), "tiny") || pe.Hint() == "" {
 		t.Errorf("Load(nosuch) = %v, want a ProfileError listing tiny", err)
 	}
-	var fe *FileError
+	var fe *errs.FileError
 	missing := filepath.Join(t.TempDir(), "nope.yaml")
-	if _, err := Load(missing); !errors.As(err, &fe) || !errors.Is(err, os.ErrNotExist) || fe.Hint() == "" {
+	if _, err := Load(missing); !errors.As(err, &fe) || !errors.Is(err, os.ErrNotExist) || !strings.Contains(fe.Hint(), "tiny") ||
+		!strings.HasPrefix(err.Error(), "read spec "+missing+": ") {
 		t.Errorf("Load(missing file) = %v, want a FileError wrapping ErrNotExist", err)
 	}
 	bad := filepath.Join(t.TempDir(), "bad.yaml")
