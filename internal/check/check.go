@@ -150,7 +150,7 @@ const (
 	CausePortOpen Cause = "port open"
 	// CauseContainerNotRunning: a container on the path is missing or not running.
 	CauseContainerNotRunning Cause = "container not running"
-	// CauseDNS: a name on app-net does not resolve (or resolves wrongly)
+	// CauseDNS: a name on the app's network (capstone: app-net) does not resolve (or resolves wrongly)
 	// while the container it names runs: aardvark-dns.
 	CauseDNS Cause = "DNS (aardvark-dns)"
 	// CauseNotListening: the path works but nothing accepts the connection.

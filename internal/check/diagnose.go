@@ -129,13 +129,13 @@ func (d *diagnoser) find(ctx context.Context, r *Result, f *finding) {
 	case c.Method == MethodHTTP:
 		d.http(ctx, r, nic, f)
 	case c.From.Kind == OnVM && c.Container != "":
-		// VM → container on app-net.
+		// VM → container on the app's network.
 		if d.container(c.Container, f); f.found {
 			return
 		}
 		d.appBridge(ctx, c.Container, f)
 	case c.From.Kind == OnContainer && nic == nil:
-		// Container → the VM's own address on app-net.
+		// Container → the VM's own address on the app's network.
 		if d.appBridge(ctx, c.From.Container, f); f.found || c.Unknown != "" {
 			return
 		}

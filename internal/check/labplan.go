@@ -19,7 +19,7 @@ const HostRun = lab.Host
 
 // LabMatrix plans the checks of lab l: node name → the checks that node's
 // run holds. targets has the running nodes, by node name, as Describe (and
-// Discover, for a node with app: capstone) read them; a node missing from
+// Discover, for a node with an app) read them; a node missing from
 // it is not running, and every check that runs on it or reaches it says so
 // in Unknown. Each node's run has, in order: its BasicMatrix (its app's
 // AppMatrix with app: NAME); a ping to every other node on every
