@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"vmnet/internal/app/capstone"
 	"vmnet/internal/check"
 	"vmnet/internal/vmspec"
 	"vmnet/templates"
@@ -61,11 +62,12 @@ func capstoneChecks(t *testing.T) int {
 	if err != nil {
 		t.Fatalf("the capstone profile: %v", err)
 	}
-	target := check.Target{Name: spec.Name, Spec: check.MatrixCapstone}
+	app := capstone.App()
+	target := check.Target{Name: spec.Name, Spec: capstone.Name, App: &app}
 	for i, n := range spec.NICs {
 		target.NICs = append(target.NICs, check.NIC{Index: i, Guest: fmt.Sprintf("eth%d", i), Network: n.Network, Bridge: n.Bridge})
 	}
-	n := len(check.CapstoneMatrix(target))
+	n := len(check.AppMatrix(target))
 	if n == 0 {
 		t.Fatal("the capstone matrix declares no checks")
 	}
@@ -154,7 +156,7 @@ func TestCapstoneLab(t *testing.T) {
 		t.Logf("phase %-45s %6.1fs", p.Name, p.Seconds)
 	}
 	want := capstoneChecks(t)
-	if r.code != 0 || up.Check.Matrix != check.MatrixCapstone || up.Check.Total != want || up.Check.Passed != want || up.Check.Failed != 0 {
+	if r.code != 0 || up.Check.Matrix != capstone.Name || up.Check.Total != want || up.Check.Passed != want || up.Check.Failed != 0 {
 		t.Fatalf("vm up capstone: exit %d, matrix %q: %d of %d checks passed, %d failed; the capstone matrix declares %d\n%s",
 			r.code, up.Check.Matrix, up.Check.Passed, up.Check.Total, up.Check.Failed, want, r.stdout)
 	}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"vmnet/internal/app/registry"
 	"vmnet/internal/check"
 	"vmnet/internal/errs"
 	"vmnet/internal/fsperm"
@@ -80,10 +81,11 @@ func checkRun(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	switch m := c.String("matrix"); m {
-	case check.MatrixAuto, check.MatrixBasic, check.MatrixCapstone:
-	default:
-		return usagef("check: --matrix %q: use auto, basic or capstone", m)
+	apps := registry.Builtin()
+	if m := c.String("matrix"); m != check.MatrixAuto && m != check.MatrixBasic {
+		if _, ok := apps.Lookup(m); !ok {
+			return usagef("check: --matrix %q: use auto, basic or %s", m, apps)
+		}
 	}
 	if c.Int("parallel") < 1 {
 		return usagef("check: --parallel %d: use 1 or more", c.Int("parallel"))
@@ -96,7 +98,7 @@ func checkRun(c *cli.Context) error {
 		return err
 	}
 	defer done()
-	rep, err := check.VM(c.Context, env, name, c.String("matrix"), check.Options{Parallel: c.Int("parallel")})
+	rep, err := check.VM(c.Context, env, name, c.String("matrix"), check.Options{Parallel: c.Int("parallel"), Apps: apps})
 	if err != nil {
 		return err
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"vmnet/internal/accel"
+	"vmnet/internal/app/registry"
 	"vmnet/internal/check"
 	"vmnet/internal/domain"
 	"vmnet/internal/lab"
@@ -163,7 +164,7 @@ func vmUp(c *cli.Context) error {
 	if !c.Bool("no-check") {
 		start := time.Now()
 		fmt.Fprintf(env.Progress, "checking %s\n", res.Name)
-		if rep, err = check.VM(c.Context, env, res.Name, check.MatrixAuto, check.Options{}); err != nil {
+		if rep, err = check.VM(c.Context, env, res.Name, check.MatrixAuto, check.Options{Apps: registry.Builtin()}); err != nil {
 			return err
 		}
 		res.Phases = append(res.Phases, vm.Phase{Name: "checks", Seconds: time.Since(start).Seconds()})
@@ -211,8 +212,8 @@ func vmUpLab(c *cli.Context, l lab.Lab) error {
 		}
 		// vm up's report names the VM's own matrix, as it always did.
 		rep.Matrix = check.MatrixBasic
-		if l.Nodes[res.Name].App == check.MatrixCapstone {
-			rep.Matrix = check.MatrixCapstone
+		if app := l.Nodes[res.Name].App; app != "" {
+			rep.Matrix = app // an app's matrix is named after it
 		}
 		res.Phases = append(res.Phases, vm.Phase{Name: "checks", Seconds: time.Since(start).Seconds()})
 	}

@@ -5,9 +5,12 @@
 // state over netlink on the host, `ip`, `nft` and `podman` in the guest) that
 // name the hop that failed and its most likely cause, from a fixed list.
 //
-// The matrix is planned by pure functions (BasicMatrix, CapstoneMatrix) from
-// a Target, a description of the VM that Describe reads from libvirt and the
-// kernel; the side effects sit behind two small interfaces, Host and Guest.
+// The matrix is planned by pure functions (BasicMatrix, AppMatrix) from a
+// Target, a description of the VM that Describe reads from libvirt and the
+// kernel, and the description of the app it runs (internal/app), which the
+// caller hands in: check holds no app's constants, and diagnoses every
+// check, an app's or not, along the same hops. The side effects sit behind
+// two small interfaces, Host and Guest.
 //
 // Lab checks a whole lab (internal/lab) the same way: LabMatrix plans each
 // node's matrix, VM ↔ VM pings on every shared network and the lab's
@@ -19,6 +22,8 @@ import (
 	"fmt"
 	"net/netip"
 	"time"
+
+	"vmnet/internal/app"
 )
 
 // Method is how a check reaches its target.
@@ -145,7 +150,7 @@ const (
 	CausePortOpen Cause = "port open"
 	// CauseContainerNotRunning: a container on the path is missing or not running.
 	CauseContainerNotRunning Cause = "container not running"
-	// CauseDNS: a name on app-net does not resolve (or resolves wrongly)
+	// CauseDNS: a name on the app's network (capstone: app-net) does not resolve (or resolves wrongly)
 	// while the container it names runs: aardvark-dns.
 	CauseDNS Cause = "DNS (aardvark-dns)"
 	// CauseNotListening: the path works but nothing accepts the connection.
@@ -281,6 +286,9 @@ type Target struct {
 	// Agent is true when the QEMU guest agent answers; without it guest
 	// commands go over the serial console, one at a time.
 	Agent bool
+	// App is the description of the application the VM runs, or nil; its
+	// matrix (AppMatrix) and the diagnosis of its checks follow from it.
+	App *app.App
 	// Containers are the app's containers, for matrices that have an app
 	// (filled by Discover).
 	Containers []Container
@@ -322,8 +330,8 @@ type Container struct {
 	Name    string
 	State   string     // running, exited, created, ... or "missing"
 	Health  string     // healthy, unhealthy, starting, or ""
-	IP      netip.Addr // on app-net; invalid when it has none
-	Gateway netip.Addr // app-net's gateway: the VM's own address on app-net
+	IP      netip.Addr // on the app's network (capstone: app-net); invalid when it has none
+	Gateway netip.Addr // that network's gateway: the VM's own address on it
 	Error   string     // why the state is unknown, when it is
 	// ID and PID are podman's full container ID and the PID of the
 	// container's init process in the guest (0 when it does not run): a

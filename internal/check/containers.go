@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 
+	"vmnet/internal/app"
 	"vmnet/internal/lab"
 )
 
@@ -162,7 +163,8 @@ func vmPortTaken(n lab.Node, port int) bool {
 			return true
 		}
 	}
-	return n.App == MatrixCapstone && port == ProxyPort
+	a, ok := n.Application()
+	return ok && slices.Contains(a.Published(), port)
 }
 
 // hostTCP is a TCP connect from the host to the VM's NIC i on port; a
@@ -254,24 +256,26 @@ func macvlanChecks(t Target, name string, c lab.Container, a netip.Addr, nic int
 	return append(out, parent)
 }
 
-// appPorts is the port each attachable app container serves, which its
-// macvlan address answers on.
-var appPorts = map[string]int{AppAPI: APIPort}
-
-// appMacvlanChecks: an app container with a macvlan attachment beside
-// app-net (the capstone's api) is a macvlan child on its parent's lab
-// network: the host reaches it there (ping, and the API's JSON from the
-// database on its own port, straight from the bridge, past the proxy and
-// the guest's firewall), its parent VM does not (expected blocked, the
-// host's ping its control), and the host sees it at a MAC of its own. The
-// capstone matrix's checks of it on app-net stay as they are.
+// appMacvlanChecks: an app container with a macvlan attachment beside the
+// app's network (the capstone's api) is a macvlan child on its parent's
+// lab network: the host reaches it there (ping, and the app's HTTP answer
+// on the port the container serves, straight from the bridge, past the
+// containers in front of it and the guest's firewall), its parent VM does
+// not (expected blocked, the host's ping its control), and the host sees
+// it at a MAC of its own. The app matrix's checks of it on the app's
+// network stay as they are.
 func appMacvlanChecks(t Target, name string, a netip.Addr, nic int) []Check {
 	out := macvlanChecks(t, name, lab.Container{}, a, nic)
-	port := appPorts[name]
+	var port int
+	var h app.HTTP
+	if t.App != nil {
+		ctr, _ := t.App.Container(name)
+		port, h = ctr.Port, t.App.HTTP
+	}
 	get := Check{ID: "http:host->" + inside(t, name) + ":" + strconv.Itoa(port), Source: lab.Host, Target: inside(t, name),
-		Method: MethodHTTP, Expect: "200 + JSON with db.version ~ PostgreSQL", From: Place{Kind: OnHost}, Want: WantAPI,
-		To: a, Port: uint16(port), Path: "/", NIC: nic, Container: name}
-	get.Address = "http://" + netip.AddrPortFrom(a, get.Port).String() + "/"
+		Method: MethodHTTP, Expect: h.Expect, From: Place{Kind: OnHost}, Want: Want(h.Judge),
+		To: a, Port: uint16(port), Path: h.Path, NIC: nic, Container: name}
+	get.Address = "http://" + netip.AddrPortFrom(a, get.Port).String() + h.Path
 	out = slices.Insert(out, 1, get)
 	return append(out, neighCheck(t, name, a, nic, WantOwnMAC))
 }

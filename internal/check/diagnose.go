@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net/netip"
 	"strings"
+
+	"vmnet/internal/app"
 )
 
 // diagnoser names the hop and the likely cause of failed checks. Its probes
@@ -127,13 +129,13 @@ func (d *diagnoser) find(ctx context.Context, r *Result, f *finding) {
 	case c.Method == MethodHTTP:
 		d.http(ctx, r, nic, f)
 	case c.From.Kind == OnVM && c.Container != "":
-		// VM → container on app-net.
+		// VM → container on the app's network.
 		if d.container(c.Container, f); f.found {
 			return
 		}
 		d.appBridge(ctx, c.Container, f)
 	case c.From.Kind == OnContainer && nic == nil:
-		// Container → the VM's own address on app-net.
+		// Container → the VM's own address on the app's network.
 		if d.appBridge(ctx, c.From.Container, f); f.found || c.Unknown != "" {
 			return
 		}
@@ -316,7 +318,7 @@ func (d *diagnoser) portOpen(ctx context.Context, c Check, f *finding) {
 func (d *diagnoser) dns(ctx context.Context, r *Result, f *finding) {
 	c := r.Check
 	if c.Container == "" || c.From.Kind != OnContainer {
-		// Not a name on app-net: the lab's own DNS, which vmnet has no probe for.
+		// Not a name on the app's network: the lab's own DNS, which vmnet has no probe for.
 		f.add("%s looked %s up: %s (exit %d)", c.Source, c.Name, r.Actual, r.obs.code)
 		return
 	}
@@ -324,7 +326,7 @@ func (d *diagnoser) dns(ctx context.Context, r *Result, f *finding) {
 		f.add("aardvark-dns answers only for running containers")
 		return
 	}
-	f.blame(d.t.Name+" "+AppNetwork+" DNS (aardvark-dns)", CauseDNS, "getent hosts %s in %s: %s (exit %d)", c.Name, c.From.Container, r.Actual, r.obs.code)
+	f.blame(d.t.Name+" "+d.t.appNetwork()+" DNS (aardvark-dns)", CauseDNS, "getent hosts %s in %s: %s (exit %d)", c.Name, c.From.Container, r.Actual, r.obs.code)
 	if d.aardvark == nil {
 		s := "could not ask the guest whether aardvark-dns runs"
 		if out, err := d.guest.Exec(ctx, []string{"pidof", "aardvark-dns"}, d.opt.ExecTimeout); err == nil {
@@ -340,58 +342,81 @@ func (d *diagnoser) dns(ctx context.Context, r *Result, f *finding) {
 	f.add("%s", *d.aardvark)
 }
 
+// http diagnoses an HTTP check: along the app's path when it goes to the
+// port the app publishes (appHTTP), as any service otherwise (plainHTTP).
 func (d *diagnoser) http(ctx context.Context, r *Result, nic *NIC, f *finding) {
-	c := r.Check
-	o := r.obs
-	if c.Container != AppProxy {
+	if d.t.App == nil || r.Container != d.t.App.HTTP.Container {
 		d.plainHTTP(ctx, r, nic, f)
 		return
 	}
+	c, o := r.Check, r.obs
 	switch {
 	case c.Unknown != "":
 		if nic != nil {
 			d.path(ctx, *nic, c, f)
 		}
 	case o.err != nil:
-		if nic != nil {
-			if d.path(ctx, *nic, c, f); f.found {
-				return
-			}
-		}
-		if d.container(AppProxy, f); f.found {
-			return
-		}
-		switch {
-		case errors.Is(o.err, ErrRefused):
-			f.blame(fmt.Sprintf("%s:%d", d.t.Name, c.Port), CauseNotListening,
-				"the guest refused port %d: nothing publishes it (the proxy's -p %d:%d)", c.Port, c.Port, ProxyPort)
-		default:
-			if d.firewall(ctx, "input", fmt.Sprintf("tcp port %d", c.Port), matchPort(c.Port), f); f.found {
-				return
-			}
-			d.firewall(ctx, "forward", fmt.Sprintf("tcp port %d", ProxyPort), matchPort(ProxyPort), f)
-		}
+		d.appUnanswered(ctx, r, nic, f)
 	case o.status == 502 || o.status == 504:
-		// nginx could not reach its upstream.
-		hop := inside(d.t, AppProxy) + " → " + inside(d.t, AppAPI)
-		f.add("the proxy answered %d: %s", o.status, snippet(o.body, 100))
-		if d.container(AppAPI, f); f.found {
-			f.hop = hop
-			return
-		}
-		f.blame(hop, CauseServiceError, "api runs, but the proxy cannot reach it on %s:%d", AppAPI, APIPort)
+		d.upstreamDown(*d.t.App, f, o)
 	case o.status >= 500:
-		// The API answered with an error: usually its database.
-		hop := inside(d.t, AppAPI) + " → " + inside(d.t, AppDB)
-		f.add("the API answered %d: %s", o.status, snippet(o.body, 160))
-		if d.container(AppDB, f); f.found {
-			f.hop = hop
+		d.backEndFailed(*d.t.App, f, o)
+	default:
+		next, _ := d.t.App.Upstream(d.t.App.HTTP.Container)
+		f.blame(inside(d.t, next.Name), CauseServiceError, "HTTP %d, body: %s", o.status, snippet(o.body, 160))
+	}
+}
+
+// appUnanswered diagnoses an app's GET that got no HTTP answer: the NIC's
+// hops, the entry container, then nothing publishing its port (refused)
+// or the guest's firewall (dropped).
+func (d *diagnoser) appUnanswered(ctx context.Context, r *Result, nic *NIC, f *finding) {
+	c, entry := r.Check, d.t.App.Entry()
+	if nic != nil {
+		if d.path(ctx, *nic, c, f); f.found {
 			return
 		}
-		f.blame(hop, CauseServiceError, "db runs; the API's error text above says why the query failed")
-	default:
-		f.blame(inside(d.t, AppAPI), CauseServiceError, "HTTP %d, body: %s", o.status, snippet(o.body, 160))
 	}
+	if d.container(entry.Name, f); f.found {
+		return
+	}
+	if errors.Is(r.obs.err, ErrRefused) {
+		f.blame(fmt.Sprintf("%s:%d", d.t.Name, c.Port), CauseNotListening,
+			"the guest refused port %d: nothing publishes it (the %s's -p %d:%d)", c.Port, entry.Name, c.Port, entry.Port)
+		return
+	}
+	if d.firewall(ctx, "input", fmt.Sprintf("tcp port %d", c.Port), matchPort(c.Port), f); f.found {
+		return
+	}
+	d.firewall(ctx, "forward", fmt.Sprintf("tcp port %d", entry.Port), matchPort(uint16(entry.Port)), f)
+}
+
+// upstreamDown diagnoses the entry container's gateway error (nginx's 502
+// or 504): it could not reach the container behind it.
+func (d *diagnoser) upstreamDown(a app.App, f *finding, o observation) {
+	entry := a.Entry()
+	next, _ := a.Upstream(entry.Name)
+	hop := inside(d.t, entry.Name) + " → " + inside(d.t, next.Name)
+	f.add("the %s answered %d: %s", entry.Title, o.status, snippet(o.body, 100))
+	if d.container(next.Name, f); f.found {
+		f.hop = hop
+		return
+	}
+	f.blame(hop, CauseServiceError, "%s runs, but the %s cannot reach it on %s:%d", next.Name, entry.Title, next.Name, next.Port)
+}
+
+// backEndFailed diagnoses a 5xx of the container behind the entry: usually
+// the one behind it (the capstone API's database).
+func (d *diagnoser) backEndFailed(a app.App, f *finding, o observation) {
+	next, _ := a.Upstream(a.HTTP.Container)
+	last, _ := a.Upstream(next.Name)
+	hop := inside(d.t, next.Name) + " → " + inside(d.t, last.Name)
+	f.add("the %s answered %d: %s", next.Title, o.status, snippet(o.body, 160))
+	if d.container(last.Name, f); f.found {
+		f.hop = hop
+		return
+	}
+	f.blame(hop, CauseServiceError, "%s runs; the %s's error text above says why the query failed", last.Name, next.Title)
 }
 
 // container blames a container that does not run, and otherwise adds its
@@ -414,7 +439,7 @@ func (d *diagnoser) container(name string, f *finding) {
 			s += " (" + c.Health + ")"
 		}
 		if c.IP.IsValid() {
-			s += ", " + c.IP.String() + " on " + AppNetwork
+			s += ", " + c.IP.String() + " on " + d.t.appNetwork()
 		}
 		f.add("%s", s)
 	}
@@ -456,7 +481,7 @@ func (d *diagnoser) probeContainer(ctx context.Context, name string) finding {
 		p.add("podman container inspect %s failed", name)
 		return p
 	}
-	cs, err := ParseContainers(out.Stdout, []string{name})
+	cs, err := ParseContainers(out.Stdout, []string{name}, d.t.appNetwork())
 	switch {
 	case err != nil:
 		p.add("podman container inspect %s: %v", name, err)
@@ -477,13 +502,13 @@ func (d *diagnoser) containerInfo(name string) (Container, bool) {
 	return Container{}, false
 }
 
-// appBridge checks the guest's bridge for app-net (the link that holds the
-// gateway address the container sees).
+// appBridge checks the guest's bridge for the app's network (the link that
+// holds the gateway address the container sees).
 func (d *diagnoser) appBridge(ctx context.Context, container string, f *finding) {
 	c, _ := d.containerInfo(container)
-	gw := gatewayOf(d.t.Containers, c)
+	gw, net := gatewayOf(d.t.Containers, c), d.t.appNetwork()
 	if !gw.IsValid() {
-		f.add("podman reports no %s gateway", AppNetwork)
+		f.add("podman reports no %s gateway", net)
 		return
 	}
 	links, err := d.guestLinks(ctx)
@@ -497,13 +522,13 @@ func (d *diagnoser) appBridge(ctx context.Context, container string, f *finding)
 		}
 		hop := d.t.Name + ":" + l.Name
 		if !l.LinkUp {
-			f.blame(hop, CauseBridgeDown, "%s (%s's bridge, %s) is administratively down in the guest", l.Name, AppNetwork, gw)
+			f.blame(hop, CauseBridgeDown, "%s (%s's bridge, %s) is administratively down in the guest", l.Name, net, gw)
 			return
 		}
-		f.add("%s (%s's bridge) is up with %s", l.Name, AppNetwork, gw)
+		f.add("%s (%s's bridge) is up with %s", l.Name, net, gw)
 		return
 	}
-	f.blame(d.t.Name+" "+AppNetwork, CauseBridgeDown, "no guest link holds %s, %s's gateway", gw, AppNetwork)
+	f.blame(d.t.Name+" "+net, CauseBridgeDown, "no guest link holds %s, %s's gateway", gw, net)
 }
 
 func (d *diagnoser) hostLink(name string) (Link, error) {

@@ -43,7 +43,7 @@ func a(s string) netip.Addr { return netip.MustParseAddr(s) }
 
 func capstoneTarget() Target {
 	return Target{
-		Name: "capstone", Spec: "capstone", Agent: true,
+		Name: "capstone", Spec: "capstone", Agent: true, App: capstoneApp(),
 		NICs: []NIC{
 			{Index: 0, Guest: "eth0", Address: a("198.51.100.23"), Prefix: 24, Source: "reservation", Network: "nat0",
 				Bridge: "vmnet-nat0", Tap: "vnet0", MAC: "52:54:00:aa:00:01", Host: a("198.51.100.1"), HostPrefix: 24},

@@ -163,7 +163,7 @@ func FuzzParseContainers(f *testing.F) {
 	f.Add(`[]`, "")
 	f.Fuzz(func(t *testing.T, out, names string) {
 		asked := strings.Split(names, ",")
-		got, err := ParseContainers(out, asked)
+		got, err := ParseContainers(out, asked, AppNetwork)
 		if err != nil {
 			return
 		}

@@ -193,8 +193,8 @@ func (d *diagnoser) notBlocked(r *Result, f *finding) bool {
 	return true
 }
 
-// plainHTTP diagnoses an HTTP check to a service other than the capstone's
-// proxy: the path, then whether anything listens.
+// plainHTTP diagnoses an HTTP check to a service other than an app's
+// published entry (the capstone's proxy): the path, then whether anything listens.
 func (d *diagnoser) plainHTTP(ctx context.Context, r *Result, nic *NIC, f *finding) {
 	c, o := r.Check, r.obs
 	if nic != nil {

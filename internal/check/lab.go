@@ -18,7 +18,7 @@ import (
 
 // Lab checks the whole lab l: it describes every node that is running (a
 // node's domain is named after it), asks podman about the app's
-// containers on each node with app: capstone, plans LabMatrix, runs each
+// containers on each node with an app, plans LabMatrix, runs each
 // node's checks with that node's Target and Guest, all nodes at once, and
 // diagnoses every failure. A node that is not running fails the checks
 // that need it, each saying so; it does not stop the run. The report's VM
@@ -114,11 +114,11 @@ func describeNodes(e vm.Env, l lab.Lab, running map[string]bool) (map[string]Lab
 
 // LabNode is a running node as RunLab uses it.
 type LabNode struct {
-	Target Target // from Describe; RunLab fills in Containers for app: capstone
+	Target Target // from Describe; RunLab fills in App and Containers for a node with an app
 	Guest  Guest
 }
 
-// RunLab is Lab after the nodes are described: it discovers the capstone
+// RunLab is Lab after the nodes are described: it discovers the app
 // nodes' containers, plans the lab (LabMatrix) and runs every node's
 // checks at once, each node's guest commands bounded by its own
 // opt.Parallel (1 without a guest agent). nodes holds the running ones.
@@ -179,13 +179,15 @@ func accelOf(nodes map[string]LabNode) string {
 	return strings.Join(types, ",")
 }
 
-// discoverApps asks podman about the app's containers on every running
-// node with app: capstone, all nodes at once, and returns the nodes with
-// their containers and latched guests (the caller's map is not changed).
+// discoverApps asks podman about the containers on every running node
+// with an app or containers of its own, all nodes at once, and returns the
+// nodes with their app's description, their containers and latched guests
+// (the caller's map is not changed).
 func discoverApps(ctx context.Context, l lab.Lab, nodes map[string]LabNode, opt Options) map[string]LabNode {
 	out := map[string]LabNode{}
 	for name, n := range nodes {
 		n.Guest = latch(n.Guest)
+		n.Target = withApp(l, name, n.Target)
 		out[name] = n
 	}
 	found := make([][]Container, len(l.NodeOrder))
@@ -196,8 +198,12 @@ func discoverApps(ctx context.Context, l lab.Lab, nodes map[string]LabNode, opt 
 		if !ok || len(names) == 0 {
 			continue
 		}
+		network := "" // a node's own containers have the lab file's addresses (withLabContainers)
+		if n.Target.App != nil {
+			network = n.Target.App.Network
+		}
 		safe.Go(&wg, "containers of "+name, func() error {
-			found[i] = Discover(ctx, n.Guest, names, opt.withDefaults(n.Target).ExecTimeout)
+			found[i] = Discover(ctx, n.Guest, names, network, opt.withDefaults(n.Target).ExecTimeout)
 			return nil
 		}, nil)
 	}

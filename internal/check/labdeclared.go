@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	"vmnet/internal/app"
 	"vmnet/internal/lab"
 )
 
@@ -45,7 +46,7 @@ func (p *labPlan) to(s string, src endpoint) endpoint {
 	if node, ctr, ok := strings.Cut(s, "/"); ok {
 		ep.node, ep.container = node, ctr
 		c := containerLookup(p.targets[node])(ctr)
-		ep.addr, ep.why = c.IP, noAppAddress(c)
+		ep.addr, ep.why = c.IP, noAppAddress(p.targets[node], c)
 		return ep
 	}
 	node, net, hasNet := strings.Cut(s, ":")
@@ -120,7 +121,11 @@ func (p *labPlan) addDeclared(i int, dc lab.Check) {
 	if dst.node == run {
 		c.Container = dst.container
 	}
-	declaredProbe(&c, dc, p.l.Nodes[dst.node].App == MatrixCapstone && run == dst.node)
+	var dstApp *app.App
+	if run == dst.node {
+		dstApp = p.targets[dst.node].App
+	}
+	declaredProbe(&c, dc, dstApp)
 	c.Mode = p.pathMode(src, dst, from)
 	if !c.To.IsValid() && c.Method != MethodDNS {
 		c.Address, c.Unknown = "-", dst.why
@@ -140,9 +145,10 @@ func (p *labPlan) addDeclared(i int, dc lab.Check) {
 }
 
 // declaredProbe fills in c's method, want and what it reaches from the
-// file's probe and expect. toProxy: an HTTP check to the capstone node's
-// proxy port, diagnosed along the proxy → api → db path.
-func declaredProbe(c *Check, dc lab.Check, toProxy bool) {
+// file's probe and expect. to is the app of the node the check reaches, in
+// that node's run (or nil): an HTTP check to the port the app publishes is
+// diagnosed along the app's path (capstone: proxy → api → db).
+func declaredProbe(c *Check, dc lab.Check, to *app.App) {
 	blocked := dc.Expect == lab.ExpectBlocked
 	pick := func(reach, block Want) Want {
 		if blocked {
@@ -160,8 +166,8 @@ func declaredProbe(c *Check, dc lab.Check, toProxy bool) {
 	case dc.HTTP != 0:
 		c.Method, c.Want, c.Port, c.Path, c.Body = MethodHTTP, pick(WantBody, WantNoHTTP), uint16(dc.HTTP), dc.Path, dc.Body
 		c.Address = "http://" + netip.AddrPortFrom(c.To, c.Port).String() + dc.Path
-		if toProxy && c.Port == ProxyPort {
-			c.Container = AppProxy
+		if to != nil && int(c.Port) == to.Entry().Publish {
+			c.Container = to.HTTP.Container
 		}
 	case dc.DNS != "":
 		c.Method, c.Want, c.Name, c.Address = MethodDNS, pick(WantResolves, WantUnresolved), dc.DNS, dc.DNS
@@ -238,8 +244,8 @@ func (p *labPlan) pingControl(run string, c Check, src, dst endpoint) string {
 		ID: "ping:" + c.Source + "->" + c.Target, Source: c.Source, Target: c.Target, Address: c.To.String(),
 		Method: MethodPing, Expect: "reply", From: c.From, Want: WantReply, To: c.To, NIC: c.NIC, Container: c.Container,
 	}
-	if ctl.Container == AppProxy && c.Method == MethodHTTP {
-		ctl.Container = "" // the proxy is the HTTP check's container, not the ping's
+	if a := p.targets[dst.node].App; a != nil && ctl.Container == a.HTTP.Container && c.Method == MethodHTTP {
+		ctl.Container = "" // the app's entry (the proxy) is the HTTP check's container, not the ping's
 	}
 	for n, base := 2, ctl.ID; p.hasID(ctl.ID); n++ {
 		ctl.ID = base + "#" + strconv.Itoa(n)
@@ -258,16 +264,19 @@ func (p *labPlan) hasID(id string) bool {
 	return false
 }
 
-// dnsControl is what a name that must not resolve needs: from a capstone
-// container, its own lookup on app-net (api finds db, proxy finds api) or,
-// for db, its ping to the VM; from a VM, its ping to the host on its first
-// NAT network (where libvirt's dnsmasq answers), or on its first NIC.
+// dnsControl is what a name that must not resolve needs: from an app's
+// container, its own lookup on the app's network (capstone: api finds db,
+// proxy finds api) or, for one that looks nothing up (db), its ping to the
+// VM; from a VM, its ping to the host on its first NAT network (where
+// libvirt's dnsmasq answers), or on its first NIC.
 func (p *labPlan) dnsControl(c Check, src endpoint) []string {
 	switch c.From.Kind {
 	case OnContainer:
-		for _, pair := range [][2]string{{AppAPI, AppDB}, {AppProxy, AppAPI}} {
-			if src.container == pair[0] {
-				return []string{"dns:" + pair[0] + "->" + pair[1]}
+		if a := p.targets[src.node].App; a != nil {
+			for _, l := range a.Lookups {
+				if src.container == l.From {
+					return []string{"dns:" + l.From + "->" + l.Name}
+				}
 			}
 		}
 		return []string{"ping:" + src.container + "->" + src.node}

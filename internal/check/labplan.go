@@ -19,10 +19,10 @@ const HostRun = lab.Host
 
 // LabMatrix plans the checks of lab l: node name → the checks that node's
 // run holds. targets has the running nodes, by node name, as Describe (and
-// Discover, for a node with app: capstone) read them; a node missing from
+// Discover, for a node with an app) read them; a node missing from
 // it is not running, and every check that runs on it or reaches it says so
-// in Unknown. Each node's run has, in order: its BasicMatrix (its
-// CapstoneMatrix with app: capstone); a ping to every other node on every
+// in Unknown. Each node's run has, in order: its BasicMatrix (its app's
+// AppMatrix with app: NAME); a ping to every other node on every
 // network the two share (ping:A->B:NET); then the positive controls the
 // declared checks need. Declared checks go in the run of their source
 // node, or, from the host, of the node they reach (HostRun when they reach
@@ -57,6 +57,7 @@ func planLab(l lab.Lab, targets map[string]Target) *labPlan {
 		}
 		if !l.IsHostContainer(name) {
 			t = withLabContainers(l, name, t)
+			t = withApp(l, name, t)
 		}
 		p.targets[name], p.running[name] = t, ok
 	}
@@ -66,8 +67,8 @@ func planLab(l lab.Lab, targets map[string]Target) *labPlan {
 		if l.IsHostContainer(name) {
 			derived = p.hostContainerMatrix(name, t)
 		}
-		if l.Nodes[name].App == MatrixCapstone {
-			derived = CapstoneMatrix(t)
+		if t.App != nil {
+			derived = AppMatrix(t)
 		}
 		p.add(name, name, derived...)
 		if !l.IsHostContainer(name) {
@@ -81,6 +82,17 @@ func planLab(l lab.Lab, targets map[string]Target) *labPlan {
 	}
 	p.dedupe()
 	return p
+}
+
+// withApp gives t the description of node's app, or none when the node
+// has no app: the lab file's app: decides, which internal/lab resolves in
+// the registry it validated it against.
+func withApp(l lab.Lab, node string, t Target) Target {
+	t.App = nil
+	if a, ok := l.Nodes[node].Application(); ok {
+		t.App = &a
+	}
+	return t
 }
 
 // add puts checks that need node in run.

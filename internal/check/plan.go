@@ -4,63 +4,64 @@ import (
 	"fmt"
 	"net/netip"
 	"strconv"
+
+	"vmnet/internal/app"
 )
 
-// The matrices vmnet knows.
+// The matrices vmnet knows besides the apps': an app's name (capstone)
+// names its matrix.
 const (
-	MatrixAuto     = "auto"     // capstone for a VM made from the capstone spec, basic otherwise
-	MatrixBasic    = "basic"    // host ↔ VM ping on every NIC
-	MatrixCapstone = "capstone" // basic + containers, DNS, the HTTP path and closed ports
+	MatrixAuto  = "auto"  // the app's matrix for a VM made from a spec named like an app, basic otherwise
+	MatrixBasic = "basic" // host ↔ VM ping on every NIC
 )
 
-// The capstone app, as the capstone contract names it.
-const (
-	AppDB      = "db"
-	AppAPI     = "api"
-	AppProxy   = "proxy"
-	AppNetwork = "app-net"
-	ProxyPort  = 8080
-	APIPort    = 5000
-	DBPort     = 5432
-)
-
-// AppContainers are the capstone's containers, in path order from the database out.
-var AppContainers = []string{AppDB, AppAPI, AppProxy}
-
-// ChooseMatrix resolves a --matrix value for a target: auto picks capstone
-// for a VM made from the capstone spec.
-func ChooseMatrix(name string, t Target) (string, error) {
+// ChooseMatrix resolves a --matrix value for a target: basic, or the name
+// of one of apps; auto picks the app named like the spec t was made from.
+func ChooseMatrix(name string, t Target, apps app.Registry) (string, error) {
 	switch name {
-	case MatrixBasic, MatrixCapstone:
+	case MatrixBasic:
 		return name, nil
 	case MatrixAuto, "":
-		if t.Spec == MatrixCapstone {
-			return MatrixCapstone, nil
+		if _, ok := apps.Lookup(t.Spec); ok {
+			return t.Spec, nil
 		}
 		return MatrixBasic, nil
 	}
-	return "", &MatrixError{Value: name}
+	if _, ok := apps.Lookup(name); ok {
+		return name, nil
+	}
+	return "", &MatrixError{Value: name, apps: apps.String()}
 }
 
 // MatrixError is an unknown --matrix value.
-type MatrixError struct{ Value string }
+type MatrixError struct {
+	Value string
+
+	apps string // the apps' names, for the hint
+}
 
 func (e *MatrixError) Error() string {
 	return fmt.Sprintf("--matrix %q: is not a check matrix", e.Value)
 }
 
 // Hint lists the choices.
-func (e *MatrixError) Hint() string { return "use auto, basic or capstone" }
-
-// Matrix plans the named matrix (basic or capstone) for t.
-func Matrix(name string, t Target) ([]Check, error) {
-	switch name {
-	case MatrixBasic:
-		return BasicMatrix(t), nil
-	case MatrixCapstone:
-		return CapstoneMatrix(t), nil
+func (e *MatrixError) Hint() string {
+	if e.apps == "" {
+		return "use auto or basic"
 	}
-	return nil, &MatrixError{Value: name}
+	return "use auto, basic or " + e.apps
+}
+
+// Matrix plans the named matrix (basic, or an app's from apps) for t.
+func Matrix(name string, t Target, apps app.Registry) ([]Check, error) {
+	if name == MatrixBasic {
+		return BasicMatrix(t), nil
+	}
+	if a, ok := apps.Lookup(name); ok {
+		t.App = &a
+		return AppMatrix(t), nil
+	}
+	return nil, &MatrixError{Value: name, apps: apps.String()}
 }
 
 // BasicMatrix is host ↔ VM ping on every NIC: useful for any VM, including
@@ -81,13 +82,18 @@ func BasicMatrix(t Target) []Check {
 	return out
 }
 
-// CapstoneMatrix is the capstone lab's proof: BasicMatrix; the VM pinging
-// each container; each container pinging the VM and the host on every
-// plain-bridge NIC; name resolution on app-net; the host getting the API's
-// JSON through the proxy on every NIC (proxy → api → db); and the database's
-// and the API's ports closed from the host.
-func CapstoneMatrix(t Target) []Check {
+// AppMatrix is the proof of t's app (BasicMatrix when t has none), all
+// from its description: BasicMatrix; the VM pinging each container; each
+// container pinging the VM and the host on every plain-bridge NIC; the
+// app's name lookups on its network; the host getting the app's HTTP
+// answer from its published port on every NIC (through the containers
+// behind it: capstone's proxy → api → db); and the ports that must stay
+// closed from the host.
+func AppMatrix(t Target) []Check {
 	out := BasicMatrix(t)
+	if t.App == nil {
+		return out
+	}
 	container := containerLookup(t)
 	out = append(out, vmToContainerPings(t, container)...)
 	out = append(out, containerPings(t, container)...)
@@ -111,38 +117,39 @@ func containerLookup(t Target) func(name string) Container {
 	}
 }
 
-// vmToContainerPings are the VM pinging each container, on app-net.
+// vmToContainerPings are the VM pinging each of the app's containers, on
+// its network.
 func vmToContainerPings(t Target, container func(string) Container) []Check {
 	var out []Check
 	vmLabel := t.Name
-	for _, name := range AppContainers {
+	for _, name := range t.App.ContainerNames() {
 		c := container(name)
 		ch := Check{
 			ID: "ping:" + vmLabel + "->" + name, Source: vmLabel, Target: inside(t, name),
 			Method: MethodPing, Expect: "reply", From: Place{Kind: OnVM}, Want: WantReply,
 			To: c.IP, NIC: -1, Container: name,
 		}
-		ch.Address, ch.Unknown = addrOrWhy(c.IP, noAppAddress(c))
+		ch.Address, ch.Unknown = addrOrWhy(c.IP, noAppAddress(t, c))
 		out = append(out, ch)
 	}
 	return out
 }
 
-// containerPings are each container pinging the VM (its address on app-net)
+// containerPings are each container pinging the VM (its address on the app's network)
 // and the host on each plain-bridge NIC (through the guest's forwarding and
 // NAT).
 func containerPings(t Target, container func(string) Container) []Check {
 	var out []Check
 	vmLabel := t.Name
-	for _, name := range AppContainers {
+	for _, name := range t.App.ContainerNames() {
 		c := container(name)
 		gw := gatewayOf(t.Containers, c)
 		ch := Check{
-			ID: "ping:" + name + "->" + vmLabel, Source: inside(t, name), Target: vmLabel + ":" + AppNetwork,
+			ID: "ping:" + name + "->" + vmLabel, Source: inside(t, name), Target: vmLabel + ":" + t.App.Network,
 			Method: MethodPing, Expect: "reply", From: Place{Kind: OnContainer, Container: name}, Want: WantReply,
 			To: gw, NIC: -1, Container: name,
 		}
-		ch.Address, ch.Unknown = addrOrWhy(gw, "podman reports no app-net gateway")
+		ch.Address, ch.Unknown = addrOrWhy(gw, "podman reports no "+t.App.Network+" gateway")
 		out = append(out, ch)
 		for i, n := range t.NICs {
 			if n.Network != "" {
@@ -160,12 +167,12 @@ func containerPings(t Target, container func(string) Container) []Check {
 	return out
 }
 
-// appDNSChecks are name lookups on app-net along the app's own paths: api
-// finds db, proxy finds api.
+// appDNSChecks are the app's name lookups on its network, along its own
+// paths (capstone: api finds db, proxy finds api).
 func appDNSChecks(t Target, container func(string) Container) []Check {
 	var out []Check
-	for _, p := range [][2]string{{AppAPI, AppDB}, {AppProxy, AppAPI}} {
-		from, to := p[0], p[1]
+	for _, l := range t.App.Lookups {
+		from, to := l.From, l.Name
 		target := container(to)
 		ch := Check{
 			ID: "dns:" + from + "->" + to, Source: inside(t, from), Target: inside(t, to), Address: to,
@@ -181,28 +188,19 @@ func appDNSChecks(t Target, container func(string) Container) []Check {
 	return out
 }
 
-// outsideChecks are, on every NIC, the whole path from the host (the proxy
-// answering with the API's JSON) and the database's and API's ports, which
-// must stay closed. A closed port only means something once the NIC
-// answers ping, hence Requires.
+// outsideChecks are, on every NIC, the app's whole path from the host (its
+// HTTP answer on the published port) and the ports that must stay closed.
+// A closed port only means something once the NIC answers ping, hence
+// Requires.
 func outsideChecks(t Target) []Check {
 	var out []Check
 	for i, n := range t.NICs {
+		out = append(out, appHTTPCheck(t, i))
 		ping := hostToVMPing(t, i).ID
-		ch := Check{
-			ID: "http:host->" + nicLabel(t, n) + ":" + strconv.Itoa(ProxyPort), Source: "host", Target: nicLabel(t, n),
-			Method: MethodHTTP, Expect: "200 + JSON with db.version ~ PostgreSQL", From: Place{Kind: OnHost},
-			Want: WantAPI, To: n.Address, Port: ProxyPort, Path: "/", NIC: i, Container: AppProxy,
-		}
-		if n.Address.IsValid() {
-			ch.Address = "http://" + netip.AddrPortFrom(n.Address, ProxyPort).String() + "/"
-		} else {
-			ch.Address, ch.Unknown = "-", noNICAddress(t, n)
-		}
-		out = append(out, ch)
-		for _, port := range []uint16{DBPort, APIPort} {
+		for _, p := range t.App.ClosedFromHost {
+			port := uint16(p)
 			ch := Check{
-				ID: "tcp:host->" + nicLabel(t, n) + ":" + strconv.Itoa(int(port)), Source: "host", Target: nicLabel(t, n),
+				ID: "tcp:host->" + nicLabel(t, n) + ":" + strconv.Itoa(p), Source: "host", Target: nicLabel(t, n),
 				Method: MethodTCP, Expect: "closed", From: Place{Kind: OnHost}, Want: WantClosed,
 				To: n.Address, Port: port, NIC: i, Requires: []string{ping},
 			}
@@ -215,6 +213,24 @@ func outsideChecks(t Target) []Check {
 		}
 	}
 	return out
+}
+
+// appHTTPCheck is the host's GET of the app's HTTP path on the port its
+// entry container publishes, on the VM's NIC i.
+func appHTTPCheck(t Target, i int) Check {
+	n, h, entry := t.NICs[i], t.App.HTTP, t.App.Entry()
+	port := uint16(entry.Publish)
+	ch := Check{
+		ID: "http:host->" + nicLabel(t, n) + ":" + strconv.Itoa(entry.Publish), Source: "host", Target: nicLabel(t, n),
+		Method: MethodHTTP, Expect: h.Expect, From: Place{Kind: OnHost},
+		Want: Want(h.Judge), To: n.Address, Port: port, Path: h.Path, NIC: i, Container: entry.Name,
+	}
+	if n.Address.IsValid() {
+		ch.Address = "http://" + netip.AddrPortFrom(n.Address, port).String() + h.Path
+	} else {
+		ch.Address, ch.Unknown = "-", noNICAddress(t, n)
+	}
+	return ch
 }
 
 func hostToVMPing(t Target, i int) Check {
@@ -261,7 +277,7 @@ func noNICAddress(t Target, n NIC) string {
 	return fmt.Sprintf("%s has no address: the spec gives it none and a plain bridge has no DHCP", nicLabel(t, n))
 }
 
-func noAppAddress(c Container) string {
+func noAppAddress(t Target, c Container) string {
 	switch {
 	case c.State == "missing":
 		return fmt.Sprintf("container %s does not exist", c.Name)
@@ -270,10 +286,19 @@ func noAppAddress(c Container) string {
 	case !c.Running():
 		return fmt.Sprintf("container %s is %s", c.Name, c.State)
 	}
-	return fmt.Sprintf("container %s has no address on %s", c.Name, AppNetwork)
+	return fmt.Sprintf("container %s has no address on %s", c.Name, t.appNetwork())
 }
 
-// gatewayOf is app-net's gateway as c, or failing that any container, sees it.
+// appNetwork names the network t's containers have their addresses on:
+// its app's podman network.
+func (t Target) appNetwork() string {
+	if t.App == nil {
+		return "its network"
+	}
+	return t.App.Network
+}
+
+// gatewayOf is the app network's gateway as c, or failing that any container, sees it.
 func gatewayOf(all []Container, c Container) netip.Addr {
 	if c.Gateway.IsValid() {
 		return c.Gateway

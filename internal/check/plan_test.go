@@ -116,16 +116,16 @@ func TestChooseMatrix(t *testing.T) {
 		{"basic", "capstone", MatrixBasic},
 		{"capstone", "tiny", MatrixCapstone},
 	} {
-		got, err := ChooseMatrix(tc.flag, Target{Spec: tc.spec})
+		got, err := ChooseMatrix(tc.flag, Target{Spec: tc.spec}, apps())
 		if err != nil || got != tc.want {
 			t.Errorf("ChooseMatrix(%q, spec %q) = %q, %v; want %q", tc.flag, tc.spec, got, err, tc.want)
 		}
 	}
 	var me *MatrixError
-	if _, err := ChooseMatrix("full", Target{}); !errors.As(err, &me) || me.Hint() == "" {
+	if _, err := ChooseMatrix("full", Target{}, apps()); !errors.As(err, &me) || me.Hint() == "" {
 		t.Errorf("ChooseMatrix(full) = %v, want a MatrixError with a hint", err)
 	}
-	if _, err := Matrix("auto", Target{}); !errors.As(err, &me) {
+	if _, err := Matrix("auto", Target{}, apps()); !errors.As(err, &me) {
 		t.Errorf("Matrix(auto) = %v, want a MatrixError (auto is resolved first)", err)
 	}
 }
@@ -170,6 +170,7 @@ func TestDescribeFrom(t *testing.T) {
 	got := describeFrom(info, liveXML, nets, addrs, true)
 	want := capstoneTarget()
 	want.Containers, want.Accel = nil, "qemu" // <domain type='qemu'>: the accelerator for the reports
+	want.App = nil                            // the app's description is the caller's, not libvirt's
 	if fmt.Sprintf("%+v", got) != fmt.Sprintf("%+v", want) {
 		t.Errorf("got  %+v\nwant %+v", got, want)
 	}

@@ -289,9 +289,9 @@ type podmanInspect struct {
 }
 
 // ParseContainers reads `podman container inspect NAME...` JSON and returns
-// one Container per name, in the order asked; names podman did not list are
-// "missing".
-func ParseContainers(out string, names []string) ([]Container, error) {
+// one Container per name, in the order asked, with its address on podman
+// network network (the app's); names podman did not list are "missing".
+func ParseContainers(out string, names []string, network string) ([]Container, error) {
 	var list []podmanInspect
 	if err := json.Unmarshal([]byte(out), &list); err != nil {
 		return nil, fmt.Errorf("podman container inspect: unexpected output: %s", firstLine(out))
@@ -311,7 +311,7 @@ func ParseContainers(out string, names []string) ([]Container, error) {
 		case p.State.Healthcheck != nil:
 			c.Health = p.State.Healthcheck.Status
 		}
-		if n, ok := p.NetworkSettings.Networks[AppNetwork]; ok {
+		if n, ok := p.NetworkSettings.Networks[network]; ok {
 			c.IP, _ = netip.ParseAddr(n.IPAddress)
 			c.Gateway, _ = netip.ParseAddr(n.Gateway)
 		}
@@ -328,14 +328,15 @@ func ParseContainers(out string, names []string) ([]Container, error) {
 	return out2, nil
 }
 
-// Discover asks podman in the guest about the named containers. One command
+// Discover asks podman in the guest about the named containers, and their
+// addresses on podman network network (ParseContainers). One command
 // for all of them; if podman fails as a whole (a missing container makes
 // podman 4 exit 125), each is asked about alone.
-func Discover(ctx context.Context, g Guest, names []string, timeout time.Duration) []Container {
+func Discover(ctx context.Context, g Guest, names []string, network string, timeout time.Duration) []Container {
 	argv := append([]string{"podman", "container", "inspect"}, names...)
 	out, err := g.Exec(ctx, argv, timeout)
 	if err == nil {
-		if cs, perr := ParseContainers(out.Stdout, names); perr == nil && (out.Code == 0 || allFound(cs)) {
+		if cs, perr := ParseContainers(out.Stdout, names, network); perr == nil && (out.Code == 0 || allFound(cs)) {
 			return cs
 		}
 	}
@@ -355,7 +356,7 @@ func Discover(ctx context.Context, g Guest, names []string, timeout time.Duratio
 		case o.Code != 0:
 			res = append(res, absentOr(ctx, g, n, o, timeout))
 		default:
-			cs, perr := ParseContainers(o.Stdout, []string{n})
+			cs, perr := ParseContainers(o.Stdout, []string{n}, network)
 			if perr != nil {
 				res = append(res, Container{Name: n, State: "unknown", Error: perr.Error()})
 				continue

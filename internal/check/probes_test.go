@@ -230,7 +230,7 @@ const podman43 = `[
 ]`
 
 func TestParseContainers(t *testing.T) {
-	got, err := ParseContainers(podman43, []string{"db", "api", "proxy"})
+	got, err := ParseContainers(podman43, []string{"db", "api", "proxy"}, AppNetwork)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -243,11 +243,11 @@ func TestParseContainers(t *testing.T) {
 		t.Errorf("got  %+v\nwant %+v", got, want)
 	}
 	// podman 5 calls it Health.
-	got, err = ParseContainers(`[{"Name":"db","State":{"Status":"running","Health":{"Status":"starting"}}}]`, []string{"db"})
+	got, err = ParseContainers(`[{"Name":"db","State":{"Status":"running","Health":{"Status":"starting"}}}]`, []string{"db"}, AppNetwork)
 	if err != nil || got[0].Health != "starting" {
 		t.Errorf("podman 5 health: %+v, %v", got, err)
 	}
-	if _, err := ParseContainers("Error: no such container db", []string{"db"}); err == nil {
+	if _, err := ParseContainers("Error: no such container db", []string{"db"}, AppNetwork); err == nil {
 		t.Error("garbage parsed")
 	}
 }
@@ -287,7 +287,7 @@ func TestDiscover(t *testing.T) {
 		{"no podman", scriptedGuest{"podman container inspect db api": {err: fmt.Errorf("guest agent: Failed to execute child process “podman” (No such file or directory)")}},
 			[]string{"db=unknown invalid IP", "api=unknown invalid IP"}},
 	} {
-		got := Discover(context.Background(), tc.guest, []string{"db", "api"}, time.Second)
+		got := Discover(context.Background(), tc.guest, []string{"db", "api"}, AppNetwork, time.Second)
 		var s []string
 		for _, c := range got {
 			s = append(s, c.Name+"="+c.State+" "+c.IP.String())

@@ -14,6 +14,7 @@ import (
 	"time"
 	"unicode"
 
+	"vmnet/internal/app"
 	"vmnet/internal/safe"
 )
 
@@ -87,6 +88,10 @@ type Options struct {
 	// Converge, for a lab's checks, runs the matrix again while checks fail
 	// until this long after the start (0: once).
 	Converge time.Duration
+	// Apps are the applications a single VM's --matrix may name (the
+	// caller's registry, internal/app/builtin); a lab's nodes name theirs
+	// with app: in the lab file.
+	Apps app.Registry
 }
 
 func (o Options) withDefaults(t Target) Options {
@@ -312,7 +317,7 @@ func holders(t Target) []holder {
 	}
 	for _, c := range t.Containers {
 		out = append(out, holder{c.IP, OnContainer, c.Name, "container " + c.Name + "'s address"},
-			holder{c.Gateway, OnVM, "", fmt.Sprintf("%s's address on %s", t.Name, AppNetwork)})
+			holder{c.Gateway, OnVM, "", fmt.Sprintf("%s's address on %s", t.Name, t.appNetwork())})
 	}
 	return slices.DeleteFunc(out, func(h holder) bool { return !h.addr.IsValid() })
 }

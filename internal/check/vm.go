@@ -19,8 +19,8 @@ import (
 )
 
 // VM checks the running vmnet VM name with the named matrix (auto, basic or
-// capstone): it describes the VM, asks podman about the app's containers
-// when the matrix has them, runs the matrix from the namespace e.Bridges
+// the name of an app in opt.Apps): it describes the VM, asks podman about
+// the app's containers when the matrix is an app's, runs the matrix from the namespace e.Bridges
 // works in, and diagnoses every failure. The error is for a VM that cannot
 // be checked at all; failed checks are in the report (Report.Err).
 func VM(ctx context.Context, e vm.Env, name, matrix string, opt Options) (*Report, error) {
@@ -28,17 +28,18 @@ func VM(ctx context.Context, e vm.Env, name, matrix string, opt Options) (*Repor
 	if err != nil {
 		return nil, err
 	}
-	matrix, err = ChooseMatrix(matrix, t)
+	matrix, err = ChooseMatrix(matrix, t, opt.Apps)
 	if err != nil {
 		return nil, err
 	}
 	host := KernelHost{K: e.Bridges}
 	guest := latch(&VMGuest{Env: e, Name: name, Serial: !t.Agent})
 	started := time.Now()
-	if matrix == MatrixCapstone {
-		t.Containers = Discover(ctx, guest, AppContainers, opt.withDefaults(t).ExecTimeout)
+	if a, ok := opt.Apps.Lookup(matrix); ok {
+		t.App = &a
+		t.Containers = Discover(ctx, guest, a.ContainerNames(), a.Network, opt.withDefaults(t).ExecTimeout)
 	}
-	checks, err := Matrix(matrix, t)
+	checks, err := Matrix(matrix, t, opt.Apps)
 	if err != nil {
 		return nil, err
 	}

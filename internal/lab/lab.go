@@ -48,7 +48,7 @@ const (
 const Host = "host"
 
 // Apps are the built-in applications a node may run.
-var Apps = []string{"capstone"}
+var Apps = apps.Names()
 
 // Defaults for a node.
 const (

@@ -129,4 +129,4 @@ func (l Lab) Images() []string {
 
 // AppImages are the images an app runs on: its containers are baked into
 // them at build time.
-var AppImages = map[string]string{"capstone": "capstone"}
+var AppImages = apps.Images()

@@ -8,6 +8,8 @@ import (
 	"sort"
 	"strings"
 
+	"vmnet/internal/app"
+	"vmnet/internal/app/registry"
 	"vmnet/internal/errs"
 	"vmnet/internal/valid"
 	"vmnet/internal/vmspec"
@@ -365,9 +367,17 @@ func (l Lab) validateProbe(p *problems, i int, c Check) {
 	}
 }
 
+// apps are the built-in applications (internal/app/registry): the one
+// description of each that validation here and the checks share.
+var apps = registry.Builtin()
+
 // AppContainers are the containers of each built-in application, which
-// checks may name as NODE/CONTAINER.
-var AppContainers = map[string][]string{"capstone": {"db", "api", "proxy"}}
+// checks may name as NODE/CONTAINER, from the app's description.
+var AppContainers = apps.Containers()
+
+// Application is the description of the node's app; ok is false for a
+// node without one (or with an app: that validation refuses).
+func (n Node) Application() (a app.App, ok bool) { return apps.Lookup(n.App) }
 
 // validateContainerRef checks a NODE/CONTAINER reference: NODE is a node
 // of this lab with an app, CONTAINER one of that app's containers.

@@ -403,7 +403,7 @@ func TestTitleOfALab(t *testing.T) {
 	if got := Title(&check.Report{VM: "office", Matrix: check.MatrixLab}); got != "vmnet lab check office" {
 		t.Errorf("lab title %q", got)
 	}
-	if got := Title(&check.Report{VM: "capstone", Matrix: check.MatrixCapstone}); got != "vmnet check capstone" {
+	if got := Title(&check.Report{VM: "capstone", Matrix: "capstone"}); got != "vmnet check capstone" {
 		t.Errorf("VM title %q", got)
 	}
 }
