@@ -135,9 +135,7 @@ func ipvlanStep(l lab.Lab, node, name string) Step {
 ip link add link "$2" name "$3" type ipvlan mode l2; ip link set "$3" netns "$pid"
 nsenter -t "$pid" -n ip link set "$3" name eth0; nsenter -t "$pid" -n ip addr add "$4" dev eth0
 nsenter -t "$pid" -n ip link set eth0 up; nsenter -t "$pid" -n ip route add default via "$5"`, "vmnet-ipvlan", name, eth, link, c.Address.String(), gw}}}
-	if c.Listen > 0 {
-		s.Do = append(s.Do, waitListening(name, c.Listen))
-	}
+	s.Do = append(s.Do, waits(c, name)...)
 	return s
 }
 
@@ -232,11 +230,33 @@ func containerStep(l lab.Lab, node, name string) Step {
 	s := Step{What: fmt.Sprintf("start container %s (%s)", name, describe(c)), Label: "container " + name,
 		Test: labelIs("container", name, h, " true"),
 		Do: [][]string{{"podman", "rm", "-f", "--ignore", name},
-			append(append([]string{"podman", "run", "-d"}, args[:len(args)-5]...), append([]string{"--label", HashLabel + "=" + h}, args[len(args)-5:]...)...)}}
-	if c.Listen > 0 && c.Mode() != lab.ModeIPvlan { // an ipvlan one listens once attached: ipvlanStep waits
-		s.Do = append(s.Do, waitListening(name, c.Listen))
+			append([]string{"podman", "run", "-d", "--label", HashLabel + "=" + h}, args...)}}
+	if c.Mode() != lab.ModeIPvlan { // an ipvlan one listens once attached: ipvlanStep waits
+		s.Do = append(s.Do, waits(c, name)...)
 	}
 	return s
+}
+
+// waits are the commands that wait for a started container: until it
+// accepts connections on its listen port, then until its health check
+// passes.
+func waits(c lab.Container, name string) [][]string {
+	var out [][]string
+	if c.Listen > 0 {
+		out = append(out, waitListening(name, c.Listen))
+	}
+	if c.Health.Set() {
+		out = append(out, waitHealthy(name))
+	}
+	return out
+}
+
+// waitHealthy runs container name's health check (podman healthcheck run)
+// until it passes, or fails saying so after ListenWait seconds: podman's
+// own first check comes only after an interval.
+func waitHealthy(name string) []string {
+	return []string{"sh", "-c", `for i in $(seq "$2"); do podman healthcheck run "$1" >/dev/null 2>&1 && exit 0; sleep 1; done
+echo "container $1's health check still fails after $2 s: podman healthcheck run $1 runs it" >&2; exit 1`, "vmnet-health", name, strconv.Itoa(ListenWait)}
 }
 
 // ListenWait is how long a started container has to accept connections
@@ -253,9 +273,9 @@ echo "nothing accepts connections on port $1 after $2 s: is listen the port the 
 }
 
 // RunArgs is podman run's arguments for a container, after "run -d": its
-// name, labels, network flags, ports, then --rootfs ROOTFS:O sh -c COMMAND
-// (the last five). A pod member keeps the pod's hostname (podman refuses
-// another in the pod's UTS namespace).
+// name, labels, network flags, ports, restart policy and health check, then
+// --rootfs ROOTFS:O sh -c COMMAND. A pod member keeps the pod's hostname
+// (podman refuses another in the pod's UTS namespace).
 func RunArgs(l lab.Lab, node, name string) []string {
 	n := l.Nodes[node]
 	c := n.Containers[name]
@@ -279,7 +299,23 @@ func RunArgs(l lab.Lab, node, name string) []string {
 			args = append(args, "-p", fmt.Sprintf("%d:%d", p.Host, p.Container))
 		}
 	}
+	args = append(args, policyArgs(c)...)
 	return append(args, "--rootfs", lab.ContainerImages[n.Image]+":O", "sh", "-c", Command(c))
+}
+
+// policyArgs is podman run's --restart (none for the default, no) and
+// --health-* flags (the capstone's timing where health leaves it out).
+func policyArgs(c lab.Container) []string {
+	var out []string
+	if c.Restart != "" && c.Restart != "no" {
+		out = append(out, "--restart", c.Restart)
+	}
+	if c.Health.Set() {
+		h := c.Health.Timing()
+		out = append(out, "--health-cmd", h.Cmd, "--health-interval", h.Interval, "--health-timeout", h.Timeout,
+			"--health-retries", strconv.Itoa(h.Retries), "--health-start-period", h.StartPeriod)
+	}
+	return out
 }
 
 // Command is what the container runs: its command, or an HTTP server on

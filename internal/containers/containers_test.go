@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"vmnet/internal/lab"
+	"vmnet/templates"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files")
@@ -291,5 +292,99 @@ func TestAttachStepShell(t *testing.T) {
 	os.WriteFile(file, []byte("[Service]\n"), 0o644)
 	if err := swap(step.Test).Run(); err == nil {
 		t.Error("the test passes with another drop-in")
+	}
+}
+
+// withContainer is the modes lab with its container name's entry set to
+// entry (YAML flow mapping), parsed.
+func withContainer(t *testing.T, name, entry string) lab.Lab {
+	t.Helper()
+	b, err := templates.Lab("modes")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(string(b), "\n")
+	for i, line := range lines {
+		if strings.HasPrefix(strings.TrimSpace(line), name+":") {
+			lines[i] = "      " + name + ": " + entry
+		}
+	}
+	l, err := lab.Parse([]byte(strings.Join(lines, "\n")), "modes.lab.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+// stepOf is the plan's step labelled label.
+func stepOf(t *testing.T, l lab.Lab, label string) Step {
+	t.Helper()
+	for _, s := range Plan(l, "modes") {
+		if s.Label == label {
+			return s
+		}
+	}
+	t.Fatalf("no step %q", label)
+	return Step{}
+}
+
+// TestPolicyArgs: restart and health reach podman run before the rootfs,
+// with the capstone's health timing where the lab leaves it out; the
+// default (no) adds no flag, so labs without restart keep their hash;
+// lab up waits for a health check to pass; a changed policy changes the
+// hash, so a second up replaces the container.
+func TestPolicyArgs(t *testing.T) {
+	plain := stepOf(t, modes(t), "container plain")
+	for _, tc := range []struct{ entry, want string }{
+		{"{network: podman, listen: 80, restart: on-failure}", "--restart on-failure --rootfs"},
+		{"{network: podman, listen: 80, restart: \"on-failure:3\"}", "--restart on-failure:3 --rootfs"},
+		{"{network: podman, listen: 80, restart: always, health: {cmd: \"test -e /proc/1\"}}",
+			"--restart always --health-cmd test -e /proc/1 --health-interval 30s --health-timeout 10s --health-retries 3 --health-start-period 0s --rootfs"},
+		{"{network: podman, listen: 80, health: {cmd: \"true\", interval: 5s, timeout: 2s, retries: 1, start-period: 20s}}",
+			"--health-cmd true --health-interval 5s --health-timeout 2s --health-retries 1 --health-start-period 20s --rootfs"},
+	} {
+		s := stepOf(t, withContainer(t, "plain", tc.entry), "container plain")
+		if argv := strings.Join(s.Do[1], " "); !strings.Contains(argv, tc.want) {
+			t.Errorf("%s: podman %s\nwant a part %q", tc.entry, argv, tc.want)
+		}
+		if slices.Equal(s.Test, plain.Test) {
+			t.Errorf("%s: the hash is the one without it: a second up would keep the old container", tc.entry)
+		}
+		last := strings.Join(s.Do[len(s.Do)-1], " ")
+		if health := strings.Contains(tc.entry, "health"); health != strings.Contains(last, "podman healthcheck run") {
+			t.Errorf("%s: health %v, but the last command is %s", tc.entry, health, last)
+		}
+	}
+	no := stepOf(t, withContainer(t, "plain", "{network: podman, listen: 80, restart: \"no\"}"), "container plain")
+	if !slices.Equal(no.Test, plain.Test) || strings.Contains(strings.Join(no.Do[1], " "), "--restart") {
+		t.Errorf("restart: no changes the container: %v", no.Do[1])
+	}
+}
+
+// TestWaitHealthyShell: the health wait passes once podman's health check
+// does and fails, saying how to run it, when it never does (a fake podman
+// on PATH that passes from its third call or never).
+func TestWaitHealthyShell(t *testing.T) {
+	for _, tc := range []struct {
+		passFrom int
+		code     int
+	}{{3, 0}, {1000, 1}} {
+		dir := t.TempDir()
+		fake := "#!/bin/sh\nn=$(cat " + dir + "/n 2>/dev/null || echo 0); n=$((n+1)); echo $n >" + dir + "/n\n[ \"$1 $2 $3\" = \"healthcheck run web\" ] && [ $n -ge " + strconv.Itoa(tc.passFrom) + " ]\n"
+		if err := os.WriteFile(filepath.Join(dir, "podman"), []byte(fake), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		argv := waitHealthy("web")
+		argv[len(argv)-1] = "4" // seconds, not ListenWait
+		cmd := exec.Command(argv[0], argv[1:]...)
+		cmd.Env = append(os.Environ(), "PATH="+dir+":"+os.Getenv("PATH"))
+		out, err := cmd.CombinedOutput()
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		}
+		if code != tc.code || (code != 0 && !strings.Contains(string(out), "podman healthcheck run web")) {
+			t.Errorf("passing from call %d: exit %d, want %d: %s", tc.passFrom, code, tc.code, out)
+		}
 	}
 }

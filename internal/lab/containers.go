@@ -54,6 +54,53 @@ type Container struct {
 	Command    string   `yaml:"command"` // run with sh -c; default: an HTTP server on listen
 	Listen     int      `yaml:"listen"`  // the port the command serves, which the derived checks probe
 	Ports      []string `yaml:"ports"`   // published as podman -p does: "HOSTPORT:CONTAINERPORT" or "PORT"
+	// Restart is podman run --restart's policy: no (the default: a
+	// container that exits stays down and its checks fail), on-failure,
+	// on-failure:N (at most N restarts), always or unless-stopped.
+	Restart string `yaml:"restart"`
+	Health  Health `yaml:"health"` // podman's health check; lab up waits until it passes
+}
+
+// Health is a container's health check, as the capstone's containers have
+// theirs: podman runs Cmd (with sh -c) every Interval and marks the
+// container unhealthy after Retries failures in a row. podman 4.3 only
+// marks it (podman ps shows it; --health-on-failure came with 4.6): a
+// restart policy acts on exits.
+type Health struct {
+	Cmd         string `yaml:"cmd"`          // required: exits 0 when the container is healthy
+	Interval    string `yaml:"interval"`     // between checks; default 30s (the capstone's)
+	Timeout     string `yaml:"timeout"`      // one check's limit; default 10s
+	Retries     int    `yaml:"retries"`      // failures in a row before unhealthy; default 3
+	StartPeriod string `yaml:"start-period"` // failures in this time after start do not count; default 0s
+}
+
+// Set reports whether the lab gives a health check (any of its keys).
+func (h Health) Set() bool { return h != Health{} }
+
+// RestartPolicies are the words restart may be (and on-failure:N).
+var RestartPolicies = []string{"no", "on-failure", "always", "unless-stopped"}
+
+// HealthDefaults is the capstone's health timing, for what a lab's
+// health leaves out.
+var HealthDefaults = Health{Interval: "30s", Timeout: "10s", Retries: 3, StartPeriod: "0s"}
+
+// Timing is h with HealthDefaults filled in where h leaves them out.
+func (h Health) Timing() Health {
+	d := HealthDefaults
+	d.Cmd = h.Cmd
+	if h.Interval != "" {
+		d.Interval = h.Interval
+	}
+	if h.Timeout != "" {
+		d.Timeout = h.Timeout
+	}
+	if h.Retries != 0 {
+		d.Retries = h.Retries
+	}
+	if h.StartPeriod != "" {
+		d.StartPeriod = h.StartPeriod
+	}
+	return d
 }
 
 // Mode is the container's network mode: one of the Mode constants.

@@ -5,7 +5,9 @@ import (
 	"net/netip"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
+	"time"
 
 	"vmnet/internal/valid"
 	"vmnet/internal/vmspec"
@@ -165,6 +167,59 @@ func (l Lab) validateContainer(p *problems, node, name string, holders map[strin
 	}
 	l.validateContainerAddr(p, node, name, f, holders)
 	l.validateContainerPorts(p, node, name, f, ports)
+	validateRestart(p, c, f)
+	validateHealth(p, c.Health, f)
+}
+
+// validateRestart checks restart: one of podman's policies, and none on
+// an ipvlan container, whose link vmnet makes after it starts (a restarted
+// one would come back with lo alone).
+func validateRestart(p *problems, c Container, f func(string) string) {
+	r := c.Restart
+	n, max, counted := strings.Cut(r, ":")
+	switch {
+	case r == "" || r == "no":
+		return
+	case counted && n == "on-failure":
+		if k, err := strconv.Atoi(max); err != nil || k < 1 {
+			p.add(f("restart"), r, "is not on-failure:N with N a count of restarts from 1", "write for example on-failure:3, or on-failure for no limit")
+			return
+		}
+	case !slices.Contains(RestartPolicies, r):
+		p.add(f("restart"), r, "is not a podman restart policy"+didYouMean(r, RestartPolicies),
+			"use one of: "+strings.Join(RestartPolicies, ", ")+", on-failure:N")
+		return
+	}
+	if c.Mode() == ModeIPvlan {
+		p.add(f("restart"), r, "is set on an ipvlan container: vmnet gives it its link after it starts, and podman would restart it with lo alone",
+			"leave restart out (a second lab up starts a container that stopped), or use network: macvlan")
+	}
+}
+
+// validateHealth checks a health check: a command, durations podman takes
+// (interval and timeout at least 1s) and a count of retries.
+func validateHealth(p *problems, h Health, f func(string) string) {
+	if !h.Set() {
+		return
+	}
+	if strings.TrimSpace(h.Cmd) == "" {
+		p.add(f("health.cmd"), "", "is missing: a health check is a command that exits 0 when the container is healthy",
+			`give one, such as cmd: python3 -c "import urllib.request as u; u.urlopen('http://127.0.0.1/')"`)
+	}
+	for _, d := range []struct {
+		key, val string
+		min      time.Duration
+	}{{"interval", h.Interval, time.Second}, {"timeout", h.Timeout, time.Second}, {"start-period", h.StartPeriod, 0}} {
+		if d.val == "" {
+			continue
+		}
+		if v, err := time.ParseDuration(d.val); err != nil || v < d.min {
+			p.add(f("health."+d.key), d.val, fmt.Sprintf("is not a duration of at least %s", d.min), "write for example "+d.key+": 30s")
+		}
+	}
+	if h.Retries < 0 {
+		p.add(f("health.retries"), fmt.Sprint(h.Retries), "is not a count of failures", "use a count from 1, such as retries: 3")
+	}
 }
 
 // validateContainerAddr checks parent and address: required for macvlan
@@ -312,8 +367,9 @@ func (l Lab) validateAppAttachment(p *problems, node, name string, f func(string
 			strings.Join(attachable, ", ")+" can gain a macvlan attachment", "leave "+name+" out of containers, or call a container of your own something else, such as "+name+"1")
 		return
 	}
-	set := map[string]bool{"command": c.Command != "", "listen": c.Listen != 0, "ports": len(c.Ports) > 0, "pod": c.Pod != "", "mode": c.IPvlanMode != ""}
-	for _, k := range []string{"pod", "command", "listen", "ports", "mode"} {
+	set := map[string]bool{"command": c.Command != "", "listen": c.Listen != 0, "ports": len(c.Ports) > 0, "pod": c.Pod != "", "mode": c.IPvlanMode != "",
+		"restart": c.Restart != "", "health": c.Health.Set()}
+	for _, k := range []string{"pod", "command", "listen", "ports", "mode", "restart", "health"} {
 		if set[k] {
 			p.add(f(k), "", "is set on app "+n.App+"'s container "+name+", which the app starts itself (its own command and port, on app-net)",
 				"leave "+k+" out: an entry for "+name+" only attaches it, with network: macvlan, parent and address")
