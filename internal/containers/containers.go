@@ -118,23 +118,27 @@ func attachStep(l lab.Lab, node, name string) Step {
 
 // ipvlanStep gives an ipvlan container (started with network none) its
 // link: podman 4.3's netavark 1.4 has no ipvlan driver ("unsupported
-// driver ipvlan"), so vmnet makes an ipvlan L2 link on the parent's guest
-// NIC, moves it into the container's namespace as eth0, gives it the
-// address and a default route to the host's address. Its test: the
-// container's eth0 has the address.
+// driver ipvlan"), so vmnet makes an ipvlan link in the container's mode
+// (l2 or l3) on the parent's guest NIC, moves it into the container's
+// namespace as eth0, gives it the address and a default route: via the
+// host's address in l2, out of eth0 in l3 (which has no ARP: the parent
+// routes). Its test: the container's eth0 has the address.
 func ipvlanStep(l lab.Lab, node, name string) Step {
 	n := l.Nodes[node]
 	c := n.Containers[name]
 	eth := "eth" + strconv.Itoa(n.NICFor(c.Parent))
 	link := "vmipv" + hash([]string{name})[:8]
-	gw := l.Networks[c.Parent].HostAddr().String()
-	s := Step{What: fmt.Sprintf("attach container %s to ipvlan (l2) on %s as %s", name, eth, c.Address), Label: "ipvlan " + name,
+	mode, route := lab.IPvlanL2, []string{"via", l.Networks[c.Parent].HostAddr().String()}
+	if c.IsIPvlanL3() {
+		mode, route = lab.IPvlanL3, []string{"dev", "eth0"}
+	}
+	s := Step{What: fmt.Sprintf("attach container %s to ipvlan (%s) on %s as %s", name, mode, eth, c.Address), Label: "ipvlan " + name,
 		Test: []string{"sh", "-c", `pid=$(podman inspect --format '{{.State.Pid}}' "$1") && [ "$(nsenter -t "$pid" -n ip -4 -o addr show dev eth0 2>/dev/null | awk '{print $4}')" = "$2" ]`,
 			"vmnet-test", name, c.Address.String()},
 		Do: [][]string{{"sh", "-c", `set -e; pid=$(podman inspect --format '{{.State.Pid}}' "$1"); ip link del "$3" 2>/dev/null || true
-ip link add link "$2" name "$3" type ipvlan mode l2; ip link set "$3" netns "$pid"
+ip link add link "$2" name "$3" type ipvlan mode "$5"; ip link set "$3" netns "$pid"
 nsenter -t "$pid" -n ip link set "$3" name eth0; nsenter -t "$pid" -n ip addr add "$4" dev eth0
-nsenter -t "$pid" -n ip link set eth0 up; nsenter -t "$pid" -n ip route add default via "$5"`, "vmnet-ipvlan", name, eth, link, c.Address.String(), gw}}}
+nsenter -t "$pid" -n ip link set eth0 up; nsenter -t "$pid" -n ip route add default "$6" "$7"`, "vmnet-ipvlan", name, eth, link, c.Address.String(), mode, route[0], route[1]}}}
 	s.Do = append(s.Do, waits(c, name)...)
 	return s
 }
@@ -291,6 +295,9 @@ func RunArgs(l lab.Lab, node, name string) []string {
 		args = append(args, "--network", c.Network)
 	case lab.ModeIPvlan:
 		args = append(args, "--network", lab.ModeNone) // ipvlanStep gives it its link
+		if c.IsIPvlanL3() { // in the hash: a mode changed to l3 replaces the container, and its l2 link
+			args = append(args, "--label", "vmnet.ipvlan-mode="+lab.IPvlanL3)
+		}
 	case lab.ModeMacvlan:
 		args = append(args, "--network", MacvlanNetwork(c.Parent), "--ip", addr.String())
 	default:

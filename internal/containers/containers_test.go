@@ -296,17 +296,21 @@ func TestAttachStepShell(t *testing.T) {
 }
 
 // withContainer is the modes lab with its container name's entry set to
-// entry (YAML flow mapping), parsed.
-func withContainer(t *testing.T, name, entry string) lab.Lab {
+// entry (YAML flow mapping), and more such name, entry pairs, parsed.
+func withContainer(t *testing.T, name, entry string, more ...string) lab.Lab {
 	t.Helper()
+	set := map[string]string{name: entry}
+	for i := 0; i+1 < len(more); i += 2 {
+		set[more[i]] = more[i+1]
+	}
 	b, err := templates.Lab("modes")
 	if err != nil {
 		t.Fatal(err)
 	}
 	lines := strings.Split(string(b), "\n")
 	for i, line := range lines {
-		if strings.HasPrefix(strings.TrimSpace(line), name+":") {
-			lines[i] = "      " + name + ": " + entry
+		if k, _, _ := strings.Cut(strings.TrimSpace(line), ":"); set[k] != "" && strings.HasPrefix(line, "      ") {
+			lines[i] = "      " + k + ": " + set[k]
 		}
 	}
 	l, err := lab.Parse([]byte(strings.Join(lines, "\n")), "modes.lab.yaml")
@@ -386,5 +390,29 @@ func TestWaitHealthyShell(t *testing.T) {
 		if code != tc.code || (code != 0 && !strings.Contains(string(out), "podman healthcheck run web")) {
 			t.Errorf("passing from call %d: exit %d, want %d: %s", tc.passFrom, code, tc.code, out)
 		}
+	}
+}
+
+// TestIPvlanL3Step: an l3 container's link is made in mode l3 with a
+// default route out of eth0 (no ARP, no gateway to resolve); its l2
+// twin's via the host's address; the mode is in the container's hash, so
+// changing it replaces the container and its link.
+func TestIPvlanL3Step(t *testing.T) {
+	l2 := modes(t)
+	l3 := withContainer(t, "natipv", "{network: ipvlan, mode: l3, parent: br0, address: 192.0.2.60/24, listen: 80}",
+		"lanapi", "{network: podman}") // br0 cannot carry macvlan and ipvlan
+	argv := stepOf(t, l3, "ipvlan natipv").Do[0]
+	if got := strings.Join(argv[len(argv)-3:], " "); got != "l3 dev eth0" {
+		t.Errorf("l3 link: mode and route %q, want \"l3 dev eth0\"", got)
+	}
+	if !strings.Contains(argv[2], `type ipvlan mode "$5"`) || !strings.Contains(argv[2], `ip route add default "$6" "$7"`) {
+		t.Errorf("the script does not use the mode and route arguments: %s", argv[2])
+	}
+	argv = stepOf(t, l2, "ipvlan natipv").Do[0]
+	if got := strings.Join(argv[len(argv)-3:], " "); got != "l2 via 198.51.100.1" {
+		t.Errorf("l2 link: mode and route %q, want \"l2 via 198.51.100.1\"", got)
+	}
+	if !strings.Contains(strings.Join(RunArgs(l3, "modes", "natipv"), " "), "vmnet.ipvlan-mode=l3") {
+		t.Errorf("the l3 mode is not in the container's hash: %v", RunArgs(l3, "modes", "natipv"))
 	}
 }

@@ -48,7 +48,9 @@ type Container struct {
 	Network string       `yaml:"network"`
 	Parent  string       `yaml:"parent"`  // macvlan, ipvlan: the lab network of one of the node's NICs
 	Address netip.Prefix `yaml:"address"` // macvlan, ipvlan: required; a bridge network: optional (vmnet picks one)
-	// IPvlanMode is ipvlan's mode: l2 (the default; l3 is refused so far).
+	// IPvlanMode is ipvlan's mode: l2 (the default: the child answers ARP
+	// with the parent's MAC) or l3 (it answers no ARP: the host reaches it
+	// by a route via the parent NIC's static address, which lab up adds).
 	IPvlanMode string   `yaml:"mode"`
 	Pod        string   `yaml:"pod"`     // a pod name: the pod's members share one network namespace
 	Command    string   `yaml:"command"` // run with sh -c; default: an HTTP server on listen
@@ -101,6 +103,37 @@ func (h Health) Timing() Health {
 		d.StartPeriod = h.StartPeriod
 	}
 	return d
+}
+
+// ipvlan's modes (Container.IPvlanMode).
+const (
+	IPvlanL2 = "l2"
+	IPvlanL3 = "l3"
+)
+
+// IsIPvlanL3 reports whether the container is on ipvlan in l3 mode.
+func (c Container) IsIPvlanL3() bool { return c.Mode() == ModeIPvlan && c.IPvlanMode == IPvlanL3 }
+
+// L3Route is a host route an ipvlan l3 container needs: its address via
+// its parent NIC's static address.
+type L3Route struct {
+	Node, Container string
+	Dst             netip.Prefix // the container's address, /32
+	Via             netip.Addr   // the parent NIC's address
+}
+
+// L3Routes is the host routes node's ipvlan l3 containers need, in name
+// order (Parse refuses an l3 parent NIC without a static address).
+func (l Lab) L3Routes(node string) []L3Route {
+	n := l.Nodes[node]
+	var out []L3Route
+	for _, name := range n.ContainerNames() {
+		c := n.Containers[name]
+		if i := n.NICFor(c.Parent); c.IsIPvlanL3() && i >= 0 && n.NICs[i].Address.IsValid() {
+			out = append(out, L3Route{Node: node, Container: name, Dst: netip.PrefixFrom(c.Address.Addr(), 32), Via: n.NICs[i].Address.Addr()})
+		}
+	}
+	return out
 }
 
 // Mode is the container's network mode: one of the Mode constants.

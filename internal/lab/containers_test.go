@@ -98,8 +98,12 @@ func TestContainerValidation(t *testing.T) {
 			`nodes.modes.container-networks.host: "host" is a reserved network name`, "host1"},
 		{"unknown key", "{network: none}", "{network: none, lisen: 80}",
 			`lisen`, ""},
-		{"ipvlan l3", "mode: l2", "mode: l3",
-			`nodes.modes.containers.natipv.mode: "l3" is not an ipvlan mode vmnet sets up yet`, "use mode: l2"},
+		{"ipvlan l3 without a static parent address", "mode: l2", "mode: l3",
+			`modes.lab.yaml:39: nodes.modes.containers.natipv.parent: "nat0" is node modes's eth0, which has no static address: an ipvlan l3 child answers no ARP`, "give node modes's NIC on nat0 an address"},
+		{"ipvlan mode unknown", "mode: l2", "mode: l4",
+			`nodes.modes.containers.natipv.mode: "l4" is not an ipvlan mode`, "mode: l3 (routed via the parent)"},
+		{"ipvlan modes mixed on a parent", "{network: none}", "{network: ipvlan, mode: l3, parent: nat0, address: 198.51.100.61/24}",
+			`nodes.modes.containers.isolated.mode: "l3" differs from container natipv's on the same parent nat0: the kernel keeps one ipvlan mode per parent NIC`, "a parent of its own"},
 		{"ipvlan beside macvlan", "parent: nat0, address: 198.51.100.60/24", "parent: br0, address: 192.0.2.60/24",
 			`nodes.modes.containers.lanapi.parent: "br0" is the parent of both macvlan and ipvlan containers`, "a parent of their own"},
 		{"ipvlan in the DHCP pool", "198.51.100.60/24", "198.51.100.200/24",
@@ -245,4 +249,34 @@ func TestAppAttachmentValidation(t *testing.T) {
 	if l, err := Parse([]byte(s), "x.lab.yaml"); err != nil || l.Nodes["capstone"].IsAppContainer("api") {
 		t.Errorf("api on a node without an app: %v", err)
 	}
+}
+
+// TestIPvlanL3Routes: an l3 container on a NIC with a static address
+// parses, and its host route is its address via that NIC's; l2 ones and
+// other modes need none.
+func TestIPvlanL3Routes(t *testing.T) {
+	s := strings.Replace(strings.Replace(modesYAML(t), "mode: l2", "mode: l3", 1), "- {net: nat0}", "- {net: nat0, address: 198.51.100.10/24}", 1)
+	l, err := Parse([]byte(s), "modes.lab.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []L3Route{{Node: "modes", Container: "natipv", Dst: netip.MustParsePrefix("198.51.100.60/32"), Via: netip.MustParseAddr("198.51.100.10")}}
+	if got := l.L3Routes("modes"); len(got) != 1 || got[0] != want[0] {
+		t.Errorf("L3Routes %v, want %v", got, want)
+	}
+	if !l.Nodes["modes"].Containers["natipv"].IsIPvlanL3() {
+		t.Error("natipv with mode: l3 is not IsIPvlanL3")
+	}
+	if got := mustParse(t, modesYAML(t)).L3Routes("modes"); len(got) != 0 {
+		t.Errorf("the modes lab (ipvlan l2) needs host routes: %v", got)
+	}
+}
+
+func mustParse(t *testing.T, s string) Lab {
+	t.Helper()
+	l, err := Parse([]byte(s), "x.lab.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
 }

@@ -150,9 +150,9 @@ func (l Lab) validateContainer(p *problems, node, name string, holders map[strin
 		p.add(f("pod"), c.Pod, "is set together with network: a pod member uses the pod's network namespace", "leave network out of pod members (pods use podman's default network), or leave pod out")
 	} else if c.Pod != "" && vmspec.ValidateName(c.Pod) != nil {
 		p.add(f("pod"), c.Pod, "is not a pod name: lower-case letters, digits and '-'", "call it for example pod1")
-	} else if c.Mode() == ModeIPvlan && c.IPvlanMode != "" && c.IPvlanMode != "l2" {
-		p.add(f("mode"), c.IPvlanMode, "is not an ipvlan mode vmnet sets up yet: in l3 mode the child answers no ARP on the parent's network, so the host would need a route through the VM",
-			"use mode: l2 (the default), or leave mode out")
+	} else if c.Mode() == ModeIPvlan && c.IPvlanMode != "" && c.IPvlanMode != IPvlanL2 && c.IPvlanMode != IPvlanL3 {
+		p.add(f("mode"), c.IPvlanMode, "is not an ipvlan mode"+didYouMean(c.IPvlanMode, []string{IPvlanL2, IPvlanL3}),
+			"use mode: l2 (the default: the child answers ARP with the parent's MAC) or mode: l3 (routed via the parent)")
 	} else if c.IPvlanMode != "" && c.Mode() != ModeIPvlan {
 		p.add(f("mode"), c.IPvlanMode, "is set on a container whose network is not ipvlan", "leave mode out, or use network: ipvlan")
 	} else if c.Network != "" && c.Mode() == ModeBridge {
@@ -292,6 +292,9 @@ func (l Lab) validateMacvlan(p *problems, node, name string, f func(string) stri
 			"give the ipvlan containers a parent of their own: another of node "+node+"'s NICs")
 		return
 	}
+	if !l.validateIPvlanMode(p, node, name, f) {
+		return
+	}
 	net := l.Networks[c.Parent]
 	if !c.Address.IsValid() {
 		p.add(f("address"), "", "is missing: a "+c.Mode()+" container needs a static address on "+c.Parent, "give it one, such as "+free(net, holders[c.Parent]))
@@ -381,4 +384,31 @@ func (l Lab) validateAppAttachment(p *problems, node, name string, f func(string
 		return
 	}
 	l.validateMacvlan(p, node, name, f, holders)
+}
+
+// validateIPvlanMode checks what an ipvlan container's mode asks of its
+// parent: one mode for all the ipvlan children of a NIC (the kernel keeps
+// one per parent: a second child in another mode switches the first), and
+// for l3 a static address on the parent NIC, which the host's route to the
+// child goes via. It reports whether the parent is fine.
+func (l Lab) validateIPvlanMode(p *problems, node, name string, f func(string) string) bool {
+	n := l.Nodes[node]
+	c := n.Containers[name]
+	if c.Mode() != ModeIPvlan {
+		return true
+	}
+	for _, other := range n.ContainerNames() {
+		o := n.Containers[other]
+		if other != name && o.Mode() == ModeIPvlan && o.Parent == c.Parent && o.IsIPvlanL3() != c.IsIPvlanL3() {
+			p.add(f("mode"), or(c.IPvlanMode, IPvlanL2), "differs from container "+other+"'s on the same parent "+c.Parent+": the kernel keeps one ipvlan mode per parent NIC",
+				"give both the same mode, or give one a parent of its own: another of node "+node+"'s NICs")
+			return false
+		}
+	}
+	if i := n.NICFor(c.Parent); c.IsIPvlanL3() && !n.NICs[i].Address.IsValid() {
+		p.add(f("parent"), c.Parent, fmt.Sprintf("is node %s's eth%d, which has no static address: an ipvlan l3 child answers no ARP, and the host reaches it by a route via that address", node, i),
+			fmt.Sprintf("give node %s's NIC on %s an address: (outside the DHCP pool), or use mode: l2", node, c.Parent))
+		return false
+	}
+	return true
 }
