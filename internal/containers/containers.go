@@ -295,7 +295,7 @@ func RunArgs(l lab.Lab, node, name string) []string {
 		args = append(args, "--network", c.Network)
 	case lab.ModeIPvlan:
 		args = append(args, "--network", lab.ModeNone) // ipvlanStep gives it its link
-		if c.IsIPvlanL3() { // in the hash: a mode changed to l3 replaces the container, and its l2 link
+		if c.IsIPvlanL3() {                            // in the hash: a mode changed to l3 replaces the container, and its l2 link
 			args = append(args, "--label", "vmnet.ipvlan-mode="+lab.IPvlanL3)
 		}
 	case lab.ModeMacvlan:
