@@ -57,6 +57,7 @@ func Plan(l lab.Lab, node string) []Step {
 	}
 	var out []Step
 	out = append(out, networkSteps(l, node)...)
+	out = append(out, pullSteps(l, node)...)
 	out = append(out, podSteps(l, node)...)
 	out = append(out, firewallSteps(l, node)...)
 	for _, name := range n.ContainerNames() {
@@ -246,7 +247,10 @@ func containerStep(l lab.Lab, node, name string) Step {
 // passes.
 func waits(c lab.Container, name string) [][]string {
 	var out [][]string
-	if c.Listen > 0 {
+	switch {
+	case c.Listen > 0 && c.Image != "":
+		out = append(out, waitListeningOutside(name, c.Listen))
+	case c.Listen > 0:
 		out = append(out, waitListening(name, c.Listen))
 	}
 	if c.Health.Set() {
@@ -307,7 +311,43 @@ func RunArgs(l lab.Lab, node, name string) []string {
 		}
 	}
 	args = append(args, policyArgs(c)...)
+	switch {
+	case c.Image != "" && c.Command != "":
+		return append(args, "--entrypoint", "/bin/sh", c.Image, "-c", c.Command)
+	case c.Image != "":
+		return append(args, c.Image) // its own entrypoint and command
+	}
 	return append(args, "--rootfs", lab.ContainerImages[n.Image]+":O", "sh", "-c", Command(c))
+}
+
+// pullSteps pull each registry image node's containers run, once per
+// reference, with --tls-verify=false when one of them is insecure. Its
+// test: podman has the image (a tag is not pulled again).
+func pullSteps(l lab.Lab, node string) []Step {
+	n := l.Nodes[node]
+	insecure := map[string]bool{}
+	var refs []string
+	for _, name := range n.ContainerNames() {
+		c := n.Containers[name]
+		if c.Image == "" || n.IsAppContainer(name) {
+			continue
+		}
+		if _, seen := insecure[c.Image]; !seen {
+			refs = append(refs, c.Image)
+		}
+		insecure[c.Image] = insecure[c.Image] || c.Insecure
+	}
+	var out []Step
+	for _, ref := range refs {
+		pull := []string{"podman", "pull", "-q", ref}
+		what := "pull image " + ref
+		if insecure[ref] {
+			pull = []string{"podman", "pull", "-q", "--tls-verify=false", ref}
+			what += " (TLS verification off)"
+		}
+		out = append(out, Step{What: what, Label: "image " + ref, Test: []string{"podman", "image", "exists", ref}, Do: [][]string{pull}})
+	}
+	return out
 }
 
 // policyArgs is podman run's --restart (none for the default, no) and
@@ -335,6 +375,15 @@ func Command(c lab.Container) string {
 		return "exec python3 -m http.server " + strconv.Itoa(c.Listen)
 	}
 	return "exec sleep infinity"
+}
+
+// waitListeningOutside is waitListening for a container from a registry
+// image, which may have no bash: the guest's bash connects inside the
+// container's network namespace (nsenter -n).
+func waitListeningOutside(name string, port int) []string {
+	return []string{"sh", "-c", `pid=$(podman inspect --format '{{.State.Pid}}' "$1") || exit 1
+for i in $(seq $(($3 * 2))); do nsenter -t "$pid" -n bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$0"' "$2" 2>/dev/null && exit 0; sleep 0.5; done
+echo "nothing accepts connections on port $2 after $3 s: is listen the port the image serves?" >&2; exit 1`, "vmnet-wait", name, strconv.Itoa(port), strconv.Itoa(ListenWait)}
 }
 
 // networkIs is a test that podman network name exists with want as its

@@ -416,3 +416,43 @@ func TestIPvlanL3Step(t *testing.T) {
 		t.Errorf("the l3 mode is not in the container's hash: %v", RunArgs(l3, "modes", "natipv"))
 	}
 }
+
+// TestRegistryImage: a container with image runs it instead of the
+// rootfs (its own command, or command with /bin/sh -c), after one pull per
+// reference (TLS verification off when one of its containers is
+// insecure, before the pods and containers), and is waited for from the
+// guest's bash in its namespace (the image may have none).
+func TestRegistryImage(t *testing.T) {
+	l := withContainer(t, "plain", "{network: podman, listen: 80, image: \"192.0.2.1:5000/vmnet/busybox:1\", insecure: true, command: \"exec busybox httpd -f -p 80\"}",
+		"isolated", "{network: none, image: \"192.0.2.1:5000/vmnet/busybox:1\"}")
+	steps := Plan(l, "modes")
+	pulls := 0
+	for i, s := range steps {
+		if strings.HasPrefix(s.Label, "image 192.0.2.1") {
+			pulls++
+			if got := strings.Join(s.Do[0], " "); got != "podman pull -q --tls-verify=false 192.0.2.1:5000/vmnet/busybox:1" || strings.Join(s.Test, " ") != "podman image exists 192.0.2.1:5000/vmnet/busybox:1" {
+				t.Errorf("pull step: test %v do %s", s.Test, got)
+			}
+			if first := slices.IndexFunc(steps, func(s Step) bool { return strings.HasPrefix(s.Label, "pod ") || strings.HasPrefix(s.Label, "container ") }); first < i {
+				t.Errorf("the pull comes after %s", steps[first].Label)
+			}
+		}
+	}
+	if pulls != 1 {
+		t.Errorf("%d pull steps for one reference, want 1", pulls)
+	}
+	plain := stepOf(t, l, "container plain")
+	if argv := strings.Join(plain.Do[1], " "); !strings.HasSuffix(argv, "--entrypoint /bin/sh 192.0.2.1:5000/vmnet/busybox:1 -c exec busybox httpd -f -p 80") || strings.Contains(argv, "--rootfs") {
+		t.Errorf("plain: podman %s", argv)
+	}
+	if wait := strings.Join(plain.Do[2], " "); !strings.Contains(wait, "nsenter -t \"$pid\" -n bash") {
+		t.Errorf("plain is not waited for from outside: %s", wait)
+	}
+	if argv := RunArgs(l, "modes", "isolated"); argv[len(argv)-1] != "192.0.2.1:5000/vmnet/busybox:1" {
+		t.Errorf("isolated without command: podman %v, want the image's own command", argv)
+	}
+	secure := withContainer(t, "isolated", "{network: none, image: nginx}")
+	if s := stepOf(t, secure, "image nginx"); strings.Join(s.Do[0], " ") != "podman pull -q nginx" {
+		t.Errorf("a verified pull: %v", s.Do[0])
+	}
+}

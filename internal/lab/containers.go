@@ -3,6 +3,7 @@ package lab
 import (
 	"fmt"
 	"net/netip"
+	"regexp"
 	"slices"
 	"sort"
 	"strconv"
@@ -61,7 +62,23 @@ type Container struct {
 	// on-failure:N (at most N restarts), always or unless-stopped.
 	Restart string `yaml:"restart"`
 	Health  Health `yaml:"health"` // podman's health check; lab up waits until it passes
+	// Image is a registry reference (docker.io/library/nginx:1.25,
+	// 192.0.2.1:5000/web:1) the guest pulls at lab up and runs instead of
+	// the built-in rootfs: its own entrypoint and command, or command
+	// with /bin/sh -c when set. Needs the registry reachable from the
+	// guest; a tag is pulled once (a second lab up keeps what it has).
+	Image string `yaml:"image"`
+	// Insecure pulls image with podman's --tls-verify=false: a registry
+	// over plain HTTP or with a certificate the guest does not trust.
+	Insecure bool `yaml:"insecure"`
 }
+
+// imageRef is what image may be: [HOST[:PORT]/]PATH[:TAG][@sha256:DIGEST],
+// the path in lower case, as the distribution reference grammar has it.
+var imageRef = regexp.MustCompile(`^([A-Za-z0-9.-]+(:[0-9]+)?/)?[a-z0-9]+([._-]+[a-z0-9]+)*(/[a-z0-9]+([._-]+[a-z0-9]+)*)*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[a-f0-9]{64})?$`)
+
+// ValidImageRef reports whether s is a registry reference podman pulls.
+func ValidImageRef(s string) bool { return imageRef.MatchString(s) }
 
 // Health is a container's health check, as the capstone's containers have
 // theirs: podman runs Cmd (with sh -c) every Interval and marks the

@@ -130,6 +130,10 @@ func TestContainerValidation(t *testing.T) {
 			`nodes.modes.containers.isolated.health.retries: "-1" is not a count of failures`, "retries: 3"},
 		{"health unknown key", "{network: none}", "{network: none, health: {cmd: \"true\", intervall: 5s}}",
 			`intervall`, ""},
+		{"image not a reference", "{network: podman, listen: 80}", "{network: podman, listen: 80, image: \"Docker.io/Nginx Latest\"}",
+			`modes.lab.yaml:35: nodes.modes.containers.plain.image: "Docker.io/Nginx Latest" is not a registry reference`, "192.0.2.1:5000/web:1"},
+		{"insecure without image", "{network: none}", "{network: none, insecure: true}",
+			`nodes.modes.containers.isolated.insecure: "true" is set on a container without image`, "leave insecure out"},
 		{"check to unknown container", "to: modes/lanapi, http: 80", "to: modes/lanpai, http: 80",
 			`checks[2].to: "modes/lanpai" is not a container of node modes (did you mean lanapi?)`, "modes/app, modes/hostnet"},
 	}
@@ -216,6 +220,8 @@ func TestAppAttachmentValidation(t *testing.T) {
 			`nodes.capstone.containers.api.restart is set on app capstone's container api`, "leave restart out"},
 		{"health", "api: {network: macvlan, parent: br0, address: 192.0.2.60/24, health: {cmd: \"true\"}}",
 			`nodes.capstone.containers.api.health is set on app capstone's container api`, "leave health out"},
+		{"image", "api: {network: macvlan, parent: br0, address: 192.0.2.60/24, image: nginx}",
+			`nodes.capstone.containers.api.image is set on app capstone's container api`, "leave image out"},
 		{"parent not a NIC", "api: {network: macvlan, parent: nat1, address: 192.0.2.60/24}",
 			`nodes.capstone.containers.api.parent: "nat1" is not the network of one of node capstone's NICs (did you mean nat0?)`, "use one of: br0, nat0"},
 		{"address missing", "api: {network: macvlan, parent: br0}",
@@ -279,4 +285,17 @@ func mustParse(t *testing.T, s string) Lab {
 		t.Fatal(err)
 	}
 	return l
+}
+
+// TestImageRefs: what podman pulls is a reference, what it cannot is not.
+func TestImageRefs(t *testing.T) {
+	for ref, ok := range map[string]bool{
+		"nginx": true, "docker.io/library/nginx:1.25": true, "192.0.2.1:5000/vmnet/busybox:1": true, "quay.io/a/b-c_d.e/f:v1.2-rc": true,
+		"localhost/x@sha256:" + strings.Repeat("ab", 32): true,
+		"": false, "Nginx": false, "nginx:": false, "a b": false, "docker.io/library/nginx:1.25 --privileged": false, "-rm": false, "nginx@sha256:12": false,
+	} {
+		if ValidImageRef(ref) != ok {
+			t.Errorf("ValidImageRef(%q) = %v, want %v", ref, !ok, ok)
+		}
+	}
 }

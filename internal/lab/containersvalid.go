@@ -169,6 +169,20 @@ func (l Lab) validateContainer(p *problems, node, name string, holders map[strin
 	l.validateContainerPorts(p, node, name, f, ports)
 	validateRestart(p, c, f)
 	validateHealth(p, c.Health, f)
+	validateContainerImage(p, c, f)
+}
+
+// validateContainerImage checks image (a registry reference) and insecure (only
+// with image).
+func validateContainerImage(p *problems, c Container, f func(string) string) {
+	switch {
+	case c.Image != "" && !ValidImageRef(c.Image):
+		p.add(f("image"), c.Image, "is not a registry reference: [HOST[:PORT]/]PATH[:TAG] with the path in lower case",
+			"write for example image: docker.io/library/nginx:1.25, or 192.0.2.1:5000/web:1 for a lab registry")
+	case c.Insecure && c.Image == "":
+		p.add(f("insecure"), "true", "is set on a container without image: it runs from the built-in rootfs, which nothing pulls",
+			"leave insecure out, or give the container an image: from your registry")
+	}
 }
 
 // validateRestart checks restart: one of podman's policies, and none on
@@ -371,8 +385,8 @@ func (l Lab) validateAppAttachment(p *problems, node, name string, f func(string
 		return
 	}
 	set := map[string]bool{"command": c.Command != "", "listen": c.Listen != 0, "ports": len(c.Ports) > 0, "pod": c.Pod != "", "mode": c.IPvlanMode != "",
-		"restart": c.Restart != "", "health": c.Health.Set()}
-	for _, k := range []string{"pod", "command", "listen", "ports", "mode", "restart", "health"} {
+		"restart": c.Restart != "", "health": c.Health.Set(), "image": c.Image != "", "insecure": c.Insecure}
+	for _, k := range []string{"pod", "command", "listen", "ports", "mode", "restart", "health", "image", "insecure"} {
 		if set[k] {
 			p.add(f(k), "", "is set on app "+n.App+"'s container "+name+", which the app starts itself (its own command and port, on app-net)",
 				"leave "+k+" out: an entry for "+name+" only attaches it, with network: macvlan, parent and address")
