@@ -433,7 +433,9 @@ func TestRegistryImage(t *testing.T) {
 			if got := strings.Join(s.Do[0], " "); got != "podman pull -q --tls-verify=false 192.0.2.1:5000/vmnet/busybox:1" || strings.Join(s.Test, " ") != "podman image exists 192.0.2.1:5000/vmnet/busybox:1" {
 				t.Errorf("pull step: test %v do %s", s.Test, got)
 			}
-			if first := slices.IndexFunc(steps, func(s Step) bool { return strings.HasPrefix(s.Label, "pod ") || strings.HasPrefix(s.Label, "container ") }); first < i {
+			if first := slices.IndexFunc(steps, func(s Step) bool {
+				return strings.HasPrefix(s.Label, "pod ") || strings.HasPrefix(s.Label, "container ")
+			}); first < i {
 				t.Errorf("the pull comes after %s", steps[first].Label)
 			}
 		}
