@@ -53,6 +53,7 @@ const (
 	WantBody     Want = "body"             // HTTP 2xx with a body that matches Check.Body (a regular expression)
 	WantSameMAC  Want = "the parent's MAC" // neigh: the address has Check.MAC (ipvlan)
 	WantOwnMAC   Want = "a MAC of its own" // neigh: the address has another MAC than Check.MAC (macvlan)
+	WantNoNeigh  Want = "no entry"         // neigh: the address has no neighbour entry: routed (ipvlan l3)
 	// The negative ones: each counts only when its Requires (a positive
 	// control on the same path) pass.
 	WantNoReply    Want = "no reply"   // the ping goes unanswered
@@ -192,6 +193,10 @@ const (
 	// macvlan or ipvlan parent to its child, a none container out) got
 	// through, or a child's MAC is not what its mode gives it.
 	CauseModeNotHeld Cause = "network mode not in effect"
+	// CauseIPvlanL3Route: the host does not reach an ipvlan l3 container,
+	// which answers no ARP: only a route via its parent NIC's address
+	// (which lab up adds) gets there.
+	CauseIPvlanL3Route Cause = "ipvlan l3 child needs a route via its parent"
 	// CauseUnknown: the probes found nothing wrong; the evidence lists what
 	// they ruled out.
 	CauseUnknown Cause = "unknown"
@@ -202,7 +207,7 @@ var Causes = []Cause{
 	CauseBridgeDown, CauseTapNotAttached, CauseTapDown, CauseHostAddressMissing, CauseGuestNICDown,
 	CauseFirewallDrop, CausePortOpen, CauseContainerNotRunning, CauseDNS, CauseNotListening,
 	CauseServiceError, CauseGuestUnreachable, CauseInconclusive, CauseOwnAddress, CauseNotBlocked, CauseNotRunning,
-	CauseMacvtapHost, CauseMacvtapMode, CauseMacvlanParent, CauseNoneNetwork, CauseModeNotHeld, CauseUnknown,
+	CauseMacvtapHost, CauseMacvtapMode, CauseMacvlanParent, CauseNoneNetwork, CauseModeNotHeld, CauseIPvlanL3Route, CauseUnknown,
 }
 
 // Result is a check after it ran.

@@ -330,6 +330,8 @@ func (d *diagnoser) modeLimit(r *Result, f *finding) bool {
 	switch {
 	case r.Mode == "" || r.Unknown != "" || r.obs.execErr:
 		return false
+	case r.Mode == ModeIPvlanL3:
+		return l3Limit(r, f, hop)
 	case r.Method == MethodNeigh && r.obs.err == nil && strings.HasPrefix(r.Actual, "MAC "):
 		f.blame(hop, CauseModeNotHeld, "%s: the host sees %s at %s, expected %s: the container is not on %s over that NIC ('podman inspect' and 'ip -d link' in the guest)", r.Mode, r.Address, strings.TrimPrefix(r.Actual, "MAC "), r.Expect, r.Mode)
 	case !r.Want.Negative() && r.Mode == lab.ModeMacvlan && (r.From.Kind == OnHost || strings.HasPrefix(r.Target, "host:")):
@@ -390,8 +392,12 @@ func (r *runner) neigh(ctx context.Context, res *Result) {
 	case err != nil:
 		res.Actual = "neighbour table: " + firstLine(err.Error())
 		return
-	case mac == "":
+	case mac == "" && c.Want != WantNoNeigh:
 		res.Actual = "no neighbour entry after a reply"
+		return
+	}
+	if c.Want == WantNoNeigh {
+		res.Actual, res.Pass = noNeigh(mac)
 		return
 	}
 	same := strings.EqualFold(mac, c.MAC)
@@ -402,8 +408,11 @@ func (r *runner) neigh(ctx context.Context, res *Result) {
 }
 
 // ipvlanChecks: as macvlanChecks, plus the host seeing the child's address
-// at its parent NIC's MAC, which ipvlan shares.
+// at its parent NIC's MAC, which ipvlan shares; in l3 mode ipvlanL3Checks.
 func ipvlanChecks(t Target, name string, c lab.Container, a netip.Addr, nic int) []Check {
+	if c.IsIPvlanL3() {
+		return ipvlanL3Checks(t, name, c, a, nic)
+	}
 	out := macvlanChecks(t, name, c, a, nic)
 	out[len(out)-1].Mode = lab.ModeIPvlan
 	return append(out, neighCheck(t, name, a, nic, WantSameMAC))

@@ -57,6 +57,7 @@ func Plan(l lab.Lab, node string) []Step {
 	}
 	var out []Step
 	out = append(out, networkSteps(l, node)...)
+	out = append(out, pullSteps(l, node)...)
 	out = append(out, podSteps(l, node)...)
 	out = append(out, firewallSteps(l, node)...)
 	for _, name := range n.ContainerNames() {
@@ -118,26 +119,28 @@ func attachStep(l lab.Lab, node, name string) Step {
 
 // ipvlanStep gives an ipvlan container (started with network none) its
 // link: podman 4.3's netavark 1.4 has no ipvlan driver ("unsupported
-// driver ipvlan"), so vmnet makes an ipvlan L2 link on the parent's guest
-// NIC, moves it into the container's namespace as eth0, gives it the
-// address and a default route to the host's address. Its test: the
-// container's eth0 has the address.
+// driver ipvlan"), so vmnet makes an ipvlan link in the container's mode
+// (l2 or l3) on the parent's guest NIC, moves it into the container's
+// namespace as eth0, gives it the address and a default route: via the
+// host's address in l2, out of eth0 in l3 (which has no ARP: the parent
+// routes). Its test: the container's eth0 has the address.
 func ipvlanStep(l lab.Lab, node, name string) Step {
 	n := l.Nodes[node]
 	c := n.Containers[name]
 	eth := "eth" + strconv.Itoa(n.NICFor(c.Parent))
 	link := "vmipv" + hash([]string{name})[:8]
-	gw := l.Networks[c.Parent].HostAddr().String()
-	s := Step{What: fmt.Sprintf("attach container %s to ipvlan (l2) on %s as %s", name, eth, c.Address), Label: "ipvlan " + name,
+	mode, route := lab.IPvlanL2, []string{"via", l.Networks[c.Parent].HostAddr().String()}
+	if c.IsIPvlanL3() {
+		mode, route = lab.IPvlanL3, []string{"dev", "eth0"}
+	}
+	s := Step{What: fmt.Sprintf("attach container %s to ipvlan (%s) on %s as %s", name, mode, eth, c.Address), Label: "ipvlan " + name,
 		Test: []string{"sh", "-c", `pid=$(podman inspect --format '{{.State.Pid}}' "$1") && [ "$(nsenter -t "$pid" -n ip -4 -o addr show dev eth0 2>/dev/null | awk '{print $4}')" = "$2" ]`,
 			"vmnet-test", name, c.Address.String()},
 		Do: [][]string{{"sh", "-c", `set -e; pid=$(podman inspect --format '{{.State.Pid}}' "$1"); ip link del "$3" 2>/dev/null || true
-ip link add link "$2" name "$3" type ipvlan mode l2; ip link set "$3" netns "$pid"
+ip link add link "$2" name "$3" type ipvlan mode "$5"; ip link set "$3" netns "$pid"
 nsenter -t "$pid" -n ip link set "$3" name eth0; nsenter -t "$pid" -n ip addr add "$4" dev eth0
-nsenter -t "$pid" -n ip link set eth0 up; nsenter -t "$pid" -n ip route add default via "$5"`, "vmnet-ipvlan", name, eth, link, c.Address.String(), gw}}}
-	if c.Listen > 0 {
-		s.Do = append(s.Do, waitListening(name, c.Listen))
-	}
+nsenter -t "$pid" -n ip link set eth0 up; nsenter -t "$pid" -n ip route add default "$6" "$7"`, "vmnet-ipvlan", name, eth, link, c.Address.String(), mode, route[0], route[1]}}}
+	s.Do = append(s.Do, waits(c, name)...)
 	return s
 }
 
@@ -232,11 +235,36 @@ func containerStep(l lab.Lab, node, name string) Step {
 	s := Step{What: fmt.Sprintf("start container %s (%s)", name, describe(c)), Label: "container " + name,
 		Test: labelIs("container", name, h, " true"),
 		Do: [][]string{{"podman", "rm", "-f", "--ignore", name},
-			append(append([]string{"podman", "run", "-d"}, args[:len(args)-5]...), append([]string{"--label", HashLabel + "=" + h}, args[len(args)-5:]...)...)}}
-	if c.Listen > 0 && c.Mode() != lab.ModeIPvlan { // an ipvlan one listens once attached: ipvlanStep waits
-		s.Do = append(s.Do, waitListening(name, c.Listen))
+			append([]string{"podman", "run", "-d", "--label", HashLabel + "=" + h}, args...)}}
+	if c.Mode() != lab.ModeIPvlan { // an ipvlan one listens once attached: ipvlanStep waits
+		s.Do = append(s.Do, waits(c, name)...)
 	}
 	return s
+}
+
+// waits are the commands that wait for a started container: until it
+// accepts connections on its listen port, then until its health check
+// passes.
+func waits(c lab.Container, name string) [][]string {
+	var out [][]string
+	switch {
+	case c.Listen > 0 && c.Image != "":
+		out = append(out, waitListeningOutside(name, c.Listen))
+	case c.Listen > 0:
+		out = append(out, waitListening(name, c.Listen))
+	}
+	if c.Health.Set() {
+		out = append(out, waitHealthy(name))
+	}
+	return out
+}
+
+// waitHealthy runs container name's health check (podman healthcheck run)
+// until it passes, or fails saying so after ListenWait seconds: podman's
+// own first check comes only after an interval.
+func waitHealthy(name string) []string {
+	return []string{"sh", "-c", `for i in $(seq "$2"); do podman healthcheck run "$1" >/dev/null 2>&1 && exit 0; sleep 1; done
+echo "container $1's health check still fails after $2 s: podman healthcheck run $1 runs it" >&2; exit 1`, "vmnet-health", name, strconv.Itoa(ListenWait)}
 }
 
 // ListenWait is how long a started container has to accept connections
@@ -253,9 +281,9 @@ echo "nothing accepts connections on port $1 after $2 s: is listen the port the 
 }
 
 // RunArgs is podman run's arguments for a container, after "run -d": its
-// name, labels, network flags, ports, then --rootfs ROOTFS:O sh -c COMMAND
-// (the last five). A pod member keeps the pod's hostname (podman refuses
-// another in the pod's UTS namespace).
+// name, labels, network flags, ports, restart policy and health check, then
+// --rootfs ROOTFS:O sh -c COMMAND. A pod member keeps the pod's hostname
+// (podman refuses another in the pod's UTS namespace).
 func RunArgs(l lab.Lab, node, name string) []string {
 	n := l.Nodes[node]
 	c := n.Containers[name]
@@ -271,6 +299,9 @@ func RunArgs(l lab.Lab, node, name string) []string {
 		args = append(args, "--network", c.Network)
 	case lab.ModeIPvlan:
 		args = append(args, "--network", lab.ModeNone) // ipvlanStep gives it its link
+		if c.IsIPvlanL3() {                            // in the hash: a mode changed to l3 replaces the container, and its l2 link
+			args = append(args, "--label", "vmnet.ipvlan-mode="+lab.IPvlanL3)
+		}
 	case lab.ModeMacvlan:
 		args = append(args, "--network", MacvlanNetwork(c.Parent), "--ip", addr.String())
 	default:
@@ -279,7 +310,59 @@ func RunArgs(l lab.Lab, node, name string) []string {
 			args = append(args, "-p", fmt.Sprintf("%d:%d", p.Host, p.Container))
 		}
 	}
+	args = append(args, policyArgs(c)...)
+	switch {
+	case c.Image != "" && c.Command != "":
+		return append(args, "--entrypoint", "/bin/sh", c.Image, "-c", c.Command)
+	case c.Image != "":
+		return append(args, c.Image) // its own entrypoint and command
+	}
 	return append(args, "--rootfs", lab.ContainerImages[n.Image]+":O", "sh", "-c", Command(c))
+}
+
+// pullSteps pull each registry image node's containers run, once per
+// reference, with --tls-verify=false when one of them is insecure. Its
+// test: podman has the image (a tag is not pulled again).
+func pullSteps(l lab.Lab, node string) []Step {
+	n := l.Nodes[node]
+	insecure := map[string]bool{}
+	var refs []string
+	for _, name := range n.ContainerNames() {
+		c := n.Containers[name]
+		if c.Image == "" || n.IsAppContainer(name) {
+			continue
+		}
+		if _, seen := insecure[c.Image]; !seen {
+			refs = append(refs, c.Image)
+		}
+		insecure[c.Image] = insecure[c.Image] || c.Insecure
+	}
+	var out []Step
+	for _, ref := range refs {
+		pull := []string{"podman", "pull", "-q", ref}
+		what := "pull image " + ref
+		if insecure[ref] {
+			pull = []string{"podman", "pull", "-q", "--tls-verify=false", ref}
+			what += " (TLS verification off)"
+		}
+		out = append(out, Step{What: what, Label: "image " + ref, Test: []string{"podman", "image", "exists", ref}, Do: [][]string{pull}})
+	}
+	return out
+}
+
+// policyArgs is podman run's --restart (none for the default, no) and
+// --health-* flags (the capstone's timing where health leaves it out).
+func policyArgs(c lab.Container) []string {
+	var out []string
+	if c.Restart != "" && c.Restart != "no" {
+		out = append(out, "--restart", c.Restart)
+	}
+	if c.Health.Set() {
+		h := c.Health.Timing()
+		out = append(out, "--health-cmd", h.Cmd, "--health-interval", h.Interval, "--health-timeout", h.Timeout,
+			"--health-retries", strconv.Itoa(h.Retries), "--health-start-period", h.StartPeriod)
+	}
+	return out
 }
 
 // Command is what the container runs: its command, or an HTTP server on
@@ -292,6 +375,15 @@ func Command(c lab.Container) string {
 		return "exec python3 -m http.server " + strconv.Itoa(c.Listen)
 	}
 	return "exec sleep infinity"
+}
+
+// waitListeningOutside is waitListening for a container from a registry
+// image, which may have no bash: the guest's bash connects inside the
+// container's network namespace (nsenter -n).
+func waitListeningOutside(name string, port int) []string {
+	return []string{"sh", "-c", `pid=$(podman inspect --format '{{.State.Pid}}' "$1") || exit 1
+for i in $(seq $(($3 * 2))); do nsenter -t "$pid" -n bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$0"' "$2" 2>/dev/null && exit 0; sleep 0.5; done
+echo "nothing accepts connections on port $2 after $3 s: is listen the port the image serves?" >&2; exit 1`, "vmnet-wait", name, strconv.Itoa(port), strconv.Itoa(ListenWait)}
 }
 
 // networkIs is a test that podman network name exists with want as its

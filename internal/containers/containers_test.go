@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"vmnet/internal/lab"
+	"vmnet/templates"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files")
@@ -291,5 +292,169 @@ func TestAttachStepShell(t *testing.T) {
 	os.WriteFile(file, []byte("[Service]\n"), 0o644)
 	if err := swap(step.Test).Run(); err == nil {
 		t.Error("the test passes with another drop-in")
+	}
+}
+
+// withContainer is the modes lab with its container name's entry set to
+// entry (YAML flow mapping), and more such name, entry pairs, parsed.
+func withContainer(t *testing.T, name, entry string, more ...string) lab.Lab {
+	t.Helper()
+	set := map[string]string{name: entry}
+	for i := 0; i+1 < len(more); i += 2 {
+		set[more[i]] = more[i+1]
+	}
+	b, err := templates.Lab("modes")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(string(b), "\n")
+	for i, line := range lines {
+		if k, _, _ := strings.Cut(strings.TrimSpace(line), ":"); set[k] != "" && strings.HasPrefix(line, "      ") {
+			lines[i] = "      " + k + ": " + set[k]
+		}
+	}
+	l, err := lab.Parse([]byte(strings.Join(lines, "\n")), "modes.lab.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+// stepOf is the plan's step labelled label.
+func stepOf(t *testing.T, l lab.Lab, label string) Step {
+	t.Helper()
+	for _, s := range Plan(l, "modes") {
+		if s.Label == label {
+			return s
+		}
+	}
+	t.Fatalf("no step %q", label)
+	return Step{}
+}
+
+// TestPolicyArgs: restart and health reach podman run before the rootfs,
+// with the capstone's health timing where the lab leaves it out; the
+// default (no) adds no flag, so labs without restart keep their hash;
+// lab up waits for a health check to pass; a changed policy changes the
+// hash, so a second up replaces the container.
+func TestPolicyArgs(t *testing.T) {
+	plain := stepOf(t, modes(t), "container plain")
+	for _, tc := range []struct{ entry, want string }{
+		{"{network: podman, listen: 80, restart: on-failure}", "--restart on-failure --rootfs"},
+		{"{network: podman, listen: 80, restart: \"on-failure:3\"}", "--restart on-failure:3 --rootfs"},
+		{"{network: podman, listen: 80, restart: always, health: {cmd: \"test -e /proc/1\"}}",
+			"--restart always --health-cmd test -e /proc/1 --health-interval 30s --health-timeout 10s --health-retries 3 --health-start-period 0s --rootfs"},
+		{"{network: podman, listen: 80, health: {cmd: \"true\", interval: 5s, timeout: 2s, retries: 1, start-period: 20s}}",
+			"--health-cmd true --health-interval 5s --health-timeout 2s --health-retries 1 --health-start-period 20s --rootfs"},
+	} {
+		s := stepOf(t, withContainer(t, "plain", tc.entry), "container plain")
+		if argv := strings.Join(s.Do[1], " "); !strings.Contains(argv, tc.want) {
+			t.Errorf("%s: podman %s\nwant a part %q", tc.entry, argv, tc.want)
+		}
+		if slices.Equal(s.Test, plain.Test) {
+			t.Errorf("%s: the hash is the one without it: a second up would keep the old container", tc.entry)
+		}
+		last := strings.Join(s.Do[len(s.Do)-1], " ")
+		if health := strings.Contains(tc.entry, "health"); health != strings.Contains(last, "podman healthcheck run") {
+			t.Errorf("%s: health %v, but the last command is %s", tc.entry, health, last)
+		}
+	}
+	no := stepOf(t, withContainer(t, "plain", "{network: podman, listen: 80, restart: \"no\"}"), "container plain")
+	if !slices.Equal(no.Test, plain.Test) || strings.Contains(strings.Join(no.Do[1], " "), "--restart") {
+		t.Errorf("restart: no changes the container: %v", no.Do[1])
+	}
+}
+
+// TestWaitHealthyShell: the health wait passes once podman's health check
+// does and fails, saying how to run it, when it never does (a fake podman
+// on PATH that passes from its third call or never).
+func TestWaitHealthyShell(t *testing.T) {
+	for _, tc := range []struct {
+		passFrom int
+		code     int
+	}{{3, 0}, {1000, 1}} {
+		dir := t.TempDir()
+		fake := "#!/bin/sh\nn=$(cat " + dir + "/n 2>/dev/null || echo 0); n=$((n+1)); echo $n >" + dir + "/n\n[ \"$1 $2 $3\" = \"healthcheck run web\" ] && [ $n -ge " + strconv.Itoa(tc.passFrom) + " ]\n"
+		if err := os.WriteFile(filepath.Join(dir, "podman"), []byte(fake), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		argv := waitHealthy("web")
+		argv[len(argv)-1] = "4" // seconds, not ListenWait
+		cmd := exec.Command(argv[0], argv[1:]...)
+		cmd.Env = append(os.Environ(), "PATH="+dir+":"+os.Getenv("PATH"))
+		out, err := cmd.CombinedOutput()
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		}
+		if code != tc.code || (code != 0 && !strings.Contains(string(out), "podman healthcheck run web")) {
+			t.Errorf("passing from call %d: exit %d, want %d: %s", tc.passFrom, code, tc.code, out)
+		}
+	}
+}
+
+// TestIPvlanL3Step: an l3 container's link is made in mode l3 with a
+// default route out of eth0 (no ARP, no gateway to resolve); its l2
+// twin's via the host's address; the mode is in the container's hash, so
+// changing it replaces the container and its link.
+func TestIPvlanL3Step(t *testing.T) {
+	l2 := modes(t)
+	l3 := withContainer(t, "natipv", "{network: ipvlan, mode: l3, parent: br0, address: 192.0.2.60/24, listen: 80}",
+		"lanapi", "{network: podman}") // br0 cannot carry macvlan and ipvlan
+	argv := stepOf(t, l3, "ipvlan natipv").Do[0]
+	if got := strings.Join(argv[len(argv)-3:], " "); got != "l3 dev eth0" {
+		t.Errorf("l3 link: mode and route %q, want \"l3 dev eth0\"", got)
+	}
+	if !strings.Contains(argv[2], `type ipvlan mode "$5"`) || !strings.Contains(argv[2], `ip route add default "$6" "$7"`) {
+		t.Errorf("the script does not use the mode and route arguments: %s", argv[2])
+	}
+	argv = stepOf(t, l2, "ipvlan natipv").Do[0]
+	if got := strings.Join(argv[len(argv)-3:], " "); got != "l2 via 198.51.100.1" {
+		t.Errorf("l2 link: mode and route %q, want \"l2 via 198.51.100.1\"", got)
+	}
+	if !strings.Contains(strings.Join(RunArgs(l3, "modes", "natipv"), " "), "vmnet.ipvlan-mode=l3") {
+		t.Errorf("the l3 mode is not in the container's hash: %v", RunArgs(l3, "modes", "natipv"))
+	}
+}
+
+// TestRegistryImage: a container with image runs it instead of the
+// rootfs (its own command, or command with /bin/sh -c), after one pull per
+// reference (TLS verification off when one of its containers is
+// insecure, before the pods and containers), and is waited for from the
+// guest's bash in its namespace (the image may have none).
+func TestRegistryImage(t *testing.T) {
+	l := withContainer(t, "plain", "{network: podman, listen: 80, image: \"192.0.2.1:5000/vmnet/busybox:1\", insecure: true, command: \"exec busybox httpd -f -p 80\"}",
+		"isolated", "{network: none, image: \"192.0.2.1:5000/vmnet/busybox:1\"}")
+	steps := Plan(l, "modes")
+	pulls := 0
+	for i, s := range steps {
+		if strings.HasPrefix(s.Label, "image 192.0.2.1") {
+			pulls++
+			if got := strings.Join(s.Do[0], " "); got != "podman pull -q --tls-verify=false 192.0.2.1:5000/vmnet/busybox:1" || strings.Join(s.Test, " ") != "podman image exists 192.0.2.1:5000/vmnet/busybox:1" {
+				t.Errorf("pull step: test %v do %s", s.Test, got)
+			}
+			if first := slices.IndexFunc(steps, func(s Step) bool {
+				return strings.HasPrefix(s.Label, "pod ") || strings.HasPrefix(s.Label, "container ")
+			}); first < i {
+				t.Errorf("the pull comes after %s", steps[first].Label)
+			}
+		}
+	}
+	if pulls != 1 {
+		t.Errorf("%d pull steps for one reference, want 1", pulls)
+	}
+	plain := stepOf(t, l, "container plain")
+	if argv := strings.Join(plain.Do[1], " "); !strings.HasSuffix(argv, "--entrypoint /bin/sh 192.0.2.1:5000/vmnet/busybox:1 -c exec busybox httpd -f -p 80") || strings.Contains(argv, "--rootfs") {
+		t.Errorf("plain: podman %s", argv)
+	}
+	if wait := strings.Join(plain.Do[2], " "); !strings.Contains(wait, "nsenter -t \"$pid\" -n bash") {
+		t.Errorf("plain is not waited for from outside: %s", wait)
+	}
+	if argv := RunArgs(l, "modes", "isolated"); argv[len(argv)-1] != "192.0.2.1:5000/vmnet/busybox:1" {
+		t.Errorf("isolated without command: podman %v, want the image's own command", argv)
+	}
+	secure := withContainer(t, "isolated", "{network: none, image: nginx}")
+	if s := stepOf(t, secure, "image nginx"); strings.Join(s.Do[0], " ") != "podman pull -q nginx" {
+		t.Errorf("a verified pull: %v", s.Do[0])
 	}
 }

@@ -3,6 +3,7 @@ package lab
 import (
 	"fmt"
 	"net/netip"
+	"regexp"
 	"slices"
 	"sort"
 	"strconv"
@@ -48,12 +49,108 @@ type Container struct {
 	Network string       `yaml:"network"`
 	Parent  string       `yaml:"parent"`  // macvlan, ipvlan: the lab network of one of the node's NICs
 	Address netip.Prefix `yaml:"address"` // macvlan, ipvlan: required; a bridge network: optional (vmnet picks one)
-	// IPvlanMode is ipvlan's mode: l2 (the default; l3 is refused so far).
+	// IPvlanMode is ipvlan's mode: l2 (the default: the child answers ARP
+	// with the parent's MAC) or l3 (it answers no ARP: the host reaches it
+	// by a route via the parent NIC's static address, which lab up adds).
 	IPvlanMode string   `yaml:"mode"`
 	Pod        string   `yaml:"pod"`     // a pod name: the pod's members share one network namespace
 	Command    string   `yaml:"command"` // run with sh -c; default: an HTTP server on listen
 	Listen     int      `yaml:"listen"`  // the port the command serves, which the derived checks probe
 	Ports      []string `yaml:"ports"`   // published as podman -p does: "HOSTPORT:CONTAINERPORT" or "PORT"
+	// Restart is podman run --restart's policy: no (the default: a
+	// container that exits stays down and its checks fail), on-failure,
+	// on-failure:N (at most N restarts), always or unless-stopped.
+	Restart string `yaml:"restart"`
+	Health  Health `yaml:"health"` // podman's health check; lab up waits until it passes
+	// Image is a registry reference (docker.io/library/nginx:1.25,
+	// 192.0.2.1:5000/web:1) the guest pulls at lab up and runs instead of
+	// the built-in rootfs: its own entrypoint and command, or command
+	// with /bin/sh -c when set. Needs the registry reachable from the
+	// guest; a tag is pulled once (a second lab up keeps what it has).
+	Image string `yaml:"image"`
+	// Insecure pulls image with podman's --tls-verify=false: a registry
+	// over plain HTTP or with a certificate the guest does not trust.
+	Insecure bool `yaml:"insecure"`
+}
+
+// imageRef is what image may be: [HOST[:PORT]/]PATH[:TAG][@sha256:DIGEST],
+// the path in lower case, as the distribution reference grammar has it.
+var imageRef = regexp.MustCompile(`^([A-Za-z0-9.-]+(:[0-9]+)?/)?[a-z0-9]+([._-]+[a-z0-9]+)*(/[a-z0-9]+([._-]+[a-z0-9]+)*)*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[a-f0-9]{64})?$`)
+
+// ValidImageRef reports whether s is a registry reference podman pulls.
+func ValidImageRef(s string) bool { return imageRef.MatchString(s) }
+
+// Health is a container's health check, as the capstone's containers have
+// theirs: podman runs Cmd (with sh -c) every Interval and marks the
+// container unhealthy after Retries failures in a row. podman 4.3 only
+// marks it (podman ps shows it; --health-on-failure came with 4.6): a
+// restart policy acts on exits.
+type Health struct {
+	Cmd         string `yaml:"cmd"`          // required: exits 0 when the container is healthy
+	Interval    string `yaml:"interval"`     // between checks; default 30s (the capstone's)
+	Timeout     string `yaml:"timeout"`      // one check's limit; default 10s
+	Retries     int    `yaml:"retries"`      // failures in a row before unhealthy; default 3
+	StartPeriod string `yaml:"start-period"` // failures in this time after start do not count; default 0s
+}
+
+// Set reports whether the lab gives a health check (any of its keys).
+func (h Health) Set() bool { return h != Health{} }
+
+// RestartPolicies are the words restart may be (and on-failure:N).
+var RestartPolicies = []string{"no", "on-failure", "always", "unless-stopped"}
+
+// HealthDefaults is the capstone's health timing, for what a lab's
+// health leaves out.
+var HealthDefaults = Health{Interval: "30s", Timeout: "10s", Retries: 3, StartPeriod: "0s"}
+
+// Timing is h with HealthDefaults filled in where h leaves them out.
+func (h Health) Timing() Health {
+	d := HealthDefaults
+	d.Cmd = h.Cmd
+	if h.Interval != "" {
+		d.Interval = h.Interval
+	}
+	if h.Timeout != "" {
+		d.Timeout = h.Timeout
+	}
+	if h.Retries != 0 {
+		d.Retries = h.Retries
+	}
+	if h.StartPeriod != "" {
+		d.StartPeriod = h.StartPeriod
+	}
+	return d
+}
+
+// ipvlan's modes (Container.IPvlanMode).
+const (
+	IPvlanL2 = "l2"
+	IPvlanL3 = "l3"
+)
+
+// IsIPvlanL3 reports whether the container is on ipvlan in l3 mode.
+func (c Container) IsIPvlanL3() bool { return c.Mode() == ModeIPvlan && c.IPvlanMode == IPvlanL3 }
+
+// L3Route is a host route an ipvlan l3 container needs: its address via
+// its parent NIC's static address.
+type L3Route struct {
+	Node, Container string
+	Dst             netip.Prefix // the container's address, /32
+	Via             netip.Addr   // the parent NIC's address
+}
+
+// L3Routes is the host routes node's ipvlan l3 containers need, in name
+// order (Parse refuses an l3 parent NIC without a static address).
+func (l Lab) L3Routes(node string) []L3Route {
+	n := l.Nodes[node]
+	var out []L3Route
+	for _, name := range n.ContainerNames() {
+		c := n.Containers[name]
+		if i := n.NICFor(c.Parent); c.IsIPvlanL3() && i >= 0 && n.NICs[i].Address.IsValid() {
+			out = append(out, L3Route{Node: node, Container: name, Dst: netip.PrefixFrom(c.Address.Addr(), 32), Via: n.NICs[i].Address.Addr()})
+		}
+	}
+	return out
 }
 
 // Mode is the container's network mode: one of the Mode constants.

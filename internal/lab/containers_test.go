@@ -98,14 +98,42 @@ func TestContainerValidation(t *testing.T) {
 			`nodes.modes.container-networks.host: "host" is a reserved network name`, "host1"},
 		{"unknown key", "{network: none}", "{network: none, lisen: 80}",
 			`lisen`, ""},
-		{"ipvlan l3", "mode: l2", "mode: l3",
-			`nodes.modes.containers.natipv.mode: "l3" is not an ipvlan mode vmnet sets up yet`, "use mode: l2"},
+		{"ipvlan l3 without a static parent address", "mode: l2", "mode: l3",
+			`modes.lab.yaml:39: nodes.modes.containers.natipv.parent: "nat0" is node modes's eth0, which has no static address: an ipvlan l3 child answers no ARP`, "give node modes's NIC on nat0 an address"},
+		{"ipvlan mode unknown", "mode: l2", "mode: l4",
+			`nodes.modes.containers.natipv.mode: "l4" is not an ipvlan mode`, "mode: l3 (routed via the parent)"},
+		{"ipvlan modes mixed on a parent", "{network: none}", "{network: ipvlan, mode: l3, parent: nat0, address: 198.51.100.61/24}",
+			`nodes.modes.containers.isolated.mode: "l3" differs from container natipv's on the same parent nat0: the kernel keeps one ipvlan mode per parent NIC`, "a parent of its own"},
 		{"ipvlan beside macvlan", "parent: nat0, address: 198.51.100.60/24", "parent: br0, address: 192.0.2.60/24",
 			`nodes.modes.containers.lanapi.parent: "br0" is the parent of both macvlan and ipvlan containers`, "a parent of their own"},
 		{"ipvlan in the DHCP pool", "198.51.100.60/24", "198.51.100.200/24",
 			`nodes.modes.containers.natipv.address: "198.51.100.200/24" is inside network nat0's DHCP pool`, "198.51.100."},
 		{"mode without ipvlan", "{network: none}", "{network: none, mode: l2}",
 			`nodes.modes.containers.isolated.mode: "l2" is set on a container whose network is not ipvlan`, "leave mode out"},
+		{"restart not a policy", "{network: podman, listen: 80}", "{network: podman, listen: 80, restart: allways}",
+			`modes.lab.yaml:35: nodes.modes.containers.plain.restart: "allways" is not a podman restart policy (did you mean always?)`, "on-failure, always, unless-stopped, on-failure:N"},
+		{"restart count 0", "{network: podman, listen: 80}", "{network: podman, listen: 80, restart: \"on-failure:0\"}",
+			`nodes.modes.containers.plain.restart: "on-failure:0" is not on-failure:N with N a count of restarts from 1`, "on-failure:3"},
+		{"restart count word", "{network: podman, listen: 80}", "{network: podman, listen: 80, restart: \"always:3\"}",
+			`nodes.modes.containers.plain.restart: "always:3" is not a podman restart policy`, "on-failure:N"},
+		{"restart on ipvlan", "mode: l2,", "mode: l2, restart: always,",
+			`modes.lab.yaml:39: nodes.modes.containers.natipv.restart: "always" is set on an ipvlan container: vmnet gives it its link after it starts`, "leave restart out"},
+		{"health without cmd", "{network: none}", "{network: none, health: {interval: 5s}}",
+			`modes.lab.yaml:37: nodes.modes.containers.isolated.health.cmd is missing: a health check is a command`, "urllib"},
+		{"health interval too short", "{network: none}", "{network: none, health: {cmd: \"true\", interval: 500ms}}",
+			`nodes.modes.containers.isolated.health.interval: "500ms" is not a duration of at least 1s`, "interval: 30s"},
+		{"health timeout not a duration", "{network: none}", "{network: none, health: {cmd: \"true\", timeout: soon}}",
+			`nodes.modes.containers.isolated.health.timeout: "soon" is not a duration of at least 1s`, "timeout: 30s"},
+		{"health start-period negative", "{network: none}", "{network: none, health: {cmd: \"true\", start-period: -5s}}",
+			`nodes.modes.containers.isolated.health.start-period: "-5s" is not a duration of at least 0s`, "start-period: 30s"},
+		{"health retries negative", "{network: none}", "{network: none, health: {cmd: \"true\", retries: -1}}",
+			`nodes.modes.containers.isolated.health.retries: "-1" is not a count of failures`, "retries: 3"},
+		{"health unknown key", "{network: none}", "{network: none, health: {cmd: \"true\", intervall: 5s}}",
+			`intervall`, ""},
+		{"image not a reference", "{network: podman, listen: 80}", "{network: podman, listen: 80, image: \"Docker.io/Nginx Latest\"}",
+			`modes.lab.yaml:35: nodes.modes.containers.plain.image: "Docker.io/Nginx Latest" is not a registry reference`, "192.0.2.1:5000/web:1"},
+		{"insecure without image", "{network: none}", "{network: none, insecure: true}",
+			`nodes.modes.containers.isolated.insecure: "true" is set on a container without image`, "leave insecure out"},
 		{"check to unknown container", "to: modes/lanapi, http: 80", "to: modes/lanpai, http: 80",
 			`checks[2].to: "modes/lanpai" is not a container of node modes (did you mean lanapi?)`, "modes/app, modes/hostnet"},
 	}
@@ -188,6 +216,12 @@ func TestAppAttachmentValidation(t *testing.T) {
 			`nodes.capstone.containers.api.ports is set on app capstone's container api`, "leave ports out"},
 		{"pod", "api: {network: macvlan, parent: br0, address: 192.0.2.60/24, pod: p1}",
 			`nodes.capstone.containers.api.pod is set on app capstone's container api`, "leave pod out"},
+		{"restart", "api: {network: macvlan, parent: br0, address: 192.0.2.60/24, restart: always}",
+			`nodes.capstone.containers.api.restart is set on app capstone's container api`, "leave restart out"},
+		{"health", "api: {network: macvlan, parent: br0, address: 192.0.2.60/24, health: {cmd: \"true\"}}",
+			`nodes.capstone.containers.api.health is set on app capstone's container api`, "leave health out"},
+		{"image", "api: {network: macvlan, parent: br0, address: 192.0.2.60/24, image: nginx}",
+			`nodes.capstone.containers.api.image is set on app capstone's container api`, "leave image out"},
 		{"parent not a NIC", "api: {network: macvlan, parent: nat1, address: 192.0.2.60/24}",
 			`nodes.capstone.containers.api.parent: "nat1" is not the network of one of node capstone's NICs (did you mean nat0?)`, "use one of: br0, nat0"},
 		{"address missing", "api: {network: macvlan, parent: br0}",
@@ -220,5 +254,48 @@ func TestAppAttachmentValidation(t *testing.T) {
 	s := strings.Replace(strings.Replace(capmacYAML(t), "    app: capstone\n", "", 1), entry, "api: {network: podman, listen: 80}", 1)
 	if l, err := Parse([]byte(s), "x.lab.yaml"); err != nil || l.Nodes["capstone"].IsAppContainer("api") {
 		t.Errorf("api on a node without an app: %v", err)
+	}
+}
+
+// TestIPvlanL3Routes: an l3 container on a NIC with a static address
+// parses, and its host route is its address via that NIC's; l2 ones and
+// other modes need none.
+func TestIPvlanL3Routes(t *testing.T) {
+	s := strings.Replace(strings.Replace(modesYAML(t), "mode: l2", "mode: l3", 1), "- {net: nat0}", "- {net: nat0, address: 198.51.100.10/24}", 1)
+	l, err := Parse([]byte(s), "modes.lab.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []L3Route{{Node: "modes", Container: "natipv", Dst: netip.MustParsePrefix("198.51.100.60/32"), Via: netip.MustParseAddr("198.51.100.10")}}
+	if got := l.L3Routes("modes"); len(got) != 1 || got[0] != want[0] {
+		t.Errorf("L3Routes %v, want %v", got, want)
+	}
+	if !l.Nodes["modes"].Containers["natipv"].IsIPvlanL3() {
+		t.Error("natipv with mode: l3 is not IsIPvlanL3")
+	}
+	if got := mustParse(t, modesYAML(t)).L3Routes("modes"); len(got) != 0 {
+		t.Errorf("the modes lab (ipvlan l2) needs host routes: %v", got)
+	}
+}
+
+func mustParse(t *testing.T, s string) Lab {
+	t.Helper()
+	l, err := Parse([]byte(s), "x.lab.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+// TestImageRefs: what podman pulls is a reference, what it cannot is not.
+func TestImageRefs(t *testing.T) {
+	for ref, ok := range map[string]bool{
+		"nginx": true, "docker.io/library/nginx:1.25": true, "192.0.2.1:5000/vmnet/busybox:1": true, "quay.io/a/b-c_d.e/f:v1.2-rc": true,
+		"localhost/x@sha256:" + strings.Repeat("ab", 32): true,
+		"": false, "Nginx": false, "nginx:": false, "a b": false, "docker.io/library/nginx:1.25 --privileged": false, "-rm": false, "nginx@sha256:12": false,
+	} {
+		if ValidImageRef(ref) != ok {
+			t.Errorf("ValidImageRef(%q) = %v, want %v", ref, !ok, ok)
+		}
 	}
 }

@@ -5,7 +5,9 @@ import (
 	"net/netip"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
+	"time"
 
 	"vmnet/internal/valid"
 	"vmnet/internal/vmspec"
@@ -148,9 +150,9 @@ func (l Lab) validateContainer(p *problems, node, name string, holders map[strin
 		p.add(f("pod"), c.Pod, "is set together with network: a pod member uses the pod's network namespace", "leave network out of pod members (pods use podman's default network), or leave pod out")
 	} else if c.Pod != "" && vmspec.ValidateName(c.Pod) != nil {
 		p.add(f("pod"), c.Pod, "is not a pod name: lower-case letters, digits and '-'", "call it for example pod1")
-	} else if c.Mode() == ModeIPvlan && c.IPvlanMode != "" && c.IPvlanMode != "l2" {
-		p.add(f("mode"), c.IPvlanMode, "is not an ipvlan mode vmnet sets up yet: in l3 mode the child answers no ARP on the parent's network, so the host would need a route through the VM",
-			"use mode: l2 (the default), or leave mode out")
+	} else if c.Mode() == ModeIPvlan && c.IPvlanMode != "" && c.IPvlanMode != IPvlanL2 && c.IPvlanMode != IPvlanL3 {
+		p.add(f("mode"), c.IPvlanMode, "is not an ipvlan mode"+didYouMean(c.IPvlanMode, []string{IPvlanL2, IPvlanL3}),
+			"use mode: l2 (the default: the child answers ARP with the parent's MAC) or mode: l3 (routed via the parent)")
 	} else if c.IPvlanMode != "" && c.Mode() != ModeIPvlan {
 		p.add(f("mode"), c.IPvlanMode, "is set on a container whose network is not ipvlan", "leave mode out, or use network: ipvlan")
 	} else if c.Network != "" && c.Mode() == ModeBridge {
@@ -165,6 +167,73 @@ func (l Lab) validateContainer(p *problems, node, name string, holders map[strin
 	}
 	l.validateContainerAddr(p, node, name, f, holders)
 	l.validateContainerPorts(p, node, name, f, ports)
+	validateRestart(p, c, f)
+	validateHealth(p, c.Health, f)
+	validateContainerImage(p, c, f)
+}
+
+// validateContainerImage checks image (a registry reference) and insecure (only
+// with image).
+func validateContainerImage(p *problems, c Container, f func(string) string) {
+	switch {
+	case c.Image != "" && !ValidImageRef(c.Image):
+		p.add(f("image"), c.Image, "is not a registry reference: [HOST[:PORT]/]PATH[:TAG] with the path in lower case",
+			"write for example image: docker.io/library/nginx:1.25, or 192.0.2.1:5000/web:1 for a lab registry")
+	case c.Insecure && c.Image == "":
+		p.add(f("insecure"), "true", "is set on a container without image: it runs from the built-in rootfs, which nothing pulls",
+			"leave insecure out, or give the container an image: from your registry")
+	}
+}
+
+// validateRestart checks restart: one of podman's policies, and none on
+// an ipvlan container, whose link vmnet makes after it starts (a restarted
+// one would come back with lo alone).
+func validateRestart(p *problems, c Container, f func(string) string) {
+	r := c.Restart
+	n, max, counted := strings.Cut(r, ":")
+	switch {
+	case r == "" || r == "no":
+		return
+	case counted && n == "on-failure":
+		if k, err := strconv.Atoi(max); err != nil || k < 1 {
+			p.add(f("restart"), r, "is not on-failure:N with N a count of restarts from 1", "write for example on-failure:3, or on-failure for no limit")
+			return
+		}
+	case !slices.Contains(RestartPolicies, r):
+		p.add(f("restart"), r, "is not a podman restart policy"+didYouMean(r, RestartPolicies),
+			"use one of: "+strings.Join(RestartPolicies, ", ")+", on-failure:N")
+		return
+	}
+	if c.Mode() == ModeIPvlan {
+		p.add(f("restart"), r, "is set on an ipvlan container: vmnet gives it its link after it starts, and podman would restart it with lo alone",
+			"leave restart out (a second lab up starts a container that stopped), or use network: macvlan")
+	}
+}
+
+// validateHealth checks a health check: a command, durations podman takes
+// (interval and timeout at least 1s) and a count of retries.
+func validateHealth(p *problems, h Health, f func(string) string) {
+	if !h.Set() {
+		return
+	}
+	if strings.TrimSpace(h.Cmd) == "" {
+		p.add(f("health.cmd"), "", "is missing: a health check is a command that exits 0 when the container is healthy",
+			`give one, such as cmd: python3 -c "import urllib.request as u; u.urlopen('http://127.0.0.1/')"`)
+	}
+	for _, d := range []struct {
+		key, val string
+		min      time.Duration
+	}{{"interval", h.Interval, time.Second}, {"timeout", h.Timeout, time.Second}, {"start-period", h.StartPeriod, 0}} {
+		if d.val == "" {
+			continue
+		}
+		if v, err := time.ParseDuration(d.val); err != nil || v < d.min {
+			p.add(f("health."+d.key), d.val, fmt.Sprintf("is not a duration of at least %s", d.min), "write for example "+d.key+": 30s")
+		}
+	}
+	if h.Retries < 0 {
+		p.add(f("health.retries"), fmt.Sprint(h.Retries), "is not a count of failures", "use a count from 1, such as retries: 3")
+	}
 }
 
 // validateContainerAddr checks parent and address: required for macvlan
@@ -235,6 +304,9 @@ func (l Lab) validateMacvlan(p *problems, node, name string, f func(string) stri
 	case l.sharesParent(node, name):
 		p.add(f("parent"), c.Parent, "is the parent of both macvlan and ipvlan containers, which the kernel refuses (device or resource busy)",
 			"give the ipvlan containers a parent of their own: another of node "+node+"'s NICs")
+		return
+	}
+	if !l.validateIPvlanMode(p, node, name, f) {
 		return
 	}
 	net := l.Networks[c.Parent]
@@ -312,8 +384,9 @@ func (l Lab) validateAppAttachment(p *problems, node, name string, f func(string
 			strings.Join(attachable, ", ")+" can gain a macvlan attachment", "leave "+name+" out of containers, or call a container of your own something else, such as "+name+"1")
 		return
 	}
-	set := map[string]bool{"command": c.Command != "", "listen": c.Listen != 0, "ports": len(c.Ports) > 0, "pod": c.Pod != "", "mode": c.IPvlanMode != ""}
-	for _, k := range []string{"pod", "command", "listen", "ports", "mode"} {
+	set := map[string]bool{"command": c.Command != "", "listen": c.Listen != 0, "ports": len(c.Ports) > 0, "pod": c.Pod != "", "mode": c.IPvlanMode != "",
+		"restart": c.Restart != "", "health": c.Health.Set(), "image": c.Image != "", "insecure": c.Insecure}
+	for _, k := range []string{"pod", "command", "listen", "ports", "mode", "restart", "health", "image", "insecure"} {
 		if set[k] {
 			p.add(f(k), "", "is set on app "+n.App+"'s container "+name+", which the app starts itself (its own command and port, on app-net)",
 				"leave "+k+" out: an entry for "+name+" only attaches it, with network: macvlan, parent and address")
@@ -325,4 +398,31 @@ func (l Lab) validateAppAttachment(p *problems, node, name string, f func(string
 		return
 	}
 	l.validateMacvlan(p, node, name, f, holders)
+}
+
+// validateIPvlanMode checks what an ipvlan container's mode asks of its
+// parent: one mode for all the ipvlan children of a NIC (the kernel keeps
+// one per parent: a second child in another mode switches the first), and
+// for l3 a static address on the parent NIC, which the host's route to the
+// child goes via. It reports whether the parent is fine.
+func (l Lab) validateIPvlanMode(p *problems, node, name string, f func(string) string) bool {
+	n := l.Nodes[node]
+	c := n.Containers[name]
+	if c.Mode() != ModeIPvlan {
+		return true
+	}
+	for _, other := range n.ContainerNames() {
+		o := n.Containers[other]
+		if other != name && o.Mode() == ModeIPvlan && o.Parent == c.Parent && o.IsIPvlanL3() != c.IsIPvlanL3() {
+			p.add(f("mode"), or(c.IPvlanMode, IPvlanL2), "differs from container "+other+"'s on the same parent "+c.Parent+": the kernel keeps one ipvlan mode per parent NIC",
+				"give both the same mode, or give one a parent of its own: another of node "+node+"'s NICs")
+			return false
+		}
+	}
+	if i := n.NICFor(c.Parent); c.IsIPvlanL3() && !n.NICs[i].Address.IsValid() {
+		p.add(f("parent"), c.Parent, fmt.Sprintf("is node %s's eth%d, which has no static address: an ipvlan l3 child answers no ARP, and the host reaches it by a route via that address", node, i),
+			fmt.Sprintf("give node %s's NIC on %s an address: (outside the DHCP pool), or use mode: l2", node, c.Parent))
+		return false
+	}
+	return true
 }
