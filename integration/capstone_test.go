@@ -14,6 +14,7 @@ import (
 
 	"vmnet/internal/app/capstone"
 	"vmnet/internal/check"
+	"vmnet/internal/report/junitxsd"
 	"vmnet/internal/vmspec"
 	"vmnet/templates"
 )
@@ -166,6 +167,9 @@ func TestCapstoneLab(t *testing.T) {
 	}
 	if b, err := os.ReadFile(junit); err != nil || xml.Unmarshal(b, &suites) != nil || suites.Tests != up.Check.Passed || suites.Failures != 0 {
 		t.Errorf("JUnit file: %v, %+v", err, suites)
+	}
+	if msg, err := junitxsd.ValidateAll(junit); err != nil || msg != "" {
+		t.Errorf("JUnit file %s does not validate against the JUnit schemas: %v\n%s", junit, err, msg)
 	}
 	// The API's answer comes from the database, through the proxy.
 	body := sb(t, s, "curl", "-sS", "--noproxy", "*", "--max-time", "10", "-w", "\nHTTP %{http_code}", "http://192.0.2.10:8080/")

@@ -28,6 +28,9 @@ packages=(
   postgresql-15 nginx-light python3-flask python3-psycopg2 nftables cloud-init genisoimage
   # the lint of every shell script (scripts/lint_test.go)
   shellcheck
+  # GitHub's Markdown renderer: the --output markdown table renders as a
+  # table (internal/report's TestMarkdownRendersAsGitHubTable)
+  cmark-gfm
   # vmnet perf: the host's end of each host <-> VM pair (the tiny image has its own)
   iperf3
   # containers on the lab host (kind: container): podman with its OCI runtime,

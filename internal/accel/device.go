@@ -20,12 +20,27 @@ type DeviceCheck struct {
 	Detail string // what was tried and how it ended, for people
 }
 
+// devOps are the system calls CheckDevice makes. Tests replace them to
+// answer as devices this machine lacks would (permission denied, busy, a
+// KVM_CREATE_VM that fails): the real KVM path runs on GitHub's runners.
+type devOps struct {
+	open  func(path string, mode int, perm uint32) (int, error)
+	ioctl func(fd int, req uint) (int, error) // the ioctl's return value
+	close func(fd int) error
+}
+
+// sysDev is the kernel's.
+var sysDev = devOps{open: unix.Open, ioctl: unix.IoctlRetInt, close: unix.Close}
+
 // CheckDevice opens path read-write, asks KVM_GET_API_VERSION and tries
 // KVM_CREATE_VM (closing the VM at once), as multipass does. It takes
 // microseconds, so Probe runs it every time, also for a cached answer:
 // whether this user may open the device is not the host's property.
-func CheckDevice(path string) DeviceCheck {
-	fd, err := unix.Open(path, unix.O_RDWR|unix.O_CLOEXEC, 0)
+func CheckDevice(path string) DeviceCheck { return sysDev.check(path) }
+
+// check is CheckDevice through o's system calls.
+func (o devOps) check(path string) DeviceCheck {
+	fd, err := o.open(path, unix.O_RDWR|unix.O_CLOEXEC, 0)
 	switch {
 	case errors.Is(err, unix.ENOENT):
 		return DeviceCheck{CauseNoDevice, path + " does not exist (no KVM module, or a VM without nested virtualisation)"}
@@ -36,22 +51,22 @@ func CheckDevice(path string) DeviceCheck {
 	case err != nil:
 		return DeviceCheck{CauseNotKVM, fmt.Sprintf("%s cannot be opened: %v", path, err)}
 	}
-	defer unix.Close(fd)
-	v, err := unix.IoctlRetInt(fd, kvmGetAPIVersion)
+	defer o.close(fd)
+	v, err := o.ioctl(fd, kvmGetAPIVersion)
 	if err != nil {
 		return DeviceCheck{CauseNotKVM, fmt.Sprintf("%s is not a KVM device: KVM_GET_API_VERSION: %v", path, err)}
 	}
 	if v != kvmAPIVersion {
 		return DeviceCheck{CauseNotKVM, fmt.Sprintf("%s has KVM API version %d; QEMU needs %d", path, v, kvmAPIVersion)}
 	}
-	vm, err := unix.IoctlRetInt(fd, kvmCreateVM)
+	vm, err := o.ioctl(fd, kvmCreateVM)
 	switch {
 	case errors.Is(err, unix.EBUSY):
 		return DeviceCheck{CauseBusy, path + ": KVM_CREATE_VM: device busy (another hypervisor holds VT-x/AMD-V)"}
 	case err != nil:
 		return DeviceCheck{CauseCreateVM, fmt.Sprintf("%s: KVM_CREATE_VM: %v", path, err)}
 	}
-	unix.Close(vm)
+	o.close(vm)
 	return DeviceCheck{Detail: fmt.Sprintf("%s opened read-write, KVM API %d, KVM_CREATE_VM succeeded", path, v)}
 }
 

@@ -351,7 +351,8 @@ type (
 // JUnit writes the run as JUnit XML. The test case name is the check's
 // stable ID and the class name is source→target, so CI history lines up
 // from run to run even when a DHCP address changes; addresses, expected and
-// actual results are in the body. testdata/junit.xsd is the schema it meets.
+// actual results are in the body. It meets the Jenkins JUnit schema that
+// test-report tools read and vmnet's stricter one (testdata/README.md).
 func JUnit(w io.Writer, r *check.Report) error { return JUnitAll(w, r) }
 
 // JUnitAll writes several runs (one per lab, say) as one JUnit file: a
