@@ -22,6 +22,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 
 	"vmnet/internal/errs"
 	"vmnet/internal/fsperm"
@@ -297,7 +298,21 @@ func (a Apt) Refresh(ctx context.Context, log Log) error {
 			"vmnet needs Debian's package lists to build an image: check that the mirror is reachable, or choose another with $"+
 				EnvMirror+" and $"+EnvSecurityMirror)
 	}
-	return nil
+	// apt keeps a list's mtime at the mirror's Last-Modified: the stamp is
+	// the time of the update itself.
+	return fsperm.WriteFileAtomic(filepath.Join(a.State, updatedStamp), nil, 0o644)
+}
+
+// updatedStamp is touched by every successful Refresh.
+const updatedStamp = "updated"
+
+// Updated is when Refresh last succeeded on the private state (zero: never).
+func (a Apt) Updated() time.Time {
+	fi, err := os.Stat(filepath.Join(a.State, updatedStamp))
+	if err != nil {
+		return time.Time{}
+	}
+	return fi.ModTime()
 }
 
 // Download runs apt-get download in dir, showing the .deb's size as it grows.

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -192,6 +193,12 @@ func sharedApt(t *testing.T) Apt {
 // certainly has parses, and that an unknown one is ErrNoCandidate.
 func TestAptCandidate(t *testing.T) {
 	a := sharedApt(t)
+	if u := a.Updated(); u.IsZero() || time.Since(u) > time.Hour {
+		t.Errorf("Updated() = %v after a Refresh", u)
+	}
+	if u := (Apt{State: t.TempDir()}).Updated(); !u.IsZero() {
+		t.Errorf("Updated() of a state never refreshed = %v", u)
+	}
 	if _, err := a.Candidate(context.Background(), "dpkg"); err != nil {
 		if errors.Is(err, ErrNoCandidate) {
 			t.Skipf("apt's package lists are empty here (%v)", err)

@@ -13,7 +13,8 @@
 // differently each give a new hash and a rebuild; nothing else does.
 // Resolving reads those lists only (no network); when they know no version of
 // a package (the first build: there are none yet), or a download fails, vmnet
-// runs apt-get update on them once and retries.
+// runs apt-get update on them once and retries, and a build (not Planned)
+// refreshes them first when they are older than a day.
 //
 // Recipes come in two kinds. An initramfs recipe (tiny) takes single files
 // out of the .debs it names and packs them into a cpio initramfs. A rootfs
@@ -305,8 +306,10 @@ func (c *Cache) ensure(ctx context.Context, name string, w io.Writer, force bool
 }
 
 // resolve finds the Debian packages of r and its hash, running apt-get update
-// once when the package lists know no version of one of them.
+// first when the lists are older than listsMaxAge, and once more when they
+// know no version of one of them.
 func (c *Cache) resolve(ctx context.Context, r *recipe, b *buildLog) ([]debian.Package, string, error) {
+	c.refreshStale(ctx, b)
 	pkgs, hash, err := c.resolveOnce(ctx, r)
 	if errors.Is(err, debian.ErrNoCandidate) {
 		if rerr := c.src.Refresh(ctx, b); rerr != nil {
@@ -319,6 +322,32 @@ func (c *Cache) resolve(ctx context.Context, r *recipe, b *buildLog) ([]debian.P
 			"vmnet's Debian lists ("+filepath.Join(c.Dir, aptStateDir)+") have no such package in "+debian.Suite+" main: check the recipe's package names, and that $"+debian.EnvMirror+" (if set) is a Debian mirror")
 	}
 	return pkgs, hash, err
+}
+
+// listsMaxAge is how old vmnet's Debian lists may be before a build
+// refreshes them, as a Debian host's daily apt update would: a new kernel
+// or package version then changes the recipe hash.
+const listsMaxAge = 24 * time.Hour
+
+// updatedSource is a Source that knows when its lists were last refreshed.
+type updatedSource interface{ Updated() time.Time }
+
+// refreshStale refreshes the source's lists when they are older than
+// listsMaxAge. A failure (no network: inside a sandbox) is only a warning:
+// the lists there are still good for a build from the kept .debs.
+func (c *Cache) refreshStale(ctx context.Context, b *buildLog) {
+	u, ok := c.src.(updatedSource)
+	if !ok {
+		return
+	}
+	t := u.Updated()
+	if t.IsZero() || c.now().Sub(t) < listsMaxAge {
+		return
+	}
+	if err := c.src.Refresh(ctx, b); err != nil {
+		b.step("warning: vmnet's Debian lists are from %s and could not be refreshed, using them: %v",
+			t.UTC().Format(time.DateOnly), err)
+	}
 }
 
 // resolveOnce returns the candidates of the recipe's packages, the kernel

@@ -640,10 +640,10 @@ func installedVersions(b *buildLog, label string, pkgs []debian.Package, status 
 		v, ok := status[p.Name]
 		switch {
 		case !ok:
-			b.step("warning: %s: %s is not installed; the mirror has another version than vmnet's Debian lists (remove %s to refresh them)", label, p.Name, listsHint)
+			b.step("warning: %s: %s is not installed; the mirror has another version than vmnet's Debian lists (remove %s to refresh them now)", label, p.Name, listsHint)
 			continue
 		case v != p.Version:
-			b.step("warning: %s: %s %s installed, vmnet's Debian lists say %s (remove %s to refresh them, so the image hash follows the mirror)", label, p.Name, v, p.Version, listsHint)
+			b.step("warning: %s: %s %s installed, vmnet's Debian lists say %s (remove %s to refresh them now, so the image hash follows the mirror)", label, p.Name, v, p.Version, listsHint)
 		}
 		out = append(out, p.Name+"="+v)
 	}
