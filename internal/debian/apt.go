@@ -22,6 +22,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"vmnet/internal/errs"
@@ -291,6 +292,19 @@ func (a Apt) Refresh(ctx context.Context, log Log) error {
 	if err != nil {
 		return err
 	}
+	// Builds of two images in two processes share the state: one updates
+	// while the other waits (apt-get would fail on its lists lock), then
+	// takes that update.
+	asked := time.Now()
+	unlock, err := lockFile(filepath.Join(a.State, "update.lock"))
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	if a.Updated().After(asked) {
+		log.Step("vmnet's Debian lists were updated meanwhile by another vmnet")
+		return nil
+	}
 	log.Step("updating vmnet's Debian %s package lists (apt-get update)", Suite)
 	name, args := aptCommand(conf, "apt-get", "-q", "update")
 	if err := log.Run(ctx, "", name, args...); err != nil {
@@ -301,6 +315,19 @@ func (a Apt) Refresh(ctx context.Context, log Log) error {
 	// apt keeps a list's mtime at the mirror's Last-Modified: the stamp is
 	// the time of the update itself.
 	return fsperm.WriteFileAtomic(filepath.Join(a.State, updatedStamp), nil, 0o644)
+}
+
+// lockFile takes an exclusive flock on file, waiting for it; unlock releases it.
+func lockFile(file string) (unlock func(), err error) {
+	f, err := os.OpenFile(file, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("lock vmnet's apt state: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("lock vmnet's apt state %s: %w", file, err)
+	}
+	return func() { f.Close() }, nil
 }
 
 // updatedStamp is touched by every successful Refresh.

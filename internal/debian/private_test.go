@@ -9,10 +9,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"vmnet/internal/safe"
 )
 
 // writeRoot makes a file system root for ChooseMirrors: path -> content.
@@ -243,6 +246,21 @@ func (l testLog) Run(ctx context.Context, dir, name string, args ...string) erro
 	return nil
 }
 
+// countLog is a testLog that counts the commands it runs.
+type countLog struct {
+	t    *testing.T
+	runs int
+}
+
+func (l *countLog) Step(format string, a ...any) { l.t.Logf(format, a...) }
+func (l *countLog) Count(label string, total int64, size func() int64, work func() error) error {
+	return work()
+}
+func (l *countLog) Run(ctx context.Context, dir, name string, args ...string) error {
+	l.runs++
+	return testLog{l.t}.Run(ctx, dir, name, args...)
+}
+
 // envHiddenApt marks the test binary run inside a mount namespace whose
 // /etc/apt and /var/lib/apt/lists are empty.
 const envHiddenApt = "VMNET_TEST_HOST_APT_HIDDEN"
@@ -292,8 +310,20 @@ func resolveWithHostAptHidden(t *testing.T) {
 		t.Fatalf("the host's apt still knows linux-image-amd64:\n%s", out)
 	}
 	a := Apt{State: t.TempDir()}
-	if err := a.Refresh(ctx, testLog{t}); err != nil {
+	// Two builds refreshing at once: one apt-get update, the other waits
+	// and takes it (apt alone would fail on its lists lock).
+	logs := []*countLog{{t: t}, {t: t}}
+	errs := make([]error, 2)
+	var wg sync.WaitGroup
+	for i := range logs {
+		safe.Go(&wg, "refresh", func() error { return a.Refresh(ctx, logs[i]) }, func(err error) { errs[i] = err })
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
 		t.Skipf("Debian's mirror is not reachable from here: %v", err)
+	}
+	if n := logs[0].runs + logs[1].runs; n != 1 {
+		t.Errorf("two concurrent refreshes ran apt-get update %d times, want 1", n)
 	}
 	k, err := ResolveKernel(ctx, a, "linux-image-amd64")
 	if err != nil {
