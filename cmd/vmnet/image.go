@@ -32,7 +32,9 @@ func imageCommand() *cli.Command {
 				ArgsUsage: "NAME | --lab FILE|LAB",
 				Description: "A second build of an unchanged recipe does nothing and says \"unchanged\". Progress goes to stderr:\n" +
 					"live on a terminal, timestamped lines otherwise (CI logs). Build outside a sandbox: it has no way\n" +
-					"out to Debian's mirror.\n\n" +
+					"out to Debian's mirror. The packages are Debian bookworm's, resolved through vmnet's own apt state\n" +
+					"in the cache (.apt/), not the host's apt sources: the mirror is the host's own on Debian, else\n" +
+					"http://deb.debian.org/debian; $VMNET_DEBIAN_MIRROR and $VMNET_DEBIAN_SECURITY_MIRROR choose others.\n\n" +
 					"Examples:\n" +
 					"   vmnet image build tiny\n" +
 					"   vmnet image build --lab examples/office.lab.yaml   (capstone and tiny)",

@@ -1,7 +1,9 @@
 // Package debian gets Debian packages for vmnet's image builds: the version
 // apt would install (apt-cache), the .deb file (apt-get download) and its
 // files (dpkg-deb -x), dpkg's record of an installed system, and the
-// mmdebstrap command line that installs one.
+// mmdebstrap command line that installs one. apt runs on a private state of
+// vmnet's own (Debian bookworm from a chosen mirror, private.go), so the host
+// may be Debian or Ubuntu: its own apt sources are never read.
 package debian
 
 import (
@@ -20,6 +22,8 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
+	"time"
 
 	"vmnet/internal/errs"
 	"vmnet/internal/fsperm"
@@ -77,8 +81,14 @@ var ErrNoCandidate = errors.New("no installable version")
 const aptToolsHint = "vmnet builds guest images from Debian packages with apt-get, apt-cache and dpkg-deb: " +
 	"run it on Debian or Ubuntu"
 
-// Apt is the Source that uses the host's apt-cache, apt-get and dpkg-deb.
+// Apt is the Source that runs the host's apt-cache, apt-get and dpkg-deb on
+// a private apt state (see WritePrivateState): Debian bookworm's lists from
+// the chosen mirror, whatever the host's own apt sources are.
 type Apt struct {
+	// State is the private apt state's directory (in the image cache).
+	State string
+	// Mirrors chooses Debian's mirrors; nil is HostMirrors.
+	Mirrors func() (Mirrors, error)
 	// Memo is a file that remembers what apt-cache said while apt's state is
 	// unchanged ("" for none). Where apt keeps no binary cache (Docker-made
 	// systems), each apt-cache run parses all package lists, about 0.5 s: a
@@ -88,12 +98,27 @@ type Apt struct {
 
 var _ Source = Apt{}
 
-// aptState lists the files whose change can change apt's candidates: the
-// package lists, pinning, and what dpkg has installed (Debian's default paths).
-func aptState() []string {
-	files, _ := filepath.Glob("/var/lib/apt/lists/*")
-	more, _ := filepath.Glob("/etc/apt/preferences.d/*")
-	return append(append(files, more...), "/etc/apt/preferences", "/var/lib/dpkg/status")
+// prepare writes the private state and returns its APT_CONFIG file.
+func (a Apt) prepare() (string, error) {
+	if a.State == "" {
+		return "", errors.New("vmnet's apt state: no directory given (debian.Apt.State)")
+	}
+	choose := a.Mirrors
+	if choose == nil {
+		choose = HostMirrors
+	}
+	m, err := choose()
+	if err != nil {
+		return "", err
+	}
+	return WritePrivateState(a.State, m)
+}
+
+// aptState lists the files of the private state whose change can change
+// apt's candidates: the package lists, the sources and the settings.
+func (a Apt) aptState() []string {
+	files, _ := filepath.Glob(filepath.Join(a.State, "state/lists/*"))
+	return append(files, filepath.Join(a.State, "apt.conf"), filepath.Join(a.State, "etc/sources.list"))
 }
 
 // aptFingerprint identifies apt's state by its files' names, sizes and times.
@@ -147,18 +172,29 @@ func (a Apt) remember(fp, spec string, p Package) {
 	fsperm.WriteFileAtomic(a.Memo, data, 0o644)
 }
 
-// aptEnv gives apt's tools stable, parseable, non-interactive output.
+// Env gives apt's tools stable, parseable, non-interactive output.
 func Env() []string {
 	return append(os.Environ(), "LC_ALL=C", "DEBIAN_FRONTEND=noninteractive")
 }
 
+// aptCommand is the command line that runs name (apt-get) on the private
+// state conf: env APT_CONFIG=CONF NAME ARGS..., so the log shows a command
+// that can be run again as it stands.
+func aptCommand(conf, name string, args ...string) (string, []string) {
+	return "env", append([]string{"APT_CONFIG=" + conf, name}, args...)
+}
+
 // Candidate asks apt-cache, or the memo while apt's state is unchanged.
 func (a Apt) Candidate(ctx context.Context, spec string) (Package, error) {
-	fp := aptFingerprint(aptState())
+	conf, err := a.prepare()
+	if err != nil {
+		return Package{}, err
+	}
+	fp := aptFingerprint(a.aptState())
 	if p, ok := a.recall(fp, spec); ok {
 		return p, nil
 	}
-	p, err := aptCacheShow(ctx, spec)
+	p, err := aptCacheShow(ctx, conf, spec)
 	if err == nil {
 		a.remember(fp, spec, p)
 	}
@@ -167,7 +203,11 @@ func (a Apt) Candidate(ctx context.Context, spec string) (Package, error) {
 
 // Candidates asks apt-cache once for the specs the memo does not answer.
 func (a Apt) Candidates(ctx context.Context, specs []string) ([]Package, error) {
-	fp := aptFingerprint(aptState())
+	conf, err := a.prepare()
+	if err != nil {
+		return nil, err
+	}
+	fp := aptFingerprint(a.aptState())
 	out := make([]Package, len(specs))
 	var ask []string
 	for i, spec := range specs {
@@ -181,7 +221,7 @@ func (a Apt) Candidates(ctx context.Context, specs []string) ([]Package, error) 
 	if len(ask) == 0 {
 		return out, nil
 	}
-	got, err := aptCacheShowAll(ctx, ask)
+	got, err := aptCacheShowAll(ctx, conf, ask)
 	if err != nil {
 		return nil, err
 	}
@@ -195,21 +235,21 @@ func (a Apt) Candidates(ctx context.Context, specs []string) ([]Package, error) 
 }
 
 // aptCacheShow asks apt-cache for the candidate version of spec.
-func aptCacheShow(ctx context.Context, spec string) (Package, error) {
-	got, err := aptCacheShowAll(ctx, []string{spec})
+func aptCacheShow(ctx context.Context, conf, spec string) (Package, error) {
+	got, err := aptCacheShowAll(ctx, conf, []string{spec})
 	if err != nil {
 		return Package{}, err
 	}
 	return got[spec], nil
 }
 
-// aptCacheShowAll asks apt-cache for the candidate versions of specs (NAME
-// or NAME=VERSION) in one run; the error wraps ErrNoCandidate and names the
+// aptCacheShowAll asks apt-cache, on the state of the APT_CONFIG file conf,
+// for the candidate versions of specs (NAME or NAME=VERSION) in one run; the error wraps ErrNoCandidate and names the
 // first spec apt knows no version of.
-func aptCacheShowAll(ctx context.Context, specs []string) (map[string]Package, error) {
-	// Equals: apt-cache show --no-all-versions SPEC...
+func aptCacheShowAll(ctx context.Context, conf string, specs []string) (map[string]Package, error) {
+	// Equals: APT_CONFIG=CONF apt-cache show --no-all-versions SPEC...
 	cmd := exec.CommandContext(ctx, "apt-cache", append([]string{"show", "--no-all-versions"}, specs...)...)
-	cmd.Env = Env()
+	cmd.Env = append(Env(), "APT_CONFIG="+conf)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
@@ -246,24 +286,73 @@ func aptCacheShowAll(ctx context.Context, specs []string) (map[string]Package, e
 	return got, nil
 }
 
-// Refresh runs apt-get update.
-func (Apt) Refresh(ctx context.Context, log Log) error {
-	log.Step("updating apt's package lists (apt-get update)")
-	err := log.Run(ctx, "", "apt-get", "-q", "update")
+// Refresh runs apt-get update on the private state.
+func (a Apt) Refresh(ctx context.Context, log Log) error {
+	conf, err := a.prepare()
 	if err != nil {
-		return errs.WithHint(fmt.Errorf("apt-get update: %w", err),
-			"vmnet needs Debian's package lists to build an image: run apt-get update as root, and check that the mirror is reachable")
+		return err
 	}
-	return nil
+	// Builds of two images in two processes share the state: one updates
+	// while the other waits (apt-get would fail on its lists lock), then
+	// takes that update.
+	asked := time.Now()
+	unlock, err := lockFile(filepath.Join(a.State, "update.lock"))
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	if a.Updated().After(asked) {
+		log.Step("vmnet's Debian lists were updated meanwhile by another vmnet")
+		return nil
+	}
+	log.Step("updating vmnet's Debian %s package lists (apt-get update)", Suite)
+	name, args := aptCommand(conf, "apt-get", "-q", "update")
+	if err := log.Run(ctx, "", name, args...); err != nil {
+		return errs.WithHint(fmt.Errorf("apt-get update of vmnet's Debian lists (%s): %w", a.State, err),
+			"vmnet needs Debian's package lists to build an image: check that the mirror is reachable, or choose another with $"+
+				EnvMirror+" and $"+EnvSecurityMirror)
+	}
+	// apt keeps a list's mtime at the mirror's Last-Modified: the stamp is
+	// the time of the update itself.
+	return fsperm.WriteFileAtomic(filepath.Join(a.State, updatedStamp), nil, 0o644)
+}
+
+// lockFile takes an exclusive flock on file, waiting for it; unlock releases it.
+func lockFile(file string) (unlock func(), err error) {
+	f, err := os.OpenFile(file, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("lock vmnet's apt state: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("lock vmnet's apt state %s: %w", file, err)
+	}
+	return func() { f.Close() }, nil
+}
+
+// updatedStamp is touched by every successful Refresh.
+const updatedStamp = "updated"
+
+// Updated is when Refresh last succeeded on the private state (zero: never).
+func (a Apt) Updated() time.Time {
+	fi, err := os.Stat(filepath.Join(a.State, updatedStamp))
+	if err != nil {
+		return time.Time{}
+	}
+	return fi.ModTime()
 }
 
 // Download runs apt-get download in dir, showing the .deb's size as it grows.
-func (Apt) Download(ctx context.Context, p Package, dir string, log Log) (string, error) {
+func (a Apt) Download(ctx context.Context, p Package, dir string, log Log) (string, error) {
+	conf, err := a.prepare()
+	if err != nil {
+		return "", err
+	}
 	// apt-get download writes the .deb into dir as it arrives: its size is the progress.
-	// Equals: cd DIR && apt-get download NAME=VERSION. As root, apt would hand
-	// the download to user _apt, who cannot write into our 0700 directory.
-	err := log.Count(p.Name, p.Size, func() int64 { return DirSize(dir) }, func() error {
-		return log.Run(ctx, dir, "apt-get", "-q", "-o", "APT::Sandbox::User=root", "download", p.String())
+	// Equals: cd DIR && APT_CONFIG=CONF apt-get download NAME=VERSION.
+	name, args := aptCommand(conf, "apt-get", "-q", "download", p.String())
+	err = log.Count(p.Name, p.Size, func() int64 { return DirSize(dir) }, func() error {
+		return log.Run(ctx, dir, name, args...)
 	})
 	if err != nil {
 		return "", errs.WithHint(fmt.Errorf("download %s: %w", p, err),

@@ -7,7 +7,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -154,10 +156,50 @@ func TestResolveKernel(t *testing.T) {
 	}
 }
 
-// The real apt on this host: only checks that a package it certainly has
-// parses, and that an unknown one is ErrNoCandidate.
+// shared is one private apt state for the tests that ask the real apt,
+// fetched once per run (the lists are about 10 MB).
+var shared struct {
+	once sync.Once
+	dir  string
+	err  error
+}
+
+// TestMain removes the shared private state after the tests.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if shared.dir != "" {
+		os.RemoveAll(shared.dir)
+	}
+	os.Exit(code)
+}
+
+// sharedApt returns an Apt on the shared private state with bookworm's
+// lists fetched, skipping when the mirror or apt is not there.
+func sharedApt(t *testing.T) Apt {
+	t.Helper()
+	shared.once.Do(func() {
+		shared.dir, shared.err = os.MkdirTemp("", "vmnet-debian-test-")
+		if shared.err == nil {
+			shared.err = Apt{State: shared.dir}.Refresh(context.Background(), testLog{t})
+		}
+	})
+	if shared.err != nil {
+		t.Skipf("no private apt state (Debian's mirror or apt is not reachable here): %v", shared.err)
+	}
+	return Apt{State: shared.dir}
+}
+
+// The real apt on the private state: only checks that a package it
+// certainly has parses, and that an unknown one is ErrNoCandidate.
 func TestAptCandidate(t *testing.T) {
-	if _, err := (Apt{}).Candidate(context.Background(), "dpkg"); err != nil {
+	a := sharedApt(t)
+	if u := a.Updated(); u.IsZero() || time.Since(u) > time.Hour {
+		t.Errorf("Updated() = %v after a Refresh", u)
+	}
+	if u := (Apt{State: t.TempDir()}).Updated(); !u.IsZero() {
+		t.Errorf("Updated() of a state never refreshed = %v", u)
+	}
+	if _, err := a.Candidate(context.Background(), "dpkg"); err != nil {
 		if errors.Is(err, ErrNoCandidate) {
 			t.Skipf("apt's package lists are empty here (%v)", err)
 		}
@@ -167,7 +209,7 @@ func TestAptCandidate(t *testing.T) {
 		}
 		t.Fatal(err)
 	}
-	_, err := (Apt{}).Candidate(context.Background(), "vmnet-no-such-package")
+	_, err := a.Candidate(context.Background(), "vmnet-no-such-package")
 	if !errors.Is(err, ErrNoCandidate) {
 		t.Errorf("unknown package: %v", err)
 	}
@@ -206,7 +248,8 @@ func TestAptMemo(t *testing.T) {
 // The real apt: many packages in one run, in the order asked, the memo
 // answering the second time; one unknown package fails the lot with its name.
 func TestAptCandidates(t *testing.T) {
-	a := Apt{Memo: filepath.Join(t.TempDir(), "memo.json")}
+	a := sharedApt(t)
+	a.Memo = filepath.Join(t.TempDir(), "memo.json")
 	specs := []string{"dpkg", "apt", "dpkg"}
 	got, err := a.Candidates(context.Background(), specs)
 	if err != nil {

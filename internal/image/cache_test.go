@@ -293,8 +293,53 @@ func TestStaleListsAreRefreshedOnce(t *testing.T) {
 	c2 := newTestCache(t, recipesCopy(t), src2)
 	_, _, err := c2.Ensure(context.Background(), "tiny", nil)
 	var h interface{ Hint() string }
-	if !errors.Is(err, debian.ErrNoCandidate) || !errors.As(err, &h) || !strings.Contains(h.Hint(), "apt-get update") {
+	if !errors.Is(err, debian.ErrNoCandidate) || !errors.As(err, &h) || !strings.Contains(h.Hint(), filepath.Join(c2.Dir, aptStateDir)) {
 		t.Errorf("Ensure without busybox-static = %v", err)
+	}
+}
+
+// Lists older than a day are refreshed before resolving, so a new Debian
+// kernel changes the hash as a host's daily apt update did; younger ones are
+// not, and a refresh that fails (no network) only warns.
+func TestOldListsAreRefreshedFirst(t *testing.T) {
+	clock := newFakeClock().now()
+	for _, tc := range []struct {
+		name    string
+		age     time.Duration
+		err     error
+		refresh int
+	}{
+		{"a day and more", listsMaxAge + time.Hour, nil, 1},
+		{"fresh", time.Hour, nil, 0},
+		{"offline", 3 * listsMaxAge, errors.New("apt-get: exit status 100: Temporary failure resolving 'deb.debian.org'"), 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			src := newFakeSource()
+			src.updated, src.refreshErr = clock.Add(-tc.age), tc.err
+			newVersion := func(s *fakeSource) {
+				bb := s.pkgs["busybox-static"]
+				s.add(bb.pkg.Name, "1:1.35.0-5", "", bb.tree)
+			}
+			if tc.err == nil {
+				src.onRefresh = newVersion
+			}
+			c := newTestCache(t, recipesCopy(t), src)
+			var out bytes.Buffer
+			img, _, err := c.Ensure(context.Background(), "tiny", &out)
+			if err != nil {
+				t.Fatalf("Ensure: %v\n%s", err, out.String())
+			}
+			if _, _, r := src.counts(); r != tc.refresh {
+				t.Errorf("refreshes = %d, want %d", r, tc.refresh)
+			}
+			refreshed := strings.Contains(strings.Join(img.Packages, " "), "busybox-static=1:1.35.0-5")
+			if refreshed != (tc.refresh == 1 && tc.err == nil) {
+				t.Errorf("packages %v after %d refreshes", img.Packages, tc.refresh)
+			}
+			if warned := strings.Contains(out.String(), "could not be refreshed"); warned != (tc.err != nil) {
+				t.Errorf("warning shown = %v:\n%s", warned, out.String())
+			}
+		})
 	}
 }
 

@@ -48,6 +48,17 @@ type fakeSource struct {
 	unpackErr   error
 	unpackDelay time.Duration
 	onRefresh   func(*fakeSource) // what apt-get update changes
+	updated     time.Time         // the lists' last refresh (zero: not an updatedSource answer)
+	refreshErr  error             // what Refresh returns
+}
+
+var _ updatedSource = (*fakeSource)(nil)
+
+// Updated is when the fake's lists were last refreshed.
+func (s *fakeSource) Updated() time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.updated
 }
 
 var _ debian.Source = (*fakeSource)(nil)
@@ -115,12 +126,12 @@ func (s *fakeSource) Candidates(ctx context.Context, specs []string) ([]debian.P
 func (s *fakeSource) Refresh(_ context.Context, log debian.Log) error {
 	s.mu.Lock()
 	s.refreshes++
-	f := s.onRefresh
+	f, err := s.onRefresh, s.refreshErr
 	s.mu.Unlock()
 	if f != nil {
 		f(s)
 	}
-	return nil
+	return err
 }
 
 func (s *fakeSource) byDeb(deb string) (fakePackage, bool) {

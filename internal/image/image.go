@@ -5,11 +5,16 @@
 // An image is identified by its recipe hash: sha256 over a builder version,
 // the image name, every file of the recipe directory, and every Debian
 // package the recipe resolves to (name, version, architecture and the .deb's
-// sha256), as apt-cache sees them in the host's package lists. Editing a
+// sha256), as apt-cache sees them in vmnet's own Debian bookworm lists
+// (the cache's .apt/: sources, lists and settings of its own, from the mirror
+// debian.HostMirrors chooses; the host's apt sources are never read, so the
+// host may be Debian or Ubuntu). Editing a
 // recipe file, a new Debian kernel in the lists, or a new vmnet that builds
 // differently each give a new hash and a rebuild; nothing else does.
-// Resolving reads apt's lists only (no network); when they know no version of
-// a package, or a download fails, vmnet runs apt-get update once and retries.
+// Resolving reads those lists only (no network); when they know no version of
+// a package (the first build: there are none yet), or a download fails, vmnet
+// runs apt-get update on them once and retries, and a build (not Planned)
+// refreshes them first when they are older than a day.
 //
 // Recipes come in two kinds. An initramfs recipe (tiny) takes single files
 // out of the .debs it names and packs them into a cpio initramfs. A rootfs
@@ -23,7 +28,7 @@
 // into the app rootfs inside the disk (capstone's /var/lib/vmnet/app-rootfs).
 // For a rootfs recipe the hash covers the recipe directory, the whole
 // templates tree and the candidate versions of the top-level packages (the
-// kernel, include:, container-packages.txt) in the host's apt lists, not
+// kernel, include:, container-packages.txt) in vmnet's lists, not
 // every dependency: a security update of a library alone does not rebuild
 // the image until one of those changes (vmnet image build --force does). The
 // build warns when the mirror installed another version than the lists name.
@@ -42,7 +47,8 @@
 //	.apt-archives/NAME/     a rootfs image's .debs as mmdebstrap fetched them (system/, app/),
 //	                        hard-linked in and out of each build, pruned to the last one's
 //	.locks/NAME.lock        flock: one build or removal of NAME at a time, across processes
-//	.apt-candidates.json    apt-cache's answers, valid while apt's lists, pinning and dpkg status are unchanged
+//	.apt/                   vmnet's apt state: apt.conf (APT_CONFIG), etc/sources.list, state/lists, cache
+//	.apt-candidates.json    apt-cache's answers, valid while vmnet's lists, sources and settings are unchanged
 //
 // A build happens in NAME/.build-*, ends with manifest.json, and is published
 // by renaming the directory to NAME/HASH16; the builds of NAME it replaces are
@@ -101,6 +107,9 @@ const debsDir = ".debs"
 // aptMemoFile remembers apt-cache's answers while apt's state is unchanged.
 const aptMemoFile = ".apt-candidates.json"
 
+// aptStateDir holds vmnet's own apt state: sources, lists, settings.
+const aptStateDir = ".apt"
+
 // Image is a finished build in the cache.
 type Image struct {
 	Name      string `json:"name"`
@@ -131,14 +140,32 @@ type Cache struct {
 	tmpl    fs.FS         // the trees recipes name in templates: (vmnet/templates)
 	src     debian.Source // resolves and fetches Debian packages
 	tools   rootfsTools   // installs kind rootfs images
+	// mirrors chooses Debian's mirrors for mmdebstrap, the same the source
+	// resolves from; nil leaves the recipes' mirrors: lines as they are.
+	mirrors func() (debian.Mirrors, error)
 	now     func() time.Time
 }
 
 // New returns the cache in dir, building from the embedded recipes and
-// templates with the host's apt and mmdebstrap.
+// templates with the host's apt tools on vmnet's own apt state (dir/.apt:
+// Debian bookworm from debian.HostMirrors, whatever the host's distribution)
+// and mmdebstrap pointed at the same mirrors.
 func New(dir string) *Cache {
+	src := debian.Apt{State: filepath.Join(dir, aptStateDir), Mirrors: debian.HostMirrors, Memo: filepath.Join(dir, aptMemoFile)}
 	return &Cache{Dir: dir, recipes: images.FS, tmpl: templates.Capstone,
-		src: debian.Apt{Memo: filepath.Join(dir, aptMemoFile)}, tools: hostTools{}, now: time.Now}
+		src: src, tools: hostTools{}, mirrors: debian.HostMirrors, now: time.Now}
+}
+
+// mirrorLines are the recipe's mirrors: lines pointed at the chosen mirrors.
+func (c *Cache) mirrorLines(lines []string) ([]string, error) {
+	if c.mirrors == nil {
+		return lines, nil
+	}
+	m, err := c.mirrors()
+	if err != nil {
+		return nil, err
+	}
+	return m.Rewrite(lines), nil
 }
 
 // recipe reads and checks the recipe of image name with its templates.
@@ -211,7 +238,7 @@ func (c *Cache) Planned(ctx context.Context, name string) (Image, error) {
 	}
 	pkgs, hash, err := c.resolveOnce(ctx, r)
 	if errors.Is(err, debian.ErrNoCandidate) {
-		err = withHint(fmt.Errorf("image %q: %w", name, err), "run apt-get update, or build the image first: vmnet image build "+name)
+		err = withHint(fmt.Errorf("image %q: %w", name, err), "build the image first (that fetches vmnet's Debian package lists): vmnet image build "+name)
 	}
 	if err != nil {
 		return Image{}, err
@@ -279,8 +306,10 @@ func (c *Cache) ensure(ctx context.Context, name string, w io.Writer, force bool
 }
 
 // resolve finds the Debian packages of r and its hash, running apt-get update
-// once when the package lists know no version of one of them.
+// first when the lists are older than listsMaxAge, and once more when they
+// know no version of one of them.
 func (c *Cache) resolve(ctx context.Context, r *recipe, b *buildLog) ([]debian.Package, string, error) {
+	c.refreshStale(ctx, b)
 	pkgs, hash, err := c.resolveOnce(ctx, r)
 	if errors.Is(err, debian.ErrNoCandidate) {
 		if rerr := c.src.Refresh(ctx, b); rerr != nil {
@@ -290,9 +319,35 @@ func (c *Cache) resolve(ctx context.Context, r *recipe, b *buildLog) ([]debian.P
 	}
 	if errors.Is(err, debian.ErrNoCandidate) {
 		err = withHint(fmt.Errorf("image %q: %w", r.Name, err),
-			"check that apt's sources (/etc/apt/sources.list*) include Debian's main archive, then run apt-get update")
+			"vmnet's Debian lists ("+filepath.Join(c.Dir, aptStateDir)+") have no such package in "+debian.Suite+" main: check the recipe's package names, and that $"+debian.EnvMirror+" (if set) is a Debian mirror")
 	}
 	return pkgs, hash, err
+}
+
+// listsMaxAge is how old vmnet's Debian lists may be before a build
+// refreshes them, as a Debian host's daily apt update would: a new kernel
+// or package version then changes the recipe hash.
+const listsMaxAge = 24 * time.Hour
+
+// updatedSource is a Source that knows when its lists were last refreshed.
+type updatedSource interface{ Updated() time.Time }
+
+// refreshStale refreshes the source's lists when they are older than
+// listsMaxAge. A failure (no network: inside a sandbox) is only a warning:
+// the lists there are still good for a build from the kept .debs.
+func (c *Cache) refreshStale(ctx context.Context, b *buildLog) {
+	u, ok := c.src.(updatedSource)
+	if !ok {
+		return
+	}
+	t := u.Updated()
+	if t.IsZero() || c.now().Sub(t) < listsMaxAge {
+		return
+	}
+	if err := c.src.Refresh(ctx, b); err != nil {
+		b.step("warning: vmnet's Debian lists are from %s and could not be refreshed, using them: %v",
+			t.UTC().Format(time.DateOnly), err)
+	}
 }
 
 // resolveOnce returns the candidates of the recipe's packages, the kernel

@@ -188,11 +188,12 @@ type rootfsBuild struct {
 	r        *recipe
 	b        *buildLog
 	hash     string
-	dir      string // the build directory: the artefacts go here
-	work     string // dir/work, the trees; removed once they are in the disk
-	root     string // work/system, the guest's root file system
-	app      string // work/app, the app rootfs, moved into root by configureRootfs
-	archives string // the .debs kept for the next build of this image
+	dir      string   // the build directory: the artefacts go here
+	work     string   // dir/work, the trees; removed once they are in the disk
+	root     string   // work/system, the guest's root file system
+	app      string   // work/app, the app rootfs, moved into root by configureRootfs
+	archives string   // the .debs kept for the next build of this image
+	mirrors  []string // the recipe's mirrors: lines, pointed at the chosen mirrors
 	phases   *phaseTimes
 
 	removeWork func() // starts removing work, once
@@ -239,7 +240,7 @@ type bootstrapPart struct {
 func (rb *rootfsBuild) parts(appPkgs []string) []bootstrapPart {
 	r := rb.r
 	spec := func(target, kept string, include []string) debian.BootstrapSpec {
-		return debian.BootstrapSpec{Suite: r.Suite, Target: target, Mirrors: r.Mirrors, Include: include,
+		return debian.BootstrapSpec{Suite: r.Suite, Target: target, Mirrors: rb.mirrors, Include: include,
 			Exclude: r.ExcludePaths, Keep: r.KeepPaths, Archives: filepath.Join(rb.archives, kept)}
 	}
 	system := spec(rb.root, "system", append([]string{r.Kernel}, r.Include...))
@@ -262,6 +263,11 @@ func (rb *rootfsBuild) bootstrap(ctx context.Context, appPkgs []string) error {
 	if err := rb.writeSeed(); err != nil {
 		return err
 	}
+	mirrors, err := rb.c.mirrorLines(rb.r.Mirrors)
+	if err != nil {
+		return err
+	}
+	rb.mirrors = mirrors
 	parts := rb.parts(appPkgs)
 	bctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -623,18 +629,21 @@ func missingModules(listing string, want []string) []string {
 	return missing
 }
 
+// listsHint is where vmnet's Debian lists are, under the cache.
+const listsHint = "$VMNET_CACHE/" + aptStateDir + "/state/lists"
+
 // installedVersions returns NAME=VERSION of each of pkgs as installed, and
-// says so when the mirror gave another version than the host's apt lists.
+// says so when the mirror gave another version than vmnet's Debian lists.
 func installedVersions(b *buildLog, label string, pkgs []debian.Package, status map[string]string) []string {
 	var out []string
 	for _, p := range pkgs {
 		v, ok := status[p.Name]
 		switch {
 		case !ok:
-			b.step("warning: %s: %s is not installed; the mirror has another version than apt's lists here (run apt-get update)", label, p.Name)
+			b.step("warning: %s: %s is not installed; the mirror has another version than vmnet's Debian lists (remove %s to refresh them now)", label, p.Name, listsHint)
 			continue
 		case v != p.Version:
-			b.step("warning: %s: %s %s installed, apt's lists here say %s (run apt-get update so the image hash follows the mirror)", label, p.Name, v, p.Version)
+			b.step("warning: %s: %s %s installed, vmnet's Debian lists say %s (remove %s to refresh them now, so the image hash follows the mirror)", label, p.Name, v, p.Version, listsHint)
 		}
 		out = append(out, p.Name+"="+v)
 	}

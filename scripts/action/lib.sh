@@ -14,12 +14,14 @@ VMNET_BIN=${VMNET_BIN:-$VMNET_WORK/vmnet}
 VMNET_JUNIT=${VMNET_JUNIT:-$RUNNER_TEMP/vmnet-junit.xml}
 export VMNET_LAB VMNET_ACCEL VMNET_SANDBOX VMNET_WORK VMNET_BIN VMNET_JUNIT
 
-# as_root runs a command as root: directly when this is root, else with sudo.
+# as_root runs a command as root: directly when this is root, else with
+# sudo, keeping PATH and the Debian mirrors a workflow may choose for image
+# builds (VMNET_DEBIAN_MIRROR, VMNET_DEBIAN_SECURITY_MIRROR).
 as_root() {
   if [ "$(id -u)" -eq 0 ]; then
     "$@"
   else
-    sudo --preserve-env=PATH "$@"
+    sudo --preserve-env=PATH,VMNET_DEBIAN_MIRROR,VMNET_DEBIAN_SECURITY_MIRROR "$@"
   fi
 }
 
