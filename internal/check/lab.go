@@ -125,6 +125,7 @@ type LabNode struct {
 func RunLab(ctx context.Context, host Host, l lab.Lab, nodes map[string]LabNode, opt Options) *Report {
 	started := time.Now()
 	nodes = discoverApps(ctx, l, nodes, opt)
+	opt.peers = nodes
 	targets := map[string]Target{}
 	for name, n := range nodes {
 		targets[name] = n.Target

@@ -161,6 +161,7 @@ func (p *labPlan) peerPings(a string) {
 			c := Check{
 				ID: "ping:" + a + "->" + b + ":" + nic.Net, Source: a, Target: b + ":" + nic.Net,
 				Method: MethodPing, Expect: "reply", From: Place{Kind: OnVM}, Want: WantReply, NIC: i,
+				peer: b, peerNIC: j,
 			}
 			p.macvtapPeer(&c, a, b, nic.Net)
 			switch {

@@ -92,6 +92,8 @@ type Options struct {
 	// caller's registry, internal/app/builtin); a lab's nodes name theirs
 	// with app: in the lab file.
 	Apps app.Registry
+
+	peers map[string]LabNode // a lab's running nodes, for diagnosing a check's far end (Check.peer)
 }
 
 func (o Options) withDefaults(t Target) Options {
