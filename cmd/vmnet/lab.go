@@ -52,7 +52,7 @@ func labCommand() *cli.Command {
 					"   vmnet sandbox exec lab -- vmnet lab up capstone --junit capstone.xml\n" +
 					"   vmnet sandbox exec lab -- vmnet lab up examples/office.lab.yaml --node client",
 				Flags: []cli.Flag{accelFlag,
-					&cli.StringSliceFlag{Name: "node", Usage: "bring up only `NODE` (repeat for more) and the networks it uses"},
+					&cli.StringSliceFlag{Name: "node", Usage: "bring up only `NODE` (repeat for more) and its networks; checks need no other node"},
 					&cli.BoolFlag{Name: "no-check", Usage: "skip the checks that end a successful up"},
 					&cli.DurationFlag{Name: "converge", Value: 30 * time.Second, Usage: "rerun failing checks until this long (0: once)"},
 					junitFlag,

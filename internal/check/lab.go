@@ -130,7 +130,7 @@ func RunLab(ctx context.Context, host Host, l lab.Lab, nodes map[string]LabNode,
 	for name, n := range nodes {
 		targets[name] = n.Target
 	}
-	p := planLab(l, targets)
+	p := planLab(l, targets, opt.Nodes)
 	results := map[string][]Result{}
 	var mu sync.Mutex
 	var wg sync.WaitGroup

@@ -97,3 +97,26 @@ func TestDiagnosisWalksTheTarget(t *testing.T) {
 		})
 	}
 }
+
+// After lab up --node a, the lab's checks are a's own: none that needs b
+// (b's, a's ping to b, the declared ping to b), so b not running fails
+// nothing.
+func TestLabChecksOfSelectedNodes(t *testing.T) {
+	host, nodes := duoWorld(t, guestLinksUp(",UP,LOWER_UP", "192.0.2.12"), false, Link{Name: "vnet1"})
+	delete(nodes, "b")
+	rep := RunLab(context.Background(), host, parseLab(t, duoYAML), nodes, Options{Nodes: []string{"a"}})
+	var ids []string
+	for _, r := range rep.Results {
+		ids = append(ids, r.ID)
+		if !r.Pass {
+			t.Errorf("%s failed: %s (%s)", r.ID, r.Actual, r.Cause)
+		}
+	}
+	if want := "ping:host->a:eth0 ping:a->host:lan"; strings.Join(ids, " ") != want {
+		t.Errorf("checks %v, want %s", ids, want)
+	}
+	all := RunLab(context.Background(), host, parseLab(t, duoYAML), nodes, Options{})
+	if len(all.Results) <= len(rep.Results) || all.Failed() == 0 {
+		t.Errorf("without Nodes: %d checks, %d failed; want more than %d, and b's failing", len(all.Results), all.Failed(), len(rep.Results))
+	}
+}
