@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"bufio"
 	"encoding/json"
 	"os"
 	"os/exec"
@@ -45,7 +46,8 @@ func labUp(t *testing.T, s string, args ...string) (labUpJSON, result) {
 
 // labResidue fails the test if anything a lab made is left in sandbox s:
 // domains, taps, links, vmnet's libvirt networks, dnsmasq's lease and
-// status files, vmnet's state files.
+// status files, vmnet's state files, anything under /run/vmnet (a fresh
+// tmpfs in a sandbox) and libvirt's per-domain QEMU logs.
 func labResidue(t *testing.T, s string) {
 	t.Helper()
 	checks := []struct{ what, cmd string }{
@@ -54,6 +56,8 @@ func labResidue(t *testing.T, s string) {
 		{"libvirt networks", "virsh -c qemu:///system net-list --all --name"},
 		{"dnsmasq leases and status", "find /var/lib/libvirt/dnsmasq -mindepth 1 -name '*.leases' -o -mindepth 1 -name '*.status' -size +2c 2>/dev/null || true"},
 		{"vmnet state files", "find /var/lib/vmnet -mindepth 1 2>/dev/null || true"},
+		{"vmnet runtime files", "find /run/vmnet -mindepth 1 2>/dev/null || true"},
+		{"libvirt's qemu logs", "find /var/log/libvirt/qemu -mindepth 1 2>/dev/null || true"},
 	}
 	for _, c := range checks {
 		r := sb(t, s, "sh", "-c", c.cmd)
@@ -192,32 +196,67 @@ func TestLabMissingNetworkChangesNothing(t *testing.T) {
 	}
 }
 
-// An up killed while its node boots leaves a half-made lab; lab down
-// (without the file) removes all of it, found by the lab's tags.
+// An up killed at any point leaves a half-made lab; lab down (without the
+// file) removes all of it, found by the lab's tags. The up is killed when
+// its stderr shows the point: right after the networks are made (the first
+// line of a node), mid-boot (a node waits for its guest) and in the check
+// phase (both nodes described). One sandbox serves the cases in turn: each
+// down must leave it as clean as it was.
 func TestLabDownAfterKilledUp(t *testing.T) {
 	tinyImage(t)
 	s := newSandbox(t)
+	for _, tc := range []struct {
+		name  string
+		point func(line string) bool // the progress line to kill at
+		made  string                 // a command that prints what the killed up left
+	}{
+		{"after the networks", func(l string) bool { return strings.HasPrefix(l, "left: ") || strings.HasPrefix(l, "right: ") },
+			"virsh -c qemu:///system net-list --all --name; ip -o link show br0"},
+		{"mid-boot", func(l string) bool { return strings.Contains(l, ": waiting for ") },
+			"virsh -c qemu:///system list --all --name"},
+		{"during the checks", func(l string) bool { return strings.HasPrefix(l, "checking lab duo: 2 of 2 nodes running") },
+			"virsh -c qemu:///system list --all --name"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			killUpAt(t, s, tc.point)
+			if out := sb(t, s, "sh", "-c", tc.made).stdout; strings.TrimSpace(out) == "" {
+				t.Fatalf("the killed up left nothing to clean up (%s: %q)", tc.made, out)
+			}
+			down := sb(t, s, vmnetBin(t), "lab", "down", "duo")
+			if down.code != 0 {
+				t.Fatalf("lab down duo after a killed up: exit %d\n%s%s", down.code, down.stdout, down.stderr)
+			}
+			labResidue(t, s)
+		})
+	}
+}
+
+// killUpAt starts lab up duo in sandbox s and kills it (sandbox exec and
+// the vmnet inside it: the whole process group) at the first stderr line
+// point matches; an up that ends first fails the test.
+func killUpAt(t *testing.T, s string, point func(string) bool) {
+	t.Helper()
 	cmd := exec.Command(vmnetBin(t), "sandbox", "exec", s, "--", vmnetBin(t), "lab", "up", "duo")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(2 * time.Minute)
-	for time.Now().Before(deadline) {
-		if out := sb(t, s, "virsh", "-c", "qemu:///system", "list", "--all", "--name").stdout; strings.Contains(out, "left") || strings.Contains(out, "right") {
+	var seen []string
+	sc := bufio.NewScanner(stderr)
+	for sc.Scan() {
+		seen = append(seen, sc.Text())
+		if point(sc.Text()) {
 			break
 		}
-		time.Sleep(200 * time.Millisecond)
 	}
-	// The whole process group: sandbox exec and the vmnet inside it.
 	syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 	cmd.Wait() // killed: its error says so
-	if out := sb(t, s, "virsh", "-c", "qemu:///system", "list", "--all", "--name").stdout; strings.TrimSpace(out) == "" {
-		t.Fatalf("the killed up made no domain to clean up (domains: %q)", out)
+	if len(seen) == 0 || !point(seen[len(seen)-1]) {
+		t.Fatalf("lab up duo ended before the point to kill it at:\n%s", strings.Join(seen, "\n"))
 	}
-	down := sb(t, s, vmnetBin(t), "lab", "down", "duo")
-	if down.code != 0 {
-		t.Fatalf("lab down duo after a killed up: exit %d\n%s%s", down.code, down.stdout, down.stderr)
-	}
-	labResidue(t, s)
+	t.Logf("killed lab up duo at %q", seen[len(seen)-1])
 }

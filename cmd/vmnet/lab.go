@@ -44,8 +44,9 @@ func labCommand() *cli.Command {
 					"missing networks and bridges, boots every node at once, and ends with the check matrix: the\n" +
 					"derived checks (every NIC host <-> VM both ways, VM <-> VM on every shared network, the app's\n" +
 					"own) and the declared ones. A second up of a running lab changes nothing. When a node fails,\n" +
-					"what this up made is removed again. A sandbox has no way out to Debian's mirror: build the\n" +
-					"images first, outside it, with 'vmnet image build --lab FILE|NAME'.\n" +
+					"what this up made is removed again. With --node, the checks are those that need no other node.\n" +
+					"A sandbox has no way out to Debian's mirror: build the images first, outside it, with\n" +
+					"'vmnet image build --lab FILE|NAME'.\n" +
 					accelHelp + "\n\n" +
 					"Examples:\n" +
 					"   vmnet image build --lab capstone && vmnet sandbox up lab\n" +

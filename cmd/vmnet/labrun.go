@@ -71,7 +71,7 @@ func labUp(c *cli.Context) error {
 	if !c.Bool("no-check") {
 		start := time.Now()
 		fmt.Fprintf(env.Progress, "checking lab %s\n", l.Name)
-		if rep, err = check.Lab(c.Context, env, l, check.Options{Converge: c.Duration("converge")}); err != nil {
+		if rep, err = check.Lab(c.Context, env, l, check.Options{Converge: c.Duration("converge"), Nodes: c.StringSlice("node")}); err != nil {
 			return err
 		}
 		saveLastCheck(c, env.StateDir, l.Name, rep)
@@ -302,7 +302,7 @@ func labCheck(c *cli.Context) error {
 			return err
 		}
 	}
-	rep, err := check.Lab(c.Context, env, l, check.Options{Converge: c.Duration("converge")})
+	rep, err := check.Lab(c.Context, env, l, check.Options{Converge: c.Duration("converge"), Nodes: c.StringSlice("node")})
 	if err != nil {
 		return err
 	}

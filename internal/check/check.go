@@ -122,6 +122,11 @@ type Check struct {
 	Mode string
 
 	down string // the lab node this check needs, which is not running
+	// peer is the other lab node a check from a node (or its container)
+	// reaches, and peerNIC the index of its NIC reached: diagnosis walks
+	// that NIC's hops after the source's ("" for none).
+	peer    string
+	peerNIC int
 }
 
 // Cause is the most likely reason a check failed. The set is fixed, so that

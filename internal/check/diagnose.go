@@ -24,7 +24,8 @@ type diagnoser struct {
 	glinks    *guestLinksProbe
 	rules     *rulesProbe
 	aardvark  *string
-	now       map[string]finding // containerNow's answers, by container
+	now       map[string]finding    // containerNow's answers, by container
+	peers     map[string]*diagnoser // the far ends' diagnosers, by node (peerPath)
 }
 
 type hostLinkProbe struct {
@@ -43,7 +44,8 @@ type rulesProbe struct {
 }
 
 func newDiagnoser(host Host, guest Guest, t Target, results []Result, opt Options) *diagnoser {
-	d := &diagnoser{host: host, guest: guest, t: t, opt: opt, byID: map[string]*Result{}, hostLinks: map[string]hostLinkProbe{}, now: map[string]finding{}}
+	d := &diagnoser{host: host, guest: guest, t: t, opt: opt, byID: map[string]*Result{}, hostLinks: map[string]hostLinkProbe{},
+		now: map[string]finding{}, peers: map[string]*diagnoser{}}
 	for i := range results {
 		d.byID[results[i].ID] = &results[i]
 	}
@@ -164,8 +166,16 @@ func (d *diagnoser) find(ctx context.Context, r *Result, f *finding) {
 }
 
 // path walks the hops between the host and guest NIC n, host side first,
+// then, for a check that reaches another lab node, that node's (peerPath),
 // and blames the first broken one.
 func (d *diagnoser) path(ctx context.Context, n NIC, c Check, f *finding) {
+	if d.ownPath(ctx, n, c, f); !f.found {
+		d.peerPath(ctx, c, f)
+	}
+}
+
+// ownPath walks the hops of the source's NIC n (path).
+func (d *diagnoser) ownPath(ctx context.Context, n NIC, c Check, f *finding) {
 	if n.Parent != "" {
 		if d.parentHop(n, f) {
 			return
@@ -176,6 +186,49 @@ func (d *diagnoser) path(ctx context.Context, n NIC, c Check, f *finding) {
 		return
 	}
 	d.guestNICHop(ctx, n, f)
+}
+
+// peerPath walks the hops of the NIC check c reaches on another running
+// lab node (Check.peer): its host bridge (or macvtap parent), its tap, and
+// its guest NIC when the node's guest agent can tell (a serial console is
+// left to the node's own checks). The host's address is not on this path.
+func (d *diagnoser) peerPath(ctx context.Context, c Check, f *finding) {
+	p := d.peer(c.peer)
+	if p == nil || c.peerNIC < 0 || c.peerNIC >= len(p.t.NICs) {
+		return
+	}
+	n := p.t.NICs[c.peerNIC]
+	switch {
+	case n.Parent != "":
+		if p.parentHop(n, f) {
+			return
+		}
+	case n.Bridge == "":
+		f.add("libvirt names no host bridge for %s:%s", p.t.Name, n.Guest)
+	case p.bridgeHop(n, f) || p.tapHop(n, f):
+		return
+	}
+	if !p.t.Agent {
+		f.add("%s has no guest agent: its %s was not read (its own checks say more)", p.t.Name, n.Guest)
+		return
+	}
+	p.guestNICHop(ctx, n, f)
+}
+
+// peer is the diagnoser of running lab node name, made once per run and
+// sharing d's host link probes; nil when name is not running (or "").
+func (d *diagnoser) peer(name string) *diagnoser {
+	if p, ok := d.peers[name]; ok {
+		return p
+	}
+	n, ok := d.opt.peers[name]
+	if !ok || name == "" || name == d.t.Name {
+		return nil
+	}
+	p := newDiagnoser(d.host, n.Guest, n.Target, nil, d.opt)
+	p.hostLinks = d.hostLinks
+	d.peers[name] = p
+	return p
 }
 
 // bridgeHop blames n's host bridge when it is missing or down, and says

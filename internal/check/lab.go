@@ -125,11 +125,12 @@ type LabNode struct {
 func RunLab(ctx context.Context, host Host, l lab.Lab, nodes map[string]LabNode, opt Options) *Report {
 	started := time.Now()
 	nodes = discoverApps(ctx, l, nodes, opt)
+	opt.peers = nodes
 	targets := map[string]Target{}
 	for name, n := range nodes {
 		targets[name] = n.Target
 	}
-	p := planLab(l, targets)
+	p := planLab(l, targets, opt.Nodes)
 	results := map[string][]Result{}
 	var mu sync.Mutex
 	var wg sync.WaitGroup

@@ -201,6 +201,12 @@ func TestLabFailures(t *testing.T) {
 		{"blocked http's control failed", func(o *officeWorld) { o.client.guest["ping -c 1 -W 2 -I eth0 192.0.2.10"] = exit(1, "") },
 			map[string]want{"checks[6]:http:client->web:lan:5000": {false, CauseInconclusive, "proves nothing: ping:client->web:lan failed"},
 				"ping:client->web:lan": {false, CauseUnknown, "no reply"}, "checks[0]:ping:client->web:lan": {false, CauseUnknown, "no reply"}}},
+		{"web's lan tap detached", func(o *officeWorld) {
+			// The client's own path is healthy: diagnosis walks web's, the far end.
+			o.host.links["vnet1"] = Link{Name: "vnet1", Exists: true, Up: true, OperState: "unknown"}
+			o.client.guest["ping -c 1 -W 2 -I eth0 192.0.2.10"] = exit(1, "")
+		}, map[string]want{"checks[6]:http:client->web:lan:5000": {false, CauseInconclusive, "proves nothing: ping:client->web:lan failed"},
+			"ping:client->web:lan": {false, CauseTapNotAttached, "no reply"}, "checks[0]:ping:client->web:lan": {false, CauseTapNotAttached, "no reply"}}},
 		{"container ping fails", func(o *officeWorld) { o.web.guest["podman exec proxy ping -c 1 -W 2 192.0.2.20"] = exit(1, "") },
 			map[string]want{"checks[7]:ping:web/proxy->client": {false, CauseUnknown, "no reply"}}},
 		{"client not running", func(o *officeWorld) { o.clientIsDown = true }, map[string]want{

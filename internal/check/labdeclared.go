@@ -114,6 +114,8 @@ func (p *labPlan) addDeclared(i int, dc lab.Check) {
 	c := Check{Source: src.label, Target: dst.label, From: from, To: dst.addr, NIC: p.sourceNIC(src, dst)}
 	if src.node == "" { // from the host: in the run of the node reached, whose NIC diagnosis walks
 		run, c.NIC = dst.node, dst.nic
+	} else if dst.node != "" && dst.node != src.node && dst.nic >= 0 {
+		c.peer, c.peerNIC = dst.node, dst.nic // and, after the source's NIC, the far end's
 	}
 	if run == "" {
 		run = HostRun

@@ -29,7 +29,7 @@ const HostRun = lab.Host
 // none); their IDs start with checks[N]: after their place in the file.
 // LabMatrix is pure.
 func LabMatrix(l lab.Lab, targets map[string]Target) map[string][]Check {
-	return planLab(l, targets).runs
+	return planLab(l, targets, nil).runs
 }
 
 // labPlan is LabMatrix's work and what Lab needs besides the checks.
@@ -38,15 +38,21 @@ type labPlan struct {
 	targets  map[string]Target // every node: the live one, or one made from the file
 	running  map[string]bool
 	runs     map[string][]Check
-	declared map[string]int // check ID → its index in l.Checks
+	declared map[string]int  // check ID → its index in l.Checks
+	only     map[string]bool // Options.Nodes: a check needing any other node is left out; empty: none is
 }
 
 // runOrder is the order of the runs: the nodes in file order, then HostRun.
 func (p *labPlan) runOrder() []string { return append(allNodes(p.l), HostRun) }
 
-func planLab(l lab.Lab, targets map[string]Target) *labPlan {
+// planLab is LabMatrix, with only the checks that need no node outside
+// only when only is not empty.
+func planLab(l lab.Lab, targets map[string]Target, only []string) *labPlan {
 	p := &labPlan{l: l, targets: map[string]Target{}, running: map[string]bool{}, runs: map[string][]Check{},
-		declared: map[string]int{}}
+		declared: map[string]int{}, only: map[string]bool{}}
+	for _, n := range only {
+		p.only[n] = true
+	}
 	for _, name := range allNodes(l) {
 		t, ok := targets[name]
 		switch {
@@ -103,8 +109,14 @@ func (p *labPlan) add(run string, node string, checks ...Check) {
 }
 
 // addNeeding puts c in run; when one of the nodes it needs is not
-// running, c fails at once and says so.
+// running, c fails at once and says so. A check that needs a node outside
+// p.only (when set) is left out.
 func (p *labPlan) addNeeding(run string, c Check, needs ...string) {
+	for _, n := range needs {
+		if n != "" && len(p.only) > 0 && !p.only[n] {
+			return
+		}
+	}
 	for _, n := range needs {
 		if n != "" && !p.running[n] {
 			c.Unknown, c.down = p.notRunning(n), n
@@ -161,6 +173,7 @@ func (p *labPlan) peerPings(a string) {
 			c := Check{
 				ID: "ping:" + a + "->" + b + ":" + nic.Net, Source: a, Target: b + ":" + nic.Net,
 				Method: MethodPing, Expect: "reply", From: Place{Kind: OnVM}, Want: WantReply, NIC: i,
+				peer: b, peerNIC: j,
 			}
 			p.macvtapPeer(&c, a, b, nic.Net)
 			switch {

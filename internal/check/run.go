@@ -92,6 +92,12 @@ type Options struct {
 	// caller's registry, internal/app/builtin); a lab's nodes name theirs
 	// with app: in the lab file.
 	Apps app.Registry
+	// Nodes, for a lab's checks after part of it came up (lab up --node),
+	// keeps only the checks that need none of the other nodes (those from
+	// and to these nodes, and the host's own); empty keeps every check.
+	Nodes []string
+
+	peers map[string]LabNode // a lab's running nodes, for diagnosing a check's far end (Check.peer)
 }
 
 func (o Options) withDefaults(t Target) Options {

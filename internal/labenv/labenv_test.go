@@ -4,9 +4,11 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"os"
 	"os/exec"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -104,5 +106,39 @@ func TestOpenKernelInLibvirtdNamespace(t *testing.T) {
 	}
 	if _, err := netlink.LinkByName("hwbr0"); err == nil {
 		t.Errorf("hwbr0 appeared in the test's own namespace")
+	}
+}
+
+// Inside a sandbox, an image that is not built is refused at once, and the
+// refusal names the commands to run outside: the image's own build and the
+// build of every image a lab file needs. Outside a sandbox it is no error
+// (lab up builds the image itself).
+func TestImageMissingInSandboxNamesTheBuild(t *testing.T) {
+	t.Setenv(image.EnvCache, t.TempDir()) // an empty cache: nothing is built
+	t.Setenv(sandbox.EnvVar, "")
+	if err := builtInSandbox(context.Background(), "tiny"); err != nil {
+		t.Fatalf("outside a sandbox: %v, want nil", err)
+	}
+	t.Setenv(sandbox.EnvVar, "hl-nomirror")
+	err := builtInSandbox(context.Background(), "tiny")
+	if err == nil {
+		t.Fatal("an unbuilt image in a sandbox: nil error, want a refusal")
+	}
+	var h interface{ Hint() string }
+	if !errors.As(err, &h) {
+		t.Fatalf("%v: no hint", err)
+	}
+	if strings.Contains(h.Hint(), "apt-get update") {
+		t.Skipf("this host has no apt package lists to plan tiny from: %v", err)
+	}
+	for _, want := range []string{"image tiny is not built", "sandbox hl-nomirror"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not say %q", err, want)
+		}
+	}
+	for _, want := range []string{"outside the sandbox", "vmnet image build tiny", "vmnet image build --lab FILE"} {
+		if !strings.Contains(h.Hint(), want) {
+			t.Errorf("hint %q does not name %q", h.Hint(), want)
+		}
 	}
 }
