@@ -7,6 +7,7 @@ package labenv
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -17,6 +18,7 @@ import (
 
 	"vmnet/internal/accel"
 	"vmnet/internal/bridge"
+	"vmnet/internal/debian"
 	"vmnet/internal/domain"
 	"vmnet/internal/errs"
 	"vmnet/internal/image"
@@ -149,6 +151,11 @@ func builtInSandbox(ctx context.Context, name string) error {
 		return nil
 	}
 	img, err := image.Default().Planned(ctx, name)
+	if errors.Is(err, debian.ErrNoCandidate) {
+		// vmnet's own Debian lists are not fetched yet: nothing was ever built
+		// in this cache, and the sandbox cannot fetch them either.
+		err, img = nil, image.Image{}
+	}
 	if err != nil || !img.Built.IsZero() {
 		return err // Planned's own error says what is wrong; a built image is fine
 	}
