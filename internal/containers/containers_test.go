@@ -93,7 +93,7 @@ func TestPlanModes(t *testing.T) {
 		t.Errorf("step order %v, want %v", order, want)
 	}
 	for name, want := range map[string][]string{
-		"web": {"--network", "front", "--ip", "10.89.1.2", "-p", "8081:80"}, "plain": {"--network", "podman", "--ip", "10.88.0.2"},
+		"web": {"--network", "front", "--ip", "10.89.1.205", "-p", "8081:80"}, "plain": {"--network", "podman", "--ip", "10.88.143.238"},
 		"hostnet": {"--network", "host"}, "isolated": {"--network", "none"}, "lanapi": {"--network", "vmnet-macvlan-br0", "--ip", "192.0.2.50"},
 		"app": {"--pod", "duo"}, "natipv": {"--network", "none"}, "sidecar": {"--pod", "duo"},
 	} {

@@ -38,7 +38,7 @@ func TestModesLabParses(t *testing.T) {
 		}
 	}
 	addrs := l.ContainerAddrs("modes")
-	for name, a := range map[string]string{"web": "10.89.1.2", "plain": "10.88.0.2", "lanapi": "192.0.2.50"} {
+	for name, a := range map[string]string{"web": "10.89.1.205", "plain": "10.88.143.238", "lanapi": "192.0.2.50"} {
 		if addrs[name] != netip.MustParseAddr(a) {
 			t.Errorf("%s: address %s, want %s", name, addrs[name], a)
 		}
@@ -297,5 +297,80 @@ func TestImageRefs(t *testing.T) {
 		if ValidImageRef(ref) != ok {
 			t.Errorf("ValidImageRef(%q) = %v, want %v", ref, !ok, ok)
 		}
+	}
+}
+
+// TestContainerAddrsStableWhenOneIsAdded: a container or pod added to a
+// lab (here ones that sort before all the others) leaves the addresses of
+// those there already as they were. lab up keeps a running container whose
+// settings are unchanged; were its address given away in name order, the
+// new one would ask podman for an address a running one holds ("IPAM
+// error: requested ip address 10.88.0.3 is already allocated").
+func TestContainerAddrsStableWhenOneIsAdded(t *testing.T) {
+	src := modesYAML(t)
+	before, err := Parse([]byte(src), "modes.lab.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	added := strings.Replace(src, "    containers:\n", "    containers:\n      aaa: {network: podman, listen: 80}\n"+
+		"      aab: {network: front, listen: 80}\n      aac: {pod: apod, listen: 8001}\n", 1)
+	after, err := Parse([]byte(added), "modes.lab.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(after.Nodes["modes"].Containers) != len(before.Nodes["modes"].Containers)+3 {
+		t.Fatalf("the containers were not added: %v", after.Nodes["modes"].ContainerNames())
+	}
+	was, now := before.ContainerAddrs("modes"), after.ContainerAddrs("modes")
+	for name, a := range was {
+		if now[name] != a {
+			t.Errorf("container %s: address %s once aaa, aab and aac are added, was %s", name, now[name], a)
+		}
+	}
+	wasPod, nowPod := before.PodAddrs("modes"), after.PodAddrs("modes")
+	for pod, a := range wasPod {
+		if nowPod[pod] != a {
+			t.Errorf("pod %s: address %s once pod apod is added, was %s", pod, nowPod[pod], a)
+		}
+	}
+	seen := map[netip.Addr]string{}
+	for name, a := range now {
+		if other, dup := seen[a]; dup {
+			t.Errorf("containers %s and %s both have %s", name, other, a)
+		}
+		seen[a] = name
+	}
+	for pod, a := range nowPod {
+		if other, dup := seen[a]; dup {
+			t.Errorf("pod %s and %s both have %s", pod, other, a)
+		}
+	}
+}
+
+// TestHashedFree: the same key gets the same address whatever else is
+// taken before it, unless that is its address: then the next free one,
+// wrapping round past the broadcast address to .2; none in a full subnet.
+func TestHashedFree(t *testing.T) {
+	s := netip.MustParsePrefix("10.89.1.0/24")
+	a := hashedFree(s, "container web", map[netip.Addr]bool{})
+	if b := hashedFree(s, "container web", map[netip.Addr]bool{netip.MustParseAddr("10.89.1.77"): a.String() != "10.89.1.77"}); b != a {
+		t.Errorf("web's address %s moved to %s when another was taken", a, b)
+	}
+	if b := hashedFree(s, "container web", map[netip.Addr]bool{a: true}); b != a.Next() && !(a.String() == "10.89.1.254" && b.String() == "10.89.1.2") {
+		t.Errorf("web's address %s was taken: got %s, want the next free one", a, b)
+	}
+	small := netip.MustParsePrefix("10.89.2.0/29") // .2 to .6
+	taken := map[netip.Addr]bool{}
+	for i := 0; i < 5; i++ {
+		a := hashedFree(small, "c"+string(rune('a'+i)), taken)
+		if !small.Contains(a) || a == small.Addr() || a == small.Addr().Next() || a.String() == "10.89.2.7" {
+			t.Errorf("key %d got %s: not a free host address of %s after the gateway", i, a, small)
+		}
+	}
+	if a := hashedFree(small, "full", taken); a.IsValid() {
+		t.Errorf("a full subnet gave %s", a)
+	}
+	if a := hashedFree(netip.MustParsePrefix("10.89.3.0/31"), "x", map[netip.Addr]bool{}); a.IsValid() {
+		t.Errorf("a /31 gave %s", a)
 	}
 }
