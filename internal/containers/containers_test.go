@@ -458,3 +458,32 @@ func TestRegistryImage(t *testing.T) {
 		t.Errorf("a verified pull: %v", s.Do[0])
 	}
 }
+
+// TestBootStep: a container with restart: always makes lab up enable
+// podman-restart.service (the capstone image disables it) before the
+// containers start; on-failure, unless-stopped and the modes lab's
+// containers (no restart) add no step.
+func TestBootStep(t *testing.T) {
+	for _, tc := range []struct {
+		entry string
+		want  bool
+	}{{"{network: podman, listen: 80, restart: always}", true}, {"{network: podman, listen: 80, restart: on-failure}", false},
+		{"{network: podman, listen: 80, restart: unless-stopped}", false}, {"{network: podman, listen: 80}", false}} {
+		steps := Plan(withContainer(t, "plain", tc.entry), "modes")
+		i := slices.IndexFunc(steps, func(s Step) bool { return s.Label == "unit "+RestartUnit })
+		if (i >= 0) != tc.want {
+			t.Errorf("%s: a step enabling %s: %v, want %v", tc.entry, RestartUnit, i >= 0, tc.want)
+			continue
+		}
+		if i < 0 {
+			continue
+		}
+		s := steps[i]
+		if strings.Join(s.Test, " ") != "systemctl is-enabled --quiet "+RestartUnit || strings.Join(s.Do[0], " ") != "systemctl enable --quiet "+RestartUnit || !strings.Contains(s.What, "plain") {
+			t.Errorf("the step: %+v", s)
+		}
+		if c := slices.IndexFunc(steps, func(s Step) bool { return strings.HasPrefix(s.Label, "container ") }); c < i {
+			t.Errorf("the unit is enabled at step %d, after the first container's (%d)", i, c)
+		}
+	}
+}
