@@ -32,8 +32,10 @@ var podSidecarPassing = []string{
 // lab come up at once, two lab up processes in one sandbox, each with
 // every check green, the modes lab's including at least one
 // expected-blocked check per mode; vmnet perf measures its bridge, host,
-// macvlan and ipvlan containers; a second up changes nothing; lab down
-// of both leaves nothing behind.
+// macvlan and ipvlan containers; a second up changes nothing; containers
+// added with restart policies and a registry image come up alone and
+// behave as their policy says (modesRestartAndRegistry); lab down of both
+// leaves nothing behind.
 func TestModesLab(t *testing.T) {
 	// With the other lab tests that boot their own sandbox: they run
 	// together after the sequential tests, keeping CI under 30 minutes.
@@ -57,6 +59,7 @@ func TestModesLab(t *testing.T) {
 				t.Errorf("second lab up: exit %d, outcome %q, changes %v", r.code, again.Outcome, again.Changes)
 			}
 		})
+		t.Run("restart policies and a registry image", func(t *testing.T) { modesRestartAndRegistry(t, s) })
 	}
 	for _, name := range []string{"modes", "pod-sidecar"} {
 		down := sb(t, s, vmnetBin(t), "lab", "down", name)
