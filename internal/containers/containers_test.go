@@ -487,3 +487,36 @@ func TestBootStep(t *testing.T) {
 		}
 	}
 }
+
+// TestPlanKeepsRunningContainers: containers and a pod added to the modes
+// lab, sorting before the others, leave every existing container's and
+// pod's step as it was (its test, with its settings' hash, and its
+// commands): a second lab up keeps them running and starts the new ones,
+// whose addresses are not the running ones'.
+func TestPlanKeepsRunningContainers(t *testing.T) {
+	b, err := templates.Lab("modes")
+	if err != nil {
+		t.Fatal(err)
+	}
+	added := strings.Replace(string(b), "    containers:\n", "    containers:\n      aaa: {network: podman, listen: 80}\n"+
+		"      aab: {network: front, listen: 80}\n      aac: {pod: apod, listen: 8001}\n", 1)
+	more, err := lab.Parse([]byte(added), "modes.lab.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	after := map[string]Step{}
+	for _, s := range Plan(more, "modes") {
+		after[s.Label] = s
+	}
+	for _, s := range Plan(modes(t), "modes") {
+		a, ok := after[s.Label]
+		if !ok || !slices.Equal(a.Test, s.Test) || !slices.EqualFunc(a.Do, s.Do, slices.Equal[[]string]) {
+			t.Errorf("%s changes once aaa, aab and pod apod are added:\n  %q\nwas\n  %q", s.Label, a.Do, s.Do)
+		}
+	}
+	for _, label := range []string{"container aaa", "container aab", "container aac", "pod apod"} {
+		if _, ok := after[label]; !ok {
+			t.Errorf("no step %s", label)
+		}
+	}
+}
