@@ -12,7 +12,7 @@ import (
 var blockedByMode = map[string][]string{
 	"none":           {"ping:modes/isolated->modes:eth1", "checks[4]:ping:modes/isolated->192.0.2.1"},
 	"macvlan parent": {"ping:modes->modes/lanapi", "checks[3]:tcp:modes->modes/lanapi:80"},
-	"ipvlan parent":  {"ping:modes->modes/natipv"},
+	"ipvlan parent":  {"ping:modes->modes/natipv", "ping:modes->modes/routed"},
 	"unpublished":    {"tcp:host->modes:eth1:80"},
 	"pod":            {"tcp:host->modes:eth1:8000"},
 }
@@ -32,8 +32,10 @@ var podSidecarPassing = []string{
 // lab come up at once, two lab up processes in one sandbox, each with
 // every check green, the modes lab's including at least one
 // expected-blocked check per mode; vmnet perf measures its bridge, host,
-// macvlan and ipvlan containers; a second up changes nothing; lab down
-// of both leaves nothing behind.
+// macvlan and ipvlan containers; a second up changes nothing; containers
+// added with restart policies and a registry image come up alone and
+// behave as their policy says (modesRestartAndRegistry); lab down of both
+// leaves nothing behind.
 func TestModesLab(t *testing.T) {
 	// With the other lab tests that boot their own sandbox: they run
 	// together after the sequential tests, keeping CI under 30 minutes.
@@ -57,6 +59,7 @@ func TestModesLab(t *testing.T) {
 				t.Errorf("second lab up: exit %d, outcome %q, changes %v", r.code, again.Outcome, again.Changes)
 			}
 		})
+		t.Run("restart policies and a registry image", func(t *testing.T) { modesRestartAndRegistry(t, s) })
 	}
 	for _, name := range []string{"modes", "pod-sidecar"} {
 		down := sb(t, s, vmnetBin(t), "lab", "down", name)
@@ -95,22 +98,23 @@ func requirePassed(t *testing.T, lab string, up labUpJSON, ids []string) {
 }
 
 // checkModesLab: the modes lab's expected-blocked checks per mode and its
-// positive ones passed, and it started its eight containers.
+// positive ones passed, and it started its nine containers.
 func checkModesLab(t *testing.T, up labUpJSON) {
 	t.Helper()
 	for mode, ids := range blockedByMode {
 		requirePassed(t, "modes ("+mode+")", up, ids)
 	}
 	requirePassed(t, "modes", up, []string{"tcp:host->modes:eth1:8090", "ping:host->modes/lanapi", "tcp:modes/sidecar->modes/app@127.0.0.1:8000", "tcp:host->modes:eth1:8081", "ping:modes->modes/web",
-		"ping:host->modes/natipv", "neigh:host->modes/natipv", "neigh:host->modes/lanapi"})
+		"ping:host->modes/natipv", "neigh:host->modes/natipv", "neigh:host->modes/lanapi",
+		"ping:host->modes/routed", "tcp:host->modes/routed:80", "neigh:host->modes/routed"}) // ipvlan l3: by its route, no neighbour entry
 	var containerSteps int
 	for _, c := range up.Changes {
 		if strings.Contains(c, "start container") {
 			containerSteps++
 		}
 	}
-	if containerSteps != 8 {
-		t.Errorf("lab up started %d containers, want 8: %v", containerSteps, up.Changes)
+	if containerSteps != 9 {
+		t.Errorf("lab up started %d containers, want 9: %v", containerSteps, up.Changes)
 	}
 }
 

@@ -36,6 +36,9 @@ packages=(
   # containers on the lab host (kind: container): podman with its OCI runtime,
   # monitor and init; netavark is not needed (vmnet wires --network none itself)
   podman crun conmon catatonit
+  # the modes lab's integration test: a registry in the sandbox that a guest
+  # container pulls from (image:, insecure:), serving a busybox-static image
+  docker-registry busybox-static
 )
 
 missing=()

@@ -77,8 +77,8 @@ func TestModesSemantics(t *testing.T) {
 	if c, _, _ := find(runs, "ping:modes->modes/lanapi"); c.To != netip.MustParseAddr("192.0.2.50") {
 		t.Errorf("the macvlan container's address is %s, want the lab file's 192.0.2.50", c.To)
 	}
-	if c, _, _ := find(runs, "ping:modes->modes/plain"); c.To != netip.MustParseAddr("10.88.0.2") {
-		t.Errorf("plain's address is %s, want 10.88.0.2, the first free one of podman's network", c.To)
+	if c, _, _ := find(runs, "ping:modes->modes/plain"); c.To != netip.MustParseAddr("10.88.143.238") {
+		t.Errorf("plain's address is %s, want 10.88.143.238, the one its name's hash picks on podman's network", c.To)
 	}
 }
 

@@ -49,7 +49,8 @@ func MacvlanNetwork(net string) string { return "vmnet-macvlan-" + net }
 
 // Plan is the steps that bring node's containers up in its guest, in
 // order: networks, the pause image and pods, the guest firewall's
-// openings, then the containers. Nothing for a node without containers.
+// openings, podman-restart.service when one restarts always, then the
+// containers. Nothing for a node without containers.
 func Plan(l lab.Lab, node string) []Step {
 	n := l.Nodes[node]
 	if len(n.Containers) == 0 && len(n.ContainerNetworks) == 0 {
@@ -60,6 +61,7 @@ func Plan(l lab.Lab, node string) []Step {
 	out = append(out, pullSteps(l, node)...)
 	out = append(out, podSteps(l, node)...)
 	out = append(out, firewallSteps(l, node)...)
+	out = append(out, bootSteps(l, node)...)
 	for _, name := range n.ContainerNames() {
 		if n.IsAppContainer(name) {
 			out = append(out, attachStep(l, node, name))
@@ -224,6 +226,32 @@ func firewallSteps(l lab.Lab, node string) []Step {
 		}
 	}
 	return out
+}
+
+// RestartUnit is podman's unit that starts the containers with restart
+// policy always at boot; the capstone image disables it (it costs seconds
+// under TCG, and the app's containers have units of their own).
+const RestartUnit = "podman-restart.service"
+
+// bootSteps enable RestartUnit when one of node's containers has restart:
+// always, so that it comes back after a reboot of the guest (podman's
+// restart policy acts only on exits while the guest runs). podman 4.3's
+// unit starts those alone: unless-stopped and on-failure ones stay down
+// after a reboot. Its test: the unit is enabled.
+func bootSteps(l lab.Lab, node string) []Step {
+	n := l.Nodes[node]
+	var always []string
+	for _, name := range n.ContainerNames() {
+		if n.Containers[name].Restart == "always" && !n.IsAppContainer(name) {
+			always = append(always, name)
+		}
+	}
+	if len(always) == 0 {
+		return nil
+	}
+	return []Step{{What: fmt.Sprintf("enable %s, which starts %s again at boot (restart: always)", RestartUnit, strings.Join(always, ", ")), Label: "unit " + RestartUnit,
+		Test: []string{"systemctl", "is-enabled", "--quiet", RestartUnit},
+		Do:   [][]string{{"systemctl", "enable", "--quiet", RestartUnit}}}}
 }
 
 // containerStep (re)creates one container unless it runs with the same

@@ -93,7 +93,7 @@ func TestPlanModes(t *testing.T) {
 		t.Errorf("step order %v, want %v", order, want)
 	}
 	for name, want := range map[string][]string{
-		"web": {"--network", "front", "--ip", "10.89.1.2", "-p", "8081:80"}, "plain": {"--network", "podman", "--ip", "10.88.0.2"},
+		"web": {"--network", "front", "--ip", "10.89.1.205", "-p", "8081:80"}, "plain": {"--network", "podman", "--ip", "10.88.143.238"},
 		"hostnet": {"--network", "host"}, "isolated": {"--network", "none"}, "lanapi": {"--network", "vmnet-macvlan-br0", "--ip", "192.0.2.50"},
 		"app": {"--pod", "duo"}, "natipv": {"--network", "none"}, "sidecar": {"--pod", "duo"},
 	} {
@@ -456,5 +456,67 @@ func TestRegistryImage(t *testing.T) {
 	secure := withContainer(t, "isolated", "{network: none, image: nginx}")
 	if s := stepOf(t, secure, "image nginx"); strings.Join(s.Do[0], " ") != "podman pull -q nginx" {
 		t.Errorf("a verified pull: %v", s.Do[0])
+	}
+}
+
+// TestBootStep: a container with restart: always makes lab up enable
+// podman-restart.service (the capstone image disables it) before the
+// containers start; on-failure, unless-stopped and the modes lab's
+// containers (no restart) add no step.
+func TestBootStep(t *testing.T) {
+	for _, tc := range []struct {
+		entry string
+		want  bool
+	}{{"{network: podman, listen: 80, restart: always}", true}, {"{network: podman, listen: 80, restart: on-failure}", false},
+		{"{network: podman, listen: 80, restart: unless-stopped}", false}, {"{network: podman, listen: 80}", false}} {
+		steps := Plan(withContainer(t, "plain", tc.entry), "modes")
+		i := slices.IndexFunc(steps, func(s Step) bool { return s.Label == "unit "+RestartUnit })
+		if (i >= 0) != tc.want {
+			t.Errorf("%s: a step enabling %s: %v, want %v", tc.entry, RestartUnit, i >= 0, tc.want)
+			continue
+		}
+		if i < 0 {
+			continue
+		}
+		s := steps[i]
+		if strings.Join(s.Test, " ") != "systemctl is-enabled --quiet "+RestartUnit || strings.Join(s.Do[0], " ") != "systemctl enable --quiet "+RestartUnit || !strings.Contains(s.What, "plain") {
+			t.Errorf("the step: %+v", s)
+		}
+		if c := slices.IndexFunc(steps, func(s Step) bool { return strings.HasPrefix(s.Label, "container ") }); c < i {
+			t.Errorf("the unit is enabled at step %d, after the first container's (%d)", i, c)
+		}
+	}
+}
+
+// TestPlanKeepsRunningContainers: containers and a pod added to the modes
+// lab, sorting before the others, leave every existing container's and
+// pod's step as it was (its test, with its settings' hash, and its
+// commands): a second lab up keeps them running and starts the new ones,
+// whose addresses are not the running ones'.
+func TestPlanKeepsRunningContainers(t *testing.T) {
+	b, err := templates.Lab("modes")
+	if err != nil {
+		t.Fatal(err)
+	}
+	added := strings.Replace(string(b), "    containers:\n", "    containers:\n      aaa: {network: podman, listen: 80}\n"+
+		"      aab: {network: front, listen: 80}\n      aac: {pod: apod, listen: 8001}\n", 1)
+	more, err := lab.Parse([]byte(added), "modes.lab.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	after := map[string]Step{}
+	for _, s := range Plan(more, "modes") {
+		after[s.Label] = s
+	}
+	for _, s := range Plan(modes(t), "modes") {
+		a, ok := after[s.Label]
+		if !ok || !slices.Equal(a.Test, s.Test) || !slices.EqualFunc(a.Do, s.Do, slices.Equal[[]string]) {
+			t.Errorf("%s changes once aaa, aab and pod apod are added:\n  %q\nwas\n  %q", s.Label, a.Do, s.Do)
+		}
+	}
+	for _, label := range []string{"container aaa", "container aab", "container aac", "pod apod"} {
+		if _, ok := after[label]; !ok {
+			t.Errorf("no step %s", label)
+		}
 	}
 }

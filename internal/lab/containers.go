@@ -1,6 +1,8 @@
 package lab
 
 import (
+	"crypto/sha256"
+	"encoding/binary"
 	"fmt"
 	"net/netip"
 	"regexp"
@@ -252,23 +254,30 @@ func (l Lab) ContainerSubnet(node, name string) netip.Prefix {
 
 // ContainerAddrs is the address of each container of node that has one of
 // its own: macvlan and bridge containers with address get it; the others on
-// a bridge network get the lowest free one from .2 up (podman's gateway is
-// .1), in name order. Host, none and pod members have none.
+// a bridge network get one from a hash of their name (hashedFree). Host,
+// none and pod members have none.
 func (l Lab) ContainerAddrs(node string) map[string]netip.Addr {
 	out, _ := l.addrPlan(node)
 	return out
 }
 
 // PodAddrs is the address of each of node's pods on podman's default
-// network: the lowest free ones after the containers'. vmnet gives them
-// (podman pod create --ip), so that podman's own pick cannot take an
+// network, from a hash of the pod's name as for containers. vmnet gives
+// them (podman pod create --ip), so that podman's own pick cannot take an
 // address a container started later was given.
 func (l Lab) PodAddrs(node string) map[string]netip.Addr {
 	_, pods := l.addrPlan(node)
 	return pods
 }
 
-// addrPlan is ContainerAddrs and PodAddrs.
+// addrPlan is ContainerAddrs and PodAddrs. An address comes from the
+// name, not from the place in name order: lab up keeps running the
+// containers whose settings are unchanged, so a container added to the lab
+// must not be planned onto an address one of them holds (podman refuses:
+// "IPAM error: requested ip address ... is already allocated"), nor move
+// them. Names whose hashes meet are probed in name order: with a /24 and a
+// few containers that is rare, and it is the one way an added container
+// can still move another.
 func (l Lab) addrPlan(node string) (map[string]netip.Addr, map[string]netip.Addr) {
 	n := l.Nodes[node]
 	out := map[string]netip.Addr{}
@@ -284,20 +293,32 @@ func (l Lab) addrPlan(node string) (map[string]netip.Addr, map[string]netip.Addr
 		if c.Address.IsValid() || !subnet.IsValid() || c.OnLabNetwork() {
 			continue
 		}
-		out[name] = lowestFree(subnet, taken)
+		out[name] = hashedFree(subnet, "container "+name, taken)
 	}
 	pods := map[string]netip.Addr{}
 	for _, pod := range n.PodNames() {
-		pods[pod] = lowestFree(PodmanSubnet, taken)
+		pods[pod] = hashedFree(PodmanSubnet, "pod "+pod, taken)
 	}
 	return out, pods
 }
 
-// lowestFree takes the lowest address of subnet from .2 up that is not
-// taken.
-func lowestFree(subnet netip.Prefix, taken map[netip.Addr]bool) netip.Addr {
-	for a := subnet.Addr().Next().Next(); subnet.Contains(a); a = a.Next() {
-		if !taken[a] {
+// hashedFree takes an address of IPv4 subnet from .2 up to the one before
+// the broadcast address (podman's gateway is .1): the one key's SHA-256
+// picks, or the next one not taken after it (wrapping round); invalid
+// when the subnet has none free.
+func hashedFree(subnet netip.Prefix, key string, taken map[netip.Addr]bool) netip.Addr {
+	subnet = subnet.Masked()
+	if !subnet.Addr().Is4() || subnet.Bits() > 30 {
+		return netip.Addr{}
+	}
+	size := uint64(1)<<(32-subnet.Bits()) - 3 // all but the network, gateway and broadcast addresses
+	b := subnet.Addr().As4()
+	base := uint64(binary.BigEndian.Uint32(b[:])) + 2
+	sum := sha256.Sum256([]byte(key))
+	start := binary.BigEndian.Uint64(sum[:8]) % size
+	for i := uint64(0); i < size; i++ {
+		binary.BigEndian.PutUint32(b[:], uint32(base+(start+i)%size))
+		if a := netip.AddrFrom4(b); !taken[a] {
 			taken[a] = true
 			return a
 		}

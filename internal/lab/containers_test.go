@@ -38,7 +38,7 @@ func TestModesLabParses(t *testing.T) {
 		}
 	}
 	addrs := l.ContainerAddrs("modes")
-	for name, a := range map[string]string{"web": "10.89.1.2", "plain": "10.88.0.2", "lanapi": "192.0.2.50"} {
+	for name, a := range map[string]string{"web": "10.89.1.205", "plain": "10.88.143.238", "lanapi": "192.0.2.50"} {
 		if addrs[name] != netip.MustParseAddr(a) {
 			t.Errorf("%s: address %s, want %s", name, addrs[name], a)
 		}
@@ -57,15 +57,15 @@ func TestModesLabParses(t *testing.T) {
 func TestContainerValidation(t *testing.T) {
 	cases := []struct{ name, old, new, want, fix string }{
 		{"tiny image", "image: capstone", "image: tiny",
-			`modes.lab.yaml:25: nodes.modes.image: "tiny" has no container rootfs built in`, "use image: capstone"},
+			`modes.lab.yaml:30: nodes.modes.image: "tiny" has no container rootfs built in`, "use image: capstone"},
 		{"unknown network", "{network: front, listen: 80", "{network: frnot, listen: 80",
-			`modes.lab.yaml:34: nodes.modes.containers.web.network: "frnot" is not a container network of node modes (did you mean front?)`, "declare it under container-networks"},
+			`modes.lab.yaml:40: nodes.modes.containers.web.network: "frnot" is not a container network of node modes (did you mean front?)`, "declare it under container-networks"},
 		{"pod and network", "{pod: duo}", "{pod: duo, network: podman}",
 			`nodes.modes.containers.sidecar.pod: "duo" is set together with network`, "leave network out"},
 		{"parent not a NIC", "parent: br0", "parent: lan",
-			`nodes.modes.containers.lanapi.parent: "lan" is not the network of one of node modes's NICs`, "use one of: br0, nat0"},
+			`nodes.modes.containers.lanapi.parent: "lan" is not the network of one of node modes's NICs`, "use one of: br0, l3br, nat0"},
 		{"parent missing", "parent: br0, ", "",
-			`nodes.modes.containers.lanapi.parent is missing`, "br0, nat0"},
+			`nodes.modes.containers.lanapi.parent is missing`, "br0, l3br, nat0"},
 		{"macvlan address outside", "192.0.2.50/24", "10.0.0.5/24",
 			`nodes.modes.containers.lanapi.address: "10.0.0.5/24" is not in network br0's subnet 192.0.2.0/24`, "192.0.2."},
 		{"macvlan address is the VM's", "192.0.2.50/24", "192.0.2.10/24",
@@ -73,9 +73,9 @@ func TestContainerValidation(t *testing.T) {
 		{"macvlan address is the host's", "192.0.2.50/24", "192.0.2.1/24",
 			`is already in use: the host's address on network br0`, "use a free address"},
 		{"macvlan without address", ", address: 192.0.2.50/24", "",
-			`modes.lab.yaml:38: nodes.modes.containers.lanapi.address is missing: a macvlan container needs a static address on br0`, "192.0.2."},
+			`modes.lab.yaml:44: nodes.modes.containers.lanapi.address is missing: a macvlan container needs a static address on br0`, "192.0.2."},
 		{"bad port", `["8081:80"]`, `["8081:80x"]`,
-			`modes.lab.yaml:34: nodes.modes.containers.web.ports[0]: "8081:80x" is not HOSTPORT:CONTAINERPORT`, `"8081:80"`},
+			`modes.lab.yaml:40: nodes.modes.containers.web.ports[0]: "8081:80x" is not HOSTPORT:CONTAINERPORT`, `"8081:80"`},
 		{"port twice", `["8082:8000"]`, `["8081:8000"]`,
 			`nodes.modes.containers.web.ports[0]: "8081" is the VM's port 8081 a second time (first: container app's ports)`, "its own VM port"},
 		{"port clashes with host listen", `["8082:8000"]`, `["8090:8000"]`,
@@ -99,7 +99,7 @@ func TestContainerValidation(t *testing.T) {
 		{"unknown key", "{network: none}", "{network: none, lisen: 80}",
 			`lisen`, ""},
 		{"ipvlan l3 without a static parent address", "mode: l2", "mode: l3",
-			`modes.lab.yaml:39: nodes.modes.containers.natipv.parent: "nat0" is node modes's eth0, which has no static address: an ipvlan l3 child answers no ARP`, "give node modes's NIC on nat0 an address"},
+			`modes.lab.yaml:45: nodes.modes.containers.natipv.parent: "nat0" is node modes's eth0, which has no static address: an ipvlan l3 child answers no ARP`, "give node modes's NIC on nat0 an address"},
 		{"ipvlan mode unknown", "mode: l2", "mode: l4",
 			`nodes.modes.containers.natipv.mode: "l4" is not an ipvlan mode`, "mode: l3 (routed via the parent)"},
 		{"ipvlan modes mixed on a parent", "{network: none}", "{network: ipvlan, mode: l3, parent: nat0, address: 198.51.100.61/24}",
@@ -111,15 +111,15 @@ func TestContainerValidation(t *testing.T) {
 		{"mode without ipvlan", "{network: none}", "{network: none, mode: l2}",
 			`nodes.modes.containers.isolated.mode: "l2" is set on a container whose network is not ipvlan`, "leave mode out"},
 		{"restart not a policy", "{network: podman, listen: 80}", "{network: podman, listen: 80, restart: allways}",
-			`modes.lab.yaml:35: nodes.modes.containers.plain.restart: "allways" is not a podman restart policy (did you mean always?)`, "on-failure, always, unless-stopped, on-failure:N"},
+			`modes.lab.yaml:41: nodes.modes.containers.plain.restart: "allways" is not a podman restart policy (did you mean always?)`, "on-failure, always, unless-stopped, on-failure:N"},
 		{"restart count 0", "{network: podman, listen: 80}", "{network: podman, listen: 80, restart: \"on-failure:0\"}",
 			`nodes.modes.containers.plain.restart: "on-failure:0" is not on-failure:N with N a count of restarts from 1`, "on-failure:3"},
 		{"restart count word", "{network: podman, listen: 80}", "{network: podman, listen: 80, restart: \"always:3\"}",
 			`nodes.modes.containers.plain.restart: "always:3" is not a podman restart policy`, "on-failure:N"},
 		{"restart on ipvlan", "mode: l2,", "mode: l2, restart: always,",
-			`modes.lab.yaml:39: nodes.modes.containers.natipv.restart: "always" is set on an ipvlan container: vmnet gives it its link after it starts`, "leave restart out"},
+			`modes.lab.yaml:45: nodes.modes.containers.natipv.restart: "always" is set on an ipvlan container: vmnet gives it its link after it starts`, "leave restart out"},
 		{"health without cmd", "{network: none}", "{network: none, health: {interval: 5s}}",
-			`modes.lab.yaml:37: nodes.modes.containers.isolated.health.cmd is missing: a health check is a command`, "urllib"},
+			`modes.lab.yaml:43: nodes.modes.containers.isolated.health.cmd is missing: a health check is a command`, "urllib"},
 		{"health interval too short", "{network: none}", "{network: none, health: {cmd: \"true\", interval: 500ms}}",
 			`nodes.modes.containers.isolated.health.interval: "500ms" is not a duration of at least 1s`, "interval: 30s"},
 		{"health timeout not a duration", "{network: none}", "{network: none, health: {cmd: \"true\", timeout: soon}}",
@@ -131,7 +131,7 @@ func TestContainerValidation(t *testing.T) {
 		{"health unknown key", "{network: none}", "{network: none, health: {cmd: \"true\", intervall: 5s}}",
 			`intervall`, ""},
 		{"image not a reference", "{network: podman, listen: 80}", "{network: podman, listen: 80, image: \"Docker.io/Nginx Latest\"}",
-			`modes.lab.yaml:35: nodes.modes.containers.plain.image: "Docker.io/Nginx Latest" is not a registry reference`, "192.0.2.1:5000/web:1"},
+			`modes.lab.yaml:41: nodes.modes.containers.plain.image: "Docker.io/Nginx Latest" is not a registry reference`, "192.0.2.1:5000/web:1"},
 		{"insecure without image", "{network: none}", "{network: none, insecure: true}",
 			`nodes.modes.containers.isolated.insecure: "true" is set on a container without image`, "leave insecure out"},
 		{"check to unknown container", "to: modes/lanapi, http: 80", "to: modes/lanpai, http: 80",
@@ -259,22 +259,24 @@ func TestAppAttachmentValidation(t *testing.T) {
 
 // TestIPvlanL3Routes: an l3 container on a NIC with a static address
 // parses, and its host route is its address via that NIC's; l2 ones and
-// other modes need none.
+// other modes need none. The modes lab's routed is l3 on l3br; natipv
+// turned l3 (with nat0 given a static address) adds its own.
 func TestIPvlanL3Routes(t *testing.T) {
+	routed := L3Route{Node: "modes", Container: "routed", Dst: netip.MustParsePrefix("198.19.0.60/32"), Via: netip.MustParseAddr("198.19.0.10")}
+	if got := mustParse(t, modesYAML(t)).L3Routes("modes"); len(got) != 1 || got[0] != routed {
+		t.Errorf("the modes lab's l3 routes: %v, want only %v (natipv is l2)", got, routed)
+	}
 	s := strings.Replace(strings.Replace(modesYAML(t), "mode: l2", "mode: l3", 1), "- {net: nat0}", "- {net: nat0, address: 198.51.100.10/24}", 1)
 	l, err := Parse([]byte(s), "modes.lab.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []L3Route{{Node: "modes", Container: "natipv", Dst: netip.MustParsePrefix("198.51.100.60/32"), Via: netip.MustParseAddr("198.51.100.10")}}
-	if got := l.L3Routes("modes"); len(got) != 1 || got[0] != want[0] {
+	want := []L3Route{{Node: "modes", Container: "natipv", Dst: netip.MustParsePrefix("198.51.100.60/32"), Via: netip.MustParseAddr("198.51.100.10")}, routed}
+	if got := l.L3Routes("modes"); len(got) != 2 || got[0] != want[0] || got[1] != want[1] {
 		t.Errorf("L3Routes %v, want %v", got, want)
 	}
 	if !l.Nodes["modes"].Containers["natipv"].IsIPvlanL3() {
 		t.Error("natipv with mode: l3 is not IsIPvlanL3")
-	}
-	if got := mustParse(t, modesYAML(t)).L3Routes("modes"); len(got) != 0 {
-		t.Errorf("the modes lab (ipvlan l2) needs host routes: %v", got)
 	}
 }
 
@@ -297,5 +299,80 @@ func TestImageRefs(t *testing.T) {
 		if ValidImageRef(ref) != ok {
 			t.Errorf("ValidImageRef(%q) = %v, want %v", ref, !ok, ok)
 		}
+	}
+}
+
+// TestContainerAddrsStableWhenOneIsAdded: a container or pod added to a
+// lab (here ones that sort before all the others) leaves the addresses of
+// those there already as they were. lab up keeps a running container whose
+// settings are unchanged; were its address given away in name order, the
+// new one would ask podman for an address a running one holds ("IPAM
+// error: requested ip address 10.88.0.3 is already allocated").
+func TestContainerAddrsStableWhenOneIsAdded(t *testing.T) {
+	src := modesYAML(t)
+	before, err := Parse([]byte(src), "modes.lab.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	added := strings.Replace(src, "    containers:\n", "    containers:\n      aaa: {network: podman, listen: 80}\n"+
+		"      aab: {network: front, listen: 80}\n      aac: {pod: apod, listen: 8001}\n", 1)
+	after, err := Parse([]byte(added), "modes.lab.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(after.Nodes["modes"].Containers) != len(before.Nodes["modes"].Containers)+3 {
+		t.Fatalf("the containers were not added: %v", after.Nodes["modes"].ContainerNames())
+	}
+	was, now := before.ContainerAddrs("modes"), after.ContainerAddrs("modes")
+	for name, a := range was {
+		if now[name] != a {
+			t.Errorf("container %s: address %s once aaa, aab and aac are added, was %s", name, now[name], a)
+		}
+	}
+	wasPod, nowPod := before.PodAddrs("modes"), after.PodAddrs("modes")
+	for pod, a := range wasPod {
+		if nowPod[pod] != a {
+			t.Errorf("pod %s: address %s once pod apod is added, was %s", pod, nowPod[pod], a)
+		}
+	}
+	seen := map[netip.Addr]string{}
+	for name, a := range now {
+		if other, dup := seen[a]; dup {
+			t.Errorf("containers %s and %s both have %s", name, other, a)
+		}
+		seen[a] = name
+	}
+	for pod, a := range nowPod {
+		if other, dup := seen[a]; dup {
+			t.Errorf("pod %s and %s both have %s", pod, other, a)
+		}
+	}
+}
+
+// TestHashedFree: the same key gets the same address whatever else is
+// taken before it, unless that is its address: then the next free one,
+// wrapping round past the broadcast address to .2; none in a full subnet.
+func TestHashedFree(t *testing.T) {
+	s := netip.MustParsePrefix("10.89.1.0/24")
+	a := hashedFree(s, "container web", map[netip.Addr]bool{})
+	if b := hashedFree(s, "container web", map[netip.Addr]bool{netip.MustParseAddr("10.89.1.77"): a.String() != "10.89.1.77"}); b != a {
+		t.Errorf("web's address %s moved to %s when another was taken", a, b)
+	}
+	if b := hashedFree(s, "container web", map[netip.Addr]bool{a: true}); b != a.Next() && !(a.String() == "10.89.1.254" && b.String() == "10.89.1.2") {
+		t.Errorf("web's address %s was taken: got %s, want the next free one", a, b)
+	}
+	small := netip.MustParsePrefix("10.89.2.0/29") // .2 to .6
+	taken := map[netip.Addr]bool{}
+	for i := 0; i < 5; i++ {
+		a := hashedFree(small, "c"+string(rune('a'+i)), taken)
+		if !small.Contains(a) || a == small.Addr() || a == small.Addr().Next() || a.String() == "10.89.2.7" {
+			t.Errorf("key %d got %s: not a free host address of %s after the gateway", i, a, small)
+		}
+	}
+	if a := hashedFree(small, "full", taken); a.IsValid() {
+		t.Errorf("a full subnet gave %s", a)
+	}
+	if a := hashedFree(netip.MustParsePrefix("10.89.3.0/31"), "x", map[netip.Addr]bool{}); a.IsValid() {
+		t.Errorf("a /31 gave %s", a)
 	}
 }

@@ -55,10 +55,10 @@ func TestGraphContainers(t *testing.T) {
 	for _, want := range []string{
 		"  graph [compound=true];\n",
 		`  subgraph "cluster/node/modes" {`, `    "node/modes" [shape=box`,
-		`    subgraph "cluster/pod/modes/duo" {`, `label="pod duo\npodman 10.88.0.3"`,
+		`    subgraph "cluster/pod/modes/duo" {`, `label="pod duo\npodman 10.88.160.107"`,
 		`      "ctr/modes/app" [shape=box`, `label="app\npod member\nlistens :8000\npublishes 8082→8000"`,
-		`    "ctr/modes/web" [shape=box`, `label="web\nfront 10.89.1.2\nlistens :80\npublishes 8081→80"`,
-		`label="plain\npodman 10.88.0.2\nlistens :80"`, `label="isolated\nnone: lo only"`,
+		`    "ctr/modes/web" [shape=box`, `label="web\nfront 10.89.1.205\nlistens :80\npublishes 8081→80"`,
+		`label="plain\npodman 10.88.143.238\nlistens :80"`, `label="isolated\nnone: lo only"`,
 		`    "cnet/modes/front" [shape=cds`, `label="front\npodman bridge 10.89.1.0/24"`, `"cnet/modes/podman" [shape=cds`,
 		`"ctr/modes/lanapi" -- "net/br0" [label="macvlan eth1\n192.0.2.50/24", style=dashed`,
 		`"ctr/modes/natipv" -- "net/nat0" [label="ipvlan l2 eth0\n198.51.100.60/24", style=dashed`,
@@ -74,7 +74,7 @@ func TestGraphContainers(t *testing.T) {
 	}
 	m, _ := Graph(builtin(t, "modes"), nil, FormatMermaid)
 	for _, want := range []string{
-		"  subgraph guest0 [\"guest of modes: podman\"]\n    node0[", "    subgraph pod0_0 [\"pod duo<br/>podman 10.88.0.3\"]\n      ctr0_0[\"app<br/>pod member",
+		"  subgraph guest0 [\"guest of modes: podman\"]\n    node0[", "    subgraph pod0_0 [\"pod duo<br/>podman 10.88.160.107\"]\n      ctr0_0[\"app<br/>pod member",
 		`ctr0_3 -.-|"macvlan eth1 192.0.2.50/24"| net1`, `ctr0_4 -.-|"ipvlan l2 eth0 198.51.100.60/24"| net0`,
 		"pod0_0 --- cnet0_1\n", "cnet0_0 -.- node0\n", "classDef ctr ", "classDef cnet ",
 	} {
