@@ -71,6 +71,20 @@ type Lab struct {
 	HostContainers map[string]HostContainer `yaml:"-"`
 	HostOrder      []string                 `yaml:"-"` // host container names in file order
 	Source         []byte                   `yaml:"-"` // the file as read: lab up keeps a copy for check and inspect
+	File           string                   `yaml:"-"` // the file's name in messages, as given to Parse
+}
+
+// Refuse is problems found after Parse (lab up's checks of the host) as
+// the lab file's errors: each names the file and its field's line in
+// Source, as Parse's own do.
+func (l Lab) Refuse(list vmspec.Errors) *Errors {
+	lines, _ := vmspec.CheckYAML(l.Source, reflect.TypeFor[Lab](), "lab")
+	for _, e := range list {
+		if e.Line == 0 {
+			e.Line = vmspec.LineOf(lines, e.Field)
+		}
+	}
+	return &Errors{File: l.File, List: list}
 }
 
 // Network is one network of a lab.
@@ -212,7 +226,7 @@ func Parse(data []byte, file string) (Lab, error) {
 		return Lab{}, &Errors{File: file, List: vmspec.Errors{{Form: errs.PathForm, Field: "lab",
 			Problem: "cannot be decoded: " + strings.Join(strings.Fields(strings.TrimPrefix(err.Error(), "yaml: ")), " "), Fix: "compare it with examples/office.lab.yaml"}}}
 	}
-	l.Source = data
+	l.Source, l.File = data, file
 	l.NetworkOrder = fileOrder(l.Networks, "networks", lines)
 	l.NodeOrder = fileOrder(l.Nodes, "nodes", lines)
 	hostNodes := l.splitHostContainers()

@@ -70,7 +70,7 @@ func checkHostModes(l lab.Lab, probe LinkProbe) error {
 		}
 	}
 	if len(list) > 0 {
-		return &lab.Errors{List: list}
+		return l.Refuse(list)
 	}
 	return nil
 }

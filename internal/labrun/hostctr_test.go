@@ -2,6 +2,8 @@ package labrun
 
 import (
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -64,3 +66,24 @@ func TestNodeSelectsHostContainers(t *testing.T) {
 		t.Errorf("--node wbe: %v", err)
 	}
 }
+
+// The refusal of a host mode the kernel lacks names the lab file and the
+// line of the container's mode, as every other lab file error does.
+func TestCheckHostModesNamesFileAndLine(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "ipv.lab.yaml")
+	src := "name: ipv\nnetworks:\n  lab0: {kind: bridge, address: 192.0.2.1/24}\nnodes:\n  web:\n    kind: container\n    network: lab0\n    mode: ipvlan\n    address: 192.0.2.20/24\n"
+	if err := os.WriteFile(path, []byte(src), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	l, err := lab.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = checkHostModes(l, func() ([]doctor.LinkSupport, error) {
+		return []doctor.LinkSupport{{Kind: "ipvlan", Error: "Unknown device type"}}, nil
+	})
+	if want := path + ":8: nodes.web.mode"; err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("ipvlan on a kernel without it: %v, want it to name %q", err, want)
+	}
+}
+
