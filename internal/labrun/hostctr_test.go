@@ -86,4 +86,3 @@ func TestCheckHostModesNamesFileAndLine(t *testing.T) {
 		t.Errorf("ipvlan on a kernel without it: %v, want it to name %q", err, want)
 	}
 }
-
