@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 
@@ -429,13 +430,13 @@ func printResult(c *cli.Context, r *bridge.Result, verb string) error {
 		}
 		for _, f := range p.Files {
 			state := "unchanged"
-			if contains(p.Changed, f) {
+			if slices.Contains(p.Changed, f) {
 				state = "written"
 				if r.DryRun {
 					state = "would write"
 				}
 			}
-			if contains(p.Removed, f) {
+			if slices.Contains(p.Removed, f) {
 				state = "removed"
 				if r.DryRun {
 					state = "would remove"
@@ -444,7 +445,7 @@ func printResult(c *cli.Context, r *bridge.Result, verb string) error {
 			fmt.Fprintf(w, "  %s: %s\n", state, f)
 		}
 		for _, f := range p.Removed {
-			if !contains(p.Files, f) {
+			if !slices.Contains(p.Files, f) {
 				fmt.Fprintf(w, "  removed: %s\n", f)
 			}
 		}
@@ -455,14 +456,6 @@ func printResult(c *cli.Context, r *bridge.Result, verb string) error {
 	return nil
 }
 
-func contains(s []string, x string) bool {
-	for _, y := range s {
-		if y == x {
-			return true
-		}
-	}
-	return false
-}
 
 func onOff(b bool) string {
 	if b {

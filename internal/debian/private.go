@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"vmnet/internal/errs"
@@ -171,7 +172,7 @@ func parseDeb822Sources(text string) []sourceEntry {
 	}
 	var out []sourceEntry
 	for _, s := range parseStanzas(strings.Join(kept, "\n")) {
-		if !contains(strings.Fields(s["Types"]), "deb") || strings.EqualFold(s["Enabled"], "no") {
+		if !slices.Contains(strings.Fields(s["Types"]), "deb") || strings.EqualFold(s["Enabled"], "no") {
 			continue
 		}
 		out = append(out, sourceEntry{URIs: strings.Fields(s["URIs"]), Suites: strings.Fields(s["Suites"])})
@@ -179,15 +180,6 @@ func parseDeb822Sources(text string) []sourceEntry {
 	return out
 }
 
-// contains says whether list holds s.
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
-}
 
 // SourcesList is the private state's sources.list: bookworm,
 // bookworm-updates and bookworm-security, main, checked against Debian's
