@@ -456,7 +456,6 @@ func printResult(c *cli.Context, r *bridge.Result, verb string) error {
 	return nil
 }
 
-
 func onOff(b bool) string {
 	if b {
 		return "on"

@@ -180,7 +180,6 @@ func parseDeb822Sources(text string) []sourceEntry {
 	return out
 }
 
-
 // SourcesList is the private state's sources.list: bookworm,
 // bookworm-updates and bookworm-security, main, checked against Debian's
 // archive keyring.
