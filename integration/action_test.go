@@ -194,7 +194,7 @@ func readOutputs(t *testing.T, path string) map[string]string {
 // prepare, up, report, down) as the runner would, from nothing: a non-root
 // user with sudo (newActionRun), RUNNER_TEMP, GITHUB_OUTPUT and
 // GITHUB_STEP_SUMMARY pointing at files of the test, against the real duo
-// lab (TestCapstoneLab runs them on the capstone lab it has up). The
+// lab (TestCapstoneLab runs them on the capstone lab, after its teardown). The
 // package-install step (deps.sh) and the /dev/kvm udev rule (kvm.sh) are
 // not run: they change the machine itself (apt, /etc/udev), which tests here
 // must not; build.sh is replaced by a copy of the vmnet under test. Then the

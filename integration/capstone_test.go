@@ -271,16 +271,17 @@ func TestCapstoneLab(t *testing.T) {
 		sbVmnet(t, s, "vm", "down", "capstone")
 		residue(t, s)
 	}
-	// Issue 11's acceptance 2 without a second capstone boot: the action's
-	// scripts, as GitHub's runner user, on this sandbox and lab (prepare's
-	// sandbox up and image build find them made; lab up of a lab that is up
-	// changes nothing and ends with its checks), then, after the teardown
-	// above, the action's down removes the sandbox.
+	// Issue 11's acceptance 2: after the teardown above (vm down leaves
+	// nothing in the sandbox), the action's scripts, as GitHub's runner
+	// user, bring the capstone lab up again from nothing in this sandbox
+	// (prepare's sandbox up and image build find them made; up boots a new
+	// guest), write the summary and outputs with every check passing, and
+	// the action's down (lab down, then sandbox down) leaves nothing.
 	t.Run("the action's scripts on this lab", func(t *testing.T) {
 		need(t, "jq")
+		teardown(t)
 		act := newActionRun(t, s, "capstone")
 		act.upAndReport(t, "capstone", want)
-		teardown(t)
 		act.down(t, s)
 	})
 	if !tornDown { // the action's test was skipped, or failed before the teardown
