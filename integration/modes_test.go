@@ -98,7 +98,7 @@ func requirePassed(t *testing.T, lab string, up labUpJSON, ids []string) {
 }
 
 // checkModesLab: the modes lab's expected-blocked checks per mode and its
-// positive ones passed, and it started its nine containers.
+// positive ones passed, and it started its ten containers.
 func checkModesLab(t *testing.T, up labUpJSON) {
 	t.Helper()
 	for mode, ids := range blockedByMode {
@@ -113,8 +113,8 @@ func checkModesLab(t *testing.T, up labUpJSON) {
 			containerSteps++
 		}
 	}
-	if containerSteps != 9 {
-		t.Errorf("lab up started %d containers, want 9: %v", containerSteps, up.Changes)
+	if containerSteps != 10 {
+		t.Errorf("lab up started %d containers, want 10: %v", containerSteps, up.Changes)
 	}
 }
 
@@ -149,8 +149,8 @@ func perfModes(t *testing.T, s string) {
 			t.Errorf("no %s container pair with a positive TCP throughput: %s", mode, r.stdout)
 		}
 	}
-	if rep.Baseline != "modes-modes/plain:podman" || r.code != 0 {
-		t.Errorf("perf modes: exit %d, baseline %q; want exit 0 and the bridge container pair modes-modes/plain:podman", r.code, rep.Baseline)
+	if rep.Baseline != "modes/peer-modes/web:front" || r.code != 0 {
+		t.Errorf("perf modes: exit %d, baseline %q; want exit 0 and the container → container pair on front, modes/peer-modes/web:front", r.code, rep.Baseline)
 	}
 }
 

@@ -47,7 +47,7 @@ func TestModesSemantics(t *testing.T) {
 	}{
 		{"ping:modes->modes/web", WantReply, "", nil},
 		{"tcp:host->modes:eth1:8081", WantOpen, "", nil},
-		{"tcp:host->modes:eth1:80", WantClosed, "", []string{"ping:host->modes:eth1", "tcp:modes->modes/plain:80", "tcp:modes->modes/web:80"}},
+		{"tcp:host->modes:eth1:80", WantClosed, "", []string{"ping:host->modes:eth1", "tcp:modes->modes/peer:80", "tcp:modes->modes/plain:80", "tcp:modes->modes/web:80"}},
 		{"tcp:host->modes:eth1:8090", WantOpen, "", nil},
 		{"ping:modes/isolated->127.0.0.1", WantReply, "", nil},
 		{"ping:modes/isolated->modes:eth1", WantNoReply, lab.ModeNone, []string{"ping:modes/isolated->127.0.0.1"}},

@@ -129,8 +129,8 @@ func TestContainerInfos(t *testing.T) {
 	if web := got["web"]; web.Network != "front" || !strings.HasPrefix(web.Address, "10.89.1.") {
 		t.Errorf("web (on container-network front): %+v", web)
 	}
-	if len(got) != 9 {
-		t.Errorf("%d containers, want the modes lab's 9", len(got))
+	if len(got) != 10 {
+		t.Errorf("%d containers, want the modes lab's 10", len(got))
 	}
 }
 

@@ -26,7 +26,7 @@ func TestPlanModesLab(t *testing.T) {
 		{"host-modes:nat0", "host ↔ VM, nat", "nat", ""},
 		{"host-modes:br0", "host ↔ VM, bridge", "bridge", ""},
 		{"host-modes:l3br", "host ↔ VM, bridge", "bridge", ""},
-		{"modes-modes/plain:podman", "VM → container, podman bridge", "podman", "bridge"},
+		{"modes/peer-modes/web:front", "container → container, podman bridge", "podman", "bridge"},
 		{"host-modes/hostnet:br0", "host → container, network host", "bridge", "host"},
 		{"host-modes/lanapi:br0", "host → container, macvlan", "bridge", "macvlan"},
 		{"host-modes/natipv:nat0", "host → container, ipvlan l2", "nat", "ipvlan"},
