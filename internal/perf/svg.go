@@ -12,8 +12,8 @@ import (
 const (
 	svgWidth      = 860
 	svgLabelX     = 20  // where the pair names start
-	svgBarX       = 250 // where the bars start
-	svgBarMax     = 420 // the longest bar
+	svgBarX       = 270 // where the bars start: room for a 26-character pair name in bold without squeezing (librsvg ignores textLength)
+	svgBarMax     = 400 // the longest bar
 	svgTop        = 92  // the first row's top
 	svgRowH       = 64  // one pair's row
 	svgBarH       = 24
