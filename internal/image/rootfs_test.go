@@ -280,7 +280,7 @@ func TestRootfsBuild(t *testing.T) {
 
 	calls := tools.called()
 	for _, want := range []string{
-		"chroot systemctl --root=/ enable vmnet-net.service systemd-networkd.service systemd-resolved.service vmnet-app.target",
+		"chroot systemctl --root=/ enable vmnet-net.service systemd-networkd.service systemd-resolved.service qemu-guest-agent.service vmnet-app.target",
 		"chroot systemctl --root=/ disable podman-restart.service e2scrub_reap.service e2scrub_all.timer fstrim.timer dpkg-db-backup.timer systemd-pstore.service apt-daily.timer apt-daily-upgrade.timer podman-auto-update.timer podman-auto-update.service podman.service podman.socket cloud-init-hotplugd.socket",
 		"chroot passwd --lock root",
 		"chroot /bin/sh -c /usr/local/sbin/vmnet-app-db-prepare",
