@@ -16,7 +16,7 @@ import (
 // person sees nothing move.
 const (
 	tickEvery  = time.Second      // the elapsed time is redrawn on a terminal
-	lookEvery  = 5 * time.Second  // the guest's containers are looked at (podman ps costs the guest ~1 s of CPU under TCG)
+	lookEvery  = 10 * time.Second // the guest's containers are looked at: podman ps costs the guest ~1 s of CPU under TCG, taken from what is awaited
 	plainEvery = 10 * time.Second // the least time between two status lines in a log
 )
 
