@@ -112,14 +112,22 @@ var execPoll = []time.Duration{5 * time.Millisecond, 10 * time.Millisecond, 20 *
 // with guest-exec-status until it ends or timeout passes, and returns its
 // status and output. A non-zero exit is a result, not an error.
 func (a Client) Exec(ctx context.Context, argv []string, timeout time.Duration) (ExecResult, error) {
+	return a.ExecInput(ctx, argv, nil, timeout)
+}
+
+// ExecInput is Exec with input as the command's standard input (guest-exec's
+// input-data): data that must not be in an argument, such as a secret, and
+// one agent command where a file write would take several.
+func (a Client) ExecInput(ctx context.Context, argv []string, input []byte, timeout time.Duration) (ExecResult, error) {
 	if len(argv) == 0 || argv[0] == "" {
 		return ExecResult{}, errors.New("guest agent: exec: no command")
 	}
 	args := struct {
 		Path    string   `json:"path"`
 		Arg     []string `json:"arg"`
+		Input   []byte   `json:"input-data,omitempty"` // base64 in the request, by encoding/json
 		Capture bool     `json:"capture-output"`
-	}{argv[0], argv[1:], true}
+	}{argv[0], argv[1:], input, true}
 	if args.Arg == nil {
 		args.Arg = []string{}
 	}

@@ -69,12 +69,14 @@ func (g *fakeGuest) QemuAgentCommand(command string, _ libvirt.DomainQemuAgentCo
 		var a struct {
 			Path    string   `json:"path"`
 			Arg     []string `json:"arg"`
+			Input   []byte   `json:"input-data"`
 			Capture bool     `json:"capture-output"`
 		}
 		json.Unmarshal(req.Arguments, &a)
 		p := &fakeProc{done: make(chan struct{})}
 		cmd := exec.Command(a.Path, a.Arg...)
 		cmd.Stdout, cmd.Stderr = &p.stdout, &p.stderr
+		cmd.Stdin = bytes.NewReader(a.Input) // qemu-ga: empty without input-data
 		if err := cmd.Start(); err != nil {
 			return "", libvirt.Error{Code: libvirt.ERR_INTERNAL_ERROR, Message: "Guest agent command failed: " + err.Error()}
 		}
@@ -196,6 +198,21 @@ func TestExec(t *testing.T) {
 				t.Errorf("Exec %v = code %d stdout %q stderr %q; want %d %q %q", tc.argv, r.Code(), r.Stdout, r.Stderr, tc.code, tc.stdout, tc.stderr)
 			}
 		})
+	}
+}
+
+// TestExecInput: the input reaches the command's standard input, byte for
+// byte, and is not in its arguments.
+func TestExecInput(t *testing.T) {
+	a := New(newFakeGuest())
+	in := []byte("s3cret\x00\xff\n")
+	r, err := a.ExecInput(context.Background(), []string{"sh", "-c", "od -An -c; echo \"$#\""}, in, 10*time.Second)
+	if err != nil {
+		t.Fatalf("ExecInput: %v", err)
+	}
+	want, _ := exec.Command("sh", "-c", "printf 's3cret\\000\\377\\n' | od -An -c; echo 0").Output()
+	if r.Code() != 0 || string(r.Stdout) != string(want) {
+		t.Errorf("ExecInput: code %d, stdout %q; want %q", r.Code(), r.Stdout, want)
 	}
 }
 
