@@ -48,10 +48,12 @@ type fakeDom struct {
 	restored int
 	// agent lists the guest-agent commands it answered, by execute name,
 	// with guest-exec's command line; files is what guest-file-write
-	// wrote, by the path guest-file-open named.
-	agent []string
-	files map[string][]byte
-	open  string
+	// wrote, by the path guest-file-open named; inputs is each guest-exec's
+	// input-data (its standard input), in order.
+	agent  []string
+	files  map[string][]byte
+	open   string
+	inputs [][]byte
 }
 
 type fakeNet struct {
@@ -306,9 +308,10 @@ func (d fakeDomain) QemuAgentCommand(cmd string, _ libvirt.DomainQemuAgentComman
 func (d *fakeDom) answer(cmd, execute string) (string, error) {
 	var args struct {
 		Arguments struct {
-			Path string   `json:"path"`
-			Buf  []byte   `json:"buf-b64"`
-			Arg  []string `json:"arg"`
+			Path  string   `json:"path"`
+			Buf   []byte   `json:"buf-b64"`
+			Arg   []string `json:"arg"`
+			Input []byte   `json:"input-data"`
 		} `json:"arguments"`
 	}
 	json.Unmarshal([]byte(cmd), &args)
@@ -329,6 +332,9 @@ func (d *fakeDom) answer(cmd, execute string) (string, error) {
 	case "guest-file-close":
 		return `{"return":{}}`, nil
 	case "guest-exec":
+		if a.Input != nil {
+			d.inputs = append(d.inputs, a.Input)
+		}
 		return `{"return":{"pid":1}}`, nil
 	case "guest-exec-status":
 		return `{"return":{"exited":true,"exitcode":0}}`, nil

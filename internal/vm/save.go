@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"fmt"
+	"strings"
 	"time"
 
 	"vmnet/internal/agent"
@@ -174,7 +175,8 @@ func refresh(ctx context.Context, e Env, dom Domain, dir string, spec vmspec.Spe
 // file, same mode: a container's read-only bind mount of it sees the new
 // text) and the copy removed, and only then kept on the host (atomically,
 // 0600). A guest step that fails leaves host and guest with the old one.
-// The secret is never in a command line: the guest copies file to file.
+// The secret is never in a command line: it is the one guest command's
+// standard input (under TCG each agent command costs the restore time).
 func rotateSecret(ctx context.Context, dom Domain, dir string, f vmspec.File) error {
 	if _, err := secret(dir, f.Secret); err != nil { // the 0700 directory
 		return err
@@ -184,12 +186,16 @@ func rotateSecret(ctx context.Context, dom Domain, dir string, f vmspec.File) er
 		return err
 	}
 	s := []byte(base64.RawURLEncoding.EncodeToString(raw))
-	next := f.Path + ".vmnet-next"
-	if err := writeGuestFile(ctx, dom, next, s, 0o600); err != nil {
+	r, err := agent.New(dom).ExecInput(ctx, []string{"/bin/sh", "-c", rotateScript, "sh", f.Path + ".vmnet-next", f.Path}, s, time.Minute)
+	if err != nil {
 		return err
 	}
-	if err := guestRun(ctx, dom, "/bin/sh", "-c", `cat "$1" >"$2" && rm -f "$1"`, "sh", next, f.Path); err != nil {
-		return err
+	if r.Code() != 0 {
+		return fmt.Errorf("writing the new secret in the guest exited %d: %s", r.Code(), strings.TrimSpace(string(r.Stdout)+string(r.Stderr)))
 	}
 	return fsperm.WriteFileAtomic(secretPath(dir, f.Secret), s, 0o600)
 }
+
+// rotateScript NEXT FILE: standard input whole into NEXT (0600), then NEXT
+// copied over FILE in place; NEXT is gone either way.
+const rotateScript = `rm -f "$1" && umask 077 && cat >"$1" && cat "$1" >"$2"; rc=$?; rm -f "$1"; exit $rc`

@@ -3,8 +3,10 @@ package vm
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -63,20 +65,23 @@ func TestSaveRestore(t *testing.T) {
 	if bytes.Equal(before, after) || len(after) < 32 {
 		t.Errorf("secret after restore %q, before %q: want a new one", after, before)
 	}
-	// Written whole beside the secret file, then copied over it in place.
-	if got := d.files["/etc/vmnet/secrets/.vmnet-db-password.vmnet-next.tmp"]; !bytes.Equal(got, after) {
-		t.Errorf("guest's new secret file %q, want the host's new secret (files written: %q)", got, d.files)
-	}
+	// One guest command writes it whole beside the secret file, from its
+	// standard input (never an argument), then copies it over in place.
 	copyIn := slices.IndexFunc(d.agent, func(s string) bool {
-		return strings.Contains(s, `cat "$1" >"$2"`) && strings.HasSuffix(s, "/etc/vmnet/secrets/db-password.vmnet-next /etc/vmnet/secrets/db-password")
+		return strings.Contains(s, rotateScript) && strings.HasSuffix(s, "/etc/vmnet/secrets/db-password.vmnet-next /etc/vmnet/secrets/db-password")
 	})
+	if len(d.inputs) != 1 || !bytes.Equal(d.inputs[0], after) {
+		t.Errorf("guest commands' standard input %q, want the host's new secret once", d.inputs)
+	}
+	if slices.ContainsFunc(d.agent, func(s string) bool { return strings.Contains(s, string(after)) }) {
+		t.Errorf("the new secret is in a guest command line: %q", d.agent)
+	}
 	if fi, err := os.Stat(secretFile); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Errorf("host secret file: %v, %v; want mode 0600", fi, err)
 	}
 	clock := slices.Index(d.agent, "guest-set-time")
-	write := slices.Index(d.agent, "guest-file-open")
 	cmd := slices.IndexFunc(d.agent, func(s string) bool { return strings.Contains(s, "take-new-password") })
-	if clock < 0 || write < clock || copyIn < write || cmd < copyIn {
+	if clock < 0 || copyIn < clock || cmd < copyIn {
 		t.Errorf("agent commands %q: want the clock set, then the secret written and copied in place, then the restore command", d.agent)
 	}
 }
@@ -132,5 +137,45 @@ func TestUpOfSavedVMRefreshes(t *testing.T) {
 	}
 	if !slices.ContainsFunc(d.agent, func(s string) bool { return strings.Contains(s, "take-new-password") }) {
 		t.Errorf("agent commands %q: the restore command did not run", d.agent)
+	}
+}
+
+// TestRotateScript runs the guest's half of a secret's rotation with a real
+// shell: the new text replaces the file's in place (same inode, same mode),
+// the copy beside it is gone, and a failed copy leaves no copy behind.
+func TestRotateScript(t *testing.T) {
+	dir := t.TempDir()
+	file, next := filepath.Join(dir, "db-password"), filepath.Join(dir, "db-password.vmnet-next")
+	if err := os.WriteFile(file, []byte("old"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := os.Stat(file)
+	run := func(target string) error {
+		cmd := exec.Command("/bin/sh", "-c", rotateScript, "sh", next, target)
+		cmd.Stdin = strings.NewReader("new-secret")
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("%v: %s", err, out)
+		}
+		return nil
+	}
+	if err := run(file); err != nil {
+		t.Fatal(err)
+	}
+	after, _ := os.Stat(file)
+	if got, _ := os.ReadFile(file); string(got) != "new-secret" || !os.SameFile(before, after) || after.Mode().Perm() != 0o640 {
+		t.Errorf("after the rotation: %q, same file %v, mode %v; want the new text in the same 0640 file", got, os.SameFile(before, after), after.Mode().Perm())
+	}
+	if _, err := os.Stat(next); !os.IsNotExist(err) {
+		t.Errorf("the copy beside it is left: %v", err)
+	}
+	if err := run(filepath.Join(dir, "no-such-dir", "f")); err == nil {
+		t.Error("a copy into a missing directory succeeded")
+	}
+	if _, err := os.Stat(next); !os.IsNotExist(err) {
+		t.Errorf("a failed rotation left the copy: %v", err)
+	}
+	if got, _ := os.ReadFile(file); string(got) != "new-secret" {
+		t.Errorf("a failed rotation elsewhere changed the file: %q", got)
 	}
 }
