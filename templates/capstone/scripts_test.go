@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -56,9 +57,14 @@ done
 set -- $args
 case $1 in
 is-active)
-	state=$(cat "$FAKE/unit-$2" 2>/dev/null || echo inactive)
-	[ -n "$quiet" ] || echo "$state"
-	[ "$state" = active ]
+	shift
+	rc=0
+	for u; do
+		state=$(cat "$FAKE/unit-$u" 2>/dev/null || echo inactive)
+		[ -n "$quiet" ] || echo "$state"
+		[ "$state" = active ] || rc=3
+	done
+	exit $rc
 	;;
 restart) exit 0 ;;
 *) echo "fake systemctl: $1 is not faked" >&2; exit 1 ;;
@@ -107,10 +113,25 @@ func (g *fakeGuest) write(name, content string) {
 	}
 }
 
-// container sets what podman reports for name and systemd for its unit.
+// container sets what podman reports for name and systemd for its unit,
+// and the files podman and conmon keep for it: the unit's cid file, the
+// container's pidfile (a live PID, this test's, when running; one above
+// pid_max when not) and its healthcheck.log.
 func (g *fakeGuest) container(name, id, running, health string, check int, unit string) {
 	g.write(name, "id="+id+" running="+running+" health="+health+" streak=3 check="+string(rune('0'+check))+"\n")
 	g.write("unit-vmnet-app-"+name+".service", unit+"\n")
+	g.write("vmnet-app-"+name+".cid", id)
+	userdata := filepath.Join("storage/overlay-containers", id, "userdata")
+	if err := os.MkdirAll(filepath.Join(g.dir, userdata), 0o755); err != nil {
+		g.t.Fatal(err)
+	}
+	pid := strconv.Itoa(os.Getpid())
+	if running != "true" {
+		pid = "4194305"
+	}
+	g.write(filepath.Join(userdata, "pidfile"), pid)
+	g.write(filepath.Join("storage/overlay-containers", id, "healthcheck.log"),
+		`{"Status":"`+health+`","FailingStreak":3,"Log":[{"Start":"2026-12-02T23:11:30.27706647Z","ExitCode":0,"Output":""}]}`)
 }
 
 func (g *fakeGuest) curl(rc int, body string) {
@@ -128,7 +149,8 @@ func (g *fakeGuest) run(script string, args ...string) (string, string, int) {
 	g.t.Helper()
 	cmd := exec.Command("sh", append([]string{filepath.Join(sbinDir, script)}, args...)...)
 	cmd.Env = []string{"PATH=" + g.bin + ":/usr/bin:/bin", "FAKE=" + g.dir,
-		"VMNET_SECRET_FILE=" + g.secret, "VMNET_APP_ROOTFS=" + g.rootfs}
+		"VMNET_SECRET_FILE=" + g.secret, "VMNET_APP_ROOTFS=" + g.rootfs,
+		"VMNET_CID_DIR=" + g.dir, "VMNET_PODMAN_RUNROOT=" + filepath.Join(g.dir, "storage")}
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
@@ -229,14 +251,15 @@ func TestHealthScript(t *testing.T) {
 		restarts []string // units restarted, in order
 		checks   []string // containers the script checked itself
 		stdout   string   // a part of it
-		podman   int      // podman runs in the round, when not 0
 	}{
-		// One podman run for the three: each costs a second of CPU under TCG.
-		{name: "all healthy", setup: func(g *fakeGuest) {}, podman: 1},
+		// No podman run in a round while podman's timers run the checks:
+		// under TCG one took 5 s of the guest's CPU, every 20 s.
+		{name: "all healthy", setup: func(g *fakeGuest) {}},
 		{name: "api missing, proxy unhealthy", setup: func(g *fakeGuest) {
 			_ = os.Remove(filepath.Join(g.dir, "api"))
+			_ = os.Remove(filepath.Join(g.dir, "vmnet-app-api.cid"))
 			g.container("proxy", "3333", "true", "unhealthy", 1, "active")
-		}, restarts: []string{"vmnet-app-proxy.service"}, podman: 1},
+		}, restarts: []string{"vmnet-app-proxy.service"}},
 		{name: "api unhealthy", setup: func(g *fakeGuest) {
 			g.container("api", "2222", "true", "unhealthy", 1, "active")
 		}, restarts: []string{"vmnet-app-api.service"}, stdout: "api is unhealthy (3 failed checks in a row): restarting vmnet-app-api.service"},
@@ -272,8 +295,8 @@ func TestHealthScript(t *testing.T) {
 				t.Fatalf("exit %d: %s", code, stderr)
 			}
 			var restarts, checks []string
-			if n := strings.Count("\n"+g.calls(), "\npodman "); c.podman != 0 && n != c.podman {
-				t.Errorf("%d podman runs, want %d:\n%s", n, c.podman, g.calls())
+			if n := strings.Count("\n"+g.calls(), "\npodman "); n != len(c.checks) {
+				t.Errorf("%d podman runs, want %d:\n%s", n, len(c.checks), g.calls())
 			}
 			for _, line := range strings.Split(g.calls(), "\n") {
 				if u, ok := strings.CutPrefix(line, "systemctl restart --no-block "); ok {
@@ -288,6 +311,97 @@ func TestHealthScript(t *testing.T) {
 			}
 			if !strings.Contains(stdout, c.stdout) {
 				t.Errorf("stdout %q lacks %q", stdout, c.stdout)
+			}
+		})
+	}
+}
+
+// fakeNsenter stands in for nsenter and the setpriv and psql it runs in
+// the db container: it logs its arguments, keeps what psql would read on
+// stdin, and fails as psql does when the state says so.
+const fakeNsenter = `#!/bin/sh
+echo "nsenter $*" >>"$FAKE/calls"
+cat >"$FAKE/psql-stdin"
+if [ -f "$FAKE/psql-error" ]; then
+	cat "$FAKE/psql-error" >&2
+	exit 3
+fi
+`
+
+func TestRekeyScript(t *testing.T) {
+	const id = "4444444444444444aaaa"
+	running := func(g *fakeGuest) {
+		g.write("vmnet-app-db.cid", id)
+		if err := os.MkdirAll(filepath.Join(g.dir, "storage/overlay-containers", id, "userdata"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		g.write("storage/overlay-containers/"+id+"/userdata/pidfile", "4242")
+		if err := os.WriteFile(filepath.Join(g.bin, "nsenter"), []byte(fakeNsenter), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(g.secret, []byte("n3w'pw\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cases := []struct {
+		name   string
+		args   []string
+		setup  func(*fakeGuest)
+		code   int
+		stdout string
+		stderr string // a part of it
+	}{
+		{name: "rekeyed", args: []string{"5"}, setup: running, code: 0,
+			stdout: "db: took the new password; GET http://127.0.0.1:8080/ answered from PostgreSQL 15 with it, visits 7\n"},
+		{name: "no argument", code: 2, stderr: "usage: vmnet-app-rekey SECONDS"},
+		{name: "not a number", args: []string{"1m"}, code: 2, stderr: "usage"},
+		{name: "no secret", args: []string{"5"}, setup: func(g *fakeGuest) { running(g); _ = os.Remove(g.secret) },
+			code: 1, stderr: "db-password is missing or empty"},
+		{name: "no db container", args: []string{"5"}, setup: func(g *fakeGuest) { running(g); _ = os.Remove(filepath.Join(g.dir, "vmnet-app-db.cid")) },
+			code: 1, stderr: "no db container: "},
+		{name: "container gone", args: []string{"5"}, setup: func(g *fakeGuest) {
+			running(g)
+			_ = os.Remove(filepath.Join(g.dir, "storage/overlay-containers", id, "userdata/pidfile"))
+		}, code: 1, stderr: "db container 444444444444 has no PID in "},
+		{name: "psql refuses", args: []string{"5"}, setup: func(g *fakeGuest) {
+			running(g)
+			g.write("psql-error", "psql: error: connection to server on socket \"/run/postgresql/.s.PGSQL.5432\" failed\n")
+		}, code: 1, stderr: "PostgreSQL did not take the new password: psql: error: connection to server"},
+		{name: "api does not answer", args: []string{"1"}, setup: func(g *fakeGuest) {
+			running(g)
+			g.curl(22, "curl: (22) The requested URL returned error: 502")
+		}, code: 1, stderr: "timed out after 1s: GET http://127.0.0.1:8080/ after the new password: curl: (22)"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			g := newFakeGuest(t)
+			if c.setup != nil {
+				c.setup(g)
+			}
+			stdout, stderr, code := g.run("vmnet-app-rekey", c.args...)
+			if code != c.code || (c.stdout != "" || code == 0) && stdout != c.stdout || !strings.Contains(stderr, c.stderr) {
+				t.Errorf("exit %d, stdout:\n%s\nstderr:\n%s\nwant exit %d, stdout:\n%s\nstderr containing %q", code, stdout, stderr, c.code, c.stdout, c.stderr)
+			}
+			if code == 1 && strings.Count(stderr, "\n") != 1 {
+				t.Errorf("the reason is not one line:\n%s", stderr)
+			}
+			calls := g.calls()
+			if strings.Contains(calls, "podman") {
+				t.Errorf("the rekey called podman (5 s under TCG):\n%s", calls)
+			}
+			if strings.Contains(calls, "n3w") {
+				t.Errorf("the password is in an argument:\n%s", calls)
+			}
+			if code != 0 {
+				return
+			}
+			want := "nsenter --target 4242 --mount --uts --ipc --net --pid -- setpriv --reuid=postgres --regid=postgres --init-groups -- psql -X -q -v ON_ERROR_STOP=1 -h /run/postgresql -d postgres\n"
+			if calls != want {
+				t.Errorf("calls:\n%s\nwant:\n%s", calls, want)
+			}
+			if sql, _ := os.ReadFile(filepath.Join(g.dir, "psql-stdin")); string(sql) != "ALTER ROLE postgres WITH PASSWORD 'n3w''pw';\n" {
+				t.Errorf("psql read %q", sql)
 			}
 		})
 	}
