@@ -54,6 +54,7 @@ func BenchmarkTinyBoot(b *testing.B) {
 	}
 
 	var vmnetTimes, qemuTimes []time.Duration
+	cpu := readCPU(b)
 	b.ResetTimer()
 	// tinySamples rounds per b.N (the testing package runs a benchmark
 	// with b.N = 1 before the -benchtime count, so CI asks for 1x and
@@ -107,6 +108,7 @@ func BenchmarkTinyBoot(b *testing.B) {
 	b.ReportMetric(vm/qm, "ratio")
 	fmt.Printf("tiny guest, start to first ping, %d samples each at 50 ms resolution: vmnet vm up %s, bare qemu %s\n", rounds, seconds(vmnetTimes), seconds(qemuTimes))
 	fmt.Printf("tiny guest ratio vmnet/qemu: median %.2f (%.2fs / %.2fs), mean %.2f (goal: at most 1.05)\n", vm/qm, vm, qm, mean(vmnetTimes)/mean(qemuTimes))
+	fmt.Printf("tiny guest: %s\n", stealSince(b, cpu))
 }
 
 // median is the middle sample in seconds (the mean of the middle two for an

@@ -53,6 +53,7 @@ func BenchmarkCapstone(b *testing.B) {
 	s := newSandbox(b)
 	var up capstoneUpJSON
 	var wall, again, save, restore time.Duration
+	cpu := readCPU(b)
 	for i := 0; i < b.N; i++ {
 		start := time.Now()
 		r := sb(b, s, vmnetBin(b), "-o", "json", "lab", "up", "capstone")
@@ -90,6 +91,7 @@ func BenchmarkCapstone(b *testing.B) {
 		phases = append(phases, fmt.Sprintf("%s %.1fs", p.Name, p.Seconds))
 	}
 	fmt.Printf("capstone speed: phases of lab up: %s; checks %.1fs\n", strings.Join(phases, ", "), up.ChecksSeconds)
+	fmt.Printf("capstone speed: %s\n", stealSince(b, cpu))
 	b.ReportMetric(wall.Seconds(), "up-s")
 	b.ReportMetric(restore.Seconds(), "warm-s")
 }
