@@ -57,7 +57,10 @@ def connect():
         dbname=DB_NAME,
         user=DB_USER,
         password=read_password(),
-        connect_timeout=3,
+        # SCRAM's 4096 PBKDF2 rounds on both ends, a backend fork: under TCG
+        # on a host whose hypervisor steals a third of its CPU that took
+        # over 3 s, and every request failed with "timeout expired".
+        connect_timeout=10,
         application_name="vmnet-api",
     )
 
