@@ -7,7 +7,6 @@ import (
 	"os"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -55,7 +54,7 @@ func labCommand() *cli.Command {
 				Flags: []cli.Flag{accelFlag,
 					&cli.StringSliceFlag{Name: "node", Usage: "bring up only `NODE` (repeat for more) and the networks it uses"},
 					&cli.BoolFlag{Name: "no-check", Usage: "skip the checks that end a successful up"},
-					&cli.DurationFlag{Name: "converge", Value: 30 * time.Second, Usage: "rerun failing checks until this long (0: once)"},
+					&cli.DurationFlag{Name: "converge", Usage: "retry failing checks this long (0: once)", DefaultText: "30s; TCG: 2m0s"},
 					junitFlag,
 					&cli.StringFlag{Name: "markdown", Usage: "also write the checks as GitHub Markdown to `FILE` (job summaries)", TakesFile: true},
 					&cli.BoolFlag{Name: "from-save", Usage: "restore a saved lab (new secrets), not boot it"},

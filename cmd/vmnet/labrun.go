@@ -71,7 +71,11 @@ func labUp(c *cli.Context) error {
 	if !c.Bool("no-check") {
 		start := time.Now()
 		fmt.Fprintf(env.Progress, "checking lab %s\n", l.Name)
-		if rep, err = check.Lab(c.Context, env, l, check.Options{Converge: c.Duration("converge"), Nodes: c.StringSlice("node")}); err != nil {
+		converge := c.Duration("converge")
+		if !c.IsSet("converge") {
+			converge = accel.Converge(env.Accel.Type)
+		}
+		if rep, err = check.Lab(c.Context, env, l, check.Options{Converge: converge, Nodes: c.StringSlice("node")}); err != nil {
 			return err
 		}
 		saveLastCheck(c, env.StateDir, l.Name, rep)

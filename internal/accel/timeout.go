@@ -34,3 +34,23 @@ func Timeout(typ string, kvm time.Duration) time.Duration {
 	}
 	return kvm * TCGSlowdown
 }
+
+// Converge gives how long lab up reruns failing checks by default: 30 s
+// under KVM, 2 min under TCG and for anything unknown. Not TCGSlowdown
+// times the KVM one: a check that truly fails (a break-and-debug
+// exercise) is reported only after this long, and the wait is for a
+// container's server to start listening, which under TCG on a starved
+// 2-core host took more than 30 s (the modes lab's ten containers,
+// started while two other guests booted, failed CI that way).
+func Converge(typ string) time.Duration {
+	if typ == KVM {
+		return ConvergeKVM
+	}
+	return convergeTCG
+}
+
+const (
+	// ConvergeKVM is lab up's default --converge under KVM.
+	ConvergeKVM = 30 * time.Second
+	convergeTCG = 2 * time.Minute
+)

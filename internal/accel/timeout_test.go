@@ -29,3 +29,13 @@ func TestTimeoutScalesWithTheAccelerator(t *testing.T) {
 		t.Errorf("TCG/KVM boot ratio = %d, want %d", got, TCGSlowdown)
 	}
 }
+
+// TestConvergeScalesWithTheAccelerator pins lab up's default rerun window:
+// 30 s under KVM, 2 min under TCG and for an unknown accelerator.
+func TestConvergeScalesWithTheAccelerator(t *testing.T) {
+	for typ, want := range map[string]time.Duration{KVM: 30 * time.Second, QEMU: 2 * time.Minute, "": 2 * time.Minute} {
+		if got := Converge(typ); got != want {
+			t.Errorf("Converge(%q) = %s, want %s", typ, got, want)
+		}
+	}
+}
