@@ -174,6 +174,7 @@ func residue(t *testing.T, name string) {
 // and on a bridge made by vmnet bridge create; host↔VM ping both ways on
 // both networks; VM↔VM ping; up twice; xml validates; down twice; no residue.
 func TestTinyVMsOnNATAndBridge(t *testing.T) {
+	t.Parallel() // boots guests in its own sandbox: see TestMain
 	tinyImage(t)
 	s := newSandbox(t)
 	sbVmnet(t, s, "bridge", "create", "br0", "--address", "192.0.2.1/24")
@@ -226,6 +227,7 @@ func TestTinyVMsOnNATAndBridge(t *testing.T) {
 // An up killed with SIGKILL midway is followed by a successful up and a
 // clean down.
 func TestVMUpKilledMidway(t *testing.T) {
+	t.Parallel() // boots guests in its own sandbox: see TestMain
 	tinyImage(t)
 	s := newSandbox(t)
 	// Before anything of the VM exists; after its DHCP reservation but before
@@ -290,6 +292,7 @@ func childOf(t *testing.T, pid int) int {
 // A guest that never becomes ready fails within its timeout and shows the
 // console's tail.
 func TestVMNeverReady(t *testing.T) {
+	t.Parallel() // boots guests in its own sandbox: see TestMain
 	tinyImage(t)
 	s := newSandbox(t)
 	spec := writeSpec(t, `name: mute

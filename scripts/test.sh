@@ -32,7 +32,9 @@ export VMNET_INTEGRATION=1 VMNET_BIN="$PWD/bin/vmnet-race"
 # cache: one build (cold on a fresh machine, and timed), not two.
 export VMNET_TEST_CACHE=/var/cache/vmnet/images
 set +e
-go test -race -count=1 -timeout 40m -v ./... 2>&1 | tee /tmp/vmnet-test.$$.log | grep -vE '^=== (RUN|PAUSE|CONT|NAME)'
+# 70m: CI allows 90 for the whole run. On 2026-12-03 a host losing up to
+# 45 % of its CPU to steal took the integration package past 40 minutes.
+go test -race -count=1 -timeout 70m -v ./... 2>&1 | tee /tmp/vmnet-test.$$.log | grep -vE '^=== (RUN|PAUSE|CONT|NAME)'
 status=${PIPESTATUS[0]} # go test's own status, whatever grep says
 set -e
 passed=$(grep -cE '^\s*--- PASS' /tmp/vmnet-test.$$.log || true)
