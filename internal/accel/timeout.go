@@ -17,7 +17,7 @@ const (
 	// ProvisionKVM bounds one provisioning command in the guest (a
 	// container stack coming up, a download): 5 min under KVM, 50 min
 	// under TCG. Not 30 s: much of a command's time is its own waiting
-	// (the capstone's vmnet-app-wait allows itself 240 s), which KVM does
+	// (the capstone's vmnet-app-wait allows itself 600 s), which KVM does
 	// not shorten, and the agent giving up first would hide the command's
 	// own diagnosis.
 	ProvisionKVM = 5 * time.Minute
