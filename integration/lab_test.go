@@ -3,6 +3,7 @@ package integration
 import (
 	"bufio"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -29,19 +30,34 @@ type labUpJSON struct {
 // labUp runs vmnet lab up -o json in sandbox s and decodes its output.
 func labUp(t *testing.T, s string, args ...string) (labUpJSON, result) {
 	t.Helper()
+	up, r, err := labUpE(t, s, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return up, r
+}
+
+// labUpE is labUp for a test's own goroutines: it returns what would end
+// the test, and uses t only to log.
+func labUpE(t *testing.T, s string, args ...string) (labUpJSON, result, error) {
+	t.Helper()
 	start := time.Now()
-	r := sb(t, s, append([]string{vmnetBin(t), "-o", "json", "lab", "up"}, args...)...)
+	bin := vmnetBin(t)
+	r, err := sbE(bin, s, append([]string{bin, "-o", "json", "lab", "up"}, args...)...)
+	if err != nil {
+		return labUpJSON{}, r, err
+	}
 	t.Logf("lab up %v: exit %d after %s\n%s", args, r.code, time.Since(start).Round(time.Second), lastLines(r.stderr, 30))
 	var up labUpJSON
 	if err := json.Unmarshal([]byte(r.stdout), &up); err != nil && r.code == 0 {
-		t.Fatalf("lab up JSON: %v\n%s", err, r.stdout)
+		return up, r, fmt.Errorf("lab up JSON: %v\n%s", err, r.stdout)
 	}
 	for _, res := range up.Check.Results {
 		if !res.Pass {
 			t.Logf("failing check %s: %s → %s (%s): %s; hop %s; cause %s", res.ID, res.Source, res.Target, res.Method, res.Actual, res.Hop, res.Cause)
 		}
 	}
-	return up, r
+	return up, r, nil
 }
 
 // labResidue fails the test if anything a lab made is left in sandbox s:

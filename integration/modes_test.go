@@ -2,7 +2,9 @@ package integration
 
 import (
 	"encoding/json"
+	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -44,9 +46,26 @@ func TestModesLab(t *testing.T) {
 	s := newSandbox(t)
 	var modes, pod labUpJSON
 	start := time.Now()
+	// Two goroutines, not two parallel subtests: a parallel subtest waits
+	// for a free -parallel slot behind every other parallel test of the
+	// package, and the two ups then came 22 minutes late and not at once.
 	t.Run("modes and pod-sidecar up at once", func(t *testing.T) {
-		t.Run("modes", func(t *testing.T) { t.Parallel(); modes = labUpGreen(t, s, "modes") })
-		t.Run("pod-sidecar", func(t *testing.T) { t.Parallel(); pod = labUpGreen(t, s, "pod-sidecar") })
+		var wg sync.WaitGroup
+		ups := []*labUpJSON{&modes, &pod}
+		errs := make([]error, len(ups))
+		for i, name := range []string{"modes", "pod-sidecar"} {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				*ups[i], errs[i] = labUpGreenE(t, s, name)
+			}()
+		}
+		wg.Wait()
+		for _, err := range errs {
+			if err != nil {
+				t.Error(err)
+			}
+		}
 	})
 	t.Logf("both labs up and checked in %s", time.Since(start).Round(time.Second))
 	if !t.Failed() {
@@ -74,12 +93,26 @@ func TestModesLab(t *testing.T) {
 // created with every check green.
 func labUpGreen(t *testing.T, s, name string) labUpJSON {
 	t.Helper()
-	up, r := labUp(t, s, name)
+	up, err := labUpGreenE(t, s, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return up
+}
+
+// labUpGreenE is labUpGreen for a test's own goroutines: it returns the
+// failure instead of ending the test, and uses t only to log.
+func labUpGreenE(t *testing.T, s, name string) (labUpJSON, error) {
+	t.Helper()
+	up, r, err := labUpE(t, s, name)
+	if err != nil {
+		return up, err
+	}
 	if r.code != 0 || up.Outcome != "created" || up.Check.Failed != 0 || up.Check.Total == 0 {
-		t.Fatalf("lab up %s: exit %d, outcome %q, %d of %d checks passed\n%s", name, r.code, up.Outcome, up.Check.Passed, up.Check.Total, lastLines(r.stderr, 40))
+		return up, fmt.Errorf("lab up %s: exit %d, outcome %q, %d of %d checks passed\n%s", name, r.code, up.Outcome, up.Check.Passed, up.Check.Total, lastLines(r.stderr, 40))
 	}
 	t.Logf("lab up %s: %d checks green in %.1fs, ready after %.1fs", name, up.Check.Total, up.ChecksSeconds, up.Seconds)
-	return up
+	return up, nil
 }
 
 // requirePassed fails for each of ids that lab's up did not run or did
