@@ -24,13 +24,14 @@ func consoleExec(ctx context.Context, dom Domain, argv []string, timeout time.Du
 	if err != nil {
 		return nil, 0, fmt.Errorf("open the serial console: %s", virt.Message(err))
 	}
-	defer stream.Free()
 
 	b := make([]byte, 6)
 	rand.Read(b)
 	tag := hex.EncodeToString(b)
 	// A fresh line first, in case something is half typed at the prompt.
 	if _, err := stream.Send([]byte("\x15\n" + framedCommand(tag, argv))); err != nil {
+		stream.Abort()
+		stream.Free()
 		return nil, 0, fmt.Errorf("write to the serial console: %s", virt.Message(err))
 	}
 	begin := "VMNET-BEGIN-" + tag
@@ -67,10 +68,24 @@ func consoleExec(ctx context.Context, dom Domain, argv []string, timeout time.Du
 	})
 	// Abort makes the reader's Recv return; the stream is freed only after
 	// the reader is gone (libvirt warns about use after free otherwise).
+	// At most consoleRelease is spent on it: once, with two guests' consoles
+	// on one connection, libvirt's Recv never returned after the Abort and
+	// lab up hung for good. The reader and the stream are then left to end
+	// when the console is next opened (FORCE cuts this session off, and
+	// Recv returns) or with the connection.
 	defer func() {
 		close(stop)
-		stream.Abort()
-		<-readerDone
+		released := make(chan struct{})
+		go func() {
+			stream.Abort()
+			<-readerDone
+			stream.Free()
+			close(released)
+		}()
+		select {
+		case <-released:
+		case <-time.After(consoleRelease):
+		}
 	}()
 	deadline := time.After(timeout)
 	var all []byte
@@ -91,6 +106,10 @@ func consoleExec(ctx context.Context, dom Domain, argv []string, timeout time.Du
 		}
 	}
 }
+
+// consoleRelease bounds how long consoleExec waits for its console session
+// to close once it has the command's result.
+const consoleRelease = 2 * time.Second
 
 // framedCommand is the shell line that runs argv between the markers
 // tagged tag, the END marker carrying the exit status. The markers are built
