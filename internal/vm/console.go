@@ -68,11 +68,12 @@ func consoleExec(ctx context.Context, dom Domain, argv []string, timeout time.Du
 	})
 	// Abort makes the reader's Recv return; the stream is freed only after
 	// the reader is gone (libvirt warns about use after free otherwise).
-	// At most consoleRelease is spent on it: once, with two guests' consoles
-	// on one connection, libvirt's Recv never returned after the Abort and
-	// lab up hung for good. The reader and the stream are then left to end
-	// when the console is next opened (FORCE cuts this session off, and
-	// Recv returns) or with the connection.
+	// At most consoleRelease is spent on it: lab up hung for good once,
+	// with two guests' consoles on one connection, after the last result
+	// was in, and this wait for Recv to return after the Abort is the one
+	// unbounded wait on that path (no stack dump confirmed it). The reader
+	// and the stream are then left to end when the console is next opened
+	// (FORCE cuts this session off, and Recv returns) or with the connection.
 	defer func() {
 		close(stop)
 		released := make(chan struct{})
