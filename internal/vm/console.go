@@ -66,28 +66,7 @@ func consoleExec(ctx context.Context, dom Domain, argv []string, timeout time.Du
 			}
 		}
 	})
-	// Abort makes the reader's Recv return; the stream is freed only after
-	// the reader is gone (libvirt warns about use after free otherwise).
-	// At most consoleRelease is spent on it: lab up hung for good once,
-	// with two guests' consoles on one connection, after the last result
-	// was in, and this wait for Recv to return after the Abort is the one
-	// unbounded wait on that path (no stack dump confirmed it). The reader
-	// and the stream are then left to end when the console is next opened
-	// (FORCE cuts this session off, and Recv returns) or with the connection.
-	defer func() {
-		close(stop)
-		released := make(chan struct{})
-		go func() {
-			stream.Abort()
-			<-readerDone
-			stream.Free()
-			close(released)
-		}()
-		select {
-		case <-released:
-		case <-time.After(consoleRelease):
-		}
-	}()
+	defer releaseConsole(stream, stop, readerDone)
 	deadline := time.After(timeout)
 	var all []byte
 	for {
@@ -105,6 +84,30 @@ func consoleExec(ctx context.Context, dom Domain, argv []string, timeout time.Du
 		case <-ctx.Done():
 			return nil, 0, ctx.Err()
 		}
+	}
+}
+
+// releaseConsole ends consoleExec's session: stop tells the reader to
+// give up, Abort makes its Recv return, and the stream is freed only after
+// the reader is gone (libvirt warns about use after free otherwise).
+// At most consoleRelease is spent on it: lab up hung for good once, with
+// two guests' consoles on one connection, after the last result was in,
+// and this wait for Recv to return after the Abort is the one unbounded
+// wait on that path (no stack dump confirmed it). The reader and the
+// stream are then left to end when the console is next opened (FORCE cuts
+// this session off, and Recv returns) or with the connection.
+func releaseConsole(stream ConsoleStream, stop chan struct{}, readerDone <-chan struct{}) {
+	close(stop)
+	released := make(chan struct{})
+	safe.Go(nil, "closing the serial console", func() error {
+		defer close(released)
+		stream.Abort()
+		<-readerDone
+		return stream.Free()
+	}, nil)
+	select {
+	case <-released:
+	case <-time.After(consoleRelease):
 	}
 }
 
