@@ -135,7 +135,6 @@ func bootID(t *testing.T, s string) string {
 // or guest; the GitHub Action's scripts report the lab that is up; down
 // leaves nothing, and the action's down removes the sandbox.
 func TestCapstoneLab(t *testing.T) {
-	t.Parallel() // boots guests in its own sandbox: see TestMain
 	capstoneImage(t)
 	s := newSandbox(t)
 	junit := filepath.Join(t.TempDir(), "capstone.xml")

@@ -21,15 +21,6 @@ import (
 // and many CI images: every vmnet command the tests exec inherits it, so the
 // whole tiny and capstone flow is integration-tested once under umask 077
 // (issue 7: QEMU, as libvirt-qemu, could not open a VM's overlay then).
-//
-// The tests that boot guests, each in its own sandbox (a netns, a
-// libvirtd and a /var/lib/vmnet of its own), are t.Parallel: go test runs
-// them after the sequential ones, -parallel (GOMAXPROCS: 2 on CI) at a
-// time. A TCG guest keeps about one host core busy and the sequential
-// tests left the other mostly idle (the package took 40 minutes on a
-// 2-core machine, 31 of them sequential); the parallel ones share only the
-// image cache, built once. Tests that touch what the host shares (the
-// accelerator cache, the host's namespace) stay sequential.
 func TestMain(m *testing.M) {
 	syscall.Umask(0o077)
 	os.Exit(m.Run())

@@ -89,7 +89,6 @@ func labResidue(t *testing.T, s string) {
 // deleted, lab down leaves no domain, network, bridge, tap, lease or file,
 // and a second down succeeds.
 func TestOfficeLab(t *testing.T) {
-	t.Parallel() // boots guests in its own sandbox: see TestMain
 	capstoneImage(t)
 	tinyImage(t)
 	s := newSandbox(t)
@@ -220,7 +219,6 @@ func TestLabMissingNetworkChangesNothing(t *testing.T) {
 // phase (both nodes described). One sandbox serves the cases in turn: each
 // down must leave it as clean as it was.
 func TestLabDownAfterKilledUp(t *testing.T) {
-	t.Parallel() // boots guests in its own sandbox: see TestMain
 	tinyImage(t)
 	s := newSandbox(t)
 	for _, tc := range []struct {

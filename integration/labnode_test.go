@@ -28,7 +28,6 @@ nodes:
 // nor the network only second uses, and ends with first's checks only; a
 // full up then brings up the rest and leaves first unchanged.
 func TestLabUpNode(t *testing.T) {
-	t.Parallel() // boots guests in its own sandbox: see TestMain
 	tinyImage(t)
 	s := newSandbox(t)
 	file := filepath.Join(t.TempDir(), "part.lab.yaml")

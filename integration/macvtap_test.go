@@ -18,7 +18,6 @@ const macvtapParent = "ip link add mv0 type veth peer name mv0-lan && ip link se
 // peer on the parent's link reaches both guests; lab down leaves nothing but
 // the veth (and the peer's namespace) the test made, which the test removes.
 func TestMacvtapLab(t *testing.T) {
-	t.Parallel() // boots guests in its own sandbox: see TestMain
 	tinyImage(t)
 	s := newSandbox(t)
 

@@ -37,7 +37,6 @@ type perfJSON struct {
 // baseline (the VM → VM bridge pair) has ratio 1. Then lab down leaves
 // nothing behind (no iperf3 server keeps anything alive).
 func TestPerfDuo(t *testing.T) {
-	t.Parallel() // boots guests in its own sandbox: see TestMain
 	need(t, "iperf3")
 	tinyImage(t)
 	s := newSandbox(t)

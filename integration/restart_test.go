@@ -16,7 +16,6 @@ import (
 // killed between define and start) is started again by vm up, as many
 // times as it happens; down then leaves no file of it behind.
 func TestVMRestartAfterDestroy(t *testing.T) {
-	t.Parallel() // boots guests in its own sandbox: see TestMain
 	tinyImage(t)
 	s := newSandbox(t)
 	if u := vmUp(t, s, "tiny"); u.Outcome != "created" {

@@ -183,7 +183,6 @@ func residue(t *testing.T, name string) {
 // and on a bridge made by vmnet bridge create; host↔VM ping both ways on
 // both networks; VM↔VM ping; up twice; xml validates; down twice; no residue.
 func TestTinyVMsOnNATAndBridge(t *testing.T) {
-	t.Parallel() // boots guests in its own sandbox: see TestMain
 	tinyImage(t)
 	s := newSandbox(t)
 	sbVmnet(t, s, "bridge", "create", "br0", "--address", "192.0.2.1/24")
@@ -236,7 +235,6 @@ func TestTinyVMsOnNATAndBridge(t *testing.T) {
 // An up killed with SIGKILL midway is followed by a successful up and a
 // clean down.
 func TestVMUpKilledMidway(t *testing.T) {
-	t.Parallel() // boots guests in its own sandbox: see TestMain
 	tinyImage(t)
 	s := newSandbox(t)
 	// Before anything of the VM exists; after its DHCP reservation but before
@@ -303,7 +301,6 @@ func childOf(t *testing.T, pid int) int {
 // and with other tests' guests on the same 2 cores it had printed nothing
 // after 20 s.
 func TestVMNeverReady(t *testing.T) {
-	t.Parallel() // boots guests in its own sandbox: see TestMain
 	tinyImage(t)
 	s := newSandbox(t)
 	spec := writeSpec(t, `name: mute
