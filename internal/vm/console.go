@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"vmnet/internal/safe"
@@ -20,6 +21,11 @@ import (
 // is framed by random markers so its output and exit status can be told
 // apart from the echo of what was typed and from kernel messages.
 func consoleExec(ctx context.Context, dom Domain, argv []string, timeout time.Duration) ([]byte, int, error) {
+	name, err := dom.Name()
+	if err != nil {
+		return nil, 0, fmt.Errorf("the domain's name: %s", virt.Message(err))
+	}
+	waitReleased(name)
 	stream, err := dom.OpenConsole()
 	if err != nil {
 		return nil, 0, fmt.Errorf("open the serial console: %s", virt.Message(err))
@@ -66,7 +72,7 @@ func consoleExec(ctx context.Context, dom Domain, argv []string, timeout time.Du
 			}
 		}
 	})
-	defer releaseConsole(stream, stop, readerDone)
+	defer releaseConsole(name, stream, stop, readerDone)
 	deadline := time.After(timeout)
 	var all []byte
 	for {
@@ -87,18 +93,19 @@ func consoleExec(ctx context.Context, dom Domain, argv []string, timeout time.Du
 	}
 }
 
-// releaseConsole ends consoleExec's session: stop tells the reader to
-// give up, Abort makes its Recv return, and the stream is freed only after
-// the reader is gone (libvirt warns about use after free otherwise).
-// At most consoleRelease is spent on it: lab up hung for good once, with
-// two guests' consoles on one connection, after the last result was in,
-// and this wait for Recv to return after the Abort is the one unbounded
-// wait on that path (no stack dump confirmed it). The reader and the
-// stream are then left to end when the console is next opened (FORCE cuts
-// this session off, and Recv returns) or with the connection.
-func releaseConsole(stream ConsoleStream, stop chan struct{}, readerDone <-chan struct{}) {
+// releaseConsole ends consoleExec's session on domain name's console:
+// stop tells the reader to give up, Abort makes its Recv return, and the
+// stream is freed only after the reader is gone (libvirt warns about use
+// after free otherwise). At most consoleRelease is spent on it here: lab
+// up hung for good once, with two guests' consoles on one connection,
+// after the last result was in, and this wait for Recv to return after the
+// Abort is the one unbounded wait on that path (no stack dump confirmed
+// it). The release goes on in the background, and the next session on the
+// same console waits for it (waitReleased).
+func releaseConsole(name string, stream ConsoleStream, stop chan struct{}, readerDone <-chan struct{}) {
 	close(stop)
 	released := make(chan struct{})
+	consoleReleases.Store(name, released)
 	safe.Go(nil, "closing the serial console", func() error {
 		defer close(released)
 		stream.Abort()
@@ -111,9 +118,36 @@ func releaseConsole(stream ConsoleStream, stop chan struct{}, readerDone <-chan 
 	}
 }
 
+// consoleReleases holds, per domain name, a channel closed once the last
+// console session of that domain has been released.
+var consoleReleases sync.Map
+
+// waitReleased waits, at most consoleReopen, until the last console
+// session on domain name is released. Opening the next one earlier (with
+// FORCE) leaves the old one's pty open in libvirtd for a while, and what
+// the guest writes then is split between the two: BenchmarkLabScale's
+// 8-guest lab lost a command's END marker that way on a loaded host, and
+// the command "did not finish within 1m0s". After consoleReopen the new
+// session opens anyway: FORCE then ends an old one whose Recv ignored its
+// Abort.
+func waitReleased(name string) {
+	v, ok := consoleReleases.Load(name)
+	if !ok {
+		return
+	}
+	select {
+	case <-v.(chan struct{}):
+	case <-time.After(consoleReopen):
+	}
+}
+
 // consoleRelease bounds how long consoleExec waits for its console session
-// to close once it has the command's result.
-const consoleRelease = 2 * time.Second
+// to close once it has the command's result; consoleReopen how long the
+// next session on that console waits for it (variables: the tests
+// shorten them).
+var consoleRelease = 2 * time.Second
+
+var consoleReopen = 20 * time.Second
 
 // framedCommand is the shell line that runs argv between the markers
 // tagged tag, the END marker carrying the exit status. The markers are built

@@ -3,6 +3,7 @@ package vm
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os/exec"
 	"regexp"
 	"strings"
@@ -150,4 +151,122 @@ func TestConsoleExecReturnsWhenAbortDoesNotEndRecv(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	t.Error("the stream was never freed after its Recv returned")
+}
+
+func (d stuckConsoleDomain) Name() (string, error) { return "stuck", nil }
+
+// slowStream answers one framed command; after that its Recv returns only
+// once Abort has run, and Abort takes delay (libvirtd busy on a loaded
+// host). Its opens and frees go to the console's log.
+type slowStream struct {
+	c       *slowConsole
+	n       int
+	typed   chan string
+	aborted chan struct{}
+	sent    bool
+}
+
+func (s *slowStream) Send(p []byte) (int, error) { s.typed <- string(p); return len(p), nil }
+
+func (s *slowStream) Recv(p []byte) (int, error) {
+	if !s.sent {
+		s.sent = true
+		tag := regexp.MustCompile(`VMNET-BEGIN- ([0-9a-f]+)`).FindStringSubmatch(<-s.typed)
+		if tag == nil {
+			return 0, errors.New("no framed command was typed")
+		}
+		return copy(p, "\r\nVMNET-BEGIN-"+tag[1]+"\r\nok\r\n\r\nVMNET-END-"+tag[1]+"-0\r\n# "), nil
+	}
+	<-s.aborted
+	return 0, errors.New("stream aborted")
+}
+
+func (s *slowStream) Abort() error {
+	time.Sleep(s.c.delay)
+	close(s.aborted)
+	return nil
+}
+
+func (s *slowStream) Free() error { s.c.log(fmt.Sprintf("free %d", s.n)); return nil }
+
+// slowConsole is a domain whose console sessions are slowStreams.
+type slowConsole struct {
+	fakeDomain
+	name  string
+	delay time.Duration
+	mu    sync.Mutex
+	opens int
+	seen  []string
+}
+
+func (c *slowConsole) log(e string) { c.mu.Lock(); c.seen = append(c.seen, e); c.mu.Unlock() }
+
+func (c *slowConsole) Name() (string, error) { return c.name, nil }
+
+func (c *slowConsole) OpenConsole() (ConsoleStream, error) {
+	c.mu.Lock()
+	c.opens++
+	n := c.opens
+	c.mu.Unlock()
+	c.log(fmt.Sprintf("open %d", n))
+	return &slowStream{c: c, n: n, typed: make(chan string, 1), aborted: make(chan struct{})}, nil
+}
+
+// TestConsoleSessionsDoNotOverlap: a console session whose release takes
+// longer than consoleExec waits for it is released before the next
+// session on the same console opens; one that is never released holds the
+// next back for consoleReopen only.
+func TestConsoleSessionsDoNotOverlap(t *testing.T) {
+	release, reopen := consoleRelease, consoleReopen
+	consoleRelease, consoleReopen = 20*time.Millisecond, 2*time.Second
+	t.Cleanup(func() { consoleRelease, consoleReopen = release, reopen })
+
+	c := &slowConsole{name: "slow", delay: 300 * time.Millisecond}
+	for range 2 {
+		if out, code, err := consoleExec(context.Background(), c, []string{"true"}, 10*time.Second); err != nil || code != 0 || string(out) != "ok\n" {
+			t.Fatalf("consoleExec = %q, %d, %v", out, code, err)
+		}
+	}
+	c.mu.Lock()
+	seen := strings.Join(c.seen, ", ")
+	c.mu.Unlock()
+	if !strings.HasPrefix(seen, "open 1, free 1, open 2") {
+		t.Errorf("console sessions: %s; want the first freed before the second opens", seen)
+	}
+
+	consoleReopen = 200 * time.Millisecond
+	s := &stuckStream{release: make(chan struct{})}
+	t.Cleanup(func() { close(s.release) })
+	d := &openTimes{stuckConsoleDomain: stuckConsoleDomain{s: s}}
+	if _, _, err := consoleExec(context.Background(), d, []string{"true"}, 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	returned := time.Now()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		consoleExec(context.Background(), d, []string{"true"}, 100*time.Millisecond)
+	}()
+	select {
+	case <-done: // the stuck stream answers no second command: its error is fine
+	case <-time.After(5 * time.Second):
+		t.Fatal("the next session waited for good for one never released")
+	}
+	if len(d.opened) != 2 {
+		t.Fatalf("%d sessions opened, want 2", len(d.opened))
+	}
+	if waited := d.opened[1].Sub(returned); waited < consoleReopen-consoleRelease {
+		t.Errorf("the next session opened %s after the first returned, before consoleReopen (%s)", waited, consoleReopen)
+	}
+}
+
+// openTimes is a stuck console that notes when each session opened.
+type openTimes struct {
+	stuckConsoleDomain
+	opened []time.Time
+}
+
+func (d *openTimes) OpenConsole() (ConsoleStream, error) {
+	d.opened = append(d.opened, time.Now())
+	return d.stuckConsoleDomain.OpenConsole()
 }
