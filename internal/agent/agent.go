@@ -42,9 +42,60 @@ type request struct {
 	Arguments any    `json:"arguments,omitempty"`
 }
 
+// commandTimeout is how long libvirt waits for the agent's answer to a
+// command it has sent. Its default, 5 s (QEMU_AGENT_WAIT_TIME), was too short
+// for a TCG guest on a loaded host, and a command that timed out may still
+// have run in the guest.
+const commandTimeout libvirt.DomainQemuAgentCommandTimeout = 60
+
+// pingTimeout bounds a guest-ping: libvirt's smallest timeout
+// (DOMAIN_QEMU_AGENT_COMMAND_MIN) means "block", which no caller wants.
+const pingTimeout libvirt.DomainQemuAgentCommandTimeout = 10
+
+// agentStall is how long call keeps asking an agent that is unresponsive
+// before the command was sent (below), e.g. while the guest is starved of CPU.
+var agentStall = time.Minute
+
 // call sends execute with args and decodes the reply's "return" into ret
-// (nil to ignore it).
-func (a Client) call(timeout libvirt.DomainQemuAgentCommandTimeout, execute string, args, ret any) error {
+// (nil to ignore it). Before a command libvirt syncs with the agent
+// (guest-sync, at most 5 s) unless it is in sync already; an unanswered sync,
+// or a channel the agent has closed, fails before the command's own timeout
+// with the command not sent. Such a failure is asked again, for at most
+// agentStall, so a slow agent is not taken for a gone one. A failure after
+// the command's timeout is returned at once: the guest may have run it.
+func (a Client) call(ctx context.Context, execute string, args, ret any) error {
+	deadline := time.Now().Add(agentStall)
+	for wait := 100 * time.Millisecond; ; wait = min(2*wait, 2*time.Second) {
+		start := time.Now()
+		err := a.send(commandTimeout, execute, args, ret)
+		if err == nil || !notSent(err, time.Since(start)) {
+			return err
+		}
+		left := time.Until(deadline)
+		if left <= 0 {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(min(wait, left)):
+		}
+	}
+}
+
+// notSent reports whether err, after took, means the agent was not in touch
+// when libvirt tried to send the command.
+func notSent(err error, took time.Duration) bool {
+	var lerr libvirt.Error
+	if !errors.As(err, &lerr) || took >= time.Duration(commandTimeout)*time.Second {
+		return false
+	}
+	return lerr.Code == libvirt.ERR_AGENT_UNRESPONSIVE || lerr.Code == libvirt.ERR_AGENT_UNSYNCED
+}
+
+// send sends execute with args once and decodes the reply's "return" into
+// ret (nil to ignore it).
+func (a Client) send(timeout libvirt.DomainQemuAgentCommandTimeout, execute string, args, ret any) error {
 	req, err := json.Marshal(request{Execute: execute, Arguments: args})
 	if err != nil {
 		return fmt.Errorf("guest agent: encode %s: %w", execute, err)
@@ -82,10 +133,10 @@ func wrap(execute string, err error) error {
 	return fmt.Errorf("guest agent: %s: %w", execute, err)
 }
 
-// Ping reports whether the agent answers (guest-ping), waiting as little as
-// libvirt allows.
+// Ping reports whether the agent answers (guest-ping), once: callers that
+// wait for an agent ask again themselves.
 func (a Client) Ping() error {
-	return a.call(libvirt.DOMAIN_QEMU_AGENT_COMMAND_MIN, "guest-ping", nil, nil)
+	return a.send(pingTimeout, "guest-ping", nil, nil)
 }
 
 // ExecResult is how a command run by Exec ended.
@@ -134,7 +185,7 @@ func (a Client) ExecInput(ctx context.Context, argv []string, input []byte, time
 	var started struct {
 		PID int `json:"pid"`
 	}
-	if err := a.call(libvirt.DOMAIN_QEMU_AGENT_COMMAND_DEFAULT, "guest-exec", args, &started); err != nil {
+	if err := a.call(ctx, "guest-exec", args, &started); err != nil {
 		return ExecResult{}, err
 	}
 	deadline := time.Now().Add(timeout)
@@ -146,7 +197,7 @@ func (a Client) ExecInput(ctx context.Context, argv []string, input []byte, time
 			OutData  []byte `json:"out-data"` // base64 in the reply, decoded by encoding/json
 			ErrData  []byte `json:"err-data"`
 		}
-		if err := a.call(libvirt.DOMAIN_QEMU_AGENT_COMMAND_DEFAULT, "guest-exec-status", struct {
+		if err := a.call(ctx, "guest-exec-status", struct {
 			PID int `json:"pid"`
 		}{started.PID}, &st); err != nil {
 			return ExecResult{}, err
@@ -185,7 +236,7 @@ const writeChunk = 48 << 10
 // first with that mode.
 func (a Client) WriteFile(path string, content []byte) error {
 	var handle int
-	if err := a.call(libvirt.DOMAIN_QEMU_AGENT_COMMAND_DEFAULT, "guest-file-open", struct {
+	if err := a.call(context.Background(), "guest-file-open", struct {
 		Path string `json:"path"`
 		Mode string `json:"mode"`
 	}{path, "w"}, &handle); err != nil {
@@ -199,7 +250,7 @@ func (a Client) WriteFile(path string, content []byte) error {
 		var wrote struct {
 			Count int `json:"count"`
 		}
-		err := a.call(libvirt.DOMAIN_QEMU_AGENT_COMMAND_DEFAULT, "guest-file-write", struct {
+		err := a.call(context.Background(), "guest-file-write", struct {
 			Handle int    `json:"handle"`
 			Buf    string `json:"buf-b64"`
 		}{handle, base64.StdEncoding.EncodeToString(content[off:end])}, &wrote)
@@ -207,11 +258,11 @@ func (a Client) WriteFile(path string, content []byte) error {
 			err = fmt.Errorf("guest agent: write %s: wrote %d of %d bytes", path, wrote.Count, end-off)
 		}
 		if err != nil {
-			a.call(libvirt.DOMAIN_QEMU_AGENT_COMMAND_DEFAULT, "guest-file-close", handleArg{handle}, nil)
+			a.send(commandTimeout, "guest-file-close", handleArg{handle}, nil)
 			return err
 		}
 	}
-	return a.call(libvirt.DOMAIN_QEMU_AGENT_COMMAND_DEFAULT, "guest-file-close", handleArg{handle}, nil)
+	return a.call(context.Background(), "guest-file-close", handleArg{handle}, nil)
 }
 
 // Interface is one network interface as the guest sees it.
@@ -233,7 +284,7 @@ func (a Client) NetworkInterfaces() ([]Interface, error) {
 			Prefix  int    `json:"prefix"`
 		} `json:"ip-addresses"`
 	}
-	if err := a.call(libvirt.DOMAIN_QEMU_AGENT_COMMAND_DEFAULT, "guest-network-get-interfaces", nil, &raw); err != nil {
+	if err := a.call(context.Background(), "guest-network-get-interfaces", nil, &raw); err != nil {
 		return nil, err
 	}
 	out := make([]Interface, 0, len(raw))
@@ -262,7 +313,7 @@ func (a Client) NetworkInterfaces() ([]Interface, error) {
 // SetTime sets the guest's clock to t (guest-set-time), as after a restore
 // from a saved state, when the guest's clock is where it was at the save.
 func (a Client) SetTime(t time.Time) error {
-	return a.call(libvirt.DOMAIN_QEMU_AGENT_COMMAND_DEFAULT, "guest-set-time", struct {
+	return a.call(context.Background(), "guest-set-time", struct {
 		Time int64 `json:"time"`
 	}{t.UnixNano()}, nil)
 }
