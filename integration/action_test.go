@@ -253,16 +253,10 @@ func actionSummary(t *testing.T, dir, lab string, out map[string]string) int {
 // there: with them would go every domain, network, tap and lease of the lab.
 func noSandbox(t *testing.T, s string) {
 	t.Helper()
-	r, err := exec.Command(vmnetBin(t), "-o", "json", "sandbox", "list").Output()
-	if err != nil {
-		t.Fatalf("sandbox list: %v", err)
-	}
 	var list []struct {
 		Name string `json:"name"`
 	}
-	if err := json.Unmarshal(r, &list); err != nil {
-		t.Fatalf("sandbox list JSON: %v\n%s", err, r)
-	}
+	vmnetJSON(t, vmnetBin(t), &list, "sandbox", "list")
 	for _, sb := range list {
 		if sb.Name == s {
 			t.Errorf("sandbox %s is still listed after down.sh", s)

@@ -165,16 +165,10 @@ done`, left, addr)
 type tinyImg struct{ Kernel, Initrd, Cmdline string }
 
 func tinyPaths(b *testing.B, bin string) tinyImg {
-	out, err := exec.Command(bin, "-o", "json", "image", "list").Output()
-	if err != nil {
-		b.Fatalf("image list: %v", err)
-	}
 	var imgs []struct {
 		Name, Kernel, Initrd, Cmdline string
 	}
-	if err := json.Unmarshal(out, &imgs); err != nil {
-		b.Fatalf("image list JSON: %v\n%s", err, out)
-	}
+	vmnetJSON(b, bin, &imgs, "image", "list")
 	for _, i := range imgs {
 		if i.Name == "tiny" {
 			return tinyImg{i.Kernel, i.Initrd, i.Cmdline}

@@ -402,17 +402,11 @@ func leaks(t *testing.T, where, secret string, built time.Time, scan func(script
 // file it holds changed last before then.
 func imageBuilt(t *testing.T, name string) time.Time {
 	t.Helper()
-	out, err := exec.Command(vmnetBin(t), "-o", "json", "image", "list").Output()
-	if err != nil {
-		t.Fatalf("vmnet -o json image list: %v", err)
-	}
 	var images []struct {
 		Name  string    `json:"name"`
 		Built time.Time `json:"built"`
 	}
-	if err := json.Unmarshal(out, &images); err != nil {
-		t.Fatalf("vmnet -o json image list: %v\n%s", err, out)
-	}
+	out := vmnetJSON(t, vmnetBin(t), &images, "image", "list")
 	var built time.Time
 	for _, im := range images {
 		if im.Name == name && im.Built.After(built) {

@@ -96,6 +96,21 @@ func run(t *testing.T, name string, args ...string) string {
 	return out.String()
 }
 
+// vmnetJSON runs `bin -o json ARGS` on the host (a listing: no namespace
+// needed) and decodes its output into v; it returns the output for messages.
+func vmnetJSON(tb testing.TB, bin string, v any, args ...string) []byte {
+	tb.Helper()
+	cmd := "vmnet -o json " + strings.Join(args, " ")
+	out, err := exec.Command(bin, append([]string{"-o", "json"}, args...)...).Output()
+	if err != nil {
+		tb.Fatalf("%s: %v", cmd, err)
+	}
+	if err := json.Unmarshal(out, v); err != nil {
+		tb.Fatalf("%s: %v\n%s", cmd, err, out)
+	}
+	return out
+}
+
 // result is one vmnet run.
 type result struct {
 	stdout, stderr string
