@@ -32,7 +32,7 @@ type fakeGuest struct {
 	flaky   map[string]int // fail the command this many more times with failWith, then answer
 	flakyAs libvirt.Error
 	timeout []libvirt.DomainQemuAgentCommandTimeout // per command sent, the timeout it was given
-	ifaces  string // the reply's "return" for guest-network-get-interfaces
+	ifaces  string                                  // the reply's "return" for guest-network-get-interfaces
 	setTime int64
 	sent    []string
 }
