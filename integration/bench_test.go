@@ -54,6 +54,7 @@ func BenchmarkTinyBoot(b *testing.B) {
 	}
 
 	var vmnetTimes, qemuTimes []time.Duration
+	var phases [][]upPhase // each sample's phases, as vm up reports them
 	cpu := readCPU(b)
 	b.ResetTimer()
 	// tinySamples rounds per b.N (the testing package runs a benchmark
@@ -82,11 +83,13 @@ func BenchmarkTinyBoot(b *testing.B) {
 		}
 		vmnetTimes = append(vmnetTimes, d)
 		var res struct {
-			Accel struct{ Type string } `json:"accel"`
+			Accel  struct{ Type string } `json:"accel"`
+			Phases []upPhase             `json:"phases"`
 		}
 		if err := json.Unmarshal([]byte(upOut.String()), &res); err != nil || res.Accel.Type == "" {
 			b.Fatalf("vm up JSON has no accelerator (bare QEMU must use the same one): %v\n%s", err, upOut.String())
 		}
+		phases = append(phases, res.Phases)
 		if out, err := in(bin, "vm", "down", "tiny"); err != nil {
 			b.Fatalf("vm down: %v\n%s", err, out)
 		}
@@ -98,7 +101,7 @@ func BenchmarkTinyBoot(b *testing.B) {
 		}
 		qemuTimes = append(qemuTimes, d)
 		if i == 0 {
-			vmnetTimes, qemuTimes = vmnetTimes[:0], qemuTimes[:0]
+			vmnetTimes, qemuTimes, phases = vmnetTimes[:0], qemuTimes[:0], phases[:0]
 		}
 	}
 	b.StopTimer()
@@ -108,7 +111,34 @@ func BenchmarkTinyBoot(b *testing.B) {
 	b.ReportMetric(vm/qm, "ratio")
 	fmt.Printf("tiny guest, start to first ping, %d samples each at 50 ms resolution: vmnet vm up %s, bare qemu %s\n", rounds, seconds(vmnetTimes), seconds(qemuTimes))
 	fmt.Printf("tiny guest ratio vmnet/qemu: median %.2f (%.2fs / %.2fs), mean %.2f (goal: at most 1.05)\n", vm/qm, vm, qm, mean(vmnetTimes)/mean(qemuTimes))
+	fmt.Printf("tiny guest, vmnet vm up's phases, median of %d: %s (beside the first ping, timed from the command's start, which often answers before vmnet has read the console line; the checks come after both)\n", len(phases), phaseMedians(phases))
 	fmt.Printf("tiny guest: %s\n", stealSince(b, cpu))
+}
+
+// upPhase is one phase of `vmnet -o json vm up`'s result.
+type upPhase struct {
+	Name    string  `json:"name"`
+	Seconds float64 `json:"seconds"`
+}
+
+// phaseMedians is "name 1.23s, ..." with each phase's median over the
+// samples, in the order the first sample lists them.
+func phaseMedians(samples [][]upPhase) string {
+	var names []string
+	by := map[string][]time.Duration{}
+	for _, ps := range samples {
+		for _, p := range ps {
+			if _, ok := by[p.Name]; !ok {
+				names = append(names, p.Name)
+			}
+			by[p.Name] = append(by[p.Name], time.Duration(p.Seconds*float64(time.Second)))
+		}
+	}
+	out := make([]string, len(names))
+	for i, n := range names {
+		out[i] = fmt.Sprintf("%s %.2fs", n, median(by[n]))
+	}
+	return strings.Join(out, ", ")
 }
 
 // median is the middle sample in seconds (the mean of the middle two for an
