@@ -115,14 +115,14 @@ func BenchmarkTinyBoot(b *testing.B) {
 	fmt.Printf("tiny guest: %s\n", stealSince(b, cpu))
 }
 
-// upPhase is one phase of `vmnet -o json vm up`'s result.
+// upPhase is one phase of a VM in `vmnet -o json vm up` or `lab up`.
 type upPhase struct {
 	Name    string  `json:"name"`
 	Seconds float64 `json:"seconds"`
 }
 
 // phaseMedians is "name 1.23s, ..." with each phase's median over the
-// samples, in the order the first sample lists them.
+// samples, in the order the phases first appear.
 func phaseMedians(samples [][]upPhase) string {
 	var names []string
 	by := map[string][]time.Duration{}

@@ -29,10 +29,7 @@ type capstoneUpJSON struct {
 	Seconds       float64 `json:"seconds"`
 	ChecksSeconds float64 `json:"checks_seconds"`
 	Nodes         []struct {
-		Phases []struct {
-			Name    string  `json:"name"`
-			Seconds float64 `json:"seconds"`
-		} `json:"phases"`
+		Phases []upPhase `json:"phases"`
 	} `json:"nodes"`
 	Check checkJSON `json:"check"`
 }
